@@ -1,0 +1,45 @@
+// buildApp(): the api as a Fastify application, every plugin and route registered in order.
+// It never listens; main.ts does, and tests use inject() or a real port.
+import Fastify, { type FastifyInstance } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../shared/config.ts';
+import { loggerOptions } from '../shared/logger.ts';
+import type { Telemetry } from '../shared/telemetry.ts';
+import errorsPlugin from './plugins/errors.ts';
+import authPlugin from './plugins/auth.ts';
+import openapiPlugin from './plugins/openapi.ts';
+import onlinePlugin from './plugins/online.ts';
+import { predictRoutes } from './routes/predict.ts';
+import { healthRoutes } from './routes/health.ts';
+
+export type AppDeps = { config: Config; telemetry: Telemetry };
+
+export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: loggerOptions('api', config.logLevel),
+    genReqId: () => randomUUID(),
+    requestIdHeader: 'x-request-id',
+    bodyLimit: config.api.bodyLimitBytes,
+    // A drained api answers the requests in flight, then closes idle keep-alive sockets.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  // JSON only by default; POST /jobs adds its own NDJSON and CSV parsers in its scope.
+  app.removeContentTypeParser('text/plain');
+
+  await app.register(errorsPlugin);
+  await app.register(authPlugin, { apiKeys: config.api.apiKeys });
+  await app.register(openapiPlugin);
+  await app.register(onlinePlugin, { config });
+  // keyPrefix, not prefix: Fastify reads a `prefix` option as a route prefix.
+  await app.register(healthRoutes, { keyPrefix: config.redis.prefix, telemetry });
+  await app.register(predictRoutes, {
+    predictTimeoutMs: config.api.predictTimeoutMs,
+    maxBatchRecords: config.api.maxBatchRecords,
+    bodyLimitBytes: config.api.bodyLimitBytes,
+  });
+  return app;
+}

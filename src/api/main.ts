@@ -1,0 +1,28 @@
+// The api process: config → telemetry → app → listen; SIGTERM drains it.
+import { loadConfig, ConfigError } from '../shared/config.ts';
+import { createLogger } from '../shared/logger.ts';
+import { startTelemetry } from '../shared/telemetry.ts';
+import { Shutdown } from '../shared/shutdown.ts';
+import { buildApp } from './app.ts';
+
+let config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+    process.exit(1);
+  }
+  throw err;
+}
+
+const telemetry = startTelemetry({ serviceName: 'scoring-api', ...config.telemetry });
+const logger = createLogger('api', config.logLevel);
+const app = await buildApp({ config, telemetry });
+const shutdown = new Shutdown(logger, config.api.shutdownTimeoutMs);
+// Fastify stops accepting, answers the requests in flight, then runs every onClose hook.
+shutdown.add('http', () => app.close());
+shutdown.add('telemetry', () => telemetry.shutdown());
+shutdown.listen();
+
+await app.listen({ port: config.api.port, host: config.api.host });

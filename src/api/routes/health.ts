@@ -1,0 +1,52 @@
+// Liveness, readiness and metrics: the routes an orchestrator and Prometheus call, open
+// even when API_KEYS is set.
+import { z } from 'zod';
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { ErrorBodySchema } from '../../shared/schemas/error.ts';
+import { UnavailableError } from '../../shared/errors.ts';
+import { isRedisReady } from '../../shared/redis.ts';
+import { readLiveWorkers } from '../../shared/worker-registry.ts';
+import type { Telemetry } from '../../shared/telemetry.ts';
+
+export type HealthRoutesOptions = { keyPrefix: string; telemetry: Telemetry };
+
+const ReadySchema = z.object({
+  status: z.literal('ready'),
+  workers: z.number().int().describe('Workers that sent a heartbeat recently'),
+  model_version: z.string().nullable().describe('Model version of the live workers (null when none)'),
+});
+
+export async function healthRoutes(app: FastifyInstance, options: HealthRoutesOptions) {
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  const open = { public: true };
+
+  routes.get(
+    '/health',
+    { config: open, schema: { summary: 'Liveness: the process runs', response: { 200: z.object({ status: z.literal('ok') }) } } },
+    async () => ({ status: 'ok' as const }),
+  );
+
+  routes.get(
+    '/ready',
+    {
+      config: open,
+      schema: { summary: 'Readiness: Redis answers', response: { 200: ReadySchema, 503: ErrorBodySchema } },
+    },
+    async () => {
+      if (!isRedisReady(app.redis)) throw new UnavailableError();
+      try {
+        const workers = await readLiveWorkers(app.redis, options.keyPrefix);
+        const versions = [...new Set(workers.map((w) => w.modelVersion))].sort();
+        return { status: 'ready' as const, workers: workers.length, model_version: versions.join(',') || null };
+      } catch {
+        throw new UnavailableError();
+      }
+    },
+  );
+
+  app.get('/metrics', { config: open, schema: { hide: true } }, (request, reply) => {
+    reply.hijack();
+    options.telemetry.serveMetrics(request.raw, reply.raw);
+  });
+}

@@ -1,0 +1,123 @@
+// The one place that reads process.env. Both processes call loadConfig() once at start and
+// pass the groups down; a bad variable stops the process with a message naming it.
+import { z } from 'zod';
+
+const positiveInt = z.coerce.number().int().positive();
+const nonNegativeInt = z.coerce.number().int().min(0);
+const probability = z.coerce.number().min(0).max(1);
+
+const EnvSchema = z.object({
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+    .default('redis://127.0.0.1:6379'),
+  QUEUE_PREFIX: z.string().min(1).default('scoring').describe('Prefix of every Redis key the service writes'),
+
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOST: z.string().default('0.0.0.0'),
+  API_KEYS: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
+    .describe('Comma-separated bearer keys; empty means the API is open'),
+  PREDICT_TIMEOUT_MS: positiveInt.max(30_000).default(2000),
+  MAX_BATCH_RECORDS: positiveInt.default(1000),
+  MAX_JOB_RECORDS: positiveInt.default(1_000_000),
+  BODY_LIMIT_BYTES: positiveInt.default(1_048_576).describe('Body limit of /predict and /predict/batch'),
+  JOB_BODY_LIMIT_BYTES: positiveInt.default(256 * 1024 * 1024).describe('Body limit of POST /jobs'),
+  ONLINE_MAX_WAITING: positiveInt
+    .default(2000)
+    .describe('Waiting online queue jobs past which /predict answers 429 overloaded'),
+  SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(9100),
+  MODEL_DIR: z.string().default('models/fraud'),
+  MAX_BATCH_SIZE: positiveInt.max(65_536).default(1024).describe('Records per session.run for online work'),
+  MAX_BATCH_DELAY_MS: nonNegativeInt
+    .default(0)
+    .describe('How long a batch may wait for company; 0 takes what is there and never waits idle'),
+  WORKER_CONCURRENCY: positiveInt.default(64).describe('Online queue jobs a worker holds at once'),
+  APPROVE_THRESHOLD: probability.optional().describe("Defaults to the model manifest's"),
+  REVIEW_THRESHOLD: probability.optional().describe("Defaults to the model manifest's"),
+  INTRA_OP_THREADS: positiveInt.default(1),
+  BULK_CHUNK_SIZE: positiveInt.max(100_000).default(10_000),
+  RESULT_TTL_SECONDS: positiveInt.default(86_400),
+  LOCK_DURATION_MS: positiveInt.default(10_000),
+  STALLED_INTERVAL_MS: positiveInt.default(5_000),
+
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().optional(),
+  OTEL_SDK_DISABLED: z.stringbool().default(false),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = this.constructor.name;
+  }
+}
+
+function group(env: Env) {
+  return {
+    redis: { url: env.REDIS_URL, prefix: env.QUEUE_PREFIX },
+    api: {
+      port: env.PORT,
+      host: env.HOST,
+      apiKeys: env.API_KEYS,
+      predictTimeoutMs: env.PREDICT_TIMEOUT_MS,
+      maxBatchRecords: env.MAX_BATCH_RECORDS,
+      maxJobRecords: env.MAX_JOB_RECORDS,
+      bodyLimitBytes: env.BODY_LIMIT_BYTES,
+      jobBodyLimitBytes: env.JOB_BODY_LIMIT_BYTES,
+      onlineMaxWaiting: env.ONLINE_MAX_WAITING,
+      shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    },
+    worker: {
+      port: env.WORKER_PORT,
+      modelDir: env.MODEL_DIR,
+      maxBatchSize: env.MAX_BATCH_SIZE,
+      maxBatchDelayMs: env.MAX_BATCH_DELAY_MS,
+      concurrency: env.WORKER_CONCURRENCY,
+      approveThreshold: env.APPROVE_THRESHOLD,
+      reviewThreshold: env.REVIEW_THRESHOLD,
+      intraOpThreads: env.INTRA_OP_THREADS,
+      shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    },
+    bulk: {
+      chunkSize: env.BULK_CHUNK_SIZE,
+      resultTtlSeconds: env.RESULT_TTL_SECONDS,
+      lockDurationMs: env.LOCK_DURATION_MS,
+      stalledIntervalMs: env.STALLED_INTERVAL_MS,
+    },
+    telemetry: { otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, disabled: env.OTEL_SDK_DISABLED },
+    logLevel: env.LOG_LEVEL,
+  };
+}
+
+export type Config = ReturnType<typeof group>;
+
+/**
+ * Validates the environment once. Throws ConfigError listing every bad variable by name.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid environment variables:\n${lines.join('\n')}`);
+  }
+  const config = group(parsed.data);
+  const { approveThreshold, reviewThreshold } = config.worker;
+  if (approveThreshold !== undefined && reviewThreshold !== undefined && approveThreshold > reviewThreshold) {
+    throw new ConfigError('Invalid environment variables:\n  APPROVE_THRESHOLD: must not exceed REVIEW_THRESHOLD');
+  }
+  return deepFreeze(config);
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const v of Object.values(value)) {
+    if (v && typeof v === 'object') deepFreeze(v);
+  }
+  return Object.freeze(value);
+}

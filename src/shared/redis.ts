@@ -1,0 +1,22 @@
+// Redis connections, made one way. Following BullMQ's production guide: producers (the api)
+// fail fast when Redis is away, so a request gets 503 at once instead of hanging; consumers
+// (workers, subscribers) wait and retry for as long as it takes.
+import { Redis, type RedisOptions } from 'ioredis';
+
+export type RedisRole = 'producer' | 'consumer';
+
+export function createRedis(url: string, role: RedisRole, name: string): Redis {
+  const options: RedisOptions = {
+    connectionName: name,
+    // BullMQ requires null on connections that run blocking commands.
+    maxRetriesPerRequest: role === 'consumer' ? null : 1,
+    enableOfflineQueue: role === 'consumer',
+    // Reconnect forever, backing off to one try a second.
+    retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+  };
+  return new Redis(url, options);
+}
+
+export function isRedisReady(redis: Redis): boolean {
+  return redis.status === 'ready';
+}

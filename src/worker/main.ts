@@ -1,0 +1,99 @@
+// The worker process: config → telemetry → model → Redis → consumers → ops port.
+// SIGTERM: stop fetching, finish the batch in hand, close, release the model, exit.
+import { randomUUID } from 'node:crypto';
+import { loadConfig, ConfigError } from '../shared/config.ts';
+import { createLogger } from '../shared/logger.ts';
+import { startTelemetry } from '../shared/telemetry.ts';
+import { Shutdown } from '../shared/shutdown.ts';
+import { createRedis, isRedisReady } from '../shared/redis.ts';
+import { HEARTBEAT_INTERVAL_MS, recordHeartbeat, removeWorker } from '../shared/worker-registry.ts';
+import { loadModel } from './model.ts';
+import { startPredictConsumer } from './predict-consumer.ts';
+import { startOpsServer } from './ops-server.ts';
+import { createWorkerMetrics } from './worker-metrics.ts';
+
+let config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+    process.exit(1);
+  }
+  throw err;
+}
+
+const telemetry = startTelemetry({ serviceName: 'scoring-worker', ...config.telemetry });
+const logger = createLogger('worker', config.logLevel);
+const workerId = `${process.pid}-${randomUUID().slice(0, 8)}`;
+
+// A model that is missing or does not match its manifest stops the process before it takes work.
+let model;
+try {
+  model = await loadModel(config.worker.modelDir, { intraOpNumThreads: config.worker.intraOpThreads });
+} catch (err) {
+  logger.fatal({ err }, 'model could not be loaded');
+  process.exit(1);
+}
+const thresholds = {
+  approve: config.worker.approveThreshold ?? model.manifest.thresholds.approve,
+  review: config.worker.reviewThreshold ?? model.manifest.thresholds.review,
+};
+if (thresholds.approve > thresholds.review) {
+  logger.fatal({ thresholds }, 'APPROVE_THRESHOLD must not exceed REVIEW_THRESHOLD');
+  process.exit(1);
+}
+
+const blocking = createRedis(config.redis.url, 'consumer', `worker-${workerId}`);
+const plain = createRedis(config.redis.url, 'consumer', `worker-${workerId}-plain`);
+for (const conn of [blocking, plain]) conn.on('error', (err) => logger.debug({ err }, 'redis connection error'));
+
+const metrics = createWorkerMetrics(telemetry.meter);
+const predictWorker = startPredictConsumer({
+  connection: blocking,
+  publisher: plain,
+  prefix: config.redis.prefix,
+  model,
+  thresholds,
+  maxBatchSize: config.worker.maxBatchSize,
+  maxBatchDelayMs: config.worker.maxBatchDelayMs,
+  concurrency: config.worker.concurrency,
+  lockDurationMs: config.bulk.lockDurationMs,
+  stalledIntervalMs: config.bulk.stalledIntervalMs,
+  metrics,
+  logger,
+});
+
+let draining = false;
+const ops = await startOpsServer(
+  config.worker.port,
+  '0.0.0.0',
+  { isReady: () => !draining && isRedisReady(plain), modelVersion: model.version },
+  telemetry,
+);
+
+const beat = () =>
+  recordHeartbeat(plain, config.redis.prefix, workerId, model.version).catch((err: unknown) =>
+    logger.debug({ err }, 'heartbeat failed'),
+  );
+void beat();
+const heartbeat = setInterval(beat, HEARTBEAT_INTERVAL_MS);
+
+const shutdown = new Shutdown(logger, config.worker.shutdownTimeoutMs);
+shutdown.add('stop taking work', async () => {
+  draining = true;
+  clearInterval(heartbeat);
+  await removeWorker(plain, config.redis.prefix, workerId).catch(() => undefined);
+});
+// close() waits for the jobs in hand (the batch in flight) to finish.
+shutdown.add('predict consumer', () => predictWorker.close());
+shutdown.add('model', () => model.close());
+shutdown.add('redis', async () => {
+  await plain.quit().catch(() => plain.disconnect());
+  blocking.disconnect();
+});
+shutdown.add('ops server', () => new Promise<void>((resolve) => ops.close(() => resolve())));
+shutdown.add('telemetry', () => telemetry.shutdown());
+shutdown.listen();
+
+logger.info({ worker_id: workerId, model_version: model.version, port: config.worker.port, thresholds }, 'worker started');

@@ -1,0 +1,32 @@
+// The worker's own instruments. Inference runs vs records scored gives the mean batch size,
+// the way Triton's execution count vs inference count does.
+import type { Meter } from '@opentelemetry/api';
+
+/** Buckets that resolve 1 ms at the low end, for durations recorded in seconds. */
+export const DURATION_BUCKETS_S = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
+
+export function createWorkerMetrics(meter: Meter) {
+  return {
+    batchRecords: meter.createHistogram('scoring_batch_records', {
+      description: 'Records per session.run',
+      advice: { explicitBucketBoundaries: BATCH_SIZE_BUCKETS },
+    }),
+    inferenceDuration: meter.createHistogram('scoring_inference_duration_seconds', {
+      description: 'Time one session.run took',
+      unit: 's',
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
+    }),
+    queueWait: meter.createHistogram('scoring_queue_wait_seconds', {
+      description: 'From enqueue by the api to pick-up by a worker',
+      unit: 's',
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
+    }),
+    recordsScored: meter.createCounter('scoring_records_scored_total', { description: 'Records scored, by kind' }),
+    onlineCalls: meter.createCounter('scoring_online_calls_total', {
+      description: 'Online calls taken by this worker, by outcome (scored, expired)',
+    }),
+  };
+}
+
+export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
