@@ -1,0 +1,65 @@
+// Real api and worker processes for end-to-end tests, started the way `npm run api` and
+// `npm run worker` start them, each on a free port, and stopped or killed on demand.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './ports.ts';
+import { waitFor } from './wait.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export type ServiceProcess = {
+  proc: ChildProcess;
+  port: number;
+  url: string;
+  /** Everything the process wrote, for assertions and for failure messages. */
+  output: () => string;
+  /** Sends a signal and resolves with the exit code once the process has exited. */
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+};
+
+async function startProcess(kind: 'api' | 'worker', env: Record<string, string>, readyPath: string): Promise<ServiceProcess> {
+  const port = await freePort();
+  const portVar = kind === 'api' ? 'PORT' : 'WORKER_PORT';
+  const proc = spawn(process.execPath, [`src/${kind}/main.ts`], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: 'warn', OTEL_SDK_DISABLED: 'false', ...env, [portVar]: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitFor(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`${kind} exited with ${proc.exitCode}: ${output}`);
+        const res = await fetch(url + readyPath).catch(() => undefined);
+        return res?.ok;
+      },
+      { timeoutMs: 20_000, what: `${kind} on port ${port}` },
+    );
+  } catch (err) {
+    proc.kill('SIGKILL');
+    throw new Error(`${String(err)}\n--- ${kind} output ---\n${output}`);
+  }
+  return {
+    proc,
+    port,
+    url,
+    output: () => output,
+    stop: async (signal = 'SIGTERM') => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export function startApi(env: Record<string, string>): Promise<ServiceProcess> {
+  return startProcess('api', env, '/health');
+}
+
+/** Resolves once the worker's ops port says it is ready (model loaded, Redis answers). */
+export function startWorker(env: Record<string, string>): Promise<ServiceProcess> {
+  return startProcess('worker', env, '/ready');
+}
