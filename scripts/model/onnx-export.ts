@@ -1,0 +1,148 @@
+// Turns trained trees into an ONNX model: one ai.onnx.ml TreeEnsembleClassifier with a LOGISTIC
+// post-transform, encoded by protobufjs from the onnx.proto subset beside this file.
+import { readFileSync } from 'node:fs';
+import protobuf from 'protobufjs';
+import type { GbdtModel } from './gbdt.ts';
+
+export interface OnnxExportOptions {
+  /** Graph input, float32 [N, width]. */
+  inputName: string;
+  /** Graph output with class probabilities, float32 [N, 2]; column 1 is the positive class. */
+  probabilityName: string;
+  /** Graph output with the predicted class, int64 [N]. */
+  labelName: string;
+  /** Free text stored in the model's doc_string. */
+  docString?: string;
+}
+
+// Versions onnxruntime-node 1.30 supports; TreeEnsembleClassifier is unchanged since ai.onnx.ml 3
+// for what is used here, and IR 8 is read by every runtime from 1.10 on.
+const IR_VERSION = 8;
+const OPSET_DEFAULT = 17;
+const OPSET_ML = 3;
+
+const root = protobuf.parse(readFileSync(new URL('./onnx.proto', import.meta.url), 'utf8'), {
+  keepCase: true,
+}).root;
+const ModelProto = root.lookupType('onnx.ModelProto');
+const AttributeType = root.lookupEnum('onnx.AttributeProto.AttributeType').values;
+const DataType = root.lookupEnum('onnx.TensorProto.DataType').values;
+
+function attrInts(name: string, ints: readonly number[]) {
+  return { name, type: AttributeType.INTS, ints };
+}
+function attrFloats(name: string, floats: readonly number[]) {
+  return { name, type: AttributeType.FLOATS, floats };
+}
+function attrStrings(name: string, strings: readonly string[]) {
+  return { name, type: AttributeType.STRINGS, strings: strings.map((s) => Buffer.from(s, 'utf8')) };
+}
+function attrString(name: string, value: string) {
+  return { name, type: AttributeType.STRING, s: Buffer.from(value, 'utf8') };
+}
+
+function tensorValue(name: string, elemType: number | undefined, dims: readonly (number | string)[]) {
+  return {
+    name,
+    type: {
+      tensor_type: {
+        elem_type: elemType,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) },
+      },
+    },
+  };
+}
+
+/**
+ * Serializes the model. The bytes depend only on the trees and options (no timestamps), so the same
+ * training run always gives the same file.
+ */
+export function exportGbdtToOnnx(model: GbdtModel, options: OnnxExportOptions): Uint8Array {
+  const nodesTreeIds: number[] = [];
+  const nodesNodeIds: number[] = [];
+  const nodesModes: string[] = [];
+  const nodesFeatureIds: number[] = [];
+  const nodesValues: number[] = [];
+  const nodesTrue: number[] = [];
+  const nodesFalse: number[] = [];
+  const classTreeIds: number[] = [];
+  const classNodeIds: number[] = [];
+  const classIds: number[] = [];
+  const classWeights: number[] = [];
+
+  model.trees.forEach((tree, treeId) => {
+    for (let node = 0; node < tree.feature.length; node++) {
+      const feature = tree.feature[node]!;
+      nodesTreeIds.push(treeId);
+      nodesNodeIds.push(node);
+      if (feature >= 0) {
+        // The trainer sends `x <= threshold` left, which is BRANCH_LEQ's true branch.
+        nodesModes.push('BRANCH_LEQ');
+        nodesFeatureIds.push(feature);
+        nodesValues.push(tree.threshold[node]!);
+        nodesTrue.push(tree.left[node]!);
+        nodesFalse.push(tree.right[node]!);
+      } else {
+        nodesModes.push('LEAF');
+        nodesFeatureIds.push(0);
+        nodesValues.push(0);
+        nodesTrue.push(0);
+        nodesFalse.push(0);
+        // One weight per leaf on class 0 with two class labels is the runtime's binary case: the
+        // sum is the positive class's log-odds and LOGISTIC yields [1 − p, p].
+        classTreeIds.push(treeId);
+        classNodeIds.push(node);
+        classIds.push(0);
+        classWeights.push(tree.value[node]!);
+      }
+    }
+  });
+
+  const classifier = {
+    name: 'fraud_trees',
+    op_type: 'TreeEnsembleClassifier',
+    domain: 'ai.onnx.ml',
+    input: [options.inputName],
+    output: [options.labelName, options.probabilityName],
+    attribute: [
+      attrFloats('base_values', [model.baseScore]),
+      attrInts('class_ids', classIds),
+      attrInts('class_nodeids', classNodeIds),
+      attrInts('class_treeids', classTreeIds),
+      attrFloats('class_weights', classWeights),
+      attrInts('classlabels_int64s', [0, 1]),
+      attrInts('nodes_falsenodeids', nodesFalse),
+      attrInts('nodes_featureids', nodesFeatureIds),
+      attrStrings('nodes_modes', nodesModes),
+      attrInts('nodes_nodeids', nodesNodeIds),
+      attrInts('nodes_treeids', nodesTreeIds),
+      attrInts('nodes_truenodeids', nodesTrue),
+      attrFloats('nodes_values', nodesValues),
+      attrString('post_transform', 'LOGISTIC'),
+    ],
+  };
+
+  const message = ModelProto.fromObject({
+    ir_version: IR_VERSION,
+    opset_import: [
+      { domain: '', version: OPSET_DEFAULT },
+      { domain: 'ai.onnx.ml', version: OPSET_ML },
+    ],
+    producer_name: 'scoring-service scripts/model',
+    producer_version: '1.0.0',
+    model_version: 1,
+    doc_string: options.docString ?? '',
+    graph: {
+      name: 'fraud_gbdt',
+      node: [classifier],
+      input: [tensorValue(options.inputName, DataType.FLOAT, ['N', model.width])],
+      output: [
+        tensorValue(options.labelName, DataType.INT64, ['N']),
+        tensorValue(options.probabilityName, DataType.FLOAT, ['N', 2]),
+      ],
+    },
+  });
+  const problem = ModelProto.verify(message);
+  if (problem) throw new Error(`ONNX ModelProto is invalid: ${problem}`);
+  return ModelProto.encode(message).finish();
+}
