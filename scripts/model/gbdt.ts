@@ -17,13 +17,16 @@ export interface GbdtOptions {
   l2: number;
 }
 
+// Chosen on a validation split inside the training rows (fit on rows 0-127,999, scored on
+// 128,000-159,999), never on the held-out rows: shallow trees with a strong L2 and large leaves
+// reached that split's true-probability AUC (0.8853); deeper or less regularized trees fit noise.
 export const DEFAULT_GBDT_OPTIONS: Readonly<GbdtOptions> = Object.freeze({
   trees: 300,
   maxDepth: 3,
-  learningRate: 0.05,
-  minLeafSize: 100,
+  learningRate: 0.03,
+  minLeafSize: 200,
   maxBins: 255,
-  l2: 1,
+  l2: 20,
 });
 
 /** One tree in flat arrays indexed by node id (preorder, root 0). `feature[i] < 0` marks a leaf. */
