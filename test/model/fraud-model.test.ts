@@ -7,8 +7,10 @@ import { readFileSync } from 'node:fs';
 import { loadModel } from '../../src/worker/model.ts';
 import { ModelManifestSchema } from '../../src/worker/model-manifest.ts';
 import { buildFraudModel, serializeManifest } from '../../scripts/model/build-fraud-model.ts';
-import { REFERENCE_DATA, generateFraudRows } from '../../scripts/model/fraud-data.ts';
+import { REFERENCE_DATA, generateFraudRecords, generateFraudRows } from '../../scripts/model/fraud-data.ts';
+import { predictGbdtProbability } from '../../scripts/model/gbdt.ts';
 import { rocAuc } from '../../scripts/model/metrics.ts';
+import { createFeatureEncoder } from '../../src/worker/features.ts';
 
 const MODEL_DIR = new URL('../../models/fraud/', import.meta.url);
 const SKLEARN_AUC = 0.8977;
@@ -44,9 +46,25 @@ describe('committed fraud model', () => {
     }
   });
 
-  test('rebuilding from nothing gives the committed bytes', () => {
+  test('rebuilding from nothing gives the committed bytes, and the runtime matches the rebuilt trees', async () => {
     const build = buildFraudModel();
     assert.equal(createHash('sha256').update(build.onnx).digest('hex'), manifest.sha256);
     assert.equal(serializeManifest(build.manifest), manifestText);
+
+    const records = generateFraudRecords(2024, 10_000);
+    const expected = predictGbdtProbability(
+      build.model,
+      createFeatureEncoder(build.manifest.input).encode(records),
+      records.length,
+    );
+    const model = await loadModel(MODEL_DIR.pathname);
+    try {
+      const actual = await model.score(records);
+      let maxError = 0;
+      for (let i = 0; i < records.length; i++) maxError = Math.max(maxError, Math.abs(actual[i]! - expected[i]!));
+      assert.ok(maxError <= 1e-5, `max |onnx − trainer| = ${maxError}`);
+    } finally {
+      await model.close();
+    }
   });
 });
