@@ -30,6 +30,16 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
   // JSON only by default; POST /jobs adds its own NDJSON and CSV parsers in its scope.
   app.removeContentTypeParser('text/plain');
 
+  // While draining, answers to the calls in flight close their keep-alive sockets, so
+  // close() does not wait for clients to hang up (Fastify closes only sockets idle at the start).
+  let draining = false;
+  app.addHook('preClose', async () => {
+    draining = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close');
+  });
+
   await app.register(errorsPlugin);
   await app.register(authPlugin, { apiKeys: config.api.apiKeys });
   await app.register(openapiPlugin);

@@ -50,8 +50,10 @@ export class Shutdown {
   async #runSteps(reason: string): Promise<void> {
     this.#logger.info({ reason }, 'shutting down');
     for (const step of this.#steps) {
+      const started = performance.now();
       try {
         await step.run();
+        this.#logger.info({ step: step.name, ms: Math.round(performance.now() - started) }, 'shutdown step done');
       } catch (err) {
         this.#logger.error({ err, step: step.name }, 'shutdown step failed');
       }
