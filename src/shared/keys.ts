@@ -14,3 +14,26 @@ export function workersKey(prefix: string): string {
 export function workerModelsKey(prefix: string): string {
   return `${prefix}:worker-models`;
 }
+
+// A bulk job's keys share the hash tag {jobId}, so a Lua script may touch all of them on one
+// Redis Cluster slot. Every one of them expires at the job's expires_at (PEXPIREAT).
+
+/** Hash: a bulk job's state (status, owner, progress, timestamps). */
+export function bulkJobKey(prefix: string, jobId: string): string {
+  return `${prefix}:bulk:{${jobId}}`;
+}
+
+/** String: one staged input chunk (bulk-chunk codec), deleted once its results are written. */
+export function bulkInputKey(prefix: string, jobId: string, chunk: number): string {
+  return `${prefix}:bulk:{${jobId}}:in:${chunk}`;
+}
+
+/** String: one chunk's results (bulk-chunk results codec), written once (SET NX). */
+export function bulkResultKey(prefix: string, jobId: string, chunk: number): string {
+  return `${prefix}:bulk:{${jobId}}:out:${chunk}`;
+}
+
+/** String: Idempotency-Key → job id, per owner; keyDigest is a hash of the client's key. */
+export function bulkIdempotencyKey(prefix: string, owner: string, keyDigest: string): string {
+  return `${prefix}:bulk-idem:${owner}:${keyDigest}`;
+}

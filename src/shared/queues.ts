@@ -50,6 +50,16 @@ export type OnlineReply = z.infer<typeof OnlineReplySchema>;
 export const ReplyMessageSchema = z.object({ replies: z.array(OnlineReplySchema) });
 export type ReplyMessage = z.infer<typeof ReplyMessageSchema>;
 
+/** One chunk of a bulk job: which job, which staged chunk, and the rows it holds. */
+export const BulkChunkJobSchema = z.object({
+  job_id: z.string(),
+  chunk: z.number().int().nonnegative(),
+  /** Index of the chunk's first record in the job's input. */
+  start: z.number().int().nonnegative(),
+  count: z.number().int().positive(),
+});
+export type BulkChunkJob = z.infer<typeof BulkChunkJobSchema>;
+
 export const QUEUES = {
   predict: {
     name: 'predict',
@@ -59,5 +69,19 @@ export const QUEUES = {
     // be removed at once: no waiter races BullMQ's clean-up ("Missing key for job").
     // One attempt: a retried online job would be past its caller's deadline anyway.
     jobOptions: { attempts: 1, removeOnComplete: true, removeOnFail: true } satisfies JobsOptions,
+  },
+  bulk: {
+    name: 'bulk',
+    jobName: 'chunk',
+    data: BulkChunkJobSchema,
+    // A chunk's results are written idempotently (SET NX), so a retry after a crash or a
+    // transient fault is safe; five attempts with backoff ride out a Redis blip of ~30 s.
+    // Results live in the job's own keys, so BullMQ's copy of a chunk job is not needed.
+    jobOptions: {
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 1000 },
+      removeOnComplete: true,
+      removeOnFail: { count: 1000 },
+    } satisfies JobsOptions,
   },
 } as const;

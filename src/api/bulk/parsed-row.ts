@@ -1,0 +1,28 @@
+// What every bulk body parser yields, and the pieces they share: the byte limit enforced while
+// streaming, and record validation that names the row a problem is on.
+import { BulkRecordSchema, type BulkRecord } from '../../shared/schemas/record.ts';
+import { PayloadTooLargeError, issuesToDetails, type ErrorDetail } from '../../shared/errors.ts';
+
+/** One row of a body: a valid record, or the problems that make it invalid. */
+export type ParsedRow = { ok: true; record: BulkRecord } | { ok: false; details: ErrorDetail[] };
+
+/** Validates one record; problems carry `path` (e.g. ['lines', 18] or ['records', 17]) before the field. */
+export function validateRecord(value: unknown, path: readonly PropertyKey[]): ParsedRow {
+  const parsed = BulkRecordSchema.safeParse(value);
+  if (parsed.success) return { ok: true, record: parsed.data };
+  return { ok: false, details: issuesToDetails(parsed.error.issues, path) };
+}
+
+/**
+ * Passes a body through, counting its bytes; throws PayloadTooLargeError past maxBytes, so a
+ * streamed body is refused as soon as it is too large, without being read to its end.
+ */
+export async function* limitBytes(source: AsyncIterable<Buffer | string>, maxBytes: number): AsyncGenerator<Buffer> {
+  let seen = 0;
+  for await (const chunk of source) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    seen += buffer.length;
+    if (seen > maxBytes) throw new PayloadTooLargeError(`The body is larger than ${maxBytes} bytes`);
+    yield buffer;
+  }
+}
