@@ -1,0 +1,64 @@
+// No Docker engine runs here, so the container files are checked for what can be checked:
+// they parse, they start the processes the way package.json does, and every variable they set
+// is one the config reads.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { DockerfileParser } from 'dockerfile-ast';
+import { ENV_VARIABLES } from '../../src/shared/config.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const read = (path: string) => readFileSync(ROOT + path, 'utf8');
+const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+
+function dockerfile(path: string) {
+  const instructions = DockerfileParser.parse(read(path)).getInstructions();
+  const all = (keyword: string) => instructions.filter((i) => i.getKeyword() === keyword).map((i) => i.getArgumentsContent() ?? '');
+  return { all, one: (keyword: string) => all(keyword).at(-1) ?? '' };
+}
+
+for (const [file, script] of [['Dockerfile.api', 'api'], ['Dockerfile.worker', 'worker']] as const) {
+  test(`${file} builds on Node 24 slim, installs production packages, runs as non-root, starts like npm run ${script}`, () => {
+    const d = dockerfile(file);
+    assert.match(d.one('FROM'), /^node:24-slim$/);
+    assert.ok(d.all('RUN').some((r) => /npm ci --omit=dev/.test(r)));
+    assert.match(d.one('USER'), /^node$/);
+    assert.match(d.one('HEALTHCHECK'), /\/health/);
+    const cmd = JSON.parse(d.one('CMD')) as string[];
+    assert.equal(cmd.join(' '), pkg.scripts[script], 'CMD and the npm script start the process the same way');
+    for (const arg of cmd.slice(1)) if (/\.ts$/.test(arg)) assert.ok(existsSync(ROOT + arg), `${arg} exists`);
+    for (const env of d.all('ENV')) assert.ok(ENV_VARIABLES.includes(env.split('=')[0]!) || env.startsWith('NODE_ENV'), env);
+    for (const copied of d.all('COPY').map((c) => c.split(/\s+/)[0]!)) assert.ok(existsSync(ROOT + copied), `${copied} exists`);
+  });
+}
+
+test('docker-compose.yml runs Redis with AOF on a volume, the api, and a scalable worker', () => {
+  const compose = parseYaml(read('docker-compose.yml')) as {
+    services: Record<string, { command?: string[]; volumes?: string[]; environment?: Record<string, string>; ports?: string[]; build?: { dockerfile: string } }>;
+    volumes: Record<string, unknown>;
+  };
+  const { redis, api, worker } = compose.services;
+  assert.ok(redis && api && worker);
+  assert.ok(redis.command!.join(' ').includes('--appendonly yes'));
+  assert.ok(redis.volumes!.some((v) => v.endsWith(':/data')));
+  assert.equal(api.build!.dockerfile, 'Dockerfile.api');
+  assert.equal(worker.build!.dockerfile, 'Dockerfile.worker');
+  assert.equal(worker.ports, undefined, 'a worker publishes no host port, so --scale worker=N works');
+  for (const service of [api, worker]) {
+    for (const name of Object.keys(service.environment ?? {})) {
+      assert.ok(ENV_VARIABLES.includes(name) || name.startsWith('OTEL_'), `${name} is read by src/shared/config.ts`);
+    }
+  }
+});
+
+test('.env.example lists every variable the config reads', () => {
+  const listed = new Set(
+    read('.env.example')
+      .split('\n')
+      .map((l) => /^#?\s*([A-Z][A-Z0-9_]+)=/.exec(l)?.[1])
+      .filter(Boolean),
+  );
+  for (const name of ENV_VARIABLES) assert.ok(listed.has(name), `${name} is in .env.example`);
+});
