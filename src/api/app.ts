@@ -12,6 +12,7 @@ import openapiPlugin from './plugins/openapi.ts';
 import onlinePlugin from './plugins/online.ts';
 import { predictRoutes } from './routes/predict.ts';
 import { healthRoutes } from './routes/health.ts';
+import { jobsRoutes } from './routes/jobs.ts';
 
 export type AppDeps = { config: Config; telemetry: Telemetry };
 
@@ -51,5 +52,6 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
     maxBatchRecords: config.api.maxBatchRecords,
     bodyLimitBytes: config.api.bodyLimitBytes,
   });
+  await app.register(jobsRoutes, { config });
   return app;
 }

@@ -9,6 +9,7 @@ import { createRedis, isRedisReady } from '../shared/redis.ts';
 import { HEARTBEAT_INTERVAL_MS, recordHeartbeat, removeWorker } from '../shared/worker-registry.ts';
 import { loadModel } from './model.ts';
 import { startPredictConsumer } from './predict-consumer.ts';
+import { startBulkConsumer } from './bulk-consumer.ts';
 import { startOpsServer } from './ops-server.ts';
 import { createWorkerMetrics } from './worker-metrics.ts';
 
@@ -64,6 +65,20 @@ const predictWorker = startPredictConsumer({
   logger,
 });
 
+// Bulk chunks on a connection of their own, so a chunk's Redis traffic never queues behind online replies.
+const bulkConnection = createRedis(config.redis.url, 'consumer', `worker-${workerId}-bulk`);
+bulkConnection.on('error', (err) => logger.debug({ err }, 'redis connection error'));
+const bulkWorker = startBulkConsumer({
+  connection: bulkConnection,
+  prefix: config.redis.prefix,
+  model,
+  thresholds,
+  lockDurationMs: config.bulk.lockDurationMs,
+  stalledIntervalMs: config.bulk.stalledIntervalMs,
+  metrics,
+  logger,
+});
+
 let draining = false;
 const ops = await startOpsServer(
   config.worker.port,
@@ -86,11 +101,16 @@ shutdown.add('stop taking work', async () => {
   await removeWorker(plain, config.redis.prefix, workerId).catch(() => undefined);
 });
 // close() waits for the jobs in hand (the batch in flight) to finish.
+// Bulk first: it stops taking chunks and finishes (writes) the one in hand while the online
+// consumer still serves. A chunk not finished by the deadline is handed back by the stalled
+// check and scored once elsewhere.
+shutdown.add('bulk consumer', () => bulkWorker.close());
 shutdown.add('predict consumer', () => predictWorker.close());
 shutdown.add('model', () => model.close());
 shutdown.add('redis', async () => {
   await plain.quit().catch(() => plain.disconnect());
   blocking.disconnect();
+  bulkConnection.disconnect();
 });
 shutdown.add('ops server', () => new Promise<void>((resolve) => ops.close(() => resolve())));
 shutdown.add('telemetry', () => telemetry.shutdown());
