@@ -1,0 +1,39 @@
+// One 1,000,000-record bulk job end to end on a private Redis, one api and one worker: records/s
+// from the first byte of POST /jobs to the last byte of the NDJSON results, and the api's peak
+// RSS (VmHWM) over the whole run. Usage: node scripts/bulk-measure.ts [records] [chunk size]
+import { startTestRedis } from '../test/helpers/redis-server.ts';
+import { startApi, startWorker } from '../test/helpers/processes.ts';
+import { buildNdjson, runBulk } from '../bench/bulk.ts';
+import { statusMb } from '../bench/process-stats.ts';
+
+const records = Number(process.argv[2] ?? 1_000_000);
+const chunkSize = process.argv[3] ?? '10000';
+const redis = await startTestRedis();
+const env = { REDIS_URL: redis.url, QUEUE_PREFIX: 'measure', BULK_CHUNK_SIZE: chunkSize, OTEL_SDK_DISABLED: 'true' };
+const api = await startApi(env);
+const worker = await startWorker(env);
+try {
+  const body = buildNdjson(records);
+  const apiBefore = statusMb(api.proc.pid!, 'VmHWM');
+  const outcome = await runBulk(api.url, body, records, 600_000);
+  const apiPeak = statusMb(api.proc.pid!, 'VmHWM');
+  const workerPeak = statusMb(worker.proc.pid!, 'VmHWM');
+  const used = await redis.client.info('memory');
+  console.log(
+    JSON.stringify(
+      {
+        ...outcome,
+        chunk_size: Number(chunkSize),
+        api_peak_rss_mb_before: apiBefore?.toFixed(1),
+        api_peak_rss_mb: apiPeak?.toFixed(1),
+        worker_peak_rss_mb: workerPeak?.toFixed(1),
+        redis_used_memory_peak: /used_memory_peak_human:(\S+)/.exec(used)?.[1],
+      },
+      null,
+      2,
+    ),
+  );
+} finally {
+  await Promise.all([api.stop(), worker.stop()]);
+  await redis.close();
+}
