@@ -11,6 +11,8 @@ export const OnlineCallSchema = z.object({
   /** Epoch ms. Past it the caller has had its 504 and the worker must not score the call. */
   deadline: z.number(),
   records: z.array(FraudRecordSchema).min(1),
+  /** W3C trace context of the caller's enqueue span; absent when tracing is off. */
+  trace: z.object({ traceparent: z.string(), tracestate: z.string().optional() }).optional(),
 });
 export type OnlineCall = z.infer<typeof OnlineCallSchema>;
 
@@ -71,7 +73,7 @@ export const QUEUES = {
     jobOptions: { attempts: 1, removeOnComplete: true, removeOnFail: true } satisfies JobsOptions,
   },
   bulk: {
-    name: 'bulk',
+    name: 'bulk-chunk',
     jobName: 'chunk',
     data: BulkChunkJobSchema,
     // A chunk's results are written idempotently (SET NX), so a retry after a crash or a
