@@ -2,6 +2,7 @@
 // redis-server when nothing answers at REDIS_URL. Ctrl-C drains both processes (SIGTERM),
 // then stops the private Redis.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { serviceArgs } from '../src/shared/node-args.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -72,7 +73,7 @@ if (!(await answers(config.redis.url))) {
 }
 
 const children = (['api', 'worker'] as const).map((kind) => {
-  const child = spawn(process.execPath, [`src/${kind}/main.ts`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, serviceArgs(kind), { env, stdio: ['ignore', 'pipe', 'pipe'] });
   prefixed(kind, child);
   return child;
 });

@@ -10,6 +10,8 @@ import errorsPlugin from './plugins/errors.ts';
 import authPlugin from './plugins/auth.ts';
 import openapiPlugin from './plugins/openapi.ts';
 import onlinePlugin from './plugins/online.ts';
+import observabilityPlugin from './plugins/observability.ts';
+import adminPlugin from './plugins/admin.ts';
 import { predictRoutes } from './routes/predict.ts';
 import { healthRoutes } from './routes/health.ts';
 import { jobsRoutes } from './routes/jobs.ts';
@@ -21,6 +23,8 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
     logger: loggerOptions('api', config.logLevel),
     genReqId: () => randomUUID(),
     requestIdHeader: 'x-request-id',
+    // The same name as the error body's request_id, so a client's error leads to its log lines.
+    requestIdLogLabel: 'request_id',
     bodyLimit: config.api.bodyLimitBytes,
     // A drained api answers the requests in flight, then closes idle keep-alive sockets.
     forceCloseConnections: 'idle',
@@ -44,7 +48,9 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
   await app.register(errorsPlugin);
   await app.register(authPlugin, { apiKeys: config.api.apiKeys });
   await app.register(openapiPlugin);
-  await app.register(onlinePlugin, { config });
+  await app.register(onlinePlugin, { config, telemetry });
+  await app.register(observabilityPlugin, { config, telemetry });
+  await app.register(adminPlugin, { config });
   // keyPrefix, not prefix: Fastify reads a `prefix` option as a route prefix.
   await app.register(healthRoutes, { keyPrefix: config.redis.prefix, telemetry });
   await app.register(predictRoutes, {

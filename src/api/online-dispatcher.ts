@@ -19,6 +19,9 @@ import { isRedisReady } from '../shared/redis.ts';
 import type { FraudRecord } from '../shared/schemas/record.ts';
 import type { Decision } from '../shared/schemas/prediction.ts';
 import type { LogSink } from '../shared/logger.ts';
+import type { Tracer } from '@opentelemetry/api';
+import { injectSpan } from '../shared/trace-carrier.ts';
+import { endCallSpanError, endCallSpanOk, startCallSpan } from './call-spans.ts';
 
 export type CallResult = {
   probabilities: number[];
@@ -45,6 +48,8 @@ export type OnlineDispatcherOptions = {
   /** Waiting online jobs past which calls are refused with 429. */
   maxWaiting: number;
   logger: LogSink;
+  /** Set when spans are exported; each call then gets a span and carries its context. */
+  tracer?: Tracer | undefined;
 };
 
 /** How often the queue depth behind the 429 bound is sampled: a Redis call per request would cost more than it saves. */
@@ -58,6 +63,8 @@ export class OnlineDispatcher {
   #turn: OnlineCall[] = [];
   #nextCallId = 0;
   #waiting = 0;
+  #jobsEnqueued = 0;
+  #recordsEnqueued = 0;
   #depthTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -84,6 +91,11 @@ export class OnlineDispatcher {
     return this.#pending.size;
   }
 
+  /** Records per queue job this api has enqueued (1 before the first): turns a job count into records. */
+  get meanRecordsPerJob(): number {
+    return this.#jobsEnqueued === 0 ? 1 : this.#recordsEnqueued / this.#jobsEnqueued;
+  }
+
   /**
    * Scores records through the queue. Rejects with UnavailableError (Redis away),
    * OverloadedError (queue past its bound) or TimeoutError (no reply within timeoutMs).
@@ -93,14 +105,24 @@ export class OnlineDispatcher {
     if (this.#waiting > this.#options.maxWaiting) return Promise.reject(new OverloadedError(1));
 
     const callId = String(this.#nextCallId++);
+    const span = this.#options.tracer ? startCallSpan(this.#options.tracer, QUEUES.predict.name, records.length) : undefined;
     return new Promise<CallResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(callId);
-        reject(new TimeoutError(timeoutMs));
+        const error = new TimeoutError(timeoutMs);
+        if (span) endCallSpanError(span, error);
+        reject(error);
       }, timeoutMs);
-      this.#pending.set(callId, { resolve, reject, timer });
+      this.#pending.set(callId, {
+        resolve: span ? (result) => (endCallSpanOk(span, result.timings, result.modelVersion), resolve(result)) : resolve,
+        reject: span ? (error) => (endCallSpanError(span, error), reject(error)) : reject,
+        timer,
+      });
       if (this.#turn.length === 0) setImmediate(() => void this.#flush());
-      this.#turn.push({ call_id: callId, deadline: Date.now() + timeoutMs, records });
+      const call: OnlineCall = { call_id: callId, deadline: Date.now() + timeoutMs, records };
+      const carrier = span && injectSpan(span);
+      if (carrier) call.trace = carrier;
+      this.#turn.push(call);
     });
   }
 
@@ -131,6 +153,8 @@ export class OnlineDispatcher {
       if (batch.length === 1) await queue.add(batch[0]!.name, batch[0]!.data, batch[0]!.opts);
       else await queue.addBulk(batch);
       this.#waiting += batch.length;
+      this.#jobsEnqueued += batch.length;
+      for (const call of calls) this.#recordsEnqueued += call.records.length;
     } catch (err) {
       this.#options.logger.warn({ err }, 'enqueue failed');
       for (const call of calls) this.#settle(call.call_id, (p) => p.reject(new UnavailableError()));

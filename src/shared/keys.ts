@@ -37,3 +37,8 @@ export function bulkResultKey(prefix: string, jobId: string, chunk: number): str
 export function bulkIdempotencyKey(prefix: string, owner: string, keyDigest: string): string {
   return `${prefix}:bulk-idem:${owner}:${keyDigest}`;
 }
+
+/** Counter: records scored by all workers, ever; the api derives the scoring rate from it. */
+export function recordsScoredKey(prefix: string): string {
+  return `${prefix}:stats:records-scored`;
+}

@@ -1,5 +1,14 @@
 // pino options both processes share. Record contents are never logged at info level.
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { isSpanContextValid, trace } from '@opentelemetry/api';
+
+/** trace_id and span_id of the active span, so a log line can be found from its trace and back. */
+function traceFields(): Record<string, string> {
+  const span = trace.getActiveSpan();
+  if (!span) return {};
+  const ctx = span.spanContext();
+  return isSpanContextValid(ctx) ? { trace_id: ctx.traceId, span_id: ctx.spanId } : {};
+}
 
 export function loggerOptions(service: string, level: string): LoggerOptions {
   return {
@@ -7,6 +16,7 @@ export function loggerOptions(service: string, level: string): LoggerOptions {
     base: { service, pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: ['req.headers.authorization'], censor: '[redacted]' },
+    mixin: traceFields,
   };
 }
 

@@ -1,15 +1,35 @@
-// OpenTelemetry for both processes: one NodeSDK, started before the process does any work
-// and shut down last. Metrics are always collected and served as Prometheus text on the
-// process's own /metrics; traces are exported over OTLP only when an endpoint is set.
+// OpenTelemetry for both processes: one NodeSDK per process, started by telemetry-preload.ts
+// (node --import) before any module it instruments is loaded, and shut down last. Metrics are
+// always collected and served as Prometheus text on the process's own /metrics; traces are
+// exported over OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT is set, and with
+// OTEL_SDK_DISABLED=true nothing is started at all (no hooks, no spans, empty /metrics).
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { metrics, type Meter } from '@opentelemetry/api';
+import { AggregationType, type ViewOptions } from '@opentelemetry/sdk-metrics';
+import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
+import { metrics, trace, type Meter, type Tracer } from '@opentelemetry/api';
+import { BullMQOtel } from 'bullmq-otel';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/**
+ * Buckets that resolve 1 ms at the low end, for durations recorded in seconds. Every duration
+ * histogram of the service uses them, so api and worker latencies can be compared bucket by bucket.
+ */
+export const DURATION_BUCKETS_S = [
+  0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
+/** Paths an orchestrator or Prometheus polls: no span for them, they would drown the traces. */
+const UNTRACED_PATHS = new Set(['/metrics', '/health', '/ready']);
 
 export type Telemetry = {
   meter: Meter;
+  tracer: Tracer;
+  /** True when spans are recorded and exported (an OTLP endpoint is set and the SDK is on). */
+  tracing: boolean;
   /** Writes the Prometheus text exposition of every metric to res. */
   serveMetrics: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Flushes and stops every provider; idempotent. */
   shutdown: () => Promise<void>;
 };
 
@@ -19,21 +39,80 @@ export type TelemetryOptions = {
   disabled: boolean;
 };
 
+let current: Telemetry | undefined;
+
+/**
+ * Starts the SDK once per process and returns it; later calls return the same instance, so
+ * main.ts gets what the preload started (the service name of the first call wins).
+ */
 export function startTelemetry(options: TelemetryOptions): Telemetry {
+  current ??= create(options);
+  return current;
+}
+
+/**
+ * BullMQ's own telemetry option, to spread into a Queue's or Worker's options: with it BullMQ
+ * opens a span per add/process and carries the trace context inside each job. Empty while
+ * spans are not exported, so BullMQ does none of that work for nothing. Used for bulk chunks;
+ * online calls carry their context per call instead (trace-carrier.ts).
+ */
+export function bullmqTelemetry(): { telemetry?: BullMQOtel } {
+  return current?.tracing ? { telemetry: new BullMQOtel('scoring-bullmq') } : {};
+}
+
+function create(options: TelemetryOptions): Telemetry {
+  const scope = options.serviceName;
+  if (options.disabled) {
+    return {
+      meter: metrics.getMeter(scope),
+      tracer: trace.getTracer(scope),
+      tracing: false,
+      serveMetrics: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end('# telemetry disabled (OTEL_SDK_DISABLED=true)\n');
+      },
+      shutdown: () => Promise.resolve(),
+    };
+  }
   // Served on the process's own port rather than the exporter's: one port per process.
   const prometheus = new PrometheusExporter({ preventServerStart: true });
+  const tracing = Boolean(options.otlpEndpoint);
+  const views: ViewOptions[] = [
+    {
+      // The instrumentation's own buckets start at 5 ms; ours resolve 1 ms.
+      instrumentName: 'http.server.request.duration',
+      // The Prometheus exporter does not append the unit; the name says it, like our own.
+      name: 'http.server.request.duration_seconds',
+      aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: DURATION_BUCKETS_S } },
+    },
+  ];
   const sdk = new NodeSDK({
     serviceName: options.serviceName,
     metricReaders: [prometheus],
-    // Trace export is configured from OTEL_* variables by the SDK itself; without an endpoint
-    // there is nothing to send to.
-    ...(options.otlpEndpoint ? {} : { traceExporter: undefined, spanProcessors: [] }),
-    instrumentations: [],
+    views,
+    // Without an endpoint there is nothing to send spans to: no tracer provider at all, so
+    // every span the code starts is a no-op. With one, the SDK builds the OTLP exporter from
+    // the OTEL_EXPORTER_OTLP_* variables (protocol, headers) itself.
+    ...(tracing ? {} : { spanProcessors: [] }),
+    // Logs go to stdout as pino JSON (with trace ids); the SDK must not ship them as well.
+    logRecordProcessors: [],
+    instrumentations: [
+      // The HTTP server span, traceparent extraction and http.server.request.duration. The
+      // route is set by the api (plugins/http-route.ts), which is all Fastify's own
+      // instrumentation would add here: its per-hook spans cost more than they tell.
+      // Outgoing requests are not instrumented: the only client is the OTLP exporter itself.
+      new HttpInstrumentation({
+        disableOutgoingRequestInstrumentation: true,
+        ignoreIncomingRequestHook: (req) => UNTRACED_PATHS.has((req.url ?? '/').split('?')[0] ?? ''),
+      }),
+    ],
   });
-  if (!options.disabled) sdk.start();
+  sdk.start();
+  let stopped: Promise<void> | undefined;
   return {
-    meter: metrics.getMeter(options.serviceName),
+    meter: metrics.getMeter(scope),
+    tracer: trace.getTracer(scope),
+    tracing,
     serveMetrics: (req, res) => prometheus.getMetricsRequestHandler(req, res),
-    shutdown: () => (options.disabled ? Promise.resolve() : sdk.shutdown()),
+    shutdown: () => (stopped ??= sdk.shutdown()),
   };
 }

@@ -12,6 +12,7 @@ import { QUEUES } from '../shared/queues.ts';
 import { decide, type Thresholds } from './decide.ts';
 import type { ScoringModel } from './model.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
+import { bullmqTelemetry } from '../shared/telemetry.ts';
 
 /**
  * Rows per session.run. measure-inference puts a 2048-row run of the fraud model at a few ms:
@@ -84,6 +85,8 @@ export function startBulkConsumer(options: BulkConsumerOptions): Worker {
     concurrency: 1,
     lockDuration: options.lockDurationMs,
     stalledInterval: options.stalledIntervalMs,
+    // With tracing on, each chunk's process span continues the trace of the submit that made it.
+    ...bullmqTelemetry(),
     // A chunk whose worker died twice (it may be what kills workers) fails the job rather than
     // taking a third down with it.
     maxStalledCount: 2,

@@ -12,6 +12,8 @@ import { startPredictConsumer } from './predict-consumer.ts';
 import { startBulkConsumer } from './bulk-consumer.ts';
 import { startOpsServer } from './ops-server.ts';
 import { createWorkerMetrics } from './worker-metrics.ts';
+import { countJobOutcomes, countScoredChunks } from './job-outcomes.ts';
+import { QUEUES } from '../shared/queues.ts';
 
 let config;
 try {
@@ -63,7 +65,9 @@ const predictWorker = startPredictConsumer({
   stalledIntervalMs: config.bulk.stalledIntervalMs,
   metrics,
   logger,
+  tracer: telemetry.tracing ? telemetry.tracer : undefined,
 });
+countJobOutcomes(predictWorker, QUEUES.predict.name, metrics);
 
 // Bulk chunks on a connection of their own, so a chunk's Redis traffic never queues behind online replies.
 const bulkConnection = createRedis(config.redis.url, 'consumer', `worker-${workerId}-bulk`);
@@ -78,6 +82,8 @@ const bulkWorker = startBulkConsumer({
   metrics,
   logger,
 });
+countJobOutcomes(bulkWorker, QUEUES.bulk.name, metrics);
+countScoredChunks(bulkWorker, plain, config.redis.prefix);
 
 let draining = false;
 const ops = await startOpsServer(

@@ -10,6 +10,10 @@ import { Batcher } from './batcher.ts';
 import { decide, type Thresholds } from './decide.ts';
 import type { ScoringModel } from './model.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
+import type { Tracer } from '@opentelemetry/api';
+import { recordsScoredKey } from '../shared/keys.ts';
+import { recordCallSpans, recordInferenceSpan, startBatchSpan, type TracedCall } from './batch-spans.ts';
+import { EXPIRED } from './job-outcomes.ts';
 
 export type PredictConsumerOptions = {
   /** Blocking connection for BullMQ; it must have maxRetriesPerRequest null. */
@@ -26,31 +30,51 @@ export type PredictConsumerOptions = {
   stalledIntervalMs: number;
   metrics: WorkerMetrics;
   logger: LogSink;
+  /** Set when spans are exported (batch-spans.ts). */
+  tracer?: Tracer | undefined;
 };
 
-type Arrival = { job: PredictJob; pickedAt: number };
+/** expired is set by the batch: every call of the job had passed its deadline. */
+type Arrival = { job: PredictJob; pickedAt: number; expired?: boolean };
 
 export function startPredictConsumer(options: PredictConsumerOptions): Worker {
-  const { model, thresholds, metrics, publisher } = options;
+  const { model, thresholds, metrics, publisher, tracer } = options;
+  const scoredKey = recordsScoredKey(options.prefix);
+  const traced = (arrival: Arrival, call: PredictJob['calls'][number]): TracedCall => ({
+    call,
+    enqueuedAt: arrival.job.enqueued_at,
+    pickedAt: arrival.pickedAt,
+  });
 
   async function scoreBatch(arrivals: Arrival[]): Promise<void> {
     const batchStart = Date.now();
     const live: { arrival: Arrival; call: PredictJob['calls'][number] }[] = [];
     let expired = 0;
     for (const arrival of arrivals) {
+      let jobLive = 0;
       for (const call of arrival.job.calls) {
-        if (call.deadline <= batchStart) expired++;
-        else live.push({ arrival, call });
+        if (call.deadline <= batchStart) {
+          expired++;
+          if (tracer) recordCallSpans(tracer, traced(arrival, call), batchStart, undefined, batchStart);
+        } else {
+          live.push({ arrival, call });
+          jobLive++;
+        }
       }
+      arrival.expired = jobLive === 0;
+      metrics.batchWait.record(Math.max(0, batchStart - arrival.pickedAt) / 1000);
     }
     if (expired > 0) metrics.onlineCalls.add(expired, { outcome: 'expired' });
     if (live.length === 0) return;
 
     const records: FraudRecord[] = [];
     for (const { call } of live) for (const r of call.records) records.push(r);
+    const batchSpan = tracer && startBatchSpan(tracer, live.map((l) => traced(l.arrival, l.call)), records.length, batchStart);
+    const inferenceStartedAt = Date.now();
     const inferenceStart = performance.now();
     const probabilities = await model.score(records);
     const inferenceMs = performance.now() - inferenceStart;
+    if (tracer && batchSpan) recordInferenceSpan(tracer, batchSpan, inferenceStartedAt, inferenceStartedAt + inferenceMs, model.version);
 
     metrics.batchRecords.record(records.length);
     metrics.inferenceDuration.record(inferenceMs / 1000);
@@ -83,7 +107,15 @@ export function startPredictConsumer(options: PredictConsumerOptions): Worker {
     // One PUBLISH per api process per batch, however many calls it holds.
     const pipeline = publisher.pipeline();
     for (const [channel, replies] of byChannel) pipeline.publish(channel, JSON.stringify({ replies }));
+    // The scoring rate behind the api's drain-time gauge; it rides in the same round trip.
+    pipeline.incrby(scoredKey, records.length);
     await pipeline.exec();
+    if (tracer && batchSpan) {
+      const end = Date.now();
+      const batch = { span: batchSpan, records: records.length, modelVersion: model.version };
+      for (const { arrival, call } of live) recordCallSpans(tracer, traced(arrival, call), batchStart, batch, end);
+      batchSpan.end(end);
+    }
   }
 
   const batcher = new Batcher<Arrival>({
@@ -101,7 +133,9 @@ export function startPredictConsumer(options: PredictConsumerOptions): Worker {
       // Data this worker cannot read will not become readable on a retry (version skew).
       if (!parsed.success) throw new UnrecoverableError(`predict job ${job.id} has bad data: ${parsed.error.message}`);
       metrics.queueWait.record(Math.max(0, pickedAt - parsed.data.enqueued_at) / 1000);
-      await batcher.add({ job: parsed.data, pickedAt });
+      const arrival: Arrival = { job: parsed.data, pickedAt };
+      await batcher.add(arrival);
+      return arrival.expired ? EXPIRED : undefined;
     },
     {
       connection: options.connection,

@@ -1,9 +1,9 @@
 // The worker's own instruments. Inference runs vs records scored gives the mean batch size,
 // the way Triton's execution count vs inference count does.
 import type { Meter } from '@opentelemetry/api';
+import { DURATION_BUCKETS_S } from '../shared/telemetry.ts';
 
-/** Buckets that resolve 1 ms at the low end, for durations recorded in seconds. */
-export const DURATION_BUCKETS_S = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export { DURATION_BUCKETS_S };
 const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
 
 export function createWorkerMetrics(meter: Meter) {
@@ -22,7 +22,15 @@ export function createWorkerMetrics(meter: Meter) {
       unit: 's',
       advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
     }),
+    batchWait: meter.createHistogram('scoring_batch_wait_seconds', {
+      description: 'From pick-up by a worker to the start of the session.run of its batch (the batcher)',
+      unit: 's',
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
+    }),
     recordsScored: meter.createCounter('scoring_records_scored_total', { description: 'Records scored, by kind' }),
+    jobs: meter.createCounter('scoring_jobs_total', {
+      description: 'Queue jobs this worker finished, by queue and outcome (completed, failed, expired, retried)',
+    }),
     onlineCalls: meter.createCounter('scoring_online_calls_total', {
       description: 'Online calls taken by this worker, by outcome (scored, expired)',
     }),

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.ts';
 import { waitFor } from './wait.ts';
+import { serviceArgs } from '../../src/shared/node-args.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -20,7 +21,7 @@ export type ServiceProcess = {
 async function startProcess(kind: 'api' | 'worker', env: Record<string, string>, readyPath: string): Promise<ServiceProcess> {
   const port = await freePort();
   const portVar = kind === 'api' ? 'PORT' : 'WORKER_PORT';
-  const proc = spawn(process.execPath, [`src/${kind}/main.ts`], {
+  const proc = spawn(process.execPath, serviceArgs(kind), {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', OTEL_SDK_DISABLED: 'false', ...env, [portVar]: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import { createRedis } from '../../shared/redis.ts';
 import { QUEUES } from '../../shared/queues.ts';
 import type { Config } from '../../shared/config.ts';
+import type { Telemetry } from '../../shared/telemetry.ts';
 import { OnlineDispatcher } from '../online-dispatcher.ts';
 
 declare module 'fastify' {
@@ -16,9 +17,9 @@ declare module 'fastify' {
   }
 }
 
-export type OnlinePluginOptions = { config: Config };
+export type OnlinePluginOptions = { config: Config; telemetry: Telemetry };
 
-async function onlinePlugin(app: FastifyInstance, { config }: OnlinePluginOptions) {
+async function onlinePlugin(app: FastifyInstance, { config, telemetry }: OnlinePluginOptions) {
   const producer = createRedis(config.redis.url, 'producer', 'api');
   const subscriber = createRedis(config.redis.url, 'consumer', 'api-replies');
   // ioredis reports a Redis that went away as an 'error' event; the reconnect is automatic.
@@ -34,6 +35,7 @@ async function onlinePlugin(app: FastifyInstance, { config }: OnlinePluginOption
     maxRecordsPerJob: config.api.maxBatchRecords,
     maxWaiting: config.api.onlineMaxWaiting,
     logger: app.log,
+    tracer: telemetry.tracing ? telemetry.tracer : undefined,
   });
   await online.start();
 

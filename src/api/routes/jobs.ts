@@ -35,6 +35,7 @@ import { parseJson } from '../bulk/parse-json.ts';
 import { parseNdjson } from '../bulk/parse-ndjson.ts';
 import { limitBytes, type ParsedRow } from '../bulk/parsed-row.ts';
 import { findIdempotentJob, submitBulkJob } from '../bulk/submit.ts';
+import { bullmqTelemetry } from '../../shared/telemetry.ts';
 
 export type JobsRoutesOptions = { config: Config };
 
@@ -133,7 +134,8 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
   const { maxJobRecords, jobBodyLimitBytes } = config.api;
   // The producer connection of the online plugin: fail-fast, shared, closed by that plugin.
   const store = createBulkStore(app.redis, prefix);
-  const queue = new Queue(QUEUES.bulk.name, { connection: app.redis, prefix });
+  // With tracing on, each chunk job carries the submit's trace context (BullMQ's telemetry option).
+  const queue = new Queue(QUEUES.bulk.name, { connection: app.redis, prefix, ...bullmqTelemetry() });
   queue.on('error', (err) => app.log.debug({ err }, 'bulk queue error'));
   app.addHook('onClose', async () => {
     await queue.close();

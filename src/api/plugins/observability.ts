@@ -1,0 +1,135 @@
+// The api's side of the metrics: the route on each HTTP span and on http.server.request.duration,
+// the queues' depth by state, bulk records pending, and the autoscaling signal: how long the
+// waiting work would take to drain at the rate the workers are scoring now.
+//
+// The queue gauges are observable: Redis is read when Prometheus scrapes, at most once per
+// SAMPLE_MIN_INTERVAL_MS however many scrapers there are, never per request.
+import fp from 'fastify-plugin';
+import { Queue } from 'bullmq';
+import { context } from '@opentelemetry/api';
+import { getRPCMetadata, RPCType } from '@opentelemetry/core';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../../shared/config.ts';
+import { recordsScoredKey } from '../../shared/keys.ts';
+import { QUEUES } from '../../shared/queues.ts';
+import { isRedisReady } from '../../shared/redis.ts';
+import type { Telemetry } from '../../shared/telemetry.ts';
+
+export type ObservabilityOptions = { config: Config; telemetry: Telemetry };
+
+/** Job states that hold work not yet done. BullMQ keeps prioritized and delayed jobs outside the wait list (bullmq#2017). */
+const STATES = ['waiting', 'prioritized', 'delayed', 'active'] as const;
+const SAMPLE_MIN_INTERVAL_MS = 1000;
+/** The scoring rate is measured over this window: long enough to smooth batches, short enough to follow load. */
+const RATE_WINDOW_MS = 30_000;
+/** Bulk chunk jobs read per sample to sum their records; past it the rest count as full chunks. */
+const MAX_CHUNKS_READ = 1000;
+
+type Sample = {
+  counts: Record<string, Record<string, number>>;
+  bulkRecordsPending: number;
+  onlineRecordsWaiting: number;
+  drainSeconds: number;
+  ratePerSecond: number;
+};
+
+async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: ObservabilityOptions) {
+  // The route template, not the URL, names the HTTP span and labels the duration histogram.
+  // This is what the Fastify instrumentation would add to the HTTP span, without its per-hook spans.
+  app.addHook('onRequest', async (request) => {
+    const rpc = getRPCMetadata(context.active());
+    const route = request.routeOptions.url;
+    if (rpc?.type === RPCType.HTTP && route) rpc.route = route;
+  });
+
+  const { prefix } = config.redis;
+  const queues = {
+    [QUEUES.predict.name]: new Queue(QUEUES.predict.name, { connection: app.redis, prefix }),
+    [QUEUES.bulk.name]: new Queue(QUEUES.bulk.name, { connection: app.redis, prefix }),
+  };
+  for (const q of Object.values(queues)) q.on('error', (err) => app.log.debug({ err }, 'metrics queue error'));
+  const scoredKey = recordsScoredKey(prefix);
+  const rateSamples: { at: number; scored: number }[] = [];
+  let lastRate = 0;
+  let last: { at: number; sample: Promise<Sample | undefined> } | undefined;
+
+  async function bulkRecordsPending(queue: Queue, jobs: number): Promise<number> {
+    if (jobs === 0) return 0;
+    const pending = await queue.getJobs([...STATES], 0, MAX_CHUNKS_READ - 1);
+    let records = 0;
+    for (const job of pending) records += Number((job?.data as { count?: number } | undefined)?.count ?? 0);
+    return records + Math.max(0, jobs - pending.length) * config.bulk.chunkSize;
+  }
+
+  function scoringRate(now: number, scored: number): number {
+    rateSamples.push({ at: now, scored });
+    while (rateSamples.length > 2 && now - rateSamples[1]!.at >= RATE_WINDOW_MS) rateSamples.shift();
+    const first = rateSamples[0]!;
+    if (now - first.at < SAMPLE_MIN_INTERVAL_MS) return lastRate;
+    const rate = Math.max(0, (scored - first.scored) / ((now - first.at) / 1000));
+    if (rate > 0) lastRate = rate;
+    return rate;
+  }
+
+  async function takeSample(): Promise<Sample | undefined> {
+    if (!isRedisReady(app.redis)) return undefined;
+    const counts: Sample['counts'] = {};
+    for (const [name, queue] of Object.entries(queues)) counts[name] = await queue.getJobCounts(...STATES);
+    const scored = Number((await app.redis.get(scoredKey)) ?? 0);
+    const now = Date.now();
+    const ratePerSecond = scoringRate(now, scored);
+
+    const predict = counts[QUEUES.predict.name]!;
+    const bulk = counts[QUEUES.bulk.name]!;
+    const bulkPending = await bulkRecordsPending(queues[QUEUES.bulk.name]!, STATES.reduce((n, s) => n + (bulk[s] ?? 0), 0));
+    const onlineJobs = STATES.reduce((n, s) => n + (predict[s] ?? 0), 0);
+    const onlineRecordsWaiting = onlineJobs * app.online.meanRecordsPerJob;
+    const backlog = onlineRecordsWaiting + bulkPending;
+    // No rate yet (no worker has scored anything): assume one record a second, so a backlog
+    // with nobody draining it reads as large and growing rather than as zero.
+    const drainSeconds = backlog === 0 ? 0 : backlog / (ratePerSecond > 0 ? ratePerSecond : lastRate > 0 ? lastRate : 1);
+    return { counts, bulkRecordsPending: bulkPending, onlineRecordsWaiting, drainSeconds, ratePerSecond };
+  }
+
+  function sample(): Promise<Sample | undefined> {
+    const now = Date.now();
+    if (!last || now - last.at >= SAMPLE_MIN_INTERVAL_MS) {
+      last = { at: now, sample: takeSample().catch((err: unknown) => (app.log.debug({ err }, 'queue metrics sample failed'), undefined)) };
+    }
+    return last.sample;
+  }
+
+  const { meter } = telemetry;
+  const depth = meter.createObservableGauge('scoring_queue_jobs', {
+    description: 'Jobs in each queue by state (waiting, prioritized, delayed, active)',
+  });
+  const bulkPending = meter.createObservableGauge('scoring_bulk_records_pending', {
+    description: 'Records of bulk chunks not yet scored (queued, delayed or in progress)',
+  });
+  const drain = meter.createObservableGauge('scoring_backlog_drain_seconds', {
+    description: 'Seconds the queued records (online and bulk) would take to drain at the measured scoring rate; the autoscaling signal',
+    unit: 's',
+  });
+  const rate = meter.createObservableGauge('scoring_records_scored_rate', {
+    description: `Records scored per second by all workers, over the last ${RATE_WINDOW_MS / 1000} s`,
+  });
+  meter.addBatchObservableCallback(
+    async (result) => {
+      const s = await sample();
+      if (!s) return;
+      for (const [queue, byState] of Object.entries(s.counts)) {
+        for (const state of STATES) result.observe(depth, byState[state] ?? 0, { queue, state });
+      }
+      result.observe(bulkPending, s.bulkRecordsPending);
+      result.observe(drain, s.drainSeconds);
+      result.observe(rate, s.ratePerSecond);
+    },
+    [depth, bulkPending, drain, rate],
+  );
+
+  app.addHook('onClose', async () => {
+    await Promise.all(Object.values(queues).map((q) => q.close()));
+  });
+}
+
+export default fp(observabilityPlugin, { name: 'observability', dependencies: ['online'] });
