@@ -1,0 +1,398 @@
+// `npm run bench` (issue 5): starts a private Redis, the api and workers as real processes and
+// the in-process baseline, drives them with autocannon from this process, prints a table and
+// writes bench/results/latest.json plus a dated copy. `--quick` is the one-minute version.
+// Everything shares this machine's cores, the load generator included: compare the ratios one
+// run measures, not absolute figures across runs.
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startTestRedis, type TestRedis } from '../test/helpers/redis-server.ts';
+import { loadConfig } from '../src/shared/config.ts';
+import { generateFraudRecords } from '../scripts/model/fraud-data.ts';
+import { ROOT, StartError, killAll, startServer, type ServerProcess } from './processes.ts';
+import { runLoad, round } from './load.ts';
+import { meterCpu, sampleRss } from './process-stats.ts';
+import { diffCommandStats, readCommandStats, startMonitorCensus, type CommandDelta } from './redis-stats.ts';
+import { averageBatch, readBaselineBatches, readWorkerBatches, type BatchCounters } from './batch-stats.ts';
+import { buildNdjson, runBulk, type BulkOutcome } from './bulk.ts';
+import { measureBreakdown, type LatencyBreakdown } from './breakdown.ts';
+import { newestProfile, profileClockUs, summarizeProfile, type ProfileSummary } from './profile.ts';
+import { printReport } from './report.ts';
+import { evaluateTargets } from './targets.ts';
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    'no-bulk': { type: 'boolean', default: false },
+    'no-profile': { type: 'boolean', default: false },
+    'no-telemetry-compare': { type: 'boolean', default: false },
+    'bulk-records': { type: 'string' },
+    'log-level': { type: 'string', default: 'warn' },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (flags.help) {
+  console.log('npm run bench [-- --quick] [--no-bulk] [--no-profile] [--no-telemetry-compare] [--bulk-records N] [--log-level L]');
+  process.exit(0);
+}
+
+const PLAN = flags.quick
+  ? { name: 'quick', stepS: 3, warmupS: 1, scaling: [1, 2], bulkRecords: 100_000, telemetryRounds: 1, breakdownRequests: 300 }
+  : { name: 'full', stepS: 12, warmupS: 2, scaling: [1, 2, 4], bulkRecords: 1_000_000, telemetryRounds: 2, breakdownRequests: 2000 };
+const CONCURRENCIES = [1, 16, 64, 256];
+const BULK_RECORDS = flags['bulk-records'] ? Number(flags['bulk-records']) : PLAN.bulkRecords;
+/** Concurrency of the /predict/batch steps: enough to keep a worker busy without queueing 1000-record bodies deep. */
+const BATCH_CONCURRENCY = 8;
+const BATCH_SIZES = [100, 1000];
+/** The concurrency the targets, the Redis count, scaling, telemetry and the profile are measured at. */
+const REFERENCE_CONCURRENCY = 64;
+const ONLINE_WORKERS = 1;
+/** One worker per core: during a bulk job the api is mostly idle once the body is parsed. */
+const BULK_WORKERS = 2;
+const CENSUS_S = 2;
+const RESULTS_DIR = join(ROOT, 'bench/results');
+const PROFILE_DIR = join(RESULTS_DIR, 'profiles');
+
+type Target = 'queue' | 'baseline';
+
+type OnlineRow = {
+  target: Target;
+  concurrency: number;
+  rps: number;
+  p50_ms: number;
+  p90_ms: number;
+  p99_ms: number;
+  max_ms: number;
+  /** Non-2xx responses plus connection errors and timeouts. */
+  errors: number;
+  avg_batch: number | null;
+  /** 2xx responses counted in the step. */
+  requests: number;
+  status_codes: Record<string, number>;
+  redis_commands_per_request?: number;
+  /** Share of a core each process used during the step (loadgen is this process). */
+  cpu_cores: Record<string, number>;
+};
+
+type BatchRow = OnlineRow & { records_per_request: number; records_per_s: number };
+
+/** api + workers on one queue prefix. */
+type Stack = { name: string; env: Record<string, string>; api: ServerProcess; workers: ServerProcess[] };
+
+type Subject = { target: Target; url: string; stack?: Stack; baseline?: ServerProcess };
+
+type Step = { row: OnlineRow; commands: CommandDelta; windowUs: { startUs: number; endUs: number } };
+
+let redis: TestRedis | undefined;
+let redisPid = 0;
+const stacks: Stack[] = [];
+
+function log(message: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+function serviceEnv(prefix: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { REDIS_URL: redis!.url, QUEUE_PREFIX: prefix, LOG_LEVEL: flags['log-level'], HOST: '127.0.0.1', ...extra };
+}
+
+async function startStack(name: string, workers: number, extra: Record<string, string> = {}, nodeArgs?: (role: string) => string[]): Promise<Stack> {
+  const env = serviceEnv(`bench-${name}`, extra);
+  const [api, ...started] = await Promise.all([
+    startServer('api', { name: `${name}-api`, env, nodeArgs: nodeArgs?.('api') }),
+    ...Array.from({ length: workers }, (_, i) =>
+      startServer('worker', { name: `${name}-worker${i + 1}`, env, nodeArgs: nodeArgs?.(`worker${i + 1}`) }),
+    ),
+  ]);
+  const stack = { name, env, api: api!, workers: started };
+  stacks.push(stack);
+  return stack;
+}
+
+async function scaleWorkers(stack: Stack, count: number): Promise<void> {
+  while (stack.workers.length > count) await stack.workers.pop()!.stop();
+  const first = stack.workers.length;
+  const more = await Promise.all(
+    Array.from({ length: count - first }, (_, i) => startServer('worker', { name: `${stack.name}-worker${first + i + 1}`, env: stack.env })),
+  );
+  stack.workers.push(...more);
+}
+
+async function stopStack(stack: Stack): Promise<void> {
+  await Promise.all([stack.api, ...stack.workers].map((p) => p.stop()));
+  stacks.splice(stacks.indexOf(stack), 1);
+}
+
+function assertAlive(processes: ServerProcess[]): void {
+  for (const p of processes) {
+    if (!p.alive()) throw new StartError(`${p.name} exited during the run:\n${p.output()}`);
+  }
+}
+
+/** One request through a path before any load, so a broken path fails here with its answer. */
+async function checkPath(url: string, body: string, what: string): Promise<void> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  if (res.status !== 200) throw new StartError(`${what} answered ${res.status} to a valid record: ${await res.text()}`);
+}
+
+/** Warm-up, then one measured load step with the batch, Redis and CPU counters read around it. */
+async function measureStep(subject: Subject, concurrency: number, bodies: string[], durationS = PLAN.stepS): Promise<Step> {
+  const { stack, baseline } = subject;
+  const processes = stack ? [stack.api, ...stack.workers] : [baseline!];
+  assertAlive(processes);
+  await runLoad({ url: subject.url, concurrency, durationS: PLAN.warmupS, bodies });
+
+  const readBatches = (): Promise<BatchCounters> =>
+    stack ? readWorkerBatches(stack.workers.map((w) => w.url)) : readBaselineBatches(baseline!.url);
+  const batchesBefore = await readBatches();
+  const commandsBefore = await readCommandStats(redis!.client);
+  const pids: Record<string, number> = { loadgen: 0, redis: redisPid };
+  for (const p of processes) pids[stack ? p.name.slice(stack.name.length + 1) : p.name] = p.pid;
+  const cpu = meterCpu(pids);
+  const startUs = profileClockUs();
+
+  const load = await runLoad({ url: subject.url, concurrency, durationS, bodies });
+
+  const endUs = profileClockUs();
+  const cpuCores = cpu.stop();
+  const commands = diffCommandStats(commandsBefore, await readCommandStats(redis!.client));
+  const batchesAfter = await readBatches();
+  assertAlive(processes);
+  const row: OnlineRow = {
+    target: subject.target,
+    concurrency,
+    rps: load.rps,
+    p50_ms: load.p50_ms,
+    p90_ms: load.p90_ms,
+    p99_ms: load.p99_ms,
+    max_ms: load.max_ms,
+    errors: load.errors,
+    avg_batch: averageBatch(batchesBefore, batchesAfter),
+    requests: load.ok,
+    status_codes: load.status_codes,
+    ...(stack && load.ok > 0 ? { redis_commands_per_request: round(commands.total / load.ok, 2) } : {}),
+    cpu_cores: cpuCores,
+  };
+  log(
+    `${subject.url.split('/').slice(3).join('/')} ${row.target} c=${concurrency}: ${row.rps} req/s, p50 ${row.p50_ms} ms, ` +
+      `p99 ${row.p99_ms} ms, errors ${row.errors}, avg_batch ${row.avg_batch ?? '-'}`,
+  );
+  return { row, commands, windowUs: { startUs, endUs } };
+}
+
+function mean(values: number[]): number {
+  return values.reduce((s, v) => s + v, 0) / Math.max(1, values.length);
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  if (!existsSync(join(ROOT, 'models/fraud/manifest.json'))) {
+    throw new StartError('models/fraud/manifest.json is missing: build the model first (npm run model:build)');
+  }
+  log(`${PLAN.name} run: ${PLAN.stepS} s per step after ${PLAN.warmupS} s of warm-up; bulk job of ${BULK_RECORDS} records`);
+
+  redis = await startTestRedis();
+  const serverInfo = await redis.client.info('server');
+  redisPid = Number(/process_id:(\d+)/.exec(serverInfo)?.[1] ?? 0);
+  const redisVersion = /redis_version:(\S+)/.exec(serverInfo)?.[1] ?? 'unknown';
+
+  const singleBodies = generateFraudRecords(7, 64).map((r) => JSON.stringify(r));
+  const batchBodies = new Map(
+    BATCH_SIZES.map((n) => [n, [1, 2, 3, 4].map((seed) => JSON.stringify({ records: generateFraudRecords(100 + seed * n, n) }))]),
+  );
+
+  log('starting the api, a worker and the baseline');
+  const main = await startStack('main', ONLINE_WORKERS);
+  const baseline = await startServer('baseline', { env: serviceEnv('bench-baseline') });
+  const effective = loadConfig({ ...process.env, ...main.env });
+  await checkPath(`${main.api.url}/predict`, singleBodies[0]!, 'the api (POST /predict)');
+  await checkPath(`${baseline.url}/predict`, singleBodies[0]!, 'the baseline (POST /predict)');
+  const queue: Subject = { target: 'queue', url: `${main.api.url}/predict`, stack: main };
+  const plain: Subject = { target: 'baseline', url: `${baseline.url}/predict`, baseline };
+
+  // Online: the two targets alternate at each concurrency, so the pair a ratio compares ran
+  // back to back under the same background load.
+  const online: OnlineRow[] = [];
+  let reference: Step | undefined;
+  for (const c of CONCURRENCIES) {
+    for (const subject of [queue, plain]) {
+      const step = await measureStep(subject, c, singleBodies);
+      online.push(step.row);
+      if (subject.target === 'queue' && c === REFERENCE_CONCURRENCY) reference = step;
+    }
+  }
+
+  log(`latency breakdown at c=1: ${PLAN.breakdownRequests} sequential requests (Server-Timing)`);
+  const breakdown: LatencyBreakdown = await measureBreakdown(queue.url, singleBodies, PLAN.breakdownRequests);
+
+  // What clients send vs what scripts run inside Redis, counted apart from the timed steps
+  // because MONITOR itself slows Redis down.
+  log(`Redis census: MONITOR for ${CENSUS_S} s at c=${REFERENCE_CONCURRENCY} (not timed)`);
+  const census = await startMonitorCensus(redis.url);
+  const censusLoad = await runLoad({ url: queue.url, concurrency: REFERENCE_CONCURRENCY, durationS: CENSUS_S, bodies: singleBodies });
+  await census.stop();
+
+  const batch: BatchRow[] = [];
+  for (const n of BATCH_SIZES) {
+    for (const subject of [
+      { ...queue, url: `${main.api.url}/predict/batch` },
+      { ...plain, url: `${baseline.url}/predict/batch` },
+    ]) {
+      const { row } = await measureStep(subject, BATCH_CONCURRENCY, batchBodies.get(n)!);
+      batch.push({ ...row, records_per_request: n, records_per_s: Math.round(row.rps * n) });
+    }
+  }
+
+  let telemetry: { concurrency: number; rounds: number; on_rps: number; off_rps: number; ratio: number } | null = null;
+  if (!flags['no-telemetry-compare']) {
+    log('telemetry on vs off: a second api and worker with OTEL_SDK_DISABLED=true');
+    const off = await startStack('otel-off', ONLINE_WORKERS, { OTEL_SDK_DISABLED: 'true' });
+    const offSubject: Subject = { target: 'queue', url: `${off.api.url}/predict`, stack: off };
+    const on: number[] = [];
+    const offRps: number[] = [];
+    for (let i = 0; i < PLAN.telemetryRounds; i++) {
+      on.push((await measureStep(queue, REFERENCE_CONCURRENCY, singleBodies)).row.rps);
+      offRps.push((await measureStep(offSubject, REFERENCE_CONCURRENCY, singleBodies)).row.rps);
+    }
+    await stopStack(off);
+    const onMean = round(mean(on), 1);
+    const offMean = round(mean(offRps), 1);
+    telemetry = { concurrency: REFERENCE_CONCURRENCY, rounds: PLAN.telemetryRounds, on_rps: onMean, off_rps: offMean, ratio: round(onMean / Math.max(1, offMean), 3) };
+  }
+
+  // Scaling: the reference concurrency against 1, 2 (and 4) worker processes behind one api.
+  const scaling: { workers: number; rps: number; p99_ms: number; avg_batch: number | null; cpu_cores: Record<string, number> }[] = [];
+  for (const n of PLAN.scaling) {
+    await scaleWorkers(main, n);
+    const { row } = await measureStep(queue, REFERENCE_CONCURRENCY, singleBodies);
+    scaling.push({ workers: n, rps: row.rps, p99_ms: row.p99_ms, avg_batch: row.avg_batch, cpu_cores: row.cpu_cores });
+  }
+  await stopStack(main);
+  await baseline.stop();
+
+  type BulkReport = BulkOutcome & { workers?: number; api_peak_rss_mb?: number; worker_peak_rss_mb?: number; cpu_cores?: Record<string, number> };
+  let bulk: BulkReport = { available: false, reason: 'skipped (--no-bulk)' };
+  if (!flags['no-bulk']) {
+    // Fresh processes, so the peaks are the bulk job's and not what online load left behind.
+    const bulkStack = await startStack('bulk', BULK_WORKERS);
+    log(`bulk: generating ${BULK_RECORDS} NDJSON records`);
+    const body = buildNdjson(BULK_RECORDS);
+    log(`bulk: POST /jobs with ${(body.length / 1e6).toFixed(1)} MB, ${BULK_WORKERS} workers`);
+    const processes = [bulkStack.api, ...bulkStack.workers];
+    const rss = sampleRss(processes.map((p) => p.pid));
+    const pids: Record<string, number> = { loadgen: 0, redis: redisPid };
+    for (const p of processes) pids[p.name.slice('bulk-'.length)] = p.pid;
+    const cpu = meterCpu(pids);
+    const outcome = await runBulk(bulkStack.api.url, body, BULK_RECORDS, Math.max(120_000, BULK_RECORDS / 2));
+    const cpuCores = cpu.stop();
+    const peaks = rss.peaks();
+    rss.stop();
+    const peakOf = (ps: ServerProcess[]) => round(Math.max(0, ...ps.map((p) => peaks.get(p.pid) ?? 0)), 1);
+    bulk = outcome.available
+      ? { ...outcome, workers: BULK_WORKERS, api_peak_rss_mb: peakOf([bulkStack.api]), worker_peak_rss_mb: peakOf(bulkStack.workers), cpu_cores: cpuCores }
+      : outcome;
+    log(outcome.available ? `bulk: ${outcome.records_per_s} records/s over ${outcome.seconds} s` : `bulk: not available (${outcome.reason})`);
+    await stopStack(bulkStack);
+  }
+
+  let profile: { concurrency: number; rps: number; p99_ms: number; api: ProfileSummary | null; worker: ProfileSummary | null } | null = null;
+  if (!flags['no-profile']) {
+    rmSync(PROFILE_DIR, { recursive: true, force: true });
+    const profiled = await startStack('profile', ONLINE_WORKERS, {}, (role) => ['--cpu-prof', `--cpu-prof-dir=${join(PROFILE_DIR, role)}`]);
+    const step = await measureStep({ target: 'queue', url: `${profiled.api.url}/predict`, stack: profiled }, REFERENCE_CONCURRENCY, singleBodies);
+    // The profile is written as each process exits.
+    await stopStack(profiled);
+    const summary = (role: string) => {
+      const file = existsSync(join(PROFILE_DIR, role)) ? newestProfile(join(PROFILE_DIR, role)) : undefined;
+      return file ? summarizeProfile(file, step.windowUs) : null;
+    };
+    profile = { concurrency: REFERENCE_CONCURRENCY, rps: step.row.rps, p99_ms: step.row.p99_ms, api: summary('api'), worker: summary('worker1') };
+    log('profile: .cpuprofile files of the api and the worker are in bench/results/profiles');
+  }
+
+  const referenceOk = Math.max(1, reference?.row.requests ?? 0);
+  const redisPerPrediction = reference?.row.redis_commands_per_request ?? null;
+  const report = {
+    machine: {
+      cpu_model: cpus()[0]?.model ?? 'unknown',
+      cores: cpus().length,
+      memory_gb: round(totalmem() / 1024 ** 3, 1),
+      os: `linux ${release()}`,
+      node: process.version,
+      redis: redisVersion,
+      load_average_at_start: loadavg().map((l) => round(l, 2)),
+      note: 'the api, workers, baseline, Redis and the load generator (autocannon, in the bench process) share these cores',
+    },
+    settings: {
+      run: PLAN.name,
+      step_seconds: PLAN.stepS,
+      warmup_seconds: PLAN.warmupS,
+      load_generator: 'autocannon 9, closed loop, in the bench process',
+      online_workers: ONLINE_WORKERS,
+      bulk_workers: BULK_WORKERS,
+      batch_concurrency: BATCH_CONCURRENCY,
+      max_batch_size: effective.worker.maxBatchSize,
+      max_batch_delay_ms: effective.worker.maxBatchDelayMs,
+      worker_concurrency: effective.worker.concurrency,
+      intra_op_threads: effective.worker.intraOpThreads,
+      max_batch_records: effective.api.maxBatchRecords,
+      bulk_chunk_size: effective.bulk.chunkSize,
+      log_level: effective.logLevel,
+      telemetry: effective.telemetry.disabled ? 'off' : 'on',
+    },
+    started_at: startedAt.toISOString(),
+    duration_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
+    online,
+    batch,
+    bulk,
+    scaling,
+    redis_commands_per_prediction: redisPerPrediction,
+    redis: {
+      concurrency: REFERENCE_CONCURRENCY,
+      commands_per_prediction: redisPerPrediction,
+      redis_cpu_us_per_prediction: reference ? round(reference.commands.usec / referenceOk, 2) : null,
+      by_command: reference?.commands.byCommand ?? {},
+      census: {
+        seconds: CENSUS_S,
+        predictions: censusLoad.ok,
+        client_commands_per_prediction: round(census.client / Math.max(1, censusLoad.ok), 2),
+        script_commands_per_prediction: round(census.script / Math.max(1, censusLoad.ok), 2),
+        client_by_command: census.clientByCommand,
+      },
+    },
+    latency_breakdown_c1: breakdown,
+    telemetry,
+    profile,
+    targets: [] as ReturnType<typeof evaluateTargets>,
+  };
+  report.targets = evaluateTargets(report);
+
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const json = JSON.stringify(report, null, 2) + '\n';
+  const stamp = startedAt.toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  writeFileSync(join(RESULTS_DIR, 'latest.json'), json);
+  writeFileSync(join(RESULTS_DIR, `${stamp}-${PLAN.name}.json`), json);
+  printReport(report);
+  log(`wrote bench/results/latest.json and bench/results/${stamp}-${PLAN.name}.json (${report.duration_s} s)`);
+}
+
+async function cleanUp(): Promise<void> {
+  killAll();
+  await redis?.close().catch(() => undefined);
+}
+
+process.once('SIGINT', () => {
+  log('interrupted');
+  void cleanUp().then(() => process.exit(130));
+});
+
+try {
+  await main();
+  await cleanUp();
+} catch (err) {
+  process.stderr.write(`\nbench failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  if (!(err instanceof StartError) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  await cleanUp();
+  process.exit(1);
+}

@@ -1,0 +1,142 @@
+// The table the bench prints: one block per measurement, the queue next to the baseline it is
+// compared with, and the targets with the figure each one was judged on.
+import type { TargetCheck } from './targets.ts';
+
+type Row = {
+  target: string;
+  concurrency: number;
+  rps: number;
+  p50_ms: number;
+  p90_ms: number;
+  p99_ms: number;
+  max_ms: number;
+  errors: number;
+  avg_batch: number | null;
+  redis_commands_per_request?: number;
+  cpu_cores: Record<string, number>;
+};
+
+export type ReportView = {
+  machine: { cpu_model: string; cores: number; node: string; redis: string };
+  settings: { run: string; step_seconds: number; online_workers: number; max_batch_size: number; max_batch_delay_ms: number; worker_concurrency: number };
+  online: Row[];
+  batch: (Row & { records_per_request: number; records_per_s: number })[];
+  bulk:
+    | { available: true; records: number; seconds: number; records_per_s: number; submit_s: number; scoring_s: number; download_s: number; results: number; workers?: number; api_peak_rss_mb?: number; worker_peak_rss_mb?: number }
+    | { available: false; reason: string };
+  scaling: { workers: number; rps: number; p99_ms: number; avg_batch: number | null }[];
+  redis_commands_per_prediction: number | null;
+  redis: { census: { client_commands_per_prediction: number; script_commands_per_prediction: number } };
+  telemetry: { on_rps: number; off_rps: number; ratio: number } | null;
+  latency_breakdown_c1: Record<'total' | 'queue' | 'batch' | 'inference' | 'rest', { mean_ms: number; p50_ms: number; p99_ms: number }>;
+  profile: { rps: number; api: ProfileView | null; worker: ProfileView | null } | null;
+  targets: TargetCheck[];
+};
+
+type ProfileView = { by_area: { area: string; share: number }[]; by_origin: { area: string; share: number }[] };
+
+function table(headers: string[], rows: (string | number | null | undefined)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c))))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(cells[0]!), line(widths.map((w) => '-'.repeat(w))), ...cells.slice(1).map(line)].join('\n');
+}
+
+function cpuText(cpu: Record<string, number>): string {
+  return Object.entries(cpu)
+    .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+    .join(', ');
+}
+
+export function printReport(report: ReportView): void {
+  const out: string[] = [];
+  const { machine, settings } = report;
+  out.push(
+    '',
+    `Benchmark (${settings.run}): ${machine.cores} × ${machine.cpu_model}, Node ${machine.node}, Redis ${machine.redis}`,
+    `${settings.online_workers} worker, MAX_BATCH_SIZE ${settings.max_batch_size}, MAX_BATCH_DELAY_MS ${settings.max_batch_delay_ms}, ` +
+      `WORKER_CONCURRENCY ${settings.worker_concurrency}; ${settings.step_seconds} s per step; load from autocannon in this process`,
+    '',
+    'Online POST /predict (one record)',
+  );
+  const online = report.online;
+  out.push(
+    table(
+      ['target', 'conc', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx', 'avg batch', 'redis cmd/req', 'q/base'],
+      online.map((r) => {
+        const base = online.find((b) => b.target === 'baseline' && b.concurrency === r.concurrency);
+        const ratio = r.target === 'queue' && base && base.rps > 0 ? (r.rps / base.rps).toFixed(2) : '';
+        return [r.target, r.concurrency, r.rps.toFixed(0), r.p50_ms.toFixed(2), r.p90_ms.toFixed(2), r.p99_ms.toFixed(2), r.max_ms.toFixed(1), r.errors, r.avg_batch, r.redis_commands_per_request, ratio];
+      }),
+    ),
+    '',
+    'CPU (cores) per step',
+    table(['target', 'conc', 'cores used'], [...online, ...report.batch].map((r) => [r.target, r.concurrency, cpuText(r.cpu_cores)])),
+    '',
+    'POST /predict/batch',
+  );
+  out.push(
+    table(
+      ['target', 'records', 'conc', 'req/s', 'records/s', 'p50 ms', 'p99 ms', 'non-2xx', 'avg batch'],
+      report.batch.map((r) => [r.target, r.records_per_request, r.concurrency, r.rps.toFixed(0), r.records_per_s, r.p50_ms.toFixed(2), r.p99_ms.toFixed(2), r.errors, r.avg_batch]),
+    ),
+    '',
+  );
+  const bulk = report.bulk;
+  if (bulk.available) {
+    out.push(
+      `Bulk: ${bulk.records} records in ${bulk.seconds} s = ${bulk.records_per_s} records/s ` +
+        `(submit ${bulk.submit_s} s, scoring ${bulk.scoring_s} s, download ${bulk.download_s} s; ${bulk.results} results; ` +
+        `${bulk.workers} workers); peak RSS api ${bulk.api_peak_rss_mb} MB, worker ${bulk.worker_peak_rss_mb} MB`,
+    );
+  } else {
+    out.push(`Bulk: not available (${bulk.reason})`);
+  }
+  out.push(
+    '',
+    'Scaling at c=64',
+    table(['workers', 'req/s', 'p99 ms', 'avg batch'], report.scaling.map((s) => [s.workers, s.rps.toFixed(0), s.p99_ms.toFixed(2), s.avg_batch])),
+    '',
+    `Redis commands per online prediction at c=64: ${report.redis_commands_per_prediction} ` +
+      `(MONITOR census: ${report.redis.census.client_commands_per_prediction} sent by clients, ` +
+      `${report.redis.census.script_commands_per_prediction} run inside Lua scripts)`,
+  );
+  if (report.telemetry) {
+    out.push(`Telemetry at c=64: on ${report.telemetry.on_rps} req/s, off ${report.telemetry.off_rps} req/s (on/off ${report.telemetry.ratio})`);
+  }
+  const b = report.latency_breakdown_c1;
+  out.push(
+    '',
+    'c=1 latency by part (Server-Timing, sequential requests)',
+    table(
+      ['part', 'mean ms', 'p50 ms', 'p99 ms'],
+      (['total', 'queue', 'batch', 'inference', 'rest'] as const).map((k) => [
+        k === 'rest' ? 'rest (api, pub/sub reply, network)' : k,
+        b[k].mean_ms.toFixed(2),
+        b[k].p50_ms.toFixed(2),
+        b[k].p99_ms.toFixed(2),
+      ]),
+    ),
+  );
+  if (report.profile) {
+    const shares = (list: { area: string; share: number }[] | undefined) =>
+      list ? list.slice(0, 6).map((a) => `${a.area} ${(a.share * 100).toFixed(0)}%`).join(', ') : 'no profile';
+    const { api, worker } = report.profile;
+    out.push(
+      '',
+      `Profile at c=64 (${report.profile.rps} req/s under --cpu-prof), main thread, by the package that caused the work:`,
+      `  api:    ${shares(api?.by_origin)}`,
+      `  worker: ${shares(worker?.by_origin)}`,
+    );
+  }
+  out.push(
+    '',
+    'Targets',
+    table(
+      ['target', 'goal', 'value', 'met'],
+      report.targets.map((t) => [t.name, t.goal, t.value, t.met === null ? 'n/a' : t.met ? 'yes' : 'NO' + (t.note ? ` (${t.note})` : '')]),
+    ),
+    '',
+  );
+  process.stdout.write(out.join('\n'));
+}
