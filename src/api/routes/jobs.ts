@@ -197,13 +197,24 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         const known = await findIdempotentJob(store, request.owner, idempotencyKey);
         const knownJob = known ? await store.readJob(known) : null;
         if (knownJob) {
+          // The body is not needed; it is left unread and the connection closed after the answer.
+          if (!body.readableEnded) reply.header('connection', 'close');
           reply.header('idempotent-replayed', 'true');
           return accept(reply, knownJob.jobId, knownJob.status);
         }
-        const outcome = await submitBulkJob(
-          { store, queue, chunkSize, maxRecords: maxJobRecords, ttlSeconds: resultTtlSeconds },
-          { rows: parse(limitBytes(body, jobBodyLimitBytes)), owner: request.owner, idempotencyKey },
-        );
+        // Refused early (bad rows, too large), the rest of the body is never read: the socket is
+        // not reusable, so the answer closes it rather than leave the client's upload hanging.
+        const source = body.iterator({ destroyOnReturn: false });
+        let outcome;
+        try {
+          outcome = await submitBulkJob(
+            { store, queue, chunkSize, maxRecords: maxJobRecords, ttlSeconds: resultTtlSeconds },
+            { rows: parse(limitBytes(source, jobBodyLimitBytes)), owner: request.owner, idempotencyKey },
+          );
+        } catch (err) {
+          if (!body.readableEnded) reply.header('connection', 'close');
+          throw err;
+        }
         if (!outcome.created) {
           reply.header('idempotent-replayed', 'true');
           const job = await store.readJob(outcome.jobId);
