@@ -295,26 +295,39 @@ test('job state and results expire after RESULT_TTL_SECONDS, by Redis EXPIRE', a
   assert.equal(await redis.client.keys(`${IDLE_PREFIX}:bulk-idem:*`).then((k) => k.length), 0);
 });
 
-test('DELETE cancels a job: its chunks are not scored, even once a worker comes', async () => {
-  const res = await submit(idleApi.url, ndjson(RECORDS), 'application/x-ndjson');
-  const jobId = res.body.job_id;
-  const cancelled = await request(`${idleApi.url}/jobs/${jobId}`, { method: 'DELETE', headers: auth(KEY_A) });
+test('a worker that comes later skips a cancelled job and fails a job whose chunk cannot be scored', async () => {
+  const cancelledJob = (await submit(idleApi.url, ndjson(RECORDS), 'application/x-ndjson')).body.job_id;
+  const cancelled = await request(`${idleApi.url}/jobs/${cancelledJob}`, { method: 'DELETE', headers: auth(KEY_A) });
   assert.equal(cancelled.status, 202);
   assert.equal(cancelled.body.status, 'cancelled');
   assert.ok(cancelled.body.finished_at);
-  // Now a worker on that prefix drains the three chunk jobs without scoring them.
+  // A job whose second chunk is lost cannot finish: it must end failed, not stay running.
+  const brokenJob = (await submit(idleApi.url, ndjson(RECORDS), 'application/x-ndjson')).body.job_id;
+  assert.equal(await redis.client.del(`${IDLE_PREFIX}:bulk:{${brokenJob}}:in:1`), 1);
+
   const late = await startWorker({ REDIS_URL: redis.url, QUEUE_PREFIX: IDLE_PREFIX, OTEL_SDK_DISABLED: 'true' });
   try {
     await waitFor(
       async () => (await redis.client.llen(`${IDLE_PREFIX}:bulk-chunk:wait`)) + (await redis.client.llen(`${IDLE_PREFIX}:bulk-chunk:active`)) === 0,
       { what: 'the chunk jobs to drain' },
     );
+    const broken = await waitFor(
+      async () => {
+        const res = await request(`${idleApi.url}/jobs/${brokenJob}`, { headers: auth(KEY_A) });
+        return res.body.status === 'failed' ? res.body : undefined;
+      },
+      { what: 'the broken job to fail' },
+    );
+    assert.match(broken.error, /chunk 1/);
+    assert.ok(broken.finished_at);
+    const results = await request(`${idleApi.url}/jobs/${brokenJob}/results`, { headers: auth(KEY_A) });
+    assert.equal(results.status, 409);
   } finally {
     await late.stop();
   }
-  const status = await request(`${idleApi.url}/jobs/${jobId}`, { headers: auth(KEY_A) });
+  const status = await request(`${idleApi.url}/jobs/${cancelledJob}`, { headers: auth(KEY_A) });
   assert.equal(status.body.status, 'cancelled');
   assert.equal(status.body.progress.done, 0);
-  assert.deepEqual(await jobKeys(redis.client, IDLE_PREFIX, jobId), [`${IDLE_PREFIX}:bulk:{${jobId}}`]);
-  assert.equal((await request(`${idleApi.url}/jobs/${jobId}/results`, { headers: auth(KEY_A) })).status, 409);
+  assert.deepEqual(await jobKeys(redis.client, IDLE_PREFIX, cancelledJob), [`${IDLE_PREFIX}:bulk:{${cancelledJob}}`]);
+  assert.equal((await request(`${idleApi.url}/jobs/${cancelledJob}/results`, { headers: auth(KEY_A) })).status, 409);
 });
