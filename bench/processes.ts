@@ -6,15 +6,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/helpers/ports.ts';
+import { NODE_ARGS } from '../src/shared/node-args.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 export type ServerKind = 'api' | 'worker' | 'baseline';
 
-const ENTRY: Record<ServerKind, { script: string; portVar: string; readyPath: string }> = {
-  api: { script: 'src/api/main.ts', portVar: 'PORT', readyPath: '/health' },
-  worker: { script: 'src/worker/main.ts', portVar: 'WORKER_PORT', readyPath: '/ready' },
-  baseline: { script: 'bench/baseline-server.ts', portVar: 'PORT', readyPath: '/health' },
+// The api and the worker start as `npm run api` / `npm run worker` start them, telemetry preload
+// included (NODE_ARGS); the baseline has no telemetry to preload.
+const ENTRY: Record<ServerKind, { script: string; nodeArgs: readonly string[]; portVar: string; readyPath: string }> = {
+  api: { script: 'src/api/main.ts', nodeArgs: NODE_ARGS, portVar: 'PORT', readyPath: '/health' },
+  worker: { script: 'src/worker/main.ts', nodeArgs: NODE_ARGS, portVar: 'WORKER_PORT', readyPath: '/ready' },
+  baseline: { script: 'bench/baseline-server.ts', nodeArgs: [], portVar: 'PORT', readyPath: '/health' },
 };
 
 /** Output kept per process for failure messages; the tail is what explains a crash. */
@@ -49,7 +52,7 @@ export async function startServer(kind: ServerKind, options: StartOptions = {}):
   const entry = ENTRY[kind];
   const port = await freePort();
   const name = options.name ?? kind;
-  const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), entry.script], {
+  const proc = spawn(process.execPath, [...entry.nodeArgs, ...(options.nodeArgs ?? []), entry.script], {
     cwd: ROOT,
     env: { ...process.env, ...options.env, [entry.portVar]: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
