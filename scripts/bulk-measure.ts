@@ -15,7 +15,24 @@ const worker = await startWorker(env);
 try {
   const body = buildNdjson(records);
   const apiBefore = statusMb(api.proc.pid!, 'VmHWM');
+  // /predict, one record every 50 ms, while the job runs: the online path must keep its latency.
+  const latencies: number[] = [];
+  let running = true;
+  const probe = (async () => {
+    const one = JSON.stringify({ transaction_amount: 42, merchant_category: 'grocery', card_present: true, hour_of_day: 12, days_since_last_transaction: 1 });
+    while (running) {
+      const t = performance.now();
+      const res = await fetch(`${api.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: one });
+      await res.text();
+      if (res.ok) latencies.push(performance.now() - t);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
   const outcome = await runBulk(api.url, body, records, 600_000);
+  running = false;
+  await probe;
+  latencies.sort((a, b) => a - b);
+  const pct = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]?.toFixed(1);
   const apiPeak = statusMb(api.proc.pid!, 'VmHWM');
   const workerPeak = statusMb(worker.proc.pid!, 'VmHWM');
   const used = await redis.client.info('memory');
@@ -27,6 +44,7 @@ try {
         api_peak_rss_mb_before: apiBefore?.toFixed(1),
         api_peak_rss_mb: apiPeak?.toFixed(1),
         worker_peak_rss_mb: workerPeak?.toFixed(1),
+        predict_during_job_ms: { n: latencies.length, p50: pct(0.5), p99: pct(0.99), max: latencies.at(-1)?.toFixed(1) },
         redis_used_memory_peak: /used_memory_peak_human:(\S+)/.exec(used)?.[1],
       },
       null,
