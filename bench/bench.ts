@@ -52,6 +52,8 @@ const ONLINE_WORKERS = 1;
 /** One worker per core: during a bulk job the api is mostly idle once the body is parsed. */
 const BULK_WORKERS = 2;
 const CENSUS_S = 2;
+/** Records of the bulk job run under the profiler: enough for the shares, short enough not to matter. */
+const PROFILE_BULK_RECORDS = 200_000;
 const RESULTS_DIR = join(ROOT, 'bench/results');
 const PROFILE_DIR = join(RESULTS_DIR, 'profiles');
 
@@ -74,6 +76,8 @@ type OnlineRow = {
   redis_commands_per_request?: number;
   /** Share of a core each process used during the step (loadgen is this process). */
   cpu_cores: Record<string, number>;
+  /** CPU time the serving processes (Redis included, the load generator not) spent per 2xx response. */
+  cpu_ms_per_request: number | null;
 };
 
 type BatchRow = OnlineRow & { records_per_request: number; records_per_s: number };
@@ -173,12 +177,18 @@ async function measureStep(subject: Subject, concurrency: number, bodies: string
     status_codes: load.status_codes,
     ...(stack && load.ok > 0 ? { redis_commands_per_request: round(commands.total / load.ok, 2) } : {}),
     cpu_cores: cpuCores,
+    cpu_ms_per_request: servingCpuMs(cpuCores, load.rps),
   };
   log(
     `${subject.url.split('/').slice(3).join('/')} ${row.target} c=${concurrency}: ${row.rps} req/s, p50 ${row.p50_ms} ms, ` +
       `p99 ${row.p99_ms} ms, errors ${row.errors}, avg_batch ${row.avg_batch ?? '-'}`,
   );
   return { row, commands, windowUs: { startUs, endUs } };
+}
+
+function servingCpuMs(cores: Record<string, number>, rps: number): number | null {
+  const serving = Object.entries(cores).reduce((sum, [name, c]) => (name === 'loadgen' ? sum : sum + c), 0);
+  return rps > 0 ? round((serving * 1000) / rps, 3) : null;
 }
 
 function mean(values: number[]): number {
@@ -244,34 +254,57 @@ async function main(): Promise<void> {
     }
   }
 
-  let telemetry: { concurrency: number; rounds: number; on_rps: number; off_rps: number; ratio: number } | null = null;
+  let telemetry: {
+    concurrency: number;
+    rounds: number;
+    on_rps: number;
+    off_rps: number;
+    ratio: number;
+    on_cpu_ms_per_request: number;
+    off_cpu_ms_per_request: number;
+  } | null = null;
   if (!flags['no-telemetry-compare']) {
     log('telemetry on vs off: a second api and worker with OTEL_SDK_DISABLED=true');
     const off = await startStack('otel-off', ONLINE_WORKERS, { OTEL_SDK_DISABLED: 'true' });
     const offSubject: Subject = { target: 'queue', url: `${off.api.url}/predict`, stack: off };
-    const on: number[] = [];
-    const offRps: number[] = [];
+    const on: OnlineRow[] = [];
+    const offRows: OnlineRow[] = [];
     for (let i = 0; i < PLAN.telemetryRounds; i++) {
-      on.push((await measureStep(queue, REFERENCE_CONCURRENCY, singleBodies)).row.rps);
-      offRps.push((await measureStep(offSubject, REFERENCE_CONCURRENCY, singleBodies)).row.rps);
+      on.push((await measureStep(queue, REFERENCE_CONCURRENCY, singleBodies)).row);
+      offRows.push((await measureStep(offSubject, REFERENCE_CONCURRENCY, singleBodies)).row);
     }
     await stopStack(off);
-    const onMean = round(mean(on), 1);
-    const offMean = round(mean(offRps), 1);
-    telemetry = { concurrency: REFERENCE_CONCURRENCY, rounds: PLAN.telemetryRounds, on_rps: onMean, off_rps: offMean, ratio: round(onMean / Math.max(1, offMean), 3) };
+    const onRps = round(mean(on.map((r) => r.rps)), 1);
+    const offRps = round(mean(offRows.map((r) => r.rps)), 1);
+    telemetry = {
+      concurrency: REFERENCE_CONCURRENCY,
+      rounds: PLAN.telemetryRounds,
+      on_rps: onRps,
+      off_rps: offRps,
+      ratio: round(onRps / Math.max(1, offRps), 3),
+      on_cpu_ms_per_request: round(mean(on.map((r) => r.cpu_ms_per_request ?? 0)), 3),
+      off_cpu_ms_per_request: round(mean(offRows.map((r) => r.cpu_ms_per_request ?? 0)), 3),
+    };
   }
 
   // Scaling: the reference concurrency against 1, 2 (and 4) worker processes behind one api.
-  const scaling: { workers: number; rps: number; p99_ms: number; avg_batch: number | null; cpu_cores: Record<string, number> }[] = [];
+  const scaling: (Pick<OnlineRow, 'rps' | 'p99_ms' | 'avg_batch' | 'cpu_cores' | 'cpu_ms_per_request'> & { workers: number })[] = [];
   for (const n of PLAN.scaling) {
     await scaleWorkers(main, n);
     const { row } = await measureStep(queue, REFERENCE_CONCURRENCY, singleBodies);
-    scaling.push({ workers: n, rps: row.rps, p99_ms: row.p99_ms, avg_batch: row.avg_batch, cpu_cores: row.cpu_cores });
+    scaling.push({ workers: n, rps: row.rps, p99_ms: row.p99_ms, avg_batch: row.avg_batch, cpu_cores: row.cpu_cores, cpu_ms_per_request: row.cpu_ms_per_request });
   }
   await stopStack(main);
   await baseline.stop();
 
-  type BulkReport = BulkOutcome & { workers?: number; api_peak_rss_mb?: number; worker_peak_rss_mb?: number; cpu_cores?: Record<string, number> };
+  type BulkReport = BulkOutcome & {
+    workers?: number;
+    api_peak_rss_mb?: number;
+    worker_peak_rss_mb?: number;
+    cpu_cores?: Record<string, number>;
+    /** Cores per process in each phase: submitted (body parsed and staged), scored, downloaded. */
+    cpu_cores_by_phase?: Record<string, Record<string, number>>;
+  };
   let bulk: BulkReport = { available: false, reason: 'skipped (--no-bulk)' };
   if (!flags['no-bulk']) {
     // Fresh processes, so the peaks are the bulk job's and not what online load left behind.
@@ -283,31 +316,71 @@ async function main(): Promise<void> {
     const rss = sampleRss(processes.map((p) => p.pid));
     const pids: Record<string, number> = { loadgen: 0, redis: redisPid };
     for (const p of processes) pids[p.name.slice('bulk-'.length)] = p.pid;
-    const cpu = meterCpu(pids);
-    const outcome = await runBulk(bulkStack.api.url, body, BULK_RECORDS, Math.max(120_000, BULK_RECORDS / 2));
-    const cpuCores = cpu.stop();
+    let cpu = meterCpu(pids);
+    const phaseCores: Record<string, Record<string, number>> = {};
+    const cpuCores = meterCpu(pids);
+    const outcome = await runBulk(bulkStack.api.url, body, BULK_RECORDS, Math.max(120_000, BULK_RECORDS / 2), (phase) => {
+      phaseCores[phase] = cpu.stop();
+      cpu = meterCpu(pids);
+    });
+    const totalCores = cpuCores.stop();
     const peaks = rss.peaks();
     rss.stop();
     const peakOf = (ps: ServerProcess[]) => round(Math.max(0, ...ps.map((p) => peaks.get(p.pid) ?? 0)), 1);
     bulk = outcome.available
-      ? { ...outcome, workers: BULK_WORKERS, api_peak_rss_mb: peakOf([bulkStack.api]), worker_peak_rss_mb: peakOf(bulkStack.workers), cpu_cores: cpuCores }
+      ? {
+          ...outcome,
+          workers: BULK_WORKERS,
+          api_peak_rss_mb: peakOf([bulkStack.api]),
+          worker_peak_rss_mb: peakOf(bulkStack.workers),
+          cpu_cores: totalCores,
+          cpu_cores_by_phase: phaseCores,
+        }
       : outcome;
     log(outcome.available ? `bulk: ${outcome.records_per_s} records/s over ${outcome.seconds} s` : `bulk: not available (${outcome.reason})`);
     await stopStack(bulkStack);
   }
 
-  let profile: { concurrency: number; rps: number; p99_ms: number; api: ProfileSummary | null; worker: ProfileSummary | null } | null = null;
+  type ProfileReport = {
+    concurrency: number;
+    rps: number;
+    p99_ms: number;
+    api: ProfileSummary | null;
+    worker: ProfileSummary | null;
+    /** A smaller bulk job under the profiler: the api while it takes the body, the worker while it scores. */
+    bulk: { records: number; api_submit: ProfileSummary | null; worker_scoring: ProfileSummary | null } | null;
+  };
+  let profile: ProfileReport | null = null;
   if (!flags['no-profile']) {
     rmSync(PROFILE_DIR, { recursive: true, force: true });
     const profiled = await startStack('profile', ONLINE_WORKERS, {}, (role) => ['--cpu-prof', `--cpu-prof-dir=${join(PROFILE_DIR, role)}`]);
     const step = await measureStep({ target: 'queue', url: `${profiled.api.url}/predict`, stack: profiled }, REFERENCE_CONCURRENCY, singleBodies);
+    let bulkWindows: { submit: { startUs: number; endUs: number }; scoring: { startUs: number; endUs: number } } | undefined;
+    const profileBulkRecords = Math.min(BULK_RECORDS, PROFILE_BULK_RECORDS);
+    if (!flags['no-bulk']) {
+      const body = buildNdjson(profileBulkRecords, 5000);
+      const marks: number[] = [profileClockUs()];
+      const outcome = await runBulk(profiled.api.url, body, profileBulkRecords, 120_000, () => marks.push(profileClockUs()));
+      if (outcome.available && marks.length >= 3) {
+        bulkWindows = { submit: { startUs: marks[0]!, endUs: marks[1]! }, scoring: { startUs: marks[1]!, endUs: marks[2]! } };
+      }
+    }
     // The profile is written as each process exits.
     await stopStack(profiled);
-    const summary = (role: string) => {
+    const summary = (role: string, window: { startUs: number; endUs: number }) => {
       const file = existsSync(join(PROFILE_DIR, role)) ? newestProfile(join(PROFILE_DIR, role)) : undefined;
-      return file ? summarizeProfile(file, step.windowUs) : null;
+      return file ? summarizeProfile(file, window) : null;
     };
-    profile = { concurrency: REFERENCE_CONCURRENCY, rps: step.row.rps, p99_ms: step.row.p99_ms, api: summary('api'), worker: summary('worker1') };
+    profile = {
+      concurrency: REFERENCE_CONCURRENCY,
+      rps: step.row.rps,
+      p99_ms: step.row.p99_ms,
+      api: summary('api', step.windowUs),
+      worker: summary('worker1', step.windowUs),
+      bulk: bulkWindows
+        ? { records: profileBulkRecords, api_submit: summary('api', bulkWindows.submit), worker_scoring: summary('worker1', bulkWindows.scoring) }
+        : null,
+    };
     log('profile: .cpuprofile files of the api and the worker are in bench/results/profiles');
   }
 

@@ -14,6 +14,7 @@ type Row = {
   avg_batch: number | null;
   redis_commands_per_request?: number;
   cpu_cores: Record<string, number>;
+  cpu_ms_per_request: number | null;
 };
 
 export type ReportView = {
@@ -22,14 +23,19 @@ export type ReportView = {
   online: Row[];
   batch: (Row & { records_per_request: number; records_per_s: number })[];
   bulk:
-    | { available: true; records: number; seconds: number; records_per_s: number; submit_s: number; scoring_s: number; download_s: number; results: number; workers?: number; api_peak_rss_mb?: number; worker_peak_rss_mb?: number }
+    | { available: true; records: number; seconds: number; records_per_s: number; submit_s: number; scoring_s: number; download_s: number; results: number; workers?: number; api_peak_rss_mb?: number; worker_peak_rss_mb?: number; cpu_cores_by_phase?: Record<string, Record<string, number>> }
     | { available: false; reason: string };
-  scaling: { workers: number; rps: number; p99_ms: number; avg_batch: number | null }[];
+  scaling: { workers: number; rps: number; p99_ms: number; avg_batch: number | null; cpu_ms_per_request: number | null }[];
   redis_commands_per_prediction: number | null;
   redis: { census: { client_commands_per_prediction: number; script_commands_per_prediction: number } };
-  telemetry: { on_rps: number; off_rps: number; ratio: number } | null;
+  telemetry: { on_rps: number; off_rps: number; ratio: number; on_cpu_ms_per_request: number; off_cpu_ms_per_request: number } | null;
   latency_breakdown_c1: Record<'total' | 'queue' | 'batch' | 'inference' | 'rest', { mean_ms: number; p50_ms: number; p99_ms: number }>;
-  profile: { rps: number; api: ProfileView | null; worker: ProfileView | null } | null;
+  profile: {
+    rps: number;
+    api: ProfileView | null;
+    worker: ProfileView | null;
+    bulk: { records: number; api_submit: ProfileView | null; worker_scoring: ProfileView | null } | null;
+  } | null;
   targets: TargetCheck[];
 };
 
@@ -62,11 +68,11 @@ export function printReport(report: ReportView): void {
   const online = report.online;
   out.push(
     table(
-      ['target', 'conc', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx', 'avg batch', 'redis cmd/req', 'q/base'],
+      ['target', 'conc', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx', 'avg batch', 'redis cmd/req', 'cpu ms/req', 'q/base'],
       online.map((r) => {
         const base = online.find((b) => b.target === 'baseline' && b.concurrency === r.concurrency);
         const ratio = r.target === 'queue' && base && base.rps > 0 ? (r.rps / base.rps).toFixed(2) : '';
-        return [r.target, r.concurrency, r.rps.toFixed(0), r.p50_ms.toFixed(2), r.p90_ms.toFixed(2), r.p99_ms.toFixed(2), r.max_ms.toFixed(1), r.errors, r.avg_batch, r.redis_commands_per_request, ratio];
+        return [r.target, r.concurrency, r.rps.toFixed(0), r.p50_ms.toFixed(2), r.p90_ms.toFixed(2), r.p99_ms.toFixed(2), r.max_ms.toFixed(1), r.errors, r.avg_batch, r.redis_commands_per_request, r.cpu_ms_per_request, ratio];
       }),
     ),
     '',
@@ -89,20 +95,25 @@ export function printReport(report: ReportView): void {
         `(submit ${bulk.submit_s} s, scoring ${bulk.scoring_s} s, download ${bulk.download_s} s; ${bulk.results} results; ` +
         `${bulk.workers} workers); peak RSS api ${bulk.api_peak_rss_mb} MB, worker ${bulk.worker_peak_rss_mb} MB`,
     );
+    for (const [phase, cores] of Object.entries(bulk.cpu_cores_by_phase ?? {})) out.push(`  cores until ${phase}: ${cpuText(cores)}`);
   } else {
     out.push(`Bulk: not available (${bulk.reason})`);
   }
   out.push(
     '',
     'Scaling at c=64',
-    table(['workers', 'req/s', 'p99 ms', 'avg batch'], report.scaling.map((s) => [s.workers, s.rps.toFixed(0), s.p99_ms.toFixed(2), s.avg_batch])),
+    table(['workers', 'req/s', 'p99 ms', 'avg batch', 'cpu ms/req'], report.scaling.map((s) => [s.workers, s.rps.toFixed(0), s.p99_ms.toFixed(2), s.avg_batch, s.cpu_ms_per_request])),
     '',
     `Redis commands per online prediction at c=64: ${report.redis_commands_per_prediction} ` +
       `(MONITOR census: ${report.redis.census.client_commands_per_prediction} sent by clients, ` +
       `${report.redis.census.script_commands_per_prediction} run inside Lua scripts)`,
   );
   if (report.telemetry) {
-    out.push(`Telemetry at c=64: on ${report.telemetry.on_rps} req/s, off ${report.telemetry.off_rps} req/s (on/off ${report.telemetry.ratio})`);
+    const t = report.telemetry;
+    out.push(
+      `Telemetry at c=64: on ${t.on_rps} req/s, off ${t.off_rps} req/s (on/off ${t.ratio}); ` +
+        `CPU per request on ${t.on_cpu_ms_per_request} ms, off ${t.off_cpu_ms_per_request} ms`,
+    );
   }
   const b = report.latency_breakdown_c1;
   out.push(
@@ -128,6 +139,14 @@ export function printReport(report: ReportView): void {
       `  api:    ${shares(api?.by_origin)}`,
       `  worker: ${shares(worker?.by_origin)}`,
     );
+    const bulk = report.profile.bulk;
+    if (bulk) {
+      out.push(
+        `Profile of a ${bulk.records}-record bulk job, same view:`,
+        `  api while it takes the body:  ${shares(bulk.api_submit?.by_origin)}`,
+        `  worker while it scores:       ${shares(bulk.worker_scoring?.by_origin)}`,
+      );
+    }
   }
   out.push(
     '',
