@@ -12,7 +12,9 @@ import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
 
 const PREFIX = 'bulk-faults';
 const RECORDS = 200_000;
-const CHUNK = 1000;
+// Chunks big enough (tens of ms to score) that a kill lands while one is being scored, not in
+// the few ms between a chunk's commit and BullMQ hearing of it (a case the commit's SET NX covers).
+const CHUNK = 10_000;
 
 let redis: TestRedis;
 let api: ServiceProcess;
@@ -86,6 +88,8 @@ test('a worker SIGKILLed mid-job: a second worker finishes it, exactly one resul
   const first = await startWorker(env);
   const jobId = await submit();
   await waitUntilMidJob(jobId);
+  // The first commit has just landed; a few ms on, the worker is inside the next chunk's scoring.
+  await new Promise((r) => setTimeout(r, 15));
   await first.stop('SIGKILL');
   const atKill = await done(jobId);
   assert.ok(atKill > 0 && atKill < RECORDS, `killed at ${atKill} of ${RECORDS}`);
@@ -118,8 +122,9 @@ test('a worker SIGTERMed mid-job finishes its chunk and exits 0; the next worker
   assert.equal(await first.stop('SIGTERM'), 0);
   const atStop = await done(jobId);
   assert.ok(atStop > 0 && atStop < RECORDS, `stopped at ${atStop} of ${RECORDS}`);
-  // Nothing is left held by the stopped worker: its chunk was finished, not abandoned.
-  assert.equal(await redis.client.llen(`${PREFIX}:bulk-chunk:active`), 0);
+  // The chunk in hand was finished, not abandoned half-scored: progress stands on a chunk boundary.
+  // (A chunk that BullMQ's blocking fetch moved to active just as close() began can stay active;
+  // it comes back through the stalled check, and the exactly-once check below covers it.)
   assert.equal(atStop % CHUNK, 0);
 
   const second = await startWorker(env);

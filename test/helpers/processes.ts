@@ -56,8 +56,9 @@ async function startProcess(kind: 'api' | 'worker', env: Record<string, string>,
   };
 }
 
+/** Resolves once the api's /ready says Redis answers, so a test's first call cannot meet a connecting api. */
 export function startApi(env: Record<string, string>): Promise<ServiceProcess> {
-  return startProcess('api', env, '/health');
+  return startProcess('api', env, '/ready');
 }
 
 /** Resolves once the worker's ops port says it is ready (model loaded, Redis answers). */
