@@ -153,7 +153,7 @@ export function printReport(report: ReportView): void {
     'Targets',
     table(
       ['target', 'goal', 'value', 'met'],
-      report.targets.map((t) => [t.name, t.goal, t.value, t.met === null ? 'n/a' : t.met ? 'yes' : 'NO' + (t.note ? ` (${t.note})` : '')]),
+      report.targets.map((t) => [t.name, t.goal, t.value, (t.met === null ? 'n/a' : t.met ? 'yes' : 'NO') + (t.note ? ` (${t.note})` : '')]),
     ),
     '',
   );
