@@ -262,18 +262,29 @@ async function main(): Promise<void> {
     ratio: number;
     on_cpu_ms_per_request: number;
     off_cpu_ms_per_request: number;
+    /** Each round's on and off steps, in the order they ran. */
+    steps: Pick<OnlineRow, 'rps' | 'p99_ms' | 'redis_commands_per_request' | 'cpu_ms_per_request' | 'cpu_cores'>[][];
   } | null = null;
   if (!flags['no-telemetry-compare']) {
-    log('telemetry on vs off: a second api and worker with OTEL_SDK_DISABLED=true');
-    const off = await startStack('otel-off', ONLINE_WORKERS, { OTEL_SDK_DISABLED: 'true' });
+    // Two fresh stacks started together, so neither has had longer to warm up than the other.
+    log('telemetry on vs off: two fresh api + worker pairs, one with OTEL_SDK_DISABLED=true');
+    const [onStack, off] = await Promise.all([
+      startStack('otel-on', ONLINE_WORKERS),
+      startStack('otel-off', ONLINE_WORKERS, { OTEL_SDK_DISABLED: 'true' }),
+    ]);
+    const onSubject: Subject = { target: 'queue', url: `${onStack.api.url}/predict`, stack: onStack };
     const offSubject: Subject = { target: 'queue', url: `${off.api.url}/predict`, stack: off };
     const on: OnlineRow[] = [];
     const offRows: OnlineRow[] = [];
     for (let i = 0; i < PLAN.telemetryRounds; i++) {
-      on.push((await measureStep(queue, REFERENCE_CONCURRENCY, singleBodies)).row);
-      offRows.push((await measureStep(offSubject, REFERENCE_CONCURRENCY, singleBodies)).row);
+      // Alternate which goes first, so a drift in background load does not favour one side.
+      const order = i % 2 === 0 ? [onSubject, offSubject] : [offSubject, onSubject];
+      for (const subject of order) {
+        const { row } = await measureStep(subject, REFERENCE_CONCURRENCY, singleBodies);
+        (subject === onSubject ? on : offRows).push(row);
+      }
     }
-    await stopStack(off);
+    await Promise.all([stopStack(onStack), stopStack(off)]);
     const onRps = round(mean(on.map((r) => r.rps)), 1);
     const offRps = round(mean(offRows.map((r) => r.rps)), 1);
     telemetry = {
@@ -284,6 +295,15 @@ async function main(): Promise<void> {
       ratio: round(onRps / Math.max(1, offRps), 3),
       on_cpu_ms_per_request: round(mean(on.map((r) => r.cpu_ms_per_request ?? 0)), 3),
       off_cpu_ms_per_request: round(mean(offRows.map((r) => r.cpu_ms_per_request ?? 0)), 3),
+      steps: on.map((r, i) =>
+        [r, offRows[i]!].map(({ rps, p99_ms, redis_commands_per_request, cpu_ms_per_request, cpu_cores }) => ({
+          rps,
+          p99_ms,
+          redis_commands_per_request,
+          cpu_ms_per_request,
+          cpu_cores,
+        })),
+      ),
     };
   }
 
