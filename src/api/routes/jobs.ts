@@ -104,6 +104,9 @@ function resultAt(results: ChunkResults, row: number, index: number): JobResult 
   return result;
 }
 
+/** Rows per piece of a streamed download (~80 kB). */
+const STREAM_PIECE_ROWS = 1000;
+
 /** Every result of a job in order, one result chunk in memory at a time, as NDJSON or CSV text. */
 async function* streamResults(store: BulkStore, job: BulkJobState, format: 'application/x-ndjson' | 'text/csv'): AsyncGenerator<string> {
   if (format === 'text/csv') yield 'index,id,fraud_probability,decision\n';
@@ -113,18 +116,22 @@ async function* streamResults(store: BulkStore, job: BulkJobState, format: 'appl
     if (!bytes) throw new Error(`result chunk ${chunk} of job ${job.jobId} is gone (expired)`);
     const results = decodeResults(bytes);
     const base = chunk * job.chunkSize;
-    const lines: string[] = new Array(results.length);
-    for (let row = 0; row < results.length; row++) {
-      const index = base + row;
-      const p = results.probabilities[row]!;
-      const decision = decisionOf(results.decisions[row]!);
-      const id = results.ids?.[row] ?? '';
-      lines[row] =
-        format === 'text/csv'
-          ? `${index},${csvCell(id)},${p},${decision}`
-          : JSON.stringify(id ? { index, id, fraud_probability: p, decision } : { index, fraud_probability: p, decision });
+    // Small pieces, built without an object per result: the download's garbage, not the job,
+    // would otherwise set the api's peak memory.
+    for (let from = 0; from < results.length; from += STREAM_PIECE_ROWS) {
+      let piece = '';
+      for (let row = from; row < Math.min(results.length, from + STREAM_PIECE_ROWS); row++) {
+        const index = base + row;
+        const p = results.probabilities[row]!;
+        const decision = decisionOf(results.decisions[row]!);
+        const id = results.ids?.[row];
+        piece +=
+          format === 'text/csv'
+            ? `${index},${csvCell(id ?? '')},${p},${decision}\n`
+            : `{"index":${index},${id ? `"id":${JSON.stringify(id)},` : ''}"fraud_probability":${p},"decision":"${decision}"}\n`;
+      }
+      yield piece;
     }
-    yield lines.join('\n') + '\n';
   }
 }
 
