@@ -1,18 +1,4 @@
-// Exits 0 when the Redis at argv[2] answers PING within a second, 1 otherwise.
-import { Redis } from 'ioredis';
+// Exits 0 when the Redis at argv[2] answers PING within a second, 1 otherwise (for ensure-redis.sh).
+import { redisAnswers } from '../src/shared/redis.ts';
 
-const redis = new Redis(process.argv[2] ?? 'redis://127.0.0.1:6379', {
-  lazyConnect: true,
-  connectTimeout: 1000,
-  maxRetriesPerRequest: 0,
-  retryStrategy: () => null,
-});
-try {
-  await redis.connect();
-  await redis.ping();
-  redis.disconnect();
-  process.exit(0);
-} catch {
-  redis.disconnect();
-  process.exit(1);
-}
+process.exit((await redisAnswers(process.argv[2] ?? 'redis://127.0.0.1:6379')) ? 0 : 1);

@@ -7,21 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
-import { loadConfig, ConfigError } from '../src/shared/config.ts';
-
-async function answers(url: string): Promise<boolean> {
-  const probe = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => undefined);
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
+import { redisAnswers } from '../src/shared/redis.ts';
+import { loadConfigOrExit } from '../src/shared/config.ts';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -40,18 +27,12 @@ function prefixed(name: string, child: ChildProcess): void {
   }
 }
 
-let config;
-try {
-  config = loadConfig();
-} catch (err) {
-  console.error(err instanceof ConfigError ? err.message : err);
-  process.exit(1);
-}
+const config = loadConfigOrExit();
 
 const env: NodeJS.ProcessEnv = { ...process.env };
 let redisServer: ChildProcess | undefined;
 let redisDir: string | undefined;
-if (!(await answers(config.redis.url))) {
+if (!(await redisAnswers(config.redis.url))) {
   const port = await freePort();
   redisDir = mkdtempSync(join(tmpdir(), 'scoring-redis-'));
   redisServer = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', redisDir], {

@@ -1,20 +1,11 @@
 // The api process: config → telemetry → app → listen; SIGTERM drains it.
-import { loadConfig, ConfigError } from '../shared/config.ts';
+import { loadConfigOrExit } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
 import { startTelemetry } from '../shared/telemetry.ts';
 import { Shutdown } from '../shared/shutdown.ts';
 import { buildApp } from './app.ts';
 
-let config;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (err instanceof ConfigError) {
-    console.error(err.message);
-    process.exit(1);
-  }
-  throw err;
-}
+const config = loadConfigOrExit();
 
 const telemetry = startTelemetry({ serviceName: 'scoring-api', ...config.telemetry });
 const logger = createLogger('api', config.logLevel);

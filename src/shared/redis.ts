@@ -20,3 +20,17 @@ export function createRedis(url: string, role: RedisRole, name: string): Redis {
 export function isRedisReady(redis: Redis): boolean {
   return redis.status === 'ready';
 }
+
+/** True when the Redis at url answers PING within about a second; never throws, never retries. */
+export async function redisAnswers(url: string): Promise<boolean> {
+  const probe = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    return (await probe.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}

@@ -1,7 +1,7 @@
 // The worker process: config → telemetry → model → Redis → consumers → ops port.
 // SIGTERM: stop fetching, finish the batch in hand, close, release the model, exit.
 import { randomUUID } from 'node:crypto';
-import { loadConfig, ConfigError } from '../shared/config.ts';
+import { loadConfigOrExit } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
 import { startTelemetry } from '../shared/telemetry.ts';
 import { Shutdown } from '../shared/shutdown.ts';
@@ -15,16 +15,7 @@ import { createWorkerMetrics } from './worker-metrics.ts';
 import { countJobOutcomes, countScoredChunks } from './job-outcomes.ts';
 import { QUEUES } from '../shared/queues.ts';
 
-let config;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (err instanceof ConfigError) {
-    console.error(err.message);
-    process.exit(1);
-  }
-  throw err;
-}
+const config = loadConfigOrExit();
 
 const telemetry = startTelemetry({ serviceName: 'scoring-worker', ...config.telemetry });
 const logger = createLogger('worker', config.logLevel);

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.ts';
+import { redisAnswers } from '../../src/shared/redis.ts';
 import { waitFor } from './wait.ts';
 
 export type TestRedis = {
@@ -18,19 +19,6 @@ export type TestRedis = {
   start: () => Promise<void>;
   close: () => Promise<void>;
 };
-
-async function ping(url: string): Promise<boolean> {
-  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => undefined);
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
 
 export async function startTestRedis(): Promise<TestRedis> {
   const port = await freePort();
@@ -45,7 +33,7 @@ export async function startTestRedis(): Promise<TestRedis> {
     proc.once('error', (err) => {
       throw new Error(`redis-server could not start (apt-get install redis-server): ${err.message}`);
     });
-    await waitFor(() => ping(url), { what: `redis-server on port ${port}` });
+    await waitFor(() => redisAnswers(url), { what: `redis-server on port ${port}` });
   };
   const stop = async () => {
     const p = proc;

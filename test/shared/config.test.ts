@@ -43,3 +43,17 @@ test('the config is frozen', () => {
     (config.api as { port: number }).port = 1;
   });
 });
+
+test('a process started with a bad variable stops at once with a message naming it', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { serviceArgs } = await import('../../src/shared/node-args.ts');
+  for (const role of ['api', 'worker'] as const) {
+    const run = spawnSync(process.execPath, serviceArgs(role), {
+      env: { ...process.env, PORT: 'eighty', WORKER_PORT: 'ninety' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    assert.equal(run.status, 1, role);
+    assert.match(run.stderr, role === 'api' ? /PORT/ : /WORKER_PORT/);
+  }
+});
