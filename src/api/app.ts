@@ -50,7 +50,7 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
   await app.register(openapiPlugin);
   await app.register(onlinePlugin, { config, telemetry });
   await app.register(observabilityPlugin, { config, telemetry });
-  await app.register(adminPlugin, { config });
+  await app.register(adminPlugin);
   // keyPrefix, not prefix: Fastify reads a `prefix` option as a route prefix.
   await app.register(healthRoutes, { keyPrefix: config.redis.prefix, telemetry });
   await app.register(predictRoutes, {

@@ -41,13 +41,13 @@ export type TelemetryOptions = {
 
 let current: Telemetry | undefined;
 
+/** The instrument the HTTP instrumentation records, recorded by the api itself when tracing is off. */
+export const HTTP_SERVER_DURATION = 'http.server.request.duration';
+
 /**
  * Starts the SDK once per process and returns it; later calls return the same instance, so
  * main.ts gets what the preload started (the service name of the first call wins).
  */
-/** The instrument the HTTP instrumentation records, recorded by the api itself when tracing is off. */
-export const HTTP_SERVER_DURATION = 'http.server.request.duration';
-
 export function startTelemetry(options: TelemetryOptions): Telemetry {
   current ??= create(options);
   return current;

@@ -3,7 +3,6 @@
 import type { Meter } from '@opentelemetry/api';
 import { DURATION_BUCKETS_S } from '../shared/telemetry.ts';
 
-export { DURATION_BUCKETS_S };
 const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
 
 export function createWorkerMetrics(meter: Meter) {

@@ -2,21 +2,15 @@
 // Read-only: nothing here can retry, promote or remove a job. It sits behind the auth hook like
 // every route not marked public, so with API_KEYS set it needs the bearer key too.
 import fp from 'fastify-plugin';
-import { Queue } from 'bullmq';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../../shared/config.ts';
-import { QUEUES } from '../../shared/queues.ts';
 
 export const ADMIN_BASE_PATH = '/admin/queues';
 
-async function adminPlugin(app: FastifyInstance, { config }: { config: Config }) {
-  const queues = [QUEUES.predict.name, QUEUES.bulk.name].map(
-    (name) => new Queue(name, { connection: app.redis, prefix: config.redis.prefix }),
-  );
-  for (const q of queues) q.on('error', (err) => app.log.debug({ err }, 'admin queue error'));
+async function adminPlugin(app: FastifyInstance) {
+  const queues = Object.values(app.queues);
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(ADMIN_BASE_PATH);
   createBullBoard({
@@ -26,9 +20,6 @@ async function adminPlugin(app: FastifyInstance, { config }: { config: Config })
   });
   // Registered in a scope of its own; the root's onRequest hooks (auth) still run on its routes.
   await app.register(serverAdapter.registerPlugin(), { prefix: ADMIN_BASE_PATH });
-  app.addHook('onClose', async () => {
-    await Promise.all(queues.map((q) => q.close()));
-  });
 }
 
 export default fp(adminPlugin, { name: 'admin', dependencies: ['online', 'auth'] });

@@ -5,7 +5,7 @@
 // The queue gauges are observable: Redis is read when Prometheus scrapes, at most once per
 // SAMPLE_MIN_INTERVAL_MS however many scrapers there are, never per request.
 import fp from 'fastify-plugin';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import { context } from '@opentelemetry/api';
 import { getRPCMetadata, RPCType } from '@opentelemetry/core';
 import type { FastifyInstance } from 'fastify';
@@ -57,11 +57,8 @@ async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: 
   }
 
   const { prefix } = config.redis;
-  const queues = {
-    [QUEUES.predict.name]: new Queue(QUEUES.predict.name, { connection: app.redis, prefix }),
-    [QUEUES.bulk.name]: new Queue(QUEUES.bulk.name, { connection: app.redis, prefix }),
-  };
-  for (const q of Object.values(queues)) q.on('error', (err) => app.log.debug({ err }, 'metrics queue error'));
+  // Keyed by queue name: the name is the metrics' queue label.
+  const queues: Record<string, Queue> = Object.fromEntries(Object.values(app.queues).map((q) => [q.name, q]));
   const scoredKey = recordsScoredKey(prefix);
   const rateSamples: { at: number; scored: number }[] = [];
   let lastRate = 0;
@@ -141,9 +138,6 @@ async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: 
     [depth, bulkPending, drain, rate],
   );
 
-  app.addHook('onClose', async () => {
-    await Promise.all(Object.values(queues).map((q) => q.close()));
-  });
 }
 
 export default fp(observabilityPlugin, { name: 'observability', dependencies: ['online'] });

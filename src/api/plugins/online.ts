@@ -1,5 +1,6 @@
-// Owns the api's Redis connections, the online queue and the dispatcher that waits for
-// replies; decorates the instance with them and closes them when the app closes.
+// Owns the api's Redis connections, its BullMQ queues (one Queue object per queue, shared by
+// every route and plugin) and the dispatcher that waits for replies; decorates the instance
+// with them and closes them when the app closes.
 import fp from 'fastify-plugin';
 import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
@@ -7,13 +8,14 @@ import type { Redis } from 'ioredis';
 import { createRedis } from '../../shared/redis.ts';
 import { QUEUES } from '../../shared/queues.ts';
 import type { Config } from '../../shared/config.ts';
-import type { Telemetry } from '../../shared/telemetry.ts';
+import { bullmqTelemetry, type Telemetry } from '../../shared/telemetry.ts';
 import { OnlineDispatcher } from '../online-dispatcher.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
     redis: Redis;
     online: OnlineDispatcher;
+    queues: { predict: Queue; bulk: Queue };
   }
 }
 
@@ -25,10 +27,15 @@ async function onlinePlugin(app: FastifyInstance, { config, telemetry }: OnlineP
   // ioredis reports a Redis that went away as an 'error' event; the reconnect is automatic.
   for (const conn of [producer, subscriber]) conn.on('error', (err) => app.log.debug({ err }, 'redis connection error'));
 
-  const queue = new Queue(QUEUES.predict.name, { connection: producer, prefix: config.redis.prefix });
-  queue.on('error', (err) => app.log.debug({ err }, 'predict queue error'));
+  const { prefix } = config.redis;
+  const queues = {
+    predict: new Queue(QUEUES.predict.name, { connection: producer, prefix }),
+    // With tracing on, each chunk job carries the submit's trace context (BullMQ's telemetry option).
+    bulk: new Queue(QUEUES.bulk.name, { connection: producer, prefix, ...bullmqTelemetry() }),
+  };
+  for (const queue of Object.values(queues)) queue.on('error', (err) => app.log.debug({ err, queue: queue.name }, 'queue error'));
   const online = new OnlineDispatcher({
-    queue,
+    queue: queues.predict,
     producer,
     subscriber,
     prefix: config.redis.prefix,
@@ -41,9 +48,10 @@ async function onlinePlugin(app: FastifyInstance, { config, telemetry }: OnlineP
 
   app.decorate('redis', producer);
   app.decorate('online', online);
+  app.decorate('queues', queues);
   app.addHook('onClose', async () => {
     await online.close();
-    await queue.close();
+    await Promise.all(Object.values(queues).map((q) => q.close()));
     subscriber.disconnect();
     producer.disconnect();
   });

@@ -2,7 +2,6 @@
 // An encapsulated plugin: its own content-type parsers hand POST /jobs the raw body stream
 // (JSON, NDJSON or CSV), which is parsed, limited and validated as it arrives, never buffered.
 import { Readable } from 'node:stream';
-import { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -17,7 +16,6 @@ import {
   UnavailableError,
   UnsupportedMediaTypeError,
 } from '../../shared/errors.ts';
-import { QUEUES } from '../../shared/queues.ts';
 import { isRedisReady } from '../../shared/redis.ts';
 import { ErrorBodySchema } from '../../shared/schemas/error.ts';
 import {
@@ -35,7 +33,6 @@ import { parseJson } from '../bulk/parse-json.ts';
 import { parseNdjson } from '../bulk/parse-ndjson.ts';
 import { limitBytes, type ParsedRow } from '../bulk/parsed-row.ts';
 import { findIdempotentJob, submitBulkJob } from '../bulk/submit.ts';
-import { bullmqTelemetry } from '../../shared/telemetry.ts';
 
 export type JobsRoutesOptions = { config: Config };
 
@@ -141,12 +138,7 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
   const { maxJobRecords, jobBodyLimitBytes } = config.api;
   // The producer connection of the online plugin: fail-fast, shared, closed by that plugin.
   const store = createBulkStore(app.redis, prefix);
-  // With tracing on, each chunk job carries the submit's trace context (BullMQ's telemetry option).
-  const queue = new Queue(QUEUES.bulk.name, { connection: app.redis, prefix, ...bullmqTelemetry() });
-  queue.on('error', (err) => app.log.debug({ err }, 'bulk queue error'));
-  app.addHook('onClose', async () => {
-    await queue.close();
-  });
+  const queue = app.queues.bulk;
 
   // This scope's bodies are streams: the default JSON parser (which buffers) gives way to one that
   // passes the request through. Other content types get Fastify's 415.
