@@ -3,21 +3,11 @@
 // is one the config reads.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
-import { DockerfileParser } from 'dockerfile-ast';
+import { existsSync } from 'node:fs';
 import { ENV_VARIABLES } from '../../src/shared/config.ts';
+import { ROOT, dockerfile, isServiceVariable, readCompose, readRepoFile as read } from '../helpers/deploy-files.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const read = (path: string) => readFileSync(ROOT + path, 'utf8');
 const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
-
-function dockerfile(path: string) {
-  const instructions = DockerfileParser.parse(read(path)).getInstructions();
-  const all = (keyword: string) => instructions.filter((i) => i.getKeyword() === keyword).map((i) => i.getArgumentsContent() ?? '');
-  return { all, one: (keyword: string) => all(keyword).at(-1) ?? '' };
-}
 
 for (const [file, script] of [['Dockerfile.api', 'api'], ['Dockerfile.worker', 'worker']] as const) {
   test(`${file} builds on Node 24 slim, installs production packages, runs as non-root, starts like npm run ${script}`, () => {
@@ -35,10 +25,7 @@ for (const [file, script] of [['Dockerfile.api', 'api'], ['Dockerfile.worker', '
 }
 
 test('docker-compose.yml runs Redis with AOF on a volume, the api, and a scalable worker', () => {
-  const compose = parseYaml(read('docker-compose.yml')) as {
-    services: Record<string, { command?: string[]; volumes?: string[]; environment?: Record<string, string>; ports?: string[]; build?: { dockerfile: string } }>;
-    volumes: Record<string, unknown>;
-  };
+  const compose = readCompose();
   const { redis, api, worker } = compose.services;
   assert.ok(redis && api && worker);
   assert.ok(redis.command!.join(' ').includes('--appendonly yes'));
@@ -48,7 +35,7 @@ test('docker-compose.yml runs Redis with AOF on a volume, the api, and a scalabl
   assert.equal(worker.ports, undefined, 'a worker publishes no host port, so --scale worker=N works');
   for (const service of [api, worker]) {
     for (const name of Object.keys(service.environment ?? {})) {
-      assert.ok(ENV_VARIABLES.includes(name) || name.startsWith('OTEL_'), `${name} is read by src/shared/config.ts`);
+      assert.ok(isServiceVariable(name), `${name} is read by src/shared/config.ts`);
     }
   }
 });
