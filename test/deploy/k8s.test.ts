@@ -101,6 +101,8 @@ for (const [overlay, objects] of rendered) {
       const servicePorts = service.spec.ports as { name: string; port: number; targetPort: string }[];
       assert.deepEqual(servicePorts.map((p) => p.name).sort(), ['grpc', 'http']);
       for (const p of servicePorts) assert.ok(portNumber(api, p.targetPort), `Service port ${p.name} targets a container port`);
+      // The contract's gRPC port, GRPC_PORT, default 8081.
+      if (ENV_VARIABLES.includes('GRPC_PORT')) assert.equal(portNumber(api, 'grpc'), Number(env.GRPC_PORT ?? 8081));
 
       const pdb = find(objects, 'PodDisruptionBudget', 'scoring-api');
       assert.ok(matches(pdb.spec.selector.matchLabels, deployment.spec.template.metadata.labels));
