@@ -171,6 +171,13 @@ for (const [overlay, objects] of rendered) {
       }
     });
 
+    test('every PodDisruptionBudget and Service selects pods that exist', () => {
+      for (const o of objects.filter((x) => x.kind === 'PodDisruptionBudget' || x.kind === 'Service')) {
+        const selector = o.kind === 'Service' ? o.spec.selector : o.spec.selector.matchLabels;
+        assert.ok(workloads(objects).some((w) => matches(selector, w.spec.template.metadata.labels)), `${o.kind}/${o.metadata.name}`);
+      }
+    });
+
     test('what autoscalers scale exists and carries no replica count of its own', () => {
       const targets = [
         ...objects.filter((o) => o.kind === 'HorizontalPodAutoscaler').map((o) => o.spec.scaleTargetRef.name as string),

@@ -43,7 +43,13 @@ export function overlays(): string[] {
 }
 
 export function renderOverlay(name: string): K8sObject[] {
-  const yaml = execFileSync('kubectl', ['kustomize', `${ROOT}${K8S_DIR}/overlays/${name}`], { encoding: 'utf8' });
+  let yaml: string;
+  try {
+    yaml = execFileSync('kubectl', ['kustomize', `${ROOT}${K8S_DIR}/overlays/${name}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const { code, stderr } = err as { code?: string; stderr?: string };
+    throw new Error(code === 'ENOENT' ? 'kubectl is needed to render deploy/k8s (it renders offline, no cluster)' : `kubectl kustomize ${name}: ${stderr}`);
+  }
   return parseAllDocuments(yaml).map((doc) => {
     if (doc.errors.length > 0) throw new Error(`${name}: ${doc.errors.join('; ')}`);
     return doc.toJS() as K8sObject;
