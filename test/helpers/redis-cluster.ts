@@ -51,22 +51,22 @@ async function ask(address: string, ...command: [string, ...(string | number)[]]
   }
 }
 
-const info = async (address: string, ...section: string[]) => String(await ask(address, ...(['CLUSTER', ...section] as [string, ...string[]])));
+const cluster = async (address: string, subcommand: 'INFO' | 'NODES') => String(await ask(address, 'CLUSTER', subcommand));
 
-type NodeLine = { id: string; address: string; flags: string[]; masterId: string; linkState: string };
+type NodeLine = { id: string; address: string; flags: string[]; masterId: string };
 
 function parseClusterNodes(text: string): NodeLine[] {
   return text
     .trim()
     .split('\n')
     .map((line) => {
-      const [id, addr, flags, masterId, , , , linkState] = line.split(' ');
-      return { id: id!, address: addr!.split('@')[0]!, flags: flags!.split(','), masterId: masterId!, linkState: linkState! };
+      const [id, addr, flags, masterId] = line.split(' ');
+      return { id: id!, address: addr!.split('@')[0]!, flags: flags!.split(','), masterId: masterId! };
     });
 }
 
 async function clusterOk(address: string): Promise<boolean> {
-  return /cluster_state:ok/.test(await info(address, 'INFO'));
+  return /cluster_state:ok/.test(await cluster(address, 'INFO'));
 }
 
 export async function startTestRedisCluster({ nodeTimeoutMs = 2000 } = {}): Promise<TestRedisCluster> {
@@ -112,7 +112,7 @@ export async function startTestRedisCluster({ nodeTimeoutMs = 2000 } = {}): Prom
       async () => {
         for (const node of nodes) if (!(await clusterOk(node))) return false;
         // Every replica has synced with its master, so a failover has something to promote.
-        const lines = parseClusterNodes(await info(nodes[0]!, 'NODES'));
+        const lines = parseClusterNodes(await cluster(nodes[0]!, 'NODES'));
         const replicas = lines.filter((l) => l.flags.includes('slave'));
         if (replicas.length !== NODE_COUNT / 2) return false;
         for (const r of replicas) if (!/master_link_status:up/.test(String(await ask(r.address, 'INFO', 'replication')))) return false;
@@ -132,7 +132,7 @@ export async function startTestRedisCluster({ nodeTimeoutMs = 2000 } = {}): Prom
     };
 
     const killMaster: TestRedisCluster['killMaster'] = async ({ key, timeoutMs = 30_000 } = {}) => {
-      const lines = parseClusterNodes(await info(alive()[0]!, 'NODES'));
+      const lines = parseClusterNodes(await cluster(alive()[0]!, 'NODES'));
       const killedAddress = key ? await masterOf(key) : lines.find((l) => l.flags.includes('master') && !l.flags.includes('fail'))!.address;
       const killed = lines.find((l) => l.address === killedAddress)!;
       const replicas = lines.filter((l) => l.masterId === killed.id).map((l) => l.address);
