@@ -3,8 +3,8 @@
 // transition is one Lua script, so two workers (or a worker and a DELETE) cannot interleave, and
 // every key of a job expires at the same instant, expires_at (PEXPIREAT), never lazily.
 import type { Redis } from 'ioredis';
-import { bulkIdempotencyKey, bulkInputKey, bulkJobKey, bulkResultKey } from './keys.ts';
-import type { JobStatusName } from './schemas/bulk-job.ts';
+import { bulkIdempotencyKey, bulkInputKey, bulkJobKey, bulkResultKey, recordsScoredKey } from './keys.ts';
+import { JobStatusNameSchema, type JobStatusName } from './schemas/bulk-job.ts';
 
 export type BulkJobState = {
   jobId: string;
@@ -36,20 +36,29 @@ export type NewBulkJob = {
 export const COMMIT_OUTCOMES = { written: 1, duplicate: 0, gone: -1, finished: -2 } as const;
 export type CommitOutcome = keyof typeof COMMIT_OUTCOMES;
 
-// queued → running on the first chunk a worker takes; returns the status after the call, or
-// nothing when the job is gone (expired).
-const START_CHUNK = `
+// Everything a worker needs before scoring a chunk, in one round trip: queued → running on the
+// first chunk taken, then the staged input, unless the chunk need not be scored. Replies
+// {'claimed', input}; {'scored'} when an earlier attempt wrote its results; {'missing'} when
+// neither input nor results exist; {status} of a job that is over; {'gone'} once it expired.
+const CLAIM_CHUNK = `
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return false end
+if not status then return {'gone'} end
 if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
-  return 'running'
+  status = 'running'
 end
-return status`;
+if status ~= 'running' then return {status} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'scored'} end
+local input = redis.call('GET', KEYS[2])
+if not input then return {'missing'} end
+return {'claimed', input}`;
 
 // Writes a chunk's results once. Only a new write counts toward progress, so a chunk scored twice
 // (a worker killed after the write, before BullMQ heard of it) still counts once. The last chunk
-// completes the job. The staged input is no longer needed once its results exist.
+// completes the job. The staged input is no longer needed once its results exist. The service's
+// records-scored counter (KEYS[4], the api's scoring rate) moves in the same step, so it too
+// counts each chunk once. That key is not under the job's hash tag: on a Redis Cluster this
+// script would need it moved to the job's slot.
 const COMMIT_CHUNK = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
@@ -59,6 +68,7 @@ if ttl <= 0 then return -1 end
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ttl) then return 0 end
 redis.call('DEL', KEYS[3])
 local done = redis.call('HINCRBY', KEYS[1], 'done', ARGV[2])
+redis.call('INCRBY', KEYS[4], ARGV[2])
 redis.call('HSET', KEYS[1], 'model_version', ARGV[4])
 if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[3]) end
 if done >= tonumber(redis.call('HGET', KEYS[1], 'total')) then
@@ -77,16 +87,37 @@ if status == 'queued' or status == 'running' then
 end
 return status`;
 
+/** Why a chunk is not to be scored, or its input when it is. */
+export type ChunkClaim =
+  | { outcome: 'claimed'; input: Buffer }
+  /** An earlier attempt wrote its results (and died before BullMQ heard of it). */
+  | { outcome: 'scored' }
+  /** The job runs but the chunk has neither input nor results: it cannot be scored. */
+  | { outcome: 'missing' }
+  /** The job is over (cancelled, failed or completed): its chunks are not scored. */
+  | { outcome: 'finished'; status: JobStatusName }
+  /** The job expired. */
+  | { outcome: 'gone' };
+
 type ScriptedRedis = Redis & {
-  bulkStartChunk(job: string, now: number): Promise<string | null>;
-  bulkCommitChunk(job: string, out: string, input: string, result: Buffer, rows: number, now: number, modelVersion: string): Promise<number>;
+  bulkClaimChunkBuffer(job: string, input: string, out: string, now: number): Promise<[Buffer, Buffer?]>;
+  bulkCommitChunk(
+    job: string,
+    out: string,
+    input: string,
+    scored: string,
+    result: Buffer,
+    rows: number,
+    now: number,
+    modelVersion: string,
+  ): Promise<number>;
   bulkFinishJob(job: string, status: string, now: number, reason: string): Promise<string | null>;
 };
 
 function withScripts(redis: Redis): ScriptedRedis {
   // defineCommand sends EVALSHA and falls back to EVAL once per connection; redefining is harmless.
-  redis.defineCommand('bulkStartChunk', { numberOfKeys: 1, lua: START_CHUNK });
-  redis.defineCommand('bulkCommitChunk', { numberOfKeys: 3, lua: COMMIT_CHUNK });
+  redis.defineCommand('bulkClaimChunk', { numberOfKeys: 3, lua: CLAIM_CHUNK });
+  redis.defineCommand('bulkCommitChunk', { numberOfKeys: 4, lua: COMMIT_CHUNK });
   redis.defineCommand('bulkFinishJob', { numberOfKeys: 1, lua: FINISH_JOB });
   return redis as ScriptedRedis;
 }
@@ -176,25 +207,35 @@ export function createBulkStore(connection: Redis, prefix: string) {
       await redis.unlink(bulkIdempotencyKey(prefix, owner, keyDigest));
     },
 
-    /** Marks a job running when a worker takes its first chunk. Null when the job is gone. */
-    async startChunk(jobId: string, now: number): Promise<JobStatusName | null> {
-      return (await redis.bulkStartChunk(jobKey(jobId), now)) as JobStatusName | null;
+    /** Takes a chunk for scoring (marking its job running), or says why it is not to be scored. */
+    async claimChunk(jobId: string, chunk: number, now: number): Promise<ChunkClaim> {
+      const [what, input] = await redis.bulkClaimChunkBuffer(
+        jobKey(jobId),
+        bulkInputKey(prefix, jobId, chunk),
+        bulkResultKey(prefix, jobId, chunk),
+        now,
+      );
+      const outcome = what.toString();
+      switch (outcome) {
+        case 'claimed':
+          if (!input) throw new Error(`claim of chunk ${chunk} of job ${jobId} came back without its input`);
+          return { outcome, input };
+        case 'scored':
+        case 'missing':
+        case 'gone':
+          return { outcome };
+        default:
+          return { outcome: 'finished', status: JobStatusNameSchema.parse(outcome) };
+      }
     },
 
-    async readStagedChunk(jobId: string, chunk: number): Promise<Buffer | null> {
-      return redis.getBuffer(bulkInputKey(prefix, jobId, chunk));
-    },
-
-    async hasResultChunk(jobId: string, chunk: number): Promise<boolean> {
-      return (await redis.exists(bulkResultKey(prefix, jobId, chunk))) === 1;
-    },
-
-    /** Writes a chunk's results and progress at once, idempotently. */
+    /** Writes a chunk's results, its job's progress and the records-scored count at once, idempotently. */
     async commitChunk(jobId: string, chunk: number, results: Buffer, rows: number, modelVersion: string, now: number): Promise<CommitOutcome> {
       const code = await redis.bulkCommitChunk(
         jobKey(jobId),
         bulkResultKey(prefix, jobId, chunk),
         bulkInputKey(prefix, jobId, chunk),
+        recordsScoredKey(prefix),
         results,
         rows,
         now,

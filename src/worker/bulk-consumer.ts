@@ -1,15 +1,18 @@
 // Drains bulk chunks: one chunk at a time per worker, scored in slices that yield to the event
 // loop between session.runs, so the online consumer's batches interleave (online work first) and
-// BullMQ keeps renewing the chunk's lock. A chunk's results and progress are written by one Lua
-// script, once (SET NX), so a chunk retried after a crash, a stall or a SIGTERM counts once.
+// BullMQ keeps renewing the chunk's lock. One Lua script claims a chunk (its status and staged
+// input in one round trip); the tensor is encoded straight from the chunk's columns. A chunk's
+// results and progress are written by one Lua script, once (SET NX), so a chunk retried after a
+// crash, a stall or a SIGTERM counts once.
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { chunkRecords, decisionCode, decodeChunk, encodeResults } from '../shared/bulk-chunk.ts';
+import { decisionCode, decodeChunk, encodeResults } from '../shared/bulk-chunk.ts';
 import { createBulkStore } from '../shared/bulk-store.ts';
 import type { LogSink } from '../shared/logger.ts';
 import { QUEUES } from '../shared/queues.ts';
 import { decide, type Thresholds } from './decide.ts';
+import { createFeatureEncoder } from './features.ts';
 import type { ScoringModel } from './model.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
 import { bullmqTelemetry } from '../shared/telemetry.ts';
@@ -39,30 +42,36 @@ export type ChunkOutcome = 'written' | 'duplicate' | 'gone' | 'finished' | 'skip
 export function startBulkConsumer(options: BulkConsumerOptions): Worker {
   const { model, thresholds, metrics, logger } = options;
   const store = createBulkStore(options.connection, options.prefix);
+  // The model's own encoding, fed from the chunk's columns rather than from records.
+  const encoder = createFeatureEncoder(model.manifest.input);
 
   async function processChunk(job: Job): Promise<ChunkOutcome> {
     const parsed = QUEUES.bulk.data.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`bulk chunk ${job.id} has bad data: ${parsed.error.message}`);
     const { job_id: jobId, chunk, count } = parsed.data;
 
-    // A cancelled, failed or expired job's chunks are not scored.
-    const status = await store.startChunk(jobId, Date.now());
-    if (status !== 'running') return 'skipped';
-    // Scored already by an attempt that died before BullMQ heard of it.
-    if (await store.hasResultChunk(jobId, chunk)) return 'duplicate';
-    const input = await store.readStagedChunk(jobId, chunk);
-    if (!input) {
-      if (await store.hasResultChunk(jobId, chunk)) return 'duplicate';
-      throw new UnrecoverableError(`the staged input of chunk ${chunk} is gone`);
+    const claim = await store.claimChunk(jobId, chunk, Date.now());
+    switch (claim.outcome) {
+      case 'claimed':
+        break;
+      // Scored already by an attempt that died before BullMQ heard of it.
+      case 'scored':
+        return 'duplicate';
+      // A cancelled, failed, completed or expired job's chunks are not scored.
+      case 'finished':
+      case 'gone':
+        return 'skipped';
+      case 'missing':
+        throw new UnrecoverableError(`the staged input of chunk ${chunk} is gone`);
     }
-    const columns = decodeChunk(input);
+    const columns = decodeChunk(claim.input);
     if (columns.length !== count) throw new UnrecoverableError(`chunk ${chunk} holds ${columns.length} records, expected ${count}`);
 
     const probabilities = new Float32Array(columns.length);
     for (let from = 0; from < columns.length; from += BULK_SLICE_ROWS) {
       const to = Math.min(columns.length, from + BULK_SLICE_ROWS);
       const started = performance.now();
-      probabilities.set(await model.score(chunkRecords(columns, from, to)), from);
+      probabilities.set(await model.scoreFeatures(encoder.encodeColumns(columns, from, to), to - from), from);
       metrics.batchRecords.record(to - from);
       metrics.inferenceDuration.record((performance.now() - started) / 1000);
       // Let online batches, lock renewal and the stalled check run between slices.
@@ -72,6 +81,7 @@ export function startBulkConsumer(options: BulkConsumerOptions): Worker {
     for (let i = 0; i < decisions.length; i++) decisions[i] = decisionCode(decide(probabilities[i]!, thresholds));
 
     const results = encodeResults({ length: columns.length, probabilities, decisions, ids: columns.ids });
+    // Results, progress and the records-scored count move together, once.
     const outcome = await store.commitChunk(jobId, chunk, results, columns.length, model.version, Date.now());
     if (outcome === 'written') metrics.recordsScored.add(columns.length, { kind: 'bulk' });
     logger.debug({ job_id: jobId, chunk, rows: columns.length, outcome }, 'bulk chunk done');

@@ -2,8 +2,6 @@
 // completed, expired (an online job whose every call had passed its deadline: the processor
 // returns EXPIRED), retried (failed with attempts left) and failed (BullMQ gave up on it).
 import type { Job, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { recordsScoredKey } from '../shared/keys.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
 
 /** What a processor returns for a job it did not score because its callers had gone. */
@@ -16,17 +14,5 @@ export function countJobOutcomes(worker: Worker, queue: string, metrics: WorkerM
   worker.on('failed', (job: Job | undefined) => {
     // finishedOn is set only once BullMQ has given up; a job with attempts left is retried.
     metrics.jobs.add(1, { queue, outcome: job && !job.finishedOn ? 'retried' : 'failed' });
-  });
-}
-
-/**
- * Adds each chunk a bulk worker wrote to the records-scored counter in Redis, so the api's
- * drain-time gauge divides by the rate of all scoring, online and bulk.
- */
-export function countScoredChunks(worker: Worker, redis: Redis, prefix: string): void {
-  const key = recordsScoredKey(prefix);
-  worker.on('completed', (job: Job, result: unknown) => {
-    const count = (job.data as { count?: unknown }).count;
-    if (result === 'written' && typeof count === 'number') void redis.incrby(key, count).catch(() => undefined);
   });
 }

@@ -12,7 +12,7 @@ import { startPredictConsumer } from './predict-consumer.ts';
 import { startBulkConsumer } from './bulk-consumer.ts';
 import { startOpsServer } from './ops-server.ts';
 import { createWorkerMetrics } from './worker-metrics.ts';
-import { countJobOutcomes, countScoredChunks } from './job-outcomes.ts';
+import { countJobOutcomes } from './job-outcomes.ts';
 import { QUEUES } from '../shared/queues.ts';
 
 const config = loadConfigOrExit();
@@ -74,7 +74,6 @@ const bulkWorker = startBulkConsumer({
   logger,
 });
 countJobOutcomes(bulkWorker, QUEUES.bulk.name, metrics);
-countScoredChunks(bulkWorker, plain, config.redis.prefix);
 
 let draining = false;
 const ops = await startOpsServer(
