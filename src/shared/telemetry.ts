@@ -60,7 +60,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
  * online calls carry their context per call instead (trace-carrier.ts).
  */
 export function bullmqTelemetry(): { telemetry?: BullMQOtel } {
-  return current?.tracing ? { telemetry: new BullMQOtel('scoring-bullmq') } : {};
+  return current?.tracing ? { telemetry: new BullMQOtel({ tracerName: 'scoring-bullmq' }) } : {};
 }
 
 function create(options: TelemetryOptions): Telemetry {
