@@ -39,3 +39,24 @@ export function predictedWaitMs(waiting: number, ratePerSecond: number | undefin
 export function trimSamples(samples: RateSample[], now: number, windowMs: number): void {
   while (samples.length > 1 && samples[1]!.at <= now - windowMs) samples.shift();
 }
+
+/** Records per second over the whole window, idle time included: what was scored, not what could be. undefined before two samples. */
+export function windowScoringRate(samples: readonly RateSample[], now: number, windowMs: number): number | undefined {
+  // The window opens at the last sample taken before it, or at the first sample there is.
+  let first = samples[0];
+  for (const sample of samples) if (sample.at <= now - windowMs) first = sample;
+  const last = samples.at(-1);
+  if (!first || !last || last.at <= first.at) return undefined;
+  return (Math.max(0, last.scored - first.scored) * 1000) / (last.at - first.at);
+}
+
+/**
+ * Seconds the backlog would take to drain at the rate measured while busy, else at the last
+ * such rate known. With none known (no worker has scored yet, or none scores now) it assumes one
+ * record a second, so a backlog nobody drains reads as large and growing rather than as zero.
+ */
+export function drainSeconds(backlog: number, busyRate: number | undefined, lastKnownRate: number | undefined): number {
+  if (backlog <= 0) return 0;
+  const rate = busyRate !== undefined && busyRate > 0 ? busyRate : lastKnownRate !== undefined && lastKnownRate > 0 ? lastKnownRate : 1;
+  return backlog / rate;
+}
