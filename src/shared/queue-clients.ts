@@ -70,7 +70,7 @@ export type ConsumerSettings = {
  */
 export function createConsumer<D, R, N extends string>(
   definition: QueueDefinition<D, R, N>,
-  process: (data: D, job: ConsumedJob<R, N>) => Promise<R>,
+  process: (data: NoInfer<D>, job: ConsumedJob<NoInfer<R>, NoInfer<N>>) => Promise<NoInfer<R>>,
   settings: ConsumerSettings,
 ): Consumer<R, N> {
   const { lockFromConfig, bullmqTelemetry: withTelemetry, ...workerDefaults } = definition.consumer;

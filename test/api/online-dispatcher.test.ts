@@ -7,7 +7,7 @@ import { trace } from '@opentelemetry/api';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { createRedis } from '../../src/shared/redis.ts';
-import { QUEUES, type OnlineReply, type PredictJob } from '../../src/shared/queues.ts';
+import { QUEUES, type OnlineReply, type PredictJob, type PredictOutcome } from '../../src/shared/queues.ts';
 import { createConsumer, createProducer, type QueueConsumer } from '../../src/shared/queue-clients.ts';
 import { publishReplies } from '../../src/shared/reply-channel.ts';
 import { recordsScoredKey } from '../../src/shared/keys.ts';
@@ -70,7 +70,7 @@ function consumer(prefix: string, answer: (call: PredictJob['calls'][number]) =>
   const jobs: PredictJob[] = [];
   const worker = createConsumer(
     QUEUES.predict,
-    async (job) => {
+    async (job): Promise<PredictOutcome> => {
       jobs.push(job);
       const pipeline = publisher.pipeline();
       publishReplies(pipeline, new Map([[job.reply_to, job.calls.map(answer)]]));
@@ -186,7 +186,7 @@ test('a consumer fails a job whose data does not parse, for good (UnrecoverableE
   const { producer, prefix, conn } = dispatcher();
   let processed = 0;
   const connection = createRedis(redis.url, 'consumer', 'test-worker');
-  const worker = createConsumer(QUEUES.predict, async () => (processed++, 'scored'), {
+  const worker = createConsumer(QUEUES.predict, async (): Promise<PredictOutcome> => (processed++, 'scored'), {
     connection,
     prefix,
     lockDurationMs: 10_000,
