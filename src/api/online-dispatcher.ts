@@ -21,7 +21,7 @@ import { enqueue, enqueueBulk, type QueueProducer } from '../shared/queue-client
 import { replyChannel, subscribeReplies } from '../shared/reply-channel.ts';
 import { ModelError, OverloadedError, TimeoutError, UnavailableError } from '../shared/errors.ts';
 import { isRedisReady } from '../shared/redis.ts';
-import { busyScoringRate, predictedWaitMs, trimSamples, type RateSample } from '../shared/scoring-rate.ts';
+import { busyScoringRate, predictedWaitMs, trimSamples, windowScoringRate, type RateSample } from '../shared/scoring-rate.ts';
 import type { FraudRecord } from '../shared/schemas/record.ts';
 import type { Decision } from '../shared/schemas/prediction.ts';
 import type { LogSink } from '../shared/logger.ts';
@@ -64,6 +64,13 @@ export const ADMISSION_SAMPLE_INTERVAL_MS = 200;
 const RATE_WINDOW_MS = 3000;
 /** Busy time the window must hold before its rate is trusted: one slow batch is not a stalled worker. */
 const MIN_BUSY_MS = 1000;
+/**
+ * The last moments' plain rate (idle time included, so never above what the workers can do),
+ * taken when higher: once a stalled worker scores again its callers are admitted at once rather
+ * than when its stall has left the window. Refusing everyone would otherwise keep the busy rate
+ * at zero: nothing admitted, nothing scored.
+ */
+const RECENT_WINDOW_MS = 2 * ADMISSION_SAMPLE_INTERVAL_MS;
 /** Retry-After when nothing is being scored at all: the wait cannot be predicted, only bounded. */
 const MAX_RETRY_AFTER_S = 30;
 
@@ -233,7 +240,9 @@ export class OnlineDispatcher {
       const now = Date.now();
       this.#rateSamples.push({ at: now, scored: Number(scored ?? 0), waiting: this.recordsWaiting });
       trimSamples(this.#rateSamples, now, RATE_WINDOW_MS);
-      this.#ratePerSecond = busyScoringRate(this.#rateSamples, now, RATE_WINDOW_MS, MIN_BUSY_MS);
+      const sustained = busyScoringRate(this.#rateSamples, now, RATE_WINDOW_MS, MIN_BUSY_MS);
+      const recent = windowScoringRate(this.#rateSamples, now, RECENT_WINDOW_MS) ?? 0;
+      this.#ratePerSecond = sustained === undefined ? undefined : Math.max(sustained, recent);
     } catch {
       // Redis went away between the check and the call; the next sample tries again.
     }
