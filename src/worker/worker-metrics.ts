@@ -34,7 +34,7 @@ export function createWorkerMetrics(meter: Meter) {
       description: 'Online calls taken by this worker, by outcome (scored, expired, failed)',
     }),
     modelErrors: meter.createCounter('scoring_model_errors_total', {
-      description: 'Model failures: a session.run that threw (kind online or bulk), or a record with no finite output (kind record)',
+      description: 'Model failures by kind: online (a session.run of an online batch threw), record (a record with no finite output)',
     }),
   };
 }
