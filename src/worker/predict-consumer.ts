@@ -65,10 +65,13 @@ export function partitionByDeadline(arrivals: Arrival[], now: number): { live: L
   return { live, expired };
 }
 
-/** The message of a model failure for a client: model and failure named, no stack. */
-function modelFailure(model: ScoringModel, err: unknown): string {
-  const reason = err instanceof Error ? err.message : String(err);
-  return `model ${model.version} failed: ${reason.split('\n')[0]}`;
+/**
+ * The message of a failed session.run for the callers: model and failure named, no stack and
+ * not the runtime's own text, which may quote input values, and a batch holds the records of
+ * many callers (and API keys). The worker's log has the runtime's message.
+ */
+function modelFailure(model: ScoringModel, records: number): string {
+  return `model ${model.version} failed: inference threw on a batch of ${records} records`;
 }
 
 export function startPredictConsumer(options: PredictConsumerOptions): QueueConsumer<'predict'> {
@@ -88,7 +91,7 @@ export function startPredictConsumer(options: PredictConsumerOptions): QueueCons
       metrics.inferenceDuration.record(inferenceMs / 1000);
       return { ok: true, probabilities, inferenceMs, records: records.length };
     } catch (err) {
-      const message = modelFailure(model, err);
+      const message = modelFailure(model, records.length);
       metrics.modelErrors.add(1, { kind: 'online' });
       logger.error({ err, records: records.length, calls: live.length }, 'model failed on an online batch');
       return { ok: false, message, inferenceMs: performance.now() - started, records: records.length };
