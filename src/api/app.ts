@@ -9,7 +9,8 @@ import type { Telemetry } from '../shared/telemetry.ts';
 import errorsPlugin from './plugins/errors.ts';
 import authPlugin from './plugins/auth.ts';
 import openapiPlugin from './plugins/openapi.ts';
-import onlinePlugin from './plugins/online.ts';
+import queuesPlugin from './plugins/queues.ts';
+import onlineDispatcherPlugin from './plugins/online-dispatcher.ts';
 import observabilityPlugin from './plugins/observability.ts';
 import adminPlugin from './plugins/admin.ts';
 import { predictRoutes } from './routes/predict.ts';
@@ -48,7 +49,8 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
   await app.register(errorsPlugin);
   await app.register(authPlugin, { apiKeys: config.api.apiKeys });
   await app.register(openapiPlugin);
-  await app.register(onlinePlugin, { config, telemetry });
+  await app.register(queuesPlugin, { config });
+  await app.register(onlineDispatcherPlugin, { config, telemetry });
   await app.register(observabilityPlugin, { config, telemetry });
   await app.register(adminPlugin);
   // keyPrefix, not prefix: Fastify reads a `prefix` option as a route prefix.

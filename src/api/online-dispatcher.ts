@@ -4,22 +4,27 @@
 // bookkeeping (~35 Redis commands a job) is paid once per turn, not once per call; a lone
 // call is flushed on the next turn and never waits for company.
 //
-// Replies come back on this process's own pub/sub channel: a worker PUBLISHes each batch's
-// replies once per api process it serves. Each api reads only its own replies, so its cost
-// does not grow with the number of api processes (a shared QueueEvents stream would make
-// every api read every completion), and nothing depends on the job still existing when the
-// reply arrives, so removeOnComplete cannot race the waiter.
+// Replies come back on this process's own pub/sub channel (reply-channel.ts): a worker
+// PUBLISHes each batch's replies once per api process it serves. Each api reads only its own
+// replies, so its cost does not grow with the number of api processes (a shared QueueEvents
+// stream would make every api read every completion), and nothing depends on the job still
+// existing when the reply arrives, so removeOnComplete cannot race the waiter.
+//
+// Admission: a call is refused at once (429) when the records already waiting, at the rate the
+// workers were measured to score while busy, would not be done within the call's own timeout.
 import { randomUUID } from 'node:crypto';
-import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { replyChannel } from '../shared/keys.ts';
-import { QUEUES, ReplyMessageSchema, type CallTimings, type OnlineCall, type PredictJob } from '../shared/queues.ts';
-import { OverloadedError, TimeoutError, UnavailableError } from '../shared/errors.ts';
+import type { Tracer } from '@opentelemetry/api';
+import { recordsScoredKey } from '../shared/keys.ts';
+import { QUEUES, type CallTimings, type OnlineCall, type OnlineReply } from '../shared/queues.ts';
+import { enqueue, enqueueBulk, type QueueProducer } from '../shared/queue-clients.ts';
+import { replyChannel, subscribeReplies } from '../shared/reply-channel.ts';
+import { ModelError, OverloadedError, TimeoutError, UnavailableError } from '../shared/errors.ts';
 import { isRedisReady } from '../shared/redis.ts';
+import { busyScoringRate, predictedWaitMs, trimSamples, windowScoringRate, type RateSample } from '../shared/scoring-rate.ts';
 import type { FraudRecord } from '../shared/schemas/record.ts';
 import type { Decision } from '../shared/schemas/prediction.ts';
 import type { LogSink } from '../shared/logger.ts';
-import type { Tracer } from '@opentelemetry/api';
 import { injectSpan } from '../shared/trace-carrier.ts';
 import { endCallSpanError, endCallSpanOk, startCallSpan } from './call-spans.ts';
 
@@ -34,57 +39,70 @@ type Pending = {
   resolve: (result: CallResult) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
+  records: number;
 };
 
 export type OnlineDispatcherOptions = {
-  queue: Queue;
+  producer: QueueProducer<'predict'>;
   /** Connection the queue uses; checked so a call fails fast with 503 while Redis is away. */
-  producer: Redis;
+  redis: Redis;
   /** A connection of its own: a subscribed ioredis connection can do nothing else. */
   subscriber: Redis;
   prefix: string;
   /** Records per queue job; calls of one turn past it are split across jobs. */
   maxRecordsPerJob: number;
-  /** Waiting online jobs past which calls are refused with 429. */
+  /** Waiting online jobs past which calls are refused with 429, whatever the predicted wait. */
   maxWaiting: number;
   logger: LogSink;
-  /** Set when spans are exported; each call then gets a span and carries its context. */
-  tracer?: Tracer | undefined;
+  /** OpenTelemetry's no-op tracer when spans are not exported. */
+  tracer: Tracer;
 };
 
-/** How often the queue depth behind the 429 bound is sampled: a Redis call per request would cost more than it saves. */
-const DEPTH_SAMPLE_INTERVAL_MS = 200;
+/** How often queue depth and scoring rate are sampled: a Redis call per request would cost more than it saves. */
+export const ADMISSION_SAMPLE_INTERVAL_MS = 200;
+/** The scoring rate behind admission is measured over this window: short, so a frozen worker shows within seconds. */
+const RATE_WINDOW_MS = 3000;
+/** Busy time the window must hold before its rate is trusted: one slow batch is not a stalled worker. */
+const MIN_BUSY_MS = 1000;
+/**
+ * The last moments' plain rate (idle time included, so never above what the workers can do),
+ * taken when higher: once a stalled worker scores again its callers are admitted at once rather
+ * than when its stall has left the window. Refusing everyone would otherwise keep the busy rate
+ * at zero: nothing admitted, nothing scored.
+ */
+const RECENT_WINDOW_MS = 2 * ADMISSION_SAMPLE_INTERVAL_MS;
+/** Retry-After when nothing is being scored at all: the wait cannot be predicted, only bounded. */
+const MAX_RETRY_AFTER_S = 30;
 
 export class OnlineDispatcher {
   readonly apiId = randomUUID();
   readonly #options: OnlineDispatcherOptions;
   readonly #channel: string;
+  readonly #scoredKey: string;
   readonly #pending = new Map<string, Pending>();
+  readonly #rateSamples: RateSample[] = [];
   #turn: OnlineCall[] = [];
   #nextCallId = 0;
-  #waiting = 0;
+  #waitingJobs = 0;
+  #recordsInFlight = 0;
+  #ratePerSecond: number | undefined;
   #jobsEnqueued = 0;
   #recordsEnqueued = 0;
-  #depthTimer: NodeJS.Timeout | undefined;
+  #sampleTimer: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => Promise<void>) | undefined;
   #closed = false;
 
   constructor(options: OnlineDispatcherOptions) {
     this.#options = options;
     this.#channel = replyChannel(options.prefix, this.apiId);
+    this.#scoredKey = recordsScoredKey(options.prefix);
   }
 
-  /** Subscribes to this api's reply channel and starts sampling the queue depth. */
-  async start(): Promise<void> {
-    const { subscriber } = this.#options;
-    subscriber.on('message', (channel: string, message: string) => {
-      if (channel === this.#channel) this.#onReplies(message);
-    });
-    // Resolves once subscribed; while Redis is away ioredis re-subscribes when it returns.
-    void subscriber.subscribe(this.#channel).catch((err: unknown) => {
-      this.#options.logger.warn({ err }, 'reply channel subscription failed; ioredis will retry');
-    });
-    this.#depthTimer = setInterval(() => void this.#sampleDepth(), DEPTH_SAMPLE_INTERVAL_MS);
-    this.#depthTimer.unref();
+  /** Subscribes to this api's reply channel and starts sampling queue depth and scoring rate. */
+  start(): void {
+    this.#unsubscribe = subscribeReplies(this.#options.subscriber, this.#channel, (reply) => this.#onReply(reply), this.#options.logger);
+    this.#sampleTimer = setInterval(() => void this.#sample(), ADMISSION_SAMPLE_INTERVAL_MS);
+    this.#sampleTimer.unref();
   }
 
   get pendingCalls(): number {
@@ -97,33 +115,62 @@ export class OnlineDispatcher {
   }
 
   /**
+   * Records waiting to be scored as this api sees them: its own calls not yet answered, or the
+   * queue's waiting jobs in records when other apis have put more there.
+   */
+  get recordsWaiting(): number {
+    return Math.max(this.#recordsInFlight, this.#waitingJobs * this.meanRecordsPerJob);
+  }
+
+  /** Records per second the workers scored while work was waiting; undefined until measured. */
+  get ratePerSecond(): number | undefined {
+    return this.#ratePerSecond;
+  }
+
+  /**
    * Scores records through the queue. Rejects with UnavailableError (Redis away),
-   * OverloadedError (queue past its bound) or TimeoutError (no reply within timeoutMs).
+   * OverloadedError (queue past its bound, or its predicted wait past timeoutMs),
+   * ModelError (the model failed on them) or TimeoutError (no reply within timeoutMs).
    */
   submit(records: FraudRecord[], timeoutMs: number): Promise<CallResult> {
-    if (this.#closed || !isRedisReady(this.#options.producer)) return Promise.reject(new UnavailableError());
-    if (this.#waiting > this.#options.maxWaiting) return Promise.reject(new OverloadedError(1));
+    if (this.#closed || !isRedisReady(this.#options.redis)) return Promise.reject(new UnavailableError());
+    const refusal = this.#admit(timeoutMs);
+    if (refusal) return Promise.reject(refusal);
 
     const callId = String(this.#nextCallId++);
-    const span = this.#options.tracer ? startCallSpan(this.#options.tracer, QUEUES.predict.name, records.length) : undefined;
+    const span = startCallSpan(this.#options.tracer, QUEUES.predict.name, records.length);
+    this.#recordsInFlight += records.length;
     return new Promise<CallResult>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.#pending.delete(callId);
-        const error = new TimeoutError(timeoutMs);
-        if (span) endCallSpanError(span, error);
-        reject(error);
+        this.#settle(callId, (p) => p.reject(new TimeoutError(timeoutMs)));
       }, timeoutMs);
       this.#pending.set(callId, {
-        resolve: span ? (result) => (endCallSpanOk(span, result.timings, result.modelVersion), resolve(result)) : resolve,
-        reject: span ? (error) => (endCallSpanError(span, error), reject(error)) : reject,
+        resolve: (result) => (endCallSpanOk(span, result.timings, result.modelVersion), resolve(result)),
+        reject: (error) => (endCallSpanError(span, error), reject(error)),
         timer,
+        records: records.length,
       });
       if (this.#turn.length === 0) setImmediate(() => void this.#flush());
       const call: OnlineCall = { call_id: callId, deadline: Date.now() + timeoutMs, records };
-      const carrier = span && injectSpan(span);
+      const carrier = injectSpan(span);
       if (carrier) call.trace = carrier;
       this.#turn.push(call);
     });
+  }
+
+  /** The refusal of a call that would not be answered in time, or undefined to take it. */
+  #admit(timeoutMs: number): OverloadedError | undefined {
+    const waitMs = predictedWaitMs(this.recordsWaiting, this.#ratePerSecond);
+    if (this.#waitingJobs > this.#options.maxWaiting) {
+      return new OverloadedError(Math.min(MAX_RETRY_AFTER_S, waitMs / 1000));
+    }
+    if (waitMs > timeoutMs) {
+      return new OverloadedError(
+        Math.min(MAX_RETRY_AFTER_S, waitMs / 1000),
+        `The records already waiting would take longer than this call's timeout (${timeoutMs} ms); retry later`,
+      );
+    }
+    return undefined;
   }
 
   async #flush(): Promise<void> {
@@ -143,17 +190,13 @@ export class OnlineDispatcher {
     }
     jobs.push(current);
 
-    const { queue } = this.#options;
     const now = Date.now();
-    const batch = jobs.map((jobCalls) => {
-      const data: PredictJob = { reply_to: this.#channel, enqueued_at: now, calls: jobCalls };
-      return { name: QUEUES.predict.jobName, data, opts: QUEUES.predict.jobOptions };
-    });
+    const data = jobs.map((jobCalls) => ({ reply_to: this.#channel, enqueued_at: now, calls: jobCalls }));
     try {
-      if (batch.length === 1) await queue.add(batch[0]!.name, batch[0]!.data, batch[0]!.opts);
-      else await queue.addBulk(batch);
-      this.#waiting += batch.length;
-      this.#jobsEnqueued += batch.length;
+      if (data.length === 1) await enqueue(this.#options.producer, data[0]!);
+      else await enqueueBulk(this.#options.producer, data.map((d) => ({ data: d })));
+      this.#waitingJobs += data.length;
+      this.#jobsEnqueued += data.length;
       for (const call of calls) this.#recordsEnqueued += call.records.length;
     } catch (err) {
       this.#options.logger.warn({ err }, 'enqueue failed');
@@ -161,28 +204,19 @@ export class OnlineDispatcher {
     }
   }
 
-  #onReplies(message: string): void {
-    let parsed;
-    try {
-      parsed = ReplyMessageSchema.parse(JSON.parse(message));
-    } catch (err) {
-      this.#options.logger.error({ err }, 'malformed reply message');
-      return;
-    }
-    for (const reply of parsed.replies) {
-      this.#settle(reply.call_id, (p) => {
-        if (reply.status === 'ok') {
-          p.resolve({
-            probabilities: reply.probabilities,
-            decisions: reply.decisions,
-            modelVersion: reply.model_version,
-            timings: reply.timings,
-          });
-        } else {
-          p.reject(new Error(`worker could not score the call: ${reply.message}`));
-        }
-      });
-    }
+  #onReply(reply: OnlineReply): void {
+    this.#settle(reply.call_id, (p) => {
+      if (reply.status === 'ok') {
+        p.resolve({
+          probabilities: reply.probabilities,
+          decisions: reply.decisions,
+          modelVersion: reply.model_version,
+          timings: reply.timings,
+        });
+      } else {
+        p.reject(new ModelError(reply.message));
+      }
+    });
   }
 
   /** Settles a call once; a reply that comes after its timeout finds nothing to settle. */
@@ -190,14 +224,25 @@ export class OnlineDispatcher {
     const pending = this.#pending.get(callId);
     if (!pending) return;
     this.#pending.delete(callId);
+    this.#recordsInFlight -= pending.records;
     clearTimeout(pending.timer);
     settle(pending);
   }
 
-  async #sampleDepth(): Promise<void> {
-    if (!isRedisReady(this.#options.producer)) return;
+  async #sample(): Promise<void> {
+    if (!isRedisReady(this.#options.redis)) return;
     try {
-      this.#waiting = await this.#options.queue.getWaitingCount();
+      const [waitingJobs, scored] = await Promise.all([
+        this.#options.producer.queue.getWaitingCount(),
+        this.#options.redis.get(this.#scoredKey),
+      ]);
+      this.#waitingJobs = waitingJobs;
+      const now = Date.now();
+      this.#rateSamples.push({ at: now, scored: Number(scored ?? 0), waiting: this.recordsWaiting });
+      trimSamples(this.#rateSamples, now, RATE_WINDOW_MS);
+      const sustained = busyScoringRate(this.#rateSamples, now, RATE_WINDOW_MS, MIN_BUSY_MS);
+      const recent = windowScoringRate(this.#rateSamples, now, RECENT_WINDOW_MS) ?? 0;
+      this.#ratePerSecond = sustained === undefined ? undefined : Math.max(sustained, recent);
     } catch {
       // Redis went away between the check and the call; the next sample tries again.
     }
@@ -207,10 +252,10 @@ export class OnlineDispatcher {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#depthTimer);
+    clearInterval(this.#sampleTimer);
     // Let the callers still waiting hear their replies before unsubscribing.
     const deadline = Date.now() + 30_000;
     while (this.#pending.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    await this.#options.subscriber.unsubscribe(this.#channel).catch(() => undefined);
+    await this.#unsubscribe?.();
   }
 }

@@ -27,7 +27,7 @@ const EnvSchema = z.object({
   JOB_BODY_LIMIT_BYTES: positiveInt.default(256 * 1024 * 1024).describe('Body limit of POST /jobs'),
   ONLINE_MAX_WAITING: positiveInt
     .default(2000)
-    .describe('Waiting online queue jobs past which /predict answers 429 overloaded'),
+    .describe('Waiting online queue jobs past which /predict answers 429 overloaded, whatever the predicted wait'),
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 

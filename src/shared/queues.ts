@@ -1,7 +1,7 @@
 // The queue catalog: each queue's name, the shape of its job data and replies, and its job
 // options, shared by the producer (api) and the consumer (worker) so the two cannot drift.
 import { z } from 'zod';
-import type { JobsOptions } from 'bullmq';
+import type { JobsOptions, WorkerOptions } from 'bullmq';
 import { FraudRecordSchema } from './schemas/record.ts';
 import { DecisionSchema } from './schemas/prediction.ts';
 
@@ -44,13 +44,15 @@ export const OnlineReplySchema = z.discriminatedUnion('status', [
     model_version: z.string(),
     timings: CallTimingsSchema,
   }),
-  z.object({ call_id: z.string(), status: z.literal('error'), message: z.string() }),
+  z.object({
+    call_id: z.string(),
+    status: z.literal('error'),
+    /** model_error: the model failed on this call's records (the whole batch, or its own records). */
+    code: z.literal('model_error'),
+    message: z.string(),
+  }),
 ]);
 export type OnlineReply = z.infer<typeof OnlineReplySchema>;
-
-/** What a worker publishes on an api's reply channel: the replies of one batch for that api. */
-export const ReplyMessageSchema = z.object({ replies: z.array(OnlineReplySchema) });
-export type ReplyMessage = z.infer<typeof ReplyMessageSchema>;
 
 /** One chunk of a bulk job: which job, which staged chunk, and the rows it holds. */
 export const BulkChunkJobSchema = z.object({
@@ -62,20 +64,60 @@ export const BulkChunkJobSchema = z.object({
 });
 export type BulkChunkJob = z.infer<typeof BulkChunkJobSchema>;
 
+/** What a predict job ends with: scored, or not scored because every caller had gone. */
+export const PredictOutcomeSchema = z.enum(['scored', 'expired']);
+export type PredictOutcome = z.infer<typeof PredictOutcomeSchema>;
+
+/** What a chunk job ends with; the reason a chunk was not scored is a value, not an error. */
+export const ChunkOutcomeSchema = z.enum(['written', 'duplicate', 'gone', 'finished', 'skipped']);
+export type ChunkOutcome = z.infer<typeof ChunkOutcomeSchema>;
+
+/**
+ * What a consumer of a queue is made of, besides its processor. `lockFromConfig`: the worker's
+ * lock duration and stalled-check interval come from config (LOCK_DURATION_MS,
+ * STALLED_INTERVAL_MS); `bullmqTelemetry`: BullMQ's own spans carry trace context in the job.
+ */
+type ConsumerDefaults = Pick<WorkerOptions, 'concurrency' | 'maxStalledCount' | 'removeOnComplete' | 'removeOnFail'> & {
+  lockFromConfig: boolean;
+  bullmqTelemetry: boolean;
+};
+
+/** One queue of the catalog: D is its job data, R what its processor returns, N its job name. */
+export type QueueDefinition<D = unknown, R = unknown, N extends string = string> = {
+  name: string;
+  jobName: N;
+  data: z.ZodType<D>;
+  result: z.ZodType<R>;
+  jobOptions: JobsOptions;
+  consumer: ConsumerDefaults;
+};
+
 export const QUEUES = {
   predict: {
     name: 'predict',
     jobName: 'predict',
     data: PredictJobSchema,
+    result: PredictOutcomeSchema,
     // Replies travel on pub/sub, never through the job's return value, so a finished job can
     // be removed at once: no waiter races BullMQ's clean-up ("Missing key for job").
     // One attempt: a retried online job would be past its caller's deadline anyway.
-    jobOptions: { attempts: 1, removeOnComplete: true, removeOnFail: true } satisfies JobsOptions,
+    jobOptions: { attempts: 1, removeOnComplete: true, removeOnFail: true },
+    consumer: {
+      // A worker holds up to this many online jobs; the batcher scores them together.
+      concurrency: 64,
+      removeOnComplete: { count: 0 },
+      removeOnFail: { count: 0 },
+      lockFromConfig: true,
+      // Online calls carry their trace context per call (trace-carrier.ts): BullMQ's per-job
+      // spans would cost more than the call itself.
+      bullmqTelemetry: false,
+    },
   },
   bulk: {
     name: 'bulk-chunk',
     jobName: 'chunk',
     data: BulkChunkJobSchema,
+    result: ChunkOutcomeSchema,
     // A chunk's results are written idempotently (SET NX), so a retry after a crash or a
     // transient fault is safe; five attempts with backoff ride out a Redis blip of ~30 s.
     // Results live in the job's own keys, so BullMQ's copy of a chunk job is not needed.
@@ -84,6 +126,22 @@ export const QUEUES = {
       backoff: { type: 'exponential', delay: 1000 },
       removeOnComplete: true,
       removeOnFail: { count: 1000 },
-    } satisfies JobsOptions,
+    },
+    consumer: {
+      // One chunk at a time: a chunk is already a vectorized unit, and a second would only
+      // compete with the online consumer for the same cores.
+      concurrency: 1,
+      // A chunk whose worker died twice (it may be what kills workers) fails the job rather
+      // than taking a third down with it.
+      maxStalledCount: 2,
+      lockFromConfig: true,
+      // Each chunk's process span continues the trace of the submit that made it.
+      bullmqTelemetry: true,
+    },
   },
-} as const;
+} as const satisfies Record<string, QueueDefinition>;
+
+export type QueueKey = keyof typeof QUEUES;
+export type JobData<K extends QueueKey> = z.infer<(typeof QUEUES)[K]['data']>;
+export type JobResult<K extends QueueKey> = z.infer<(typeof QUEUES)[K]['result']>;
+export type JobName<K extends QueueKey> = (typeof QUEUES)[K]['jobName'];

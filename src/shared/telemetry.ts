@@ -7,7 +7,7 @@ import { NodeSDK } from '@opentelemetry/sdk-node';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { AggregationType, type ViewOptions } from '@opentelemetry/sdk-metrics';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
-import { metrics, trace, type Meter, type Tracer } from '@opentelemetry/api';
+import { metrics, ProxyTracerProvider, trace, type Meter, type Tracer } from '@opentelemetry/api';
 import { BullMQOtel } from 'bullmq-otel';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -24,6 +24,7 @@ const UNTRACED_PATHS = new Set(['/metrics', '/health', '/ready']);
 
 export type Telemetry = {
   meter: Meter;
+  /** Always present: OpenTelemetry's no-op tracer while spans are not exported, so callers never check. */
   tracer: Tracer;
   /** True when spans are recorded and exported (an OTLP endpoint is set and the SDK is on). */
   tracing: boolean;
@@ -60,7 +61,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
  * online calls carry their context per call instead (trace-carrier.ts).
  */
 export function bullmqTelemetry(): { telemetry?: BullMQOtel } {
-  return current?.tracing ? { telemetry: new BullMQOtel('scoring-bullmq') } : {};
+  return current?.tracing ? { telemetry: new BullMQOtel({ tracerName: 'scoring-bullmq' }) } : {};
 }
 
 function create(options: TelemetryOptions): Telemetry {
@@ -68,7 +69,7 @@ function create(options: TelemetryOptions): Telemetry {
   if (options.disabled) {
     return {
       meter: metrics.getMeter(scope),
-      tracer: trace.getTracer(scope),
+      tracer: noopTracer(scope),
       tracing: false,
       serveMetrics: (_req, res) => {
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end('# telemetry disabled (OTEL_SDK_DISABLED=true)\n');
@@ -117,9 +118,15 @@ function create(options: TelemetryOptions): Telemetry {
   let stopped: Promise<void> | undefined;
   return {
     meter: metrics.getMeter(scope),
-    tracer: trace.getTracer(scope),
+    // Without an exporter the SDK would still build (and drop) a span per call: the no-op tracer builds none.
+    tracer: tracing ? trace.getTracer(scope) : noopTracer(scope),
     tracing,
     serveMetrics: (req, res) => prometheus.getMetricsRequestHandler(req, res),
     shutdown: () => (stopped ??= sdk.shutdown()),
   };
+}
+
+/** A provider with no delegate hands out OpenTelemetry's no-op tracer: spans that record nothing. */
+function noopTracer(scope: string): Tracer {
+  return new ProxyTracerProvider().getTracer(scope);
 }

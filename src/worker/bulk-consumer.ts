@@ -5,17 +5,17 @@
 // results and progress are written by one Lua script, once (SET NX), so a chunk retried after a
 // crash, a stall or a SIGTERM counts once.
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { decisionCode, decodeChunk, encodeResults } from '../shared/bulk-chunk.ts';
 import { createBulkStore } from '../shared/bulk-store.ts';
 import type { LogSink } from '../shared/logger.ts';
-import { QUEUES } from '../shared/queues.ts';
+import { QUEUES, type BulkChunkJob, type ChunkOutcome } from '../shared/queues.ts';
+import { createConsumer, type QueueConsumer } from '../shared/queue-clients.ts';
 import { decide, type Thresholds } from './decide.ts';
 import { createFeatureEncoder } from './features.ts';
 import type { ScoringModel } from './model.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
-import { bullmqTelemetry } from '../shared/telemetry.ts';
 
 /**
  * Rows per session.run. On this project's 2-core box a 10,000-record chunk scores in ~50 ms, so
@@ -36,19 +36,16 @@ export type BulkConsumerOptions = {
   logger: LogSink;
 };
 
-/** What a chunk job ends with; the reason a chunk was not scored is a value, not an error. */
-export type ChunkOutcome = 'written' | 'duplicate' | 'gone' | 'finished' | 'skipped';
+export type { ChunkOutcome };
 
-export function startBulkConsumer(options: BulkConsumerOptions): Worker {
+export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'bulk'> {
   const { model, thresholds, metrics, logger } = options;
   const store = createBulkStore(options.connection, options.prefix);
   // The model's own encoding, fed from the chunk's columns rather than from records.
   const encoder = createFeatureEncoder(model.manifest.input);
 
-  async function processChunk(job: Job): Promise<ChunkOutcome> {
-    const parsed = QUEUES.bulk.data.safeParse(job.data);
-    if (!parsed.success) throw new UnrecoverableError(`bulk chunk ${job.id} has bad data: ${parsed.error.message}`);
-    const { job_id: jobId, chunk, count } = parsed.data;
+  async function processChunk(data: BulkChunkJob): Promise<ChunkOutcome> {
+    const { job_id: jobId, chunk, count } = data;
 
     const claim = await store.claimChunk(jobId, chunk, Date.now());
     switch (claim.outcome) {
@@ -88,19 +85,12 @@ export function startBulkConsumer(options: BulkConsumerOptions): Worker {
     return outcome;
   }
 
-  const worker = new Worker(QUEUES.bulk.name, processChunk, {
+  // Concurrency 1, maxStalledCount 2 and BullMQ's telemetry come from the catalog (queues.ts).
+  const worker = createConsumer(QUEUES.bulk, processChunk, {
     connection: options.connection,
     prefix: options.prefix,
-    // One chunk at a time: a chunk is already a vectorized unit, and a second would only compete
-    // with the online consumer for the same cores.
-    concurrency: 1,
-    lockDuration: options.lockDurationMs,
-    stalledInterval: options.stalledIntervalMs,
-    // With tracing on, each chunk's process span continues the trace of the submit that made it.
-    ...bullmqTelemetry(),
-    // A chunk whose worker died twice (it may be what kills workers) fails the job rather than
-    // taking a third down with it.
-    maxStalledCount: 2,
+    lockDurationMs: options.lockDurationMs,
+    stalledIntervalMs: options.stalledIntervalMs,
   });
   worker.on('error', (err) => logger.warn({ err }, 'bulk worker error'));
   worker.on('failed', (job, err) => {
@@ -111,11 +101,12 @@ export function startBulkConsumer(options: BulkConsumerOptions): Worker {
       logger.warn({ chunk_job: job.id, attempt: job.attemptsMade, err: err.message }, 'bulk chunk failed; it will be retried');
       return;
     }
-    const jobId = (job.data as { job_id?: string }).job_id;
-    if (!jobId) return;
+    const parsed = QUEUES.bulk.data.safeParse(job.data);
+    if (!parsed.success) return;
+    const { job_id: jobId, chunk } = parsed.data;
     logger.error({ job_id: jobId, chunk_job: job.id, err: err.message }, 'bulk chunk failed for good; failing its job');
     store
-      .failJob(jobId, `chunk ${String((job.data as { chunk?: number }).chunk)} failed: ${err.message}`, Date.now())
+      .failJob(jobId, `chunk ${chunk} failed: ${err.message}`, Date.now())
       .catch((e: unknown) => logger.error({ err: e, job_id: jobId }, 'could not mark bulk job failed'));
   });
   return worker;

@@ -56,7 +56,7 @@ const predictWorker = startPredictConsumer({
   stalledIntervalMs: config.bulk.stalledIntervalMs,
   metrics,
   logger,
-  tracer: telemetry.tracing ? telemetry.tracer : undefined,
+  tracer: telemetry.tracer,
 });
 countJobOutcomes(predictWorker, QUEUES.predict.name, metrics);
 

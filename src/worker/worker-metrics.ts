@@ -31,7 +31,10 @@ export function createWorkerMetrics(meter: Meter) {
       description: 'Queue jobs this worker finished, by queue and outcome (completed, failed, expired, retried)',
     }),
     onlineCalls: meter.createCounter('scoring_online_calls_total', {
-      description: 'Online calls taken by this worker, by outcome (scored, expired)',
+      description: 'Online calls taken by this worker, by outcome (scored, expired, failed)',
+    }),
+    modelErrors: meter.createCounter('scoring_model_errors_total', {
+      description: 'Model failures by kind: online (a session.run of an online batch threw), record (a record with no finite output)',
     }),
   };
 }

@@ -2,11 +2,11 @@
 // arrive → only once the whole body is valid, the job's hash and one queue job per chunk.
 // A body with problems stages nothing that outlives the request, and enqueues nothing.
 import { createHash, randomBytes } from 'node:crypto';
-import type { Queue } from 'bullmq';
 import { ChunkBuilder } from '../../shared/bulk-chunk.ts';
 import type { BulkStore } from '../../shared/bulk-store.ts';
 import { ValidationError, type ErrorDetail } from '../../shared/errors.ts';
-import { QUEUES, type BulkChunkJob } from '../../shared/queues.ts';
+import type { BulkChunkJob } from '../../shared/queues.ts';
+import { enqueueBulk, type QueueProducer } from '../../shared/queue-clients.ts';
 import type { ParsedRow } from './parsed-row.ts';
 
 /** The contract: a refused body lists its first 100 problems, no more. */
@@ -16,7 +16,7 @@ const ENQUEUE_BATCH = 500;
 
 export type SubmitDeps = {
   store: BulkStore;
-  queue: Queue;
+  producer: QueueProducer<'bulk'>;
   chunkSize: number;
   maxRecords: number;
   ttlSeconds: number;
@@ -113,7 +113,7 @@ export async function submitBulkJob(deps: SubmitDeps, request: SubmitRequest): P
     // The hash first: a worker that takes a chunk must find its job.
     await store.createJob({ jobId, owner: request.owner, total, chunks: staged, chunkSize, createdAt, expiresAt });
     for (let from = 0; from < staged; from += ENQUEUE_BATCH) {
-      const jobs = [];
+      const jobs: { data: BulkChunkJob; jobId: string }[] = [];
       for (let chunk = from; chunk < Math.min(staged, from + ENQUEUE_BATCH); chunk++) {
         const data: BulkChunkJob = {
           job_id: jobId,
@@ -121,9 +121,9 @@ export async function submitBulkJob(deps: SubmitDeps, request: SubmitRequest): P
           start: chunk * chunkSize,
           count: Math.min(chunkSize, total - chunk * chunkSize),
         };
-        jobs.push({ name: QUEUES.bulk.jobName, data, opts: { ...QUEUES.bulk.jobOptions, jobId: `${jobId}.${chunk}` } });
+        jobs.push({ data, jobId: `${jobId}.${chunk}` });
       }
-      await deps.queue.addBulk(jobs);
+      await enqueueBulk(deps.producer, jobs);
     }
   } catch (err) {
     // Undo what can be undone; chunk jobs already queued find no job and are skipped.

@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 export const ADMIN_BASE_PATH = '/admin/queues';
 
 async function adminPlugin(app: FastifyInstance) {
-  const queues = Object.values(app.queues);
+  const queues = Object.values(app.queues).map((producer) => producer.queue);
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(ADMIN_BASE_PATH);
   createBullBoard({
@@ -22,4 +22,4 @@ async function adminPlugin(app: FastifyInstance) {
   await app.register(serverAdapter.registerPlugin(), { prefix: ADMIN_BASE_PATH });
 }
 
-export default fp(adminPlugin, { name: 'admin', dependencies: ['online', 'auth'] });
+export default fp(adminPlugin, { name: 'admin', dependencies: ['queues', 'auth'] });

@@ -42,9 +42,8 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
   const { prefix } = config.redis;
   const { chunkSize, resultTtlSeconds } = config.bulk;
   const { maxJobRecords, jobBodyLimitBytes } = config.api;
-  // The producer connection of the online plugin: fail-fast, shared, closed by that plugin.
+  // The producer connection of the queues plugin: fail-fast, shared, closed by that plugin.
   const store = createBulkStore(app.redis, prefix);
-  const queue = app.queues.bulk;
 
   // This scope's bodies are streams: the default JSON parser (which buffers) gives way to one that
   // passes the request through. Other content types get Fastify's 415.
@@ -111,7 +110,7 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         let outcome;
         try {
           outcome = await submitBulkJob(
-            { store, queue, chunkSize, maxRecords: maxJobRecords, ttlSeconds: resultTtlSeconds },
+            { store, producer: app.queues.bulk, chunkSize, maxRecords: maxJobRecords, ttlSeconds: resultTtlSeconds },
             { rows: parse(limitBytes(source, jobBodyLimitBytes)), owner: request.owner, idempotencyKey },
           );
         } catch (err) {

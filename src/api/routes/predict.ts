@@ -19,6 +19,8 @@ const errorResponses = {
   413: ErrorBodySchema,
   415: ErrorBodySchema,
   429: ErrorBodySchema,
+  // model_error: the model failed on the call's records.
+  500: ErrorBodySchema,
   503: ErrorBodySchema,
   504: ErrorBodySchema,
 };

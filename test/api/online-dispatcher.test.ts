@@ -1,0 +1,208 @@
+// The online dispatcher in-process, against a real Redis and a real BullMQ consumer made by the
+// catalog's factory: coalescing, reply routing (ok, model_error), timeouts and admission.
+import { after, afterEach, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { UnrecoverableError } from 'bullmq';
+import { trace } from '@opentelemetry/api';
+import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { createRedis } from '../../src/shared/redis.ts';
+import { QUEUES, type OnlineReply, type PredictJob, type PredictOutcome } from '../../src/shared/queues.ts';
+import { createConsumer, createProducer, type QueueConsumer } from '../../src/shared/queue-clients.ts';
+import { publishReplies } from '../../src/shared/reply-channel.ts';
+import { recordsScoredKey } from '../../src/shared/keys.ts';
+import { OnlineDispatcher } from '../../src/api/online-dispatcher.ts';
+import { ModelError, OverloadedError, TimeoutError, UnavailableError } from '../../src/shared/errors.ts';
+import type { FraudRecord } from '../../src/shared/schemas/record.ts';
+
+const record: FraudRecord = {
+  transaction_amount: 10,
+  merchant_category: 'travel',
+  card_present: true,
+  hour_of_day: 1,
+  days_since_last_transaction: 1,
+};
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+
+let redis: TestRedis;
+let prefixCount = 0;
+const closers: (() => Promise<unknown> | void)[] = [];
+
+before(async () => {
+  redis = await startTestRedis();
+});
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+after(async () => {
+  await redis.close();
+});
+
+/** A dispatcher on a fresh prefix, with its own connections, closed after the test. */
+function dispatcher(options: { maxWaiting?: number; maxRecordsPerJob?: number } = {}) {
+  const prefix = `dispatch-${prefixCount++}`;
+  const conn = createRedis(redis.url, 'producer', 'test-api');
+  const subscriber = createRedis(redis.url, 'consumer', 'test-api-replies');
+  const producer = createProducer(QUEUES.predict, conn, prefix);
+  const online = new OnlineDispatcher({
+    producer,
+    redis: conn,
+    subscriber,
+    prefix,
+    maxRecordsPerJob: options.maxRecordsPerJob ?? 1000,
+    maxWaiting: options.maxWaiting ?? 1000,
+    logger: silent,
+    tracer: trace.getTracer('test'),
+  });
+  online.start();
+  closers.push(async () => {
+    await producer.queue.close();
+    subscriber.disconnect();
+    conn.disconnect();
+  });
+  return { online, producer, prefix, conn };
+}
+
+/** A real consumer of the predict queue that answers each call with `answer`. */
+function consumer(prefix: string, answer: (call: PredictJob['calls'][number]) => OnlineReply): { worker: QueueConsumer<'predict'>; jobs: PredictJob[] } {
+  const connection = createRedis(redis.url, 'consumer', 'test-worker');
+  const publisher = createRedis(redis.url, 'consumer', 'test-worker-plain');
+  const jobs: PredictJob[] = [];
+  const worker = createConsumer(
+    QUEUES.predict,
+    async (job): Promise<PredictOutcome> => {
+      jobs.push(job);
+      const pipeline = publisher.pipeline();
+      publishReplies(pipeline, new Map([[job.reply_to, job.calls.map(answer)]]));
+      await pipeline.exec();
+      return 'scored';
+    },
+    { connection, prefix, concurrency: 4, lockDurationMs: 10_000, stalledIntervalMs: 5000 },
+  );
+  closers.push(async () => {
+    await worker.close();
+    connection.disconnect();
+    publisher.disconnect();
+  });
+  return { worker, jobs };
+}
+
+const ok = (call: PredictJob['calls'][number]): OnlineReply => ({
+  call_id: call.call_id,
+  status: 'ok',
+  probabilities: call.records.map((r) => r.transaction_amount / 100),
+  decisions: call.records.map(() => 'approve'),
+  model_version: 'test-1',
+  timings: { queue_ms: 0, batch_wait_ms: 0, inference_ms: 0, batch_records: call.records.length },
+});
+
+async function ready(conn: { status: string }) {
+  await waitFor(() => conn.status === 'ready', { what: 'the producer connection' });
+}
+
+test('calls of one event-loop turn share one queue job, and each gets its own reply', async () => {
+  const { online, prefix, conn } = dispatcher();
+  const { jobs } = consumer(prefix, ok);
+  await ready(conn);
+  const results = await Promise.all([1, 2, 3].map((i) => online.submit([{ ...record, transaction_amount: i * 10 }], 5000)));
+  assert.deepEqual(results.map((r) => r.probabilities), [[0.1], [0.2], [0.3]]);
+  assert.equal(jobs.length, 1);
+  assert.equal(jobs[0]!.calls.length, 3);
+  assert.equal(online.pendingCalls, 0);
+});
+
+test('a turn past maxRecordsPerJob is split across jobs without splitting a call', async () => {
+  const { online, prefix, conn } = dispatcher({ maxRecordsPerJob: 3 });
+  const { jobs } = consumer(prefix, ok);
+  await ready(conn);
+  await Promise.all([online.submit([record, record], 5000), online.submit([record, record], 5000), online.submit([record], 5000)]);
+  assert.deepEqual(jobs.map((j) => j.calls.map((c) => c.records.length)), [[2], [2, 1]]);
+});
+
+test('a model_error reply rejects its call with ModelError (500 model_error)', async () => {
+  const { online, prefix, conn } = dispatcher();
+  consumer(prefix, (call) => ({ call_id: call.call_id, status: 'error', code: 'model_error', message: 'model m failed: boom' }));
+  await ready(conn);
+  const err = await online.submit([record], 5000).catch((e: unknown) => e);
+  assert.ok(err instanceof ModelError);
+  assert.equal(err.statusCode, 500);
+  assert.equal(err.code, 'model_error');
+  assert.equal(err.message, 'model m failed: boom');
+});
+
+test('no reply within the timeout: TimeoutError, and the call is forgotten', async () => {
+  const { online, conn } = dispatcher();
+  await ready(conn);
+  await assert.rejects(online.submit([record], 50), TimeoutError);
+  assert.equal(online.pendingCalls, 0);
+  assert.equal(online.recordsWaiting, 1, 'the job still waits in the queue: nobody consumes it');
+});
+
+test('past ONLINE_MAX_WAITING jobs: 429 at once', async () => {
+  const { online, producer, conn } = dispatcher({ maxWaiting: 2 });
+  await ready(conn);
+  for (let i = 0; i < 3; i++) await assert.rejects(online.submit([record], 20), TimeoutError);
+  await waitFor(async () => (await producer.queue.getWaitingCount()) === 3 && online.recordsWaiting >= 3, { what: 'the waiting count sampled' });
+  const err = await online.submit([record], 1000).catch((e: unknown) => e);
+  assert.ok(err instanceof OverloadedError);
+  assert.equal(err.headers['retry-after'], '1');
+});
+
+test('records waiting past what the measured rate scores within the timeout: 429 with that wait as Retry-After', async () => {
+  const { online, producer, prefix, conn } = dispatcher();
+  await ready(conn);
+  // 200 records wait in the queue (nobody consumes them) while the counter says 50 a second are scored.
+  for (let i = 0; i < 2; i++) await assert.rejects(online.submit(Array.from({ length: 100 }, () => record), 20), TimeoutError);
+  assert.equal(await producer.queue.getWaitingCount(), 2);
+  const key = recordsScoredKey(prefix);
+  const tick = setInterval(() => void redis.client.incrby(key, 5), 100);
+  try {
+    // 200 records at 50/s: 4 s predicted, past a 1 s timeout and within a 10 s one.
+    await waitFor(() => online.ratePerSecond !== undefined && online.ratePerSecond > 30 && online.ratePerSecond < 80, {
+      what: 'a measured rate near 50/s',
+    });
+    const err = await online.submit([record], 1000).catch((e: unknown) => e);
+    assert.ok(err instanceof OverloadedError, String(err));
+    const retryAfter = Number(err.headers['retry-after']);
+    assert.ok(retryAfter >= 3 && retryAfter <= 7, `Retry-After ${retryAfter}`);
+    // A call whose timeout covers the wait is taken; a consumer then answers it.
+    const accepted = online.submit([record], 10_000);
+    assert.equal(online.pendingCalls, 1);
+    consumer(prefix, ok);
+    assert.deepEqual((await accepted).probabilities, [0.1]);
+  } finally {
+    clearInterval(tick);
+  }
+});
+
+test('Redis away: 503 at once', async () => {
+  const { online, conn } = dispatcher();
+  await ready(conn);
+  conn.disconnect();
+  await assert.rejects(online.submit([record], 1000), UnavailableError);
+});
+
+test('a consumer fails a job whose data does not parse, for good (UnrecoverableError)', async () => {
+  const { producer, prefix, conn } = dispatcher();
+  let processed = 0;
+  const connection = createRedis(redis.url, 'consumer', 'test-worker');
+  const worker = createConsumer(QUEUES.predict, async (): Promise<PredictOutcome> => (processed++, 'scored'), {
+    connection,
+    prefix,
+    lockDurationMs: 10_000,
+    stalledIntervalMs: 5000,
+  });
+  closers.push(async () => {
+    await worker.close();
+    connection.disconnect();
+  });
+  await ready(conn);
+  const failed = new Promise<Error>((resolve) => worker.on('failed', (_job, err) => resolve(err)));
+  // Bypasses the typed producer on purpose: what an older or newer api might have written.
+  const bad: unknown = { reply_to: 'x', calls: 'not calls' };
+  await producer.queue.add('predict', bad as PredictJob);
+  const err = await failed;
+  assert.ok(err instanceof UnrecoverableError);
+  assert.match(err.message, /predict job \S+ has bad data/);
+  assert.equal(processed, 0);
+});
