@@ -3,7 +3,7 @@
 // transition is one Lua script, so two workers (or a worker and a DELETE) cannot interleave, and
 // every key of a job expires at the same instant, expires_at (PEXPIREAT), never lazily.
 import type { Redis } from 'ioredis';
-import { bulkIdempotencyKey, bulkInputKey, bulkJobKey, bulkResultKey, recordsScoredKey } from './keys.ts';
+import { bulkIdempotencyKey, bulkInputKey, bulkJobKey, bulkOwnerJobsKey, bulkResultKey, recordsScoredKey } from './keys.ts';
 import { JobStatusNameSchema, type JobStatusName } from './schemas/bulk-job.ts';
 
 export type BulkJobState = {
@@ -21,6 +21,9 @@ export type BulkJobState = {
   expiresAt: number;
   error: string | null;
 };
+
+/** Where a job sits in its owner's listing: created_at, then job id, both descending. */
+export type JobPosition = { createdAt: number; jobId: string };
 
 export type NewBulkJob = {
   jobId: string;
@@ -87,6 +90,15 @@ if status == 'queued' or status == 'running' then
 end
 return status`;
 
+// Adds a job to its owner's listing. The listing key lives as long as its newest job: its expiry
+// only ever moves later (PEXPIREAT with GT would say this, but needs Redis 7). A member whose
+// job has expired is removed by the next listing that meets it.
+const INDEX_JOB = `
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 or ttl < tonumber(ARGV[3]) - tonumber(ARGV[4]) then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
+return 1`;
+
 /** Why a chunk is not to be scored, or its input when it is. */
 export type ChunkClaim =
   | { outcome: 'claimed'; input: Buffer }
@@ -112,6 +124,7 @@ type ScriptedRedis = Redis & {
     modelVersion: string,
   ): Promise<number>;
   bulkFinishJob(job: string, status: string, now: number, reason: string): Promise<string | null>;
+  bulkIndexJob(ownerJobs: string, createdAt: number, jobId: string, expiresAt: number, now: number): Promise<number>;
 };
 
 function withScripts(redis: Redis): ScriptedRedis {
@@ -119,6 +132,7 @@ function withScripts(redis: Redis): ScriptedRedis {
   redis.defineCommand('bulkClaimChunk', { numberOfKeys: 3, lua: CLAIM_CHUNK });
   redis.defineCommand('bulkCommitChunk', { numberOfKeys: 4, lua: COMMIT_CHUNK });
   redis.defineCommand('bulkFinishJob', { numberOfKeys: 1, lua: FINISH_JOB });
+  redis.defineCommand('bulkIndexJob', { numberOfKeys: 1, lua: INDEX_JOB });
   return redis as ScriptedRedis;
 }
 
@@ -162,6 +176,40 @@ export function createBulkStore(connection: Redis, prefix: string) {
         })
         .pexpireat(jobKey(job.jobId), job.expiresAt)
         .exec();
+      // After the job exists, so a listing never meets a member before its job (and drops it as
+      // expired). A separate step: the owner's key is not on the job's Redis Cluster slot.
+      await redis.bulkIndexJob(bulkOwnerJobsKey(prefix, job.owner), job.createdAt, job.jobId, job.expiresAt, Date.now());
+    },
+
+    /**
+     * An owner's jobs, newest first, from just after `after` (exclusive), in the order of
+     * (created_at desc, job id desc). Yields members whose jobs have expired too: the caller
+     * reads each job and hands the gone ones to forgetJobs.
+     */
+    async *ownerJobIds(owner: string, after: JobPosition | null, batch: number): AsyncGenerator<JobPosition> {
+      const key = bulkOwnerJobsKey(prefix, owner);
+      let position = after;
+      for (;;) {
+        const page: JobPosition[] = [];
+        if (position) {
+          // Jobs created in the same millisecond as the position, after it in job id order.
+          const ties = await redis.zrange(key, position.createdAt, position.createdAt, 'BYSCORE', 'REV');
+          for (const jobId of ties) if (jobId < position.jobId) page.push({ createdAt: position.createdAt, jobId });
+        }
+        const max = position ? `(${position.createdAt}` : '+inf';
+        const older = await redis.zrange(key, max, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, batch, 'WITHSCORES');
+        for (let i = 0; i < older.length; i += 2) page.push({ jobId: older[i]!, createdAt: Number(older[i + 1]) });
+        if (page.length === 0) return;
+        for (const entry of page) {
+          position = entry;
+          yield entry;
+        }
+      }
+    },
+
+    /** Removes expired jobs from their owner's listing. */
+    async forgetJobs(owner: string, jobIds: readonly string[]): Promise<void> {
+      if (jobIds.length > 0) await redis.zrem(bulkOwnerJobsKey(prefix, owner), ...jobIds);
     },
 
     async deleteJob(jobId: string): Promise<void> {

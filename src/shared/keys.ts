@@ -42,3 +42,11 @@ export function bulkIdempotencyKey(prefix: string, owner: string, keyDigest: str
 export function recordsScoredKey(prefix: string): string {
   return `${prefix}:stats:records-scored`;
 }
+
+/**
+ * Sorted set: the bulk jobs of one owner, member job id, score created_at (epoch ms), for GET /jobs.
+ * Members outlive their jobs until a listing meets them; the key expires with the newest job.
+ */
+export function bulkOwnerJobsKey(prefix: string, owner: string): string {
+  return `${prefix}:bulk-owner:${owner}:jobs`;
+}

@@ -1,4 +1,4 @@
-// Bulk jobs: POST /jobs, GET /jobs/:id, GET /jobs/:id/results, DELETE /jobs/:id.
+// Bulk jobs: POST /jobs, GET /jobs, GET /jobs/:id, GET /jobs/:id/results, DELETE /jobs/:id.
 // An encapsulated plugin: its own content-type parsers hand POST /jobs the raw body stream
 // (JSON, NDJSON or CSV), which is parsed, limited and validated as it arrives, never buffered.
 // Body formats, status and results rendering live in ../bulk/.
@@ -21,13 +21,17 @@ import { ErrorBodySchema } from '../../shared/schemas/error.ts';
 import {
   JobAcceptedSchema,
   JobIdParamsSchema,
+  JobListQuerySchema,
+  JobListSchema,
   JobStatusSchema,
+  encodeJobCursor,
   ResultsPageSchema,
   ResultsQuerySchema,
   type JobStatusName,
 } from '../../shared/schemas/bulk-job.ts';
 import { BODY_MEDIA_TYPES, bodyParserFor } from '../bulk/body-formats.ts';
 import { renderAccepted, renderStatus, statusUrl } from '../bulk/job-status.ts';
+import { listJobs } from '../bulk/job-list.ts';
 import { limitBytes } from '../bulk/parsed-row.ts';
 import { RESULT_CONTENT_TYPES, preferredResultFormat, resultsPage, resultsStream } from '../bulk/results-format.ts';
 import { findIdempotentJob, submitBulkJob } from '../bulk/submit.ts';
@@ -126,6 +130,23 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         return accept(reply, outcome.jobId, 'queued');
       });
     },
+  );
+
+  routes.get(
+    '/jobs',
+    {
+      schema: {
+        summary: "The caller's jobs, newest first, a page at a time",
+        querystring: JobListQuerySchema,
+        response: { 200: JobListSchema, ...errors(400, 401, 503) },
+      },
+    },
+    async (request) =>
+      guard(async () => {
+        const { status, limit, cursor } = request.query;
+        const page = await listJobs(store, { owner: request.owner, status, limit, after: cursor ?? null });
+        return { jobs: page.jobs.map(renderStatus), next_cursor: page.next ? encodeJobCursor(page.next) : null };
+      }),
   );
 
   routes.get(

@@ -60,3 +60,46 @@ export const ResultsPageSchema = z
   })
   .meta({ id: 'JobResultsPage' });
 export type ResultsPage = z.infer<typeof ResultsPageSchema>;
+
+export const DEFAULT_JOBS_PAGE = 20;
+export const MAX_JOBS_PAGE = 100;
+
+/** Where a listing stopped: the created_at and id of the last job it looked at. */
+export type JobCursor = { createdAt: number; jobId: string };
+
+const CURSOR_TEXT = /^(\d{1,15})\.([A-Za-z0-9_-]{1,64})$/;
+
+/** Opaque to clients: they hand back next_cursor as it is. */
+export function encodeJobCursor(cursor: JobCursor): string {
+  return Buffer.from(`${cursor.createdAt}.${cursor.jobId}`).toString('base64url');
+}
+
+const JobCursorSchema = z
+  .string()
+  .max(128)
+  .transform((text, ctx): JobCursor => {
+    const match = CURSOR_TEXT.exec(Buffer.from(text, 'base64url').toString());
+    if (!match) {
+      ctx.addIssue({ code: 'custom', message: 'Not a cursor this service gave out (next_cursor of a previous page)' });
+      return z.NEVER;
+    }
+    return { createdAt: Number(match[1]), jobId: match[2]! };
+  })
+  .describe('next_cursor of the previous page; omit for the first page');
+
+export const JobListQuerySchema = z.strictObject({
+  status: JobStatusNameSchema.optional().describe('only jobs in this status'),
+  limit: z.coerce.number().int().min(1).max(MAX_JOBS_PAGE).default(DEFAULT_JOBS_PAGE).describe('jobs per page'),
+  cursor: JobCursorSchema.optional(),
+});
+
+export const JobListSchema = z
+  .object({
+    jobs: z.array(JobStatusSchema).describe('newest first'),
+    next_cursor: z
+      .string()
+      .nullable()
+      .describe('pass as ?cursor= for the next page; null after the last. A page may hold fewer jobs than limit.'),
+  })
+  .meta({ id: 'JobList' });
+export type JobList = z.infer<typeof JobListSchema>;
