@@ -48,7 +48,7 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
 
   await app.register(errorsPlugin);
   await app.register(authPlugin, { apiKeys: config.api.apiKeys });
-  await app.register(openapiPlugin);
+  await app.register(openapiPlugin, { docsPublic: config.api.docsPublic });
   await app.register(queuesPlugin, { config });
   await app.register(onlineDispatcherPlugin, { config, telemetry });
   await app.register(observabilityPlugin, { config, telemetry });

@@ -28,6 +28,10 @@ const EnvSchema = z.object({
   ONLINE_MAX_WAITING: positiveInt
     .default(2000)
     .describe('Waiting online queue jobs past which /predict answers 429 overloaded, whatever the predicted wait'),
+  DOCS_PUBLIC: z
+    .stringbool()
+    .default(true)
+    .describe('/docs and /openapi.json open without a key even when API_KEYS is set (they hold no secrets)'),
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
@@ -75,6 +79,7 @@ function group(env: Env) {
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
       jobBodyLimitBytes: env.JOB_BODY_LIMIT_BYTES,
       onlineMaxWaiting: env.ONLINE_MAX_WAITING,
+      docsPublic: env.DOCS_PUBLIC,
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     },
     worker: {

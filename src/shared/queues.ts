@@ -120,11 +120,12 @@ export const QUEUES = {
     result: ChunkOutcomeSchema,
     // A chunk's results are written idempotently (SET NX), so a retry after a crash or a
     // transient fault is safe; five attempts with backoff ride out a Redis blip of ~30 s.
-    // Results live in the job's own keys, so BullMQ's copy of a chunk job is not needed.
+    // Results live in the job's own keys; BullMQ keeps a completed chunk for an hour only so
+    // the admin board shows recent work when the system is idle.
     jobOptions: {
       attempts: 5,
       backoff: { type: 'exponential', delay: 1000 },
-      removeOnComplete: true,
+      removeOnComplete: { age: 3600 },
       removeOnFail: { count: 1000 },
     },
     consumer: {

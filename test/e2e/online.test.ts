@@ -236,12 +236,14 @@ describe('with API_KEYS set', () => {
     await a.stop();
   });
 
-  test('a call without a valid bearer key is 401; health, ready and metrics stay open', async () => {
+  test('a call without a valid bearer key is 401; health, ready, metrics and the docs stay open', async () => {
     const none = await postJson(`${a.url}/predict`, record);
     assert.equal(none.status, 401);
     assert.equal(none.body.error.code, 'unauthorized');
     assert.equal((await postJson(`${a.url}/predict`, record, { authorization: 'Bearer nope' })).status, 401);
-    assert.equal((await request(`${a.url}/openapi.json`)).status, 401);
+    assert.equal((await request(`${a.url}/jobs`)).status, 401);
+    // The docs hold no secrets: open without a key unless DOCS_PUBLIC=false.
+    assert.equal((await request(`${a.url}/openapi.json`)).status, 200);
     const withKey = await postJson(`${a.url}/predict?timeout_ms=50`, record, { authorization: 'Bearer key-two' });
     assert.notEqual(withKey.status, 401);
     for (const path of ['/health', '/ready', '/metrics']) assert.equal((await request(a.url + path)).status, 200, path);

@@ -20,7 +20,7 @@ export const RESULT_CONTENT_TYPES = {
   'text/csv': 'text/csv; charset=utf-8',
 } as const satisfies Record<ResultFormat, string>;
 
-const CSV_HEADER = 'index,id,fraud_probability,decision\n';
+export const CSV_HEADER = 'index,id,fraud_probability,decision\n';
 
 /** Rows per piece of text (~80 kB). */
 const PIECE_ROWS = 1000;

@@ -3,19 +3,22 @@
 import { z } from 'zod';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { ErrorBodySchema } from '../../shared/schemas/error.ts';
+import { errorResponses } from '../../shared/schemas/error.ts';
 import { UnavailableError } from '../../shared/errors.ts';
 import { isRedisReady } from '../../shared/redis.ts';
 import { readLiveWorkers } from '../../shared/worker-registry.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
+import { EXAMPLE_MODEL_VERSION } from '../openapi/examples.ts';
 
 export type HealthRoutesOptions = { keyPrefix: string; telemetry: Telemetry };
+
+const HealthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
 
 const ReadySchema = z.object({
   status: z.literal('ready'),
   workers: z.number().int().describe('Workers that sent a heartbeat recently'),
   model_version: z.string().nullable().describe('Model version of the live workers (null when none)'),
-});
+}).meta({ id: 'Ready' });
 
 export async function healthRoutes(app: FastifyInstance, options: HealthRoutesOptions) {
   const routes = app.withTypeProvider<ZodTypeProvider>();
@@ -23,7 +26,16 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRoutesOp
 
   routes.get(
     '/health',
-    { config: open, schema: { summary: 'Liveness: the process runs', response: { 200: z.object({ status: z.literal('ok') }) } } },
+    {
+      config: open,
+      schema: {
+        operationId: 'health',
+        tags: ['health'],
+        summary: 'Liveness: the process runs',
+        response: { 200: HealthSchema },
+        docs: { responses: { 200: { description: 'The process runs', examples: { ok: { value: { status: 'ok' } } } } } },
+      },
+    },
     async () => ({ status: 'ok' as const }),
   );
 
@@ -31,7 +43,20 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRoutesOp
     '/ready',
     {
       config: open,
-      schema: { summary: 'Readiness: Redis answers', response: { 200: ReadySchema, 503: ErrorBodySchema } },
+      schema: {
+        operationId: 'ready',
+        tags: ['health'],
+        summary: 'Readiness: Redis answers',
+        response: { 200: ReadySchema, ...errorResponses('unavailable') },
+        docs: {
+          responses: {
+            200: {
+              description: 'Redis answers; the live workers and their model version',
+              examples: { ready: { value: { status: 'ready', workers: 2, model_version: EXAMPLE_MODEL_VERSION } } },
+            },
+          },
+        },
+      },
     },
     async () => {
       if (!isRedisReady(app.redis)) throw new UnavailableError();

@@ -17,7 +17,7 @@ import {
   UnsupportedMediaTypeError,
 } from '../../shared/errors.ts';
 import { isRedisReady } from '../../shared/redis.ts';
-import { ErrorBodySchema } from '../../shared/schemas/error.ts';
+import { errorResponses } from '../../shared/schemas/error.ts';
 import {
   JobAcceptedSchema,
   JobIdParamsSchema,
@@ -27,6 +27,7 @@ import {
   encodeJobCursor,
   ResultsPageSchema,
   ResultsQuerySchema,
+  bulkJobRequestSchema,
   type JobStatusName,
 } from '../../shared/schemas/bulk-job.ts';
 import { BODY_MEDIA_TYPES, bodyParserFor } from '../bulk/body-formats.ts';
@@ -35,12 +36,26 @@ import { listJobs } from '../bulk/job-list.ts';
 import { limitBytes } from '../bulk/parsed-row.ts';
 import { RESULT_CONTENT_TYPES, preferredResultFormat, resultsPage, resultsStream } from '../bulk/results-format.ts';
 import { findIdempotentJob, submitBulkJob } from '../bulk/submit.ts';
+import { HEADERS, componentRef } from '../openapi/operation-docs.ts';
+import {
+  jobAcceptedExamples,
+  jobBodyExamples,
+  jobCancelledExamples,
+  jobListExamples,
+  jobStatusExamples,
+  resultsExamples,
+} from '../openapi/examples.ts';
 
 export type JobsRoutesOptions = { config: Config };
 
-const IdempotencyHeadersSchema = z.object({ 'idempotency-key': z.string().min(1).max(255).optional() });
-
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorBodySchema]));
+const IdempotencyHeadersSchema = z.object({
+  'idempotency-key': z
+    .string()
+    .min(1)
+    .max(255)
+    .optional()
+    .describe("The same key (per API key, until the job expires) returns the same job instead of making another"),
+});
 
 export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOptions) {
   const { prefix } = config.redis;
@@ -84,9 +99,41 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
     {
       bodyLimit: jobBodyLimitBytes,
       schema: {
-        summary: `Submit 1..${maxJobRecords} records for bulk scoring: {records: [...]} JSON, NDJSON, or CSV with a header row`,
+        operationId: 'submitJob',
+        tags: ['bulk'],
+        summary: `Submit 1..${maxJobRecords} records for bulk scoring`,
+        description:
+          'The body is `{"records": [...]}` JSON, NDJSON (one record per line) or CSV with a header row, read and ' +
+          'validated as it arrives. Only a wholly valid body makes a job; a bad one is refused naming up to 100 ' +
+          'problems by line (NDJSON, CSV) or index (JSON) and field. Records may carry an `id`, echoed with their result.',
         headers: IdempotencyHeadersSchema,
-        response: { 202: JobAcceptedSchema, ...errors(400, 401, 413, 415, 503) },
+        response: { 202: JobAcceptedSchema, ...errorResponses('validation_error', 'unauthorized', 'payload_too_large', 'unsupported_media_type', 'unavailable') },
+        docs: {
+          requestBody: {
+            description: `1..${maxJobRecords} records (MAX_JOB_RECORDS), at most ${jobBodyLimitBytes} bytes (JOB_BODY_LIMIT_BYTES)`,
+            content: {
+              'application/json': { schema: componentRef(bulkJobRequestSchema(maxJobRecords)), examples: jobBodyExamples['application/json'] },
+              'application/x-ndjson': {
+                schema: { type: 'string', description: 'One BulkRecord JSON object per line (application/ndjson is taken too)' },
+                examples: jobBodyExamples['application/x-ndjson'],
+              },
+              'text/csv': {
+                schema: {
+                  type: 'string',
+                  description: `A header row naming BulkRecord's fields (any order; id optional), then one record per line`,
+                },
+                examples: jobBodyExamples['text/csv'],
+              },
+            },
+          },
+          responses: {
+            202: {
+              description: 'The job exists and is queued; follow status_url',
+              headers: { Location: HEADERS.location, 'Idempotent-Replayed': HEADERS.idempotentReplayed },
+              examples: jobAcceptedExamples,
+            },
+          },
+        },
       },
     },
     async (request, reply) => {
@@ -136,9 +183,13 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
     '/jobs',
     {
       schema: {
+        operationId: 'listJobs',
+        tags: ['bulk'],
         summary: "The caller's jobs, newest first, a page at a time",
+        description: 'With API_KEYS set, the jobs made with the same key; expired jobs are gone from the list.',
         querystring: JobListQuerySchema,
-        response: { 200: JobListSchema, ...errors(400, 401, 503) },
+        response: { 200: JobListSchema, ...errorResponses('validation_error', 'unauthorized', 'unavailable') },
+        docs: { responses: { 200: { description: 'A page of jobs', examples: jobListExamples } } },
       },
     },
     async (request) =>
@@ -153,9 +204,12 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
     '/jobs/:id',
     {
       schema: {
+        operationId: 'getJob',
+        tags: ['bulk'],
         summary: 'Status and progress of a bulk job',
         params: JobIdParamsSchema,
-        response: { 200: JobStatusSchema, ...errors(401, 404, 503) },
+        response: { 200: JobStatusSchema, ...errorResponses('validation_error', 'unauthorized', 'not_found', 'unavailable') },
+        docs: { responses: { 200: { description: 'The job', examples: jobStatusExamples } } },
       },
     },
     async (request) => guard(async () => renderStatus(await readOwnedJob(request.params.id, request.owner))),
@@ -165,11 +219,37 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
     '/jobs/:id/results',
     {
       schema: {
-        summary:
-          'Results in input order: a JSON page (offset, limit), or with Accept: application/x-ndjson or text/csv every result, streamed',
+        operationId: 'getJobResults',
+        tags: ['bulk'],
+        summary: 'Results of a completed job, in input order',
+        description:
+          'A JSON page (`offset`, `limit`) by default; with `Accept: application/x-ndjson` or `Accept: text/csv`, ' +
+          'every result, streamed (offset and limit do not apply). Each result has its `index` in the input and ' +
+          "the record's `id` when it had one.",
         params: JobIdParamsSchema,
         querystring: ResultsQuerySchema,
-        response: { 200: ResultsPageSchema, ...errors(401, 404, 409, 503) },
+        response: {
+          200: ResultsPageSchema,
+          ...errorResponses('validation_error', 'unauthorized', 'not_found', 'not_ready', 'unavailable'),
+        },
+        docs: {
+          responses: {
+            200: {
+              description: 'Results, in the format the Accept header prefers',
+              examples: resultsExamples['application/json'],
+              content: {
+                'application/x-ndjson': {
+                  schema: { type: 'string', description: 'One JobResult JSON object per line, every result' },
+                  examples: resultsExamples['application/x-ndjson'],
+                },
+                'text/csv': {
+                  schema: { type: 'string', description: 'Header `index,id,fraud_probability,decision`, then every result' },
+                  examples: resultsExamples['text/csv'],
+                },
+              },
+            },
+          },
+        },
       },
     },
     async (request, reply) =>
@@ -192,9 +272,13 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
     '/jobs/:id',
     {
       schema: {
+        operationId: 'cancelJob',
+        tags: ['bulk'],
         summary: 'Cancel a queued or running job: chunks not yet scored are not scored',
+        description: 'A job that is already over is left as it is and returned.',
         params: JobIdParamsSchema,
-        response: { 202: JobStatusSchema, ...errors(401, 404, 503) },
+        response: { 202: JobStatusSchema, ...errorResponses('validation_error', 'unauthorized', 'not_found', 'unavailable') },
+        docs: { responses: { 202: { description: 'The job after the cancel', examples: jobCancelledExamples } } },
       },
     },
     async (request, reply) =>

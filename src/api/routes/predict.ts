@@ -8,22 +8,26 @@ import {
   PredictQuerySchema,
   batchRequestSchema,
 } from '../../shared/schemas/prediction.ts';
-import { ErrorBodySchema } from '../../shared/schemas/error.ts';
+import { errorResponses } from '../../shared/schemas/error.ts';
 import type { CallResult } from '../online-dispatcher.ts';
+import { HEADERS } from '../openapi/operation-docs.ts';
+import { batchRequestExamples, batchResponseExamples, predictRequestExamples, predictResponseExamples } from '../openapi/examples.ts';
 
 export type PredictRoutesOptions = { predictTimeoutMs: number; maxBatchRecords: number; bodyLimitBytes: number };
 
-const errorResponses = {
-  400: ErrorBodySchema,
-  401: ErrorBodySchema,
-  413: ErrorBodySchema,
-  415: ErrorBodySchema,
-  429: ErrorBodySchema,
-  // model_error: the model failed on the call's records.
-  500: ErrorBodySchema,
-  503: ErrorBodySchema,
-  504: ErrorBodySchema,
-};
+const onlineErrors = errorResponses(
+  'validation_error',
+  'unauthorized',
+  'payload_too_large',
+  'unsupported_media_type',
+  'overloaded',
+  'model_error',
+  'internal_error',
+  'unavailable',
+  'timeout',
+);
+
+const timed = { 'Server-Timing': HEADERS.serverTiming };
 
 /** Server-Timing tells a client where its milliseconds went without a tracing backend. */
 function setServerTiming(reply: FastifyReply, result: CallResult): void {
@@ -42,10 +46,17 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
     {
       bodyLimit: options.bodyLimitBytes,
       schema: {
+        operationId: 'predict',
+        tags: ['online'],
         summary: 'Score one record',
+        description: 'The record goes through the queue to a worker; the answer names the model version that scored it.',
         body: FraudRecordSchema,
         querystring: PredictQuerySchema,
-        response: { 200: PredictionSchema, ...errorResponses },
+        response: { 200: PredictionSchema, ...onlineErrors },
+        docs: {
+          requestExamples: predictRequestExamples,
+          responses: { 200: { description: 'The score and its decision', headers: timed, examples: predictResponseExamples } },
+        },
       },
     },
     async (request, reply) => {
@@ -65,10 +76,16 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
     {
       bodyLimit: options.bodyLimitBytes,
       schema: {
+        operationId: 'predictBatch',
+        tags: ['online'],
         summary: `Score 1..${options.maxBatchRecords} records in one queue job; results in input order`,
         body: batchRequestSchema(options.maxBatchRecords),
         querystring: PredictQuerySchema,
-        response: { 200: BatchResponseSchema, ...errorResponses },
+        response: { 200: BatchResponseSchema, ...onlineErrors },
+        docs: {
+          requestExamples: batchRequestExamples,
+          responses: { 200: { description: 'One result per record, in input order', headers: timed, examples: batchResponseExamples } },
+        },
       },
     },
     async (request, reply) => {

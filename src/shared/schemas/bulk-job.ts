@@ -1,6 +1,7 @@
 // What a client sees of a bulk job: the 202 on submission, its status, and a page of results.
 import { z } from 'zod';
 import { DecisionSchema } from './prediction.ts';
+import { BulkRecordSchema } from './record.ts';
 
 export const JOB_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled'] as const;
 export const JobStatusNameSchema = z.enum(JOB_STATUSES);
@@ -24,7 +25,7 @@ export const JobStatusSchema = z
   .object({
     job_id: z.string(),
     status: JobStatusNameSchema,
-    progress: z.object({ total: z.number().int(), done: z.number().int().describe('records scored so far') }),
+    progress: z.object({ total: z.int().nonnegative(), done: z.int().nonnegative().describe('records scored so far') }),
     model_version: z.string().nullable().describe('the version that scored the job; null before the first chunk'),
     created_at: timestamp,
     started_at: timestamp.nullable(),
@@ -103,3 +104,8 @@ export const JobListSchema = z
   })
   .meta({ id: 'JobList' });
 export type JobList = z.infer<typeof JobListSchema>;
+
+/** The application/json body of POST /jobs: parsed as a stream by the route, documented here. */
+export function bulkJobRequestSchema(maxRecords: number) {
+  return z.strictObject({ records: z.array(BulkRecordSchema).min(1).max(maxRecords) }).meta({ id: 'BulkJobRequest' });
+}
