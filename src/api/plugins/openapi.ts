@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import { mergeIoComponents } from '../openapi/components.ts';
 import { documentOperation, type OperationDocs } from '../openapi/operation-docs.ts';
+import { downloadUrlPlugin, ndjsonExamplesPlugin } from '../openapi/swagger-ui-plugins.ts';
 
 export type OpenapiOptions = { docsPublic: boolean };
 
@@ -73,7 +74,10 @@ async function openapiPlugin(app: FastifyInstance, { docsPublic }: OpenapiOption
         route.config = { ...route.config, public: true };
       });
     }
-    await scope.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', displayOperationId: true } });
+    await scope.register(swaggerUi, {
+      routePrefix: '/docs',
+      uiConfig: { docExpansion: 'list', displayOperationId: true, plugins: [downloadUrlPlugin, ndjsonExamplesPlugin] },
+    });
     scope.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   });
 }
