@@ -7,7 +7,7 @@ export const JOB_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancel
 export const JobStatusNameSchema = z.enum(JOB_STATUSES);
 export type JobStatusName = z.infer<typeof JobStatusNameSchema>;
 
-export const JobIdParamsSchema = z.strictObject({ id: z.string().min(1).max(64) });
+export const JobIdParamsSchema = z.strictObject({ id: z.string().min(1).max(64).describe('job_id of the 202 that made the job') });
 
 export const JobAcceptedSchema = z
   .object({
@@ -50,8 +50,8 @@ export const MAX_RESULTS_PAGE = 10_000;
 export const DEFAULT_RESULTS_PAGE = 1000;
 
 export const ResultsQuerySchema = z.strictObject({
-  offset: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(MAX_RESULTS_PAGE).default(DEFAULT_RESULTS_PAGE),
+  offset: z.coerce.number().int().min(0).default(0).describe('index of the first result of the page (JSON only)'),
+  limit: z.coerce.number().int().min(1).max(MAX_RESULTS_PAGE).default(DEFAULT_RESULTS_PAGE).describe('results per page (JSON only)'),
 });
 
 export const ResultsPageSchema = z
