@@ -214,3 +214,22 @@ test('/docs and /openapi.json are open without a key by default; DOCS_PUBLIC=fal
   const withKey = await closed.app.inject({ method: 'GET', url: '/openapi.json', headers: { authorization: 'Bearer key-one' } });
   assert.equal(withKey.statusCode, 200);
 });
+
+test('an error whose code an operation does not list is still answered as it is, never turned into a 500', async (t) => {
+  const { default: Fastify } = await import('fastify');
+  const { serializerCompiler, validatorCompiler } = await import('fastify-type-provider-zod');
+  const { default: errorsPlugin } = await import('../../src/api/plugins/errors.ts');
+  const { AppError } = await import('../../src/shared/errors.ts');
+  const { errorResponses } = await import('../../src/shared/schemas/error.ts');
+  const app = Fastify();
+  t.after(() => app.close());
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  await app.register(errorsPlugin);
+  app.get('/thing', { schema: { response: errorResponses('not_found') } }, async () => {
+    throw new AppError({ code: 'gone_elsewhere', statusCode: 404, message: 'moved' });
+  });
+  const res = await app.inject({ method: 'GET', url: '/thing' });
+  assert.equal(res.statusCode, 404);
+  assert.equal(res.json().error.code, 'gone_elsewhere');
+});
