@@ -4,7 +4,7 @@
 // every key of a job expires at the same instant, expires_at (PEXPIREAT), never lazily.
 import type { Redis } from 'ioredis';
 import { bulkIdempotencyKey, bulkInputKey, bulkJobKey, bulkOwnerJobsKey, bulkResultKey, recordsScoredKey } from './keys.ts';
-import { JobStatusNameSchema, type JobStatusName } from './schemas/bulk-job.ts';
+import { JobStatusNameSchema, type JobCursor, type JobStatusName } from './schemas/bulk-job.ts';
 
 export type BulkJobState = {
   jobId: string;
@@ -22,8 +22,8 @@ export type BulkJobState = {
   error: string | null;
 };
 
-/** Where a job sits in its owner's listing: created_at, then job id, both descending. */
-export type JobPosition = { createdAt: number; jobId: string };
+/** Where a job sits in its owner's listing (created_at, then job id, both descending): a cursor. */
+export type JobPosition = JobCursor;
 
 export type NewBulkJob = {
   jobId: string;

@@ -21,7 +21,10 @@ async function listApp(t: Teardown) {
     ctx.app.inject({ ...opts, headers: { ...(key === null ? {} : { authorization: `Bearer ${key}` }), ...opts.headers } });
 
   const submit = async (key = KEY_A): Promise<string> => {
-    const res = await inject({ method: 'POST', url: '/jobs', headers: { 'content-type': 'application/x-ndjson' }, payload: JSON.stringify(RECORD) }, key);
+    const res = await inject(
+      { method: 'POST', url: '/jobs', headers: { 'content-type': 'application/x-ndjson' }, payload: JSON.stringify(RECORD) },
+      key,
+    );
     assert.equal(res.statusCode, 202, res.body);
     return res.json<{ job_id: string }>().job_id;
   };
@@ -61,7 +64,10 @@ test('newest first, in pages that follow next_cursor to the end, each job once',
   assert.equal(first.jobs.length, 3);
   assert.notEqual(first.next_cursor, null);
   const all = await l.listAll({ limit: '3' });
-  assert.deepEqual(all.slice(0, 3), first.jobs.map((j) => j.job_id));
+  assert.deepEqual(
+    all.slice(0, 3),
+    first.jobs.map((j) => j.job_id),
+  );
 
   // Newest first: created_at descending, and within one millisecond, job id descending.
   const created = new Map<string, number>();
@@ -71,7 +77,11 @@ test('newest first, in pages that follow next_cursor to the end, each job once',
   assert.equal(all.at(0), expected[0]);
 
   const whole = await l.list();
-  assert.deepEqual(whole.jobs.map((j) => j.job_id), expected, 'the default page holds all 7');
+  assert.deepEqual(
+    whole.jobs.map((j) => j.job_id),
+    expected,
+    'the default page holds all 7',
+  );
   assert.equal(whole.next_cursor, null);
   assert.equal(whole.jobs[0]!.status, 'queued');
   assert.deepEqual(whole.jobs[0]!.progress, { total: 1, done: 0 });

@@ -45,7 +45,9 @@ async function fetchDocument(t: Parameters<typeof buildTestApp>[0], env: Record<
 }
 
 function operations(doc: Document): [string, Operation][] {
-  return Object.entries(doc.paths).flatMap(([path, item]) => Object.entries(item).map(([method, op]) => [`${method.toUpperCase()} ${path}`, op] as [string, Operation]));
+  return Object.entries(doc.paths).flatMap(([path, item]) =>
+    Object.entries(item).map(([method, op]) => [`${method.toUpperCase()} ${path}`, op] as [string, Operation]),
+  );
 }
 
 function op(doc: Document, path: string, method: string): Operation {
@@ -68,7 +70,10 @@ test('redocly lint (recommended rules) finds no error in /openapi.json', async (
     if (err.stdout) return { stdout: err.stdout };
     throw err;
   });
-  const report = JSON.parse(stdout) as { totals: { errors: number }; problems: { ruleId: string; severity: string; message: string; location: { pointer: string }[] }[] };
+  const report = JSON.parse(stdout) as {
+    totals: { errors: number };
+    problems: { ruleId: string; severity: string; message: string; location: { pointer: string }[] }[];
+  };
   const errors = report.problems.filter((p) => p.severity === 'error').map((p) => `${p.ruleId} at ${p.location[0]?.pointer}: ${p.message}`);
   assert.deepEqual(errors, []);
   assert.equal(report.totals.errors, 0);
@@ -107,7 +112,8 @@ test('error responses list their codes as an enum, each of its status, with an e
     for (const [status, response] of Object.entries(operation.responses)) {
       if (Number(status) < 400) continue;
       const media = response.content?.['application/json'];
-      const codes = (media?.schema as { properties?: { error?: { properties?: { code?: { enum?: string[] } } } } })?.properties?.error?.properties?.code?.enum;
+      const codes = (media?.schema as { properties?: { error?: { properties?: { code?: { enum?: string[] } } } } })?.properties?.error?.properties
+        ?.code?.enum;
       assert.ok(codes && codes.length > 0, `${name} ${status}: codes as an enum`);
       for (const code of codes) {
         assert.equal(ERROR_CODES[code as ErrorCode]?.status, Number(status), `${name}: ${code} is a ${status}`);
@@ -125,7 +131,11 @@ test("POST /jobs takes JSON, NDJSON and CSV; results come as JSON, NDJSON and CS
   const { doc } = await fetchDocument(t);
   const submit = op(doc, '/jobs', 'post');
   assert.deepEqual(Object.keys(submit.requestBody!.content).sort(), ['application/json', 'application/x-ndjson', 'text/csv']);
-  assert.deepEqual(Object.keys(op(doc, '/jobs/{id}/results', 'get').responses['200']!.content!).sort(), ['application/json', 'application/x-ndjson', 'text/csv']);
+  assert.deepEqual(Object.keys(op(doc, '/jobs/{id}/results', 'get').responses['200']!.content!).sort(), [
+    'application/json',
+    'application/x-ndjson',
+    'text/csv',
+  ]);
   assert.ok(submit.responses['202']!.headers?.['Location']);
   assert.ok(submit.responses['202']!.headers?.['Idempotent-Replayed']);
   assert.ok(op(doc, '/predict', 'post').responses['200']!.headers?.['Server-Timing']);
@@ -140,7 +150,10 @@ test("POST /jobs takes JSON, NDJSON and CSV; results come as JSON, NDJSON and CS
 test('one component per schema: no `…Input` duplicates, none unused', async (t) => {
   const { doc, text } = await fetchDocument(t);
   const names = Object.keys(doc.components.schemas);
-  assert.deepEqual(names.filter((n) => n.endsWith('Input')), []);
+  assert.deepEqual(
+    names.filter((n) => n.endsWith('Input')),
+    [],
+  );
   for (const name of ['PredictRequest', 'PredictResponse', 'BulkRecord', 'BulkJobRequest', 'JobStatus', 'JobList', 'JobResultsPage']) {
     assert.ok(names.includes(name), name);
   }
@@ -149,7 +162,10 @@ test('one component per schema: no `…Input` duplicates, none unused', async (t
 
 test("every example's decision agrees with its probability under the manifest's thresholds", async (t) => {
   const { doc } = await fetchDocument(t);
-  const manifest = JSON.parse(await readFile(join(ROOT, 'models/fraud/manifest.json'), 'utf8')) as { version: string; thresholds: { approve: number; review: number } };
+  const manifest = JSON.parse(await readFile(join(ROOT, 'models/fraud/manifest.json'), 'utf8')) as {
+    version: string;
+    thresholds: { approve: number; review: number };
+  };
   const { approve, review } = manifest.thresholds;
   const expected = (p: number) => (p < approve ? 'approve' : p < review ? 'review' : 'decline');
   let seen = 0;

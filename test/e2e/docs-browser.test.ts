@@ -125,10 +125,13 @@ test('Try it out on POST /jobs with NDJSON chosen in the content-type list: 202,
   await block.locator('select[aria-label="Request content type"]').selectOption('application/x-ndjson');
   const editor = block.locator('textarea.body-param__text');
   // The editor shows the NDJSON example once the content type has switched: one record per line.
-  await waitFor(async () => {
-    const lines = (await editor.inputValue()).trim().split('\n');
-    return lines.length > 1 && lines.every((line) => line.startsWith('{'));
-  }, { timeoutMs: UI_TIMEOUT_MS, what: 'the NDJSON example in the editor' });
+  await waitFor(
+    async () => {
+      const lines = (await editor.inputValue()).trim().split('\n');
+      return lines.length > 1 && lines.every((line) => line.startsWith('{'));
+    },
+    { timeoutMs: UI_TIMEOUT_MS, what: 'the NDJSON example in the editor' },
+  );
   const records = (await editor.inputValue()).trim().split('\n').length;
 
   const { status, body } = await execute(block);
@@ -137,10 +140,13 @@ test('Try it out on POST /jobs with NDJSON chosen in the content-type list: 202,
   assert.equal(accepted.status, 'queued');
 
   const auth = { authorization: `Bearer ${API_KEY}` };
-  const done = await waitFor(async () => {
-    const res = await request(`${api.url}/jobs/${accepted.job_id}`, { headers: auth });
-    return res.body.status === 'completed' ? res.body : undefined;
-  }, { timeoutMs: 60_000, what: 'the job submitted from /docs to complete' });
+  const done = await waitFor(
+    async () => {
+      const res = await request(`${api.url}/jobs/${accepted.job_id}`, { headers: auth });
+      return res.body.status === 'completed' ? res.body : undefined;
+    },
+    { timeoutMs: 60_000, what: 'the job submitted from /docs to complete' },
+  );
   assert.deepEqual(done.progress, { total: records, done: records });
   await page.close();
 });

@@ -18,10 +18,7 @@ const { approve, review } = data.thresholds;
 const band = { approve: `below ${approve}`, review: `from ${approve} to below ${review}`, decline: `${review} and above` } as const;
 
 export const predictRequestExamples: Examples = Object.fromEntries(
-  data.predictions.map((p, i) => [
-    decisions[i]!,
-    { summary: `A transaction the model scores ${decisions[i]}`, value: p.record },
-  ]),
+  data.predictions.map((p, i) => [decisions[i]!, { summary: `A transaction the model scores ${decisions[i]}`, value: p.record }]),
 );
 
 export const predictResponseExamples: Examples = Object.fromEntries(
@@ -114,7 +111,18 @@ export const jobListExamples: Examples = {
   page: {
     summary: 'A page of two jobs, newest first, and more after it',
     value: {
-      jobs: [jobStatus('running', 120_000), { ...jobStatus('completed', 3), job_id: 'pV7cS0lq9fHh2yBz4nWm1g', created_at: iso(CREATED - 3_600_000), started_at: iso(CREATED - 3_599_800), finished_at: iso(CREATED - 3_599_650), expires_at: iso(CREATED + 82_800_000), progress: { total: 3, done: 3 } }],
+      jobs: [
+        jobStatus('running', 120_000),
+        {
+          ...jobStatus('completed', 3),
+          job_id: 'pV7cS0lq9fHh2yBz4nWm1g',
+          created_at: iso(CREATED - 3_600_000),
+          started_at: iso(CREATED - 3_599_800),
+          finished_at: iso(CREATED - 3_599_650),
+          expires_at: iso(CREATED + 82_800_000),
+          progress: { total: 3, done: 3 },
+        },
+      ],
       next_cursor: encodeJobCursor({ createdAt: CREATED - 3_600_000, jobId: 'pV7cS0lq9fHh2yBz4nWm1g' }),
     },
   },
@@ -133,7 +141,10 @@ function rows(format: ResultFormat): string[] {
 
 export const resultsExamples: Record<ResultFormat, Examples> = {
   'application/json': {
-    page: { summary: 'One page: the whole of a 3-record job', value: { results: rows('application/json').map((r) => JSON.parse(r)), next_offset: null } },
+    page: {
+      summary: 'One page: the whole of a 3-record job',
+      value: { results: rows('application/json').map((r) => JSON.parse(r)), next_offset: null },
+    },
   },
   'application/x-ndjson': { all: { summary: 'Every result, one per line', value: rows('application/x-ndjson').join('\n') + '\n' } },
   'text/csv': {
