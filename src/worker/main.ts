@@ -8,6 +8,7 @@ import { Shutdown } from '../shared/shutdown.ts';
 import { createRedis, isRedisReady } from '../shared/redis.ts';
 import { HEARTBEAT_INTERVAL_MS, recordHeartbeat, removeWorker } from '../shared/worker-registry.ts';
 import { loadModel } from './model.ts';
+import { defaultVersionDir } from './repository-scan.ts';
 import { startPredictConsumer } from './predict-consumer.ts';
 import { startBulkConsumer } from './bulk-consumer.ts';
 import { startOpsServer } from './ops-server.ts';
@@ -24,7 +25,9 @@ const workerId = `${process.pid}-${randomUUID().slice(0, 8)}`;
 // A model that is missing or does not match its manifest stops the process before it takes work.
 let model;
 try {
-  model = await loadModel(config.worker.modelDir, { intraOpNumThreads: config.worker.intraOpThreads });
+  model = await loadModel(await defaultVersionDir(config.worker.modelRepository, 'fraud'), {
+    intraOpNumThreads: config.worker.intraOpThreads,
+  });
 } catch (err) {
   logger.fatal({ err }, 'model could not be loaded');
   process.exit(1);
