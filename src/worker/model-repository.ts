@@ -317,7 +317,7 @@ export class ModelRepository {
 }
 
 function describeVersions(entry: ModelEntry): string {
-  return [...entry.versions.values()].map((v) => `${v.version} ${v.state}`).join(', ');
+  return [...entry.versions.values()].map((v) => `version ${v.version} ${v.state}${v.reason ? `: ${v.reason}` : ''}`).join('; ');
 }
 
 function versionSnapshot(v: VersionEntry): VersionSnapshot {

@@ -78,7 +78,7 @@ async function readAliases(file: string): Promise<{ aliases?: Record<string, num
 /** Which versions of a model the selectors ask for: all (undefined) or this set. */
 function wantedVersions(name: string, selectors: readonly ModelSelector[], aliases: Record<string, number>, versions: number[]) {
   const mine = selectors.filter((s) => s.name === name);
-  if (mine.some((s) => s.version === undefined && s.alias === undefined)) return undefined;
+  if (selectors.length === 0 || mine.some((s) => s.version === undefined && s.alias === undefined)) return undefined;
   const wanted = new Set<number>();
   for (const s of mine) {
     if (s.version !== undefined) wanted.add(s.version);

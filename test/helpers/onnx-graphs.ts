@@ -159,3 +159,29 @@ export function float16Graph(): Uint8Array {
     nodes: [{ op: 'Identity', inputs: ['h'], outputs: ['h_out'] }],
   });
 }
+
+/** A string input mapped to an integer code by ai.onnx.ml LabelEncoder (-1 for anything else). */
+export function labelEncoderGraph(keys: string[]): Uint8Array {
+  return buildOnnxGraph({
+    inputs: [{ name: 'color', type: 'string', shape: ['N'] }],
+    outputs: [{ name: 'code', type: 'int64', shape: ['N'] }],
+    nodes: [
+      {
+        op: 'LabelEncoder',
+        domain: 'ai.onnx.ml',
+        inputs: ['color'],
+        outputs: ['code'],
+        attributes: { keys_strings: keys, values_int64s: keys.map((_, i) => i), default_int64: -1 },
+      },
+    ],
+  });
+}
+
+/** A float32 input whose batch dimension is fixed at 1, as an export without dynamic axes leaves it. */
+export function fixedBatchGraph(): Uint8Array {
+  return buildOnnxGraph({
+    inputs: [{ name: 'x', type: 'float32', shape: [1, 3] }],
+    outputs: [{ name: 'y', type: 'float32', shape: [1, 3] }],
+    nodes: [{ op: 'Identity', inputs: ['x'], outputs: ['y'] }],
+  });
+}
