@@ -185,6 +185,12 @@ export class ModelRepository {
       if (!this.#problems.includes(problem)) this.#options.logger?.warn({ problem }, 'model repository problem');
     }
     this.#problems = scan.problems;
+    // An unreadable root (a volume being remounted, a symlink being swapped) is not an empty
+    // repository: what is held keeps serving until a scan can see again.
+    if (!scan.complete) {
+      this.#changed();
+      return this.snapshot();
+    }
 
     const seen = new Set(scan.models.map((m) => m.name));
     for (const [name, entry] of this.#models) {

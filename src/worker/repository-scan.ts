@@ -33,6 +33,8 @@ export interface ScannedModel {
 }
 
 export interface RepositoryScan {
+  /** False when the root itself could not be listed: the scan says nothing about what is there. */
+  complete: boolean;
   models: ScannedModel[];
   problems: string[];
 }
@@ -99,7 +101,7 @@ export async function scanRepository(root: string, selectors: readonly ModelSele
   try {
     names = await listDirs(root);
   } catch (error) {
-    return { models: [], problems: [`${root}: cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`] };
+    return { complete: false, models: [], problems: [`${root}: cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`] };
   }
   const selected = new Set(selectors.map((s) => s.name));
   for (const name of selected) if (!names.includes(name)) problems.push(`MODELS names ${name}, which is not in ${root}`);
@@ -133,7 +135,7 @@ export async function scanRepository(root: string, selectors: readonly ModelSele
     }
     models.push({ name, versions, aliases, problems: modelProblems });
   }
-  return { models, problems };
+  return { complete: true, models, problems };
 }
 
 /**

@@ -319,6 +319,54 @@ describe('model repository: reload without restart', () => {
     assert.equal(await classOf(resolved(repository.resolve('m', { version: 2 }))), 0);
   });
 
+  test('while a new target loads, calls are answered by the version the alias named before', async () => {
+    const seen: (number | string)[] = [];
+    const observer = new ModelRepository({
+      root,
+      onChange: (s) => {
+        // Called as soon as the scan is applied, before the loads it starts have finished.
+        const v4 = version(s, 'm', 4);
+        if (v4?.state === 'loading') {
+          const r = observer.resolve('m');
+          seen.push(r.ok ? r.model.version : r.error);
+        }
+      },
+    });
+    try {
+      await observer.refresh();
+      const current = resolved(observer.resolve('m')).version;
+      await put(root, 'm/4/model.onnx', SECOND);
+      await put(root, 'm/aliases.json', JSON.stringify({ champion: '4' }));
+      await observer.refresh();
+      assert.ok(seen.length > 0, 'the loading state was observed');
+      assert.deepEqual(new Set(seen), new Set([current]));
+      assert.equal(resolved(observer.resolve('m')).version, 4);
+    } finally {
+      await observer.close();
+    }
+  });
+
+  test('a root that cannot be read keeps what is held', async () => {
+    const moved = `${root}-away`;
+    const away = new ModelRepository({ root });
+    try {
+      await away.refresh();
+      const before = resolved(away.resolve('m')).version;
+      await rm(moved, { recursive: true, force: true });
+      await cp(root, moved, { recursive: true });
+      await rm(root, { recursive: true });
+      const s = await away.refresh();
+      assert.match(s.problems.join('\n'), /cannot be read \(ENOENT\)/);
+      assert.equal(resolved(away.resolve('m')).version, before);
+      await cp(moved, root, { recursive: true });
+      await away.refresh();
+      assert.deepEqual(away.snapshot().problems, []);
+    } finally {
+      await away.close();
+      await rm(moved, { recursive: true, force: true });
+    }
+  });
+
   test('the poll timer and SIGHUP pick up new versions without a call to refresh()', async () => {
     const polled = new ModelRepository({ root, pollSeconds: 1 });
     const hup = new ModelRepository({ root, pollSeconds: 0 });
