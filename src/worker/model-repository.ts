@@ -39,6 +39,11 @@ interface VersionEntry {
   state: VersionState;
   reason?: string;
   model?: ModelVersion;
+  /**
+   * No longer selected (MODELS follows an alias that moved away) but still on disk: held only
+   * while an alias still serves it, i.e. until the alias's new target has loaded.
+   */
+  unselected?: boolean;
 }
 
 interface ModelEntry {
@@ -221,11 +226,16 @@ export class ModelRepository {
     // An unreadable aliases.json keeps the aliases last read, so a half-written file moves nothing.
     if (scanned.aliases) entry.aliases = scanned.aliases;
 
-    const present = new Set(scanned.versions.map((v) => v.version));
+    const selected = new Set(scanned.versions.map((v) => v.version));
+    const servingNow = new Set(entry.serving.values());
     for (const v of entry.versions.values()) {
-      if (!present.has(v.version)) {
+      if (selected.has(v.version)) {
+        delete v.unselected;
+      } else if (scanned.present.includes(v.version) && v.model && servingNow.has(v.version)) {
+        v.unselected = true;
+      } else {
         entry.versions.delete(v.version);
-        this.#retire(entry, v, 'its directory is gone');
+        this.#retire(entry, v, scanned.present.includes(v.version) ? 'MODELS no longer selects it' : 'its directory is gone');
       }
     }
     const loads: (() => Promise<void>)[] = [];
@@ -289,9 +299,11 @@ export class ModelRepository {
   /** Points each alias at its target when loaded, else keeps its previous version while that is still held. */
   #recomputeServing(): void {
     for (const entry of this.#models.values()) {
-      const loaded = [...entry.versions.values()].filter((v) => v.model).map((v) => v.version);
+      const loaded = [...entry.versions.values()].filter((v) => v.model && !v.unselected).map((v) => v.version);
       const serving = new Map<string, number>();
+      const previousLatest = entry.serving.get(LATEST_ALIAS);
       if (loaded.length > 0) serving.set(LATEST_ALIAS, Math.max(...loaded));
+      else if (previousLatest !== undefined && entry.versions.get(previousLatest)?.model) serving.set(LATEST_ALIAS, previousLatest);
       for (const [alias, target] of Object.entries(entry.aliases)) {
         if (entry.versions.get(target)?.model) serving.set(alias, target);
         else if (entry.versions.has(target)) {
@@ -302,6 +314,13 @@ export class ModelRepository {
         }
       }
       entry.serving = serving;
+      const served = new Set(serving.values());
+      for (const v of [...entry.versions.values()]) {
+        if (v.unselected && !served.has(v.version)) {
+          entry.versions.delete(v.version);
+          this.#retire(entry, v, 'MODELS no longer selects it');
+        }
+      }
     }
   }
 

@@ -26,7 +26,10 @@ export interface ScannedVersion {
 
 export interface ScannedModel {
   name: string;
+  /** The versions to hold (all, or those MODELS selects). */
   versions: ScannedVersion[];
+  /** Every version directory present, selected or not. */
+  present: number[];
   /** undefined when aliases.json is absent or unusable (then `problems` says why). */
   aliases: Record<string, number> | undefined;
   problems: string[];
@@ -133,7 +136,7 @@ export async function scanRepository(root: string, selectors: readonly ModelSele
       ).join('|');
       versions.push({ version, dir: versionDir, fingerprint });
     }
-    models.push({ name, versions, aliases, problems: modelProblems });
+    models.push({ name, versions, present: numbers, aliases, problems: modelProblems });
   }
   return { complete: true, models, problems };
 }

@@ -346,6 +346,33 @@ describe('model repository: reload without restart', () => {
     }
   });
 
+  test('MODELS=name@alias: a moved alias loads its new target before the old version is let go', async () => {
+    await put(root, 'm/aliases.json', JSON.stringify({ champion: '3' }));
+    const seen: (number | string)[] = [];
+    const pinned = new ModelRepository({
+      root,
+      models: [{ name: 'm', alias: 'champion' }],
+      onChange: (s) => {
+        if (version(s, 'm', 4)?.state === 'loading') {
+          const r = pinned.resolve('m');
+          seen.push(r.ok ? r.model.version : r.error);
+        }
+      },
+    });
+    try {
+      let s = await pinned.refresh();
+      assert.deepEqual(s.models[0]!.versions.map((v) => v.version), [3]);
+      await put(root, 'm/aliases.json', JSON.stringify({ champion: '4' }));
+      s = await pinned.refresh();
+      assert.deepEqual(new Set(seen), new Set([3]), 'version 3 answered while version 4 loaded');
+      assert.deepEqual(s.models[0]!.versions.map((v) => v.version), [4], 'then version 3 was let go');
+      assert.equal(resolved(pinned.resolve('m')).version, 4);
+      assert.equal(resolved(pinned.resolve('m', { alias: 'latest' })).version, 4);
+    } finally {
+      await pinned.close();
+    }
+  });
+
   test('a root that cannot be read keeps what is held', async () => {
     const moved = `${root}-away`;
     const away = new ModelRepository({ root });
