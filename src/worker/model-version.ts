@@ -33,7 +33,10 @@ export class ModelVersion {
   readonly manifest: VersionManifest | undefined;
   readonly decision: DecisionPolicy | undefined;
   readonly classLabels: Readonly<Record<string, readonly string[]>>;
-  /** The fraud path (records encoded by the manifest's features), when the manifest gives a record encoding. */
+  /**
+   * The fraud path (records encoded by the manifest's features), when the manifest gives a record
+   * encoding. It shares this version's session: hold a lease while scoring, never close() it.
+   */
   readonly scoring: ScoringModel | undefined;
   readonly session: InferenceSession;
   #leases = 0;
