@@ -1,6 +1,7 @@
 // The one place that reads process.env. Both processes call loadConfig() once at start and
 // pass the groups down; a bad variable stops the process with a message naming it.
 import { z } from 'zod';
+import { parseModelSelectors } from './model-selector.ts';
 
 const positiveInt = z.coerce.number().int().positive();
 const nonNegativeInt = z.coerce.number().int().min(0);
@@ -32,7 +33,24 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
   WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(9100),
-  MODEL_DIR: z.string().default('models/fraud'),
+  MODEL_REPOSITORY: z
+    .string()
+    .min(1)
+    .default('models')
+    .describe('Directory of <name>/<version>/model.onnx (+ manifest.json), <name>/aliases.json'),
+  MODELS: z
+    .string()
+    .default('')
+    .transform((text, ctx) => {
+      try {
+        return parseModelSelectors(text);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    })
+    .describe('name[:version|@alias],… the worker holds; empty means every model of the repository'),
+  MODEL_POLL_SECONDS: nonNegativeInt.default(10).describe('How often workers look for new versions; 0 = only on SIGHUP'),
   MAX_BATCH_SIZE: positiveInt.max(65_536).default(1024).describe('Records per session.run for online work'),
   MAX_BATCH_DELAY_MS: nonNegativeInt
     .default(0)
@@ -79,7 +97,9 @@ function group(env: Env) {
     },
     worker: {
       port: env.WORKER_PORT,
-      modelDir: env.MODEL_DIR,
+      modelRepository: env.MODEL_REPOSITORY,
+      models: env.MODELS,
+      modelPollSeconds: env.MODEL_POLL_SECONDS,
       maxBatchSize: env.MAX_BATCH_SIZE,
       maxBatchDelayMs: env.MAX_BATCH_DELAY_MS,
       concurrency: env.WORKER_CONCURRENCY,
