@@ -34,9 +34,9 @@ describe('a model that fails', () => {
   let w: ServiceProcess;
   let modelDir: string;
   before(async () => {
-    modelDir = await writeFaultyModel('models/fraud');
+    modelDir = await writeFaultyModel('models/fraud/1');
     const env = { REDIS_URL: redis.url, QUEUE_PREFIX: 'faults-model' };
-    [a, w] = await Promise.all([startApi(env), startWorker({ ...env, MODEL_DIR: modelDir })]);
+    [a, w] = await Promise.all([startApi(env), startWorker({ ...env, MODEL_REPOSITORY: modelDir })]);
     started.push(a, w);
   });
   after(async () => {
