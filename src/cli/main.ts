@@ -89,11 +89,16 @@ function leaveRunningOnInterrupt(jobId: string, out: string | undefined, progres
   });
 }
 
-async function waitForJob(client: ScoringClient, jobId: string, progress: Progress): Promise<JobStatus> {
+/** Polls the job until it has completed; a job that failed or was cancelled is an error. */
+async function waitUntilCompleted(client: ScoringClient, jobId: string, progress: Progress): Promise<JobStatus> {
   for (;;) {
     const status = await client.jobStatus(jobId);
     progress.update('scoring', status.progress.done, status.progress.total);
-    if (isTerminal(status.status)) return status;
+    if (status.status === 'completed') return status;
+    if (isTerminal(status.status)) {
+      progress.stop();
+      throw new JobEndedError(status.job_id, status.status, status.error);
+    }
     await new Promise((r) => setTimeout(r, POLL_INTERVAL_MS));
   }
 }
@@ -174,11 +179,7 @@ export function buildProgram(): Command {
       }
       progress.note(`job ${accepted.job_id} accepted; waiting for it (Ctrl-C leaves it running)`);
       leaveRunningOnInterrupt(accepted.job_id, opts.out, progress);
-      const status = await waitForJob(client, accepted.job_id, progress);
-      if (status.status !== 'completed') {
-        progress.stop();
-        throw new JobEndedError(status.job_id, status.status, status.error);
-      }
+      const status = await waitUntilCompleted(client, accepted.job_id, progress);
       if (opts.out) await download(client, status.job_id, opts.out, resultsFormat(opts.format, opts.out), progress);
       progress.stop();
       print(status);
@@ -192,20 +193,19 @@ export function buildProgram(): Command {
 
   program
     .command('results')
-    .description('results of a completed job: to --out (continues a partial file) or to stdout')
+    .description('results of a job, once it has completed (waits for it): to --out (continues a partial file) or to stdout')
     .argument('<job-id>')
     .option('--out <file>', 'write them to this file')
     .addOption(formatOption())
     .action(async (jobId: string, opts: { out?: string; format?: string }, command: Command) => {
       const client = clientOf(command);
       const format = resultsFormat(opts.format, opts.out);
-      if (!opts.out) {
-        const body = await client.resultsStream(jobId, format);
-        await pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream), process.stdout);
-        return;
-      }
-      const progress = createProgress(command.optsWithGlobals<GlobalOptions>().progress ? 'auto' : 'none');
-      await download(client, jobId, opts.out, format, progress);
+      const progress = createProgress(opts.out && command.optsWithGlobals<GlobalOptions>().progress ? 'auto' : 'none');
+      leaveRunningOnInterrupt(jobId, opts.out, progress);
+      await waitUntilCompleted(client, jobId, progress);
+      if (opts.out) return download(client, jobId, opts.out, format, progress);
+      const body = await client.resultsStream(jobId, format);
+      await pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream), process.stdout);
     });
 
   program
