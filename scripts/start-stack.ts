@@ -12,6 +12,8 @@ import { serviceArgs } from '../src/shared/node-args.ts';
 import { redisAnswers } from '../src/shared/redis.ts';
 import { loadConfigOrExit } from '../src/shared/config.ts';
 import { listenFailure } from '../src/shared/listen-error.ts';
+import { PRETTY_OPTIONS } from '../src/shared/logger.ts';
+import PinoPretty from 'pino-pretty';
 
 /** How long a private redis-server may take to answer its first PING. */
 const REDIS_START_MS = 10_000;
@@ -35,10 +37,17 @@ function freePort(): Promise<number> {
   });
 }
 
+// The children write JSON lines (their stdout is a pipe); on a terminal they are shown as pino-pretty shows them.
+const pretty = process.stdout.isTTY ? PinoPretty.prettyFactory(PRETTY_OPTIONS) : undefined;
+
 function prefixed(name: string, child: ChildProcess): void {
   for (const stream of [child.stdout, child.stderr]) {
     stream?.on('data', (chunk: Buffer) => {
-      for (const line of chunk.toString().split('\n')) if (line) process.stdout.write(`[${name}] ${line}\n`);
+      for (const line of chunk.toString().split('\n')) {
+        if (!line) continue;
+        const text = pretty && line.startsWith('{"level"') ? pretty(line).trimEnd() : line;
+        process.stdout.write(`[${name}] ${text}\n`);
+      }
     });
   }
 }

@@ -55,20 +55,25 @@ function resultsFormat(format: string | undefined, out: string | undefined): Res
   return (format as ResultsFormat | undefined) ?? (out ? formatForPath(out) : 'ndjson');
 }
 
+/** Scores an NDJSON file in batches; a record's `id` (bulk files have them) is echoed, not sent. */
 async function predictFile(client: ScoringClient, file: string, batchSize: number): Promise<void> {
   const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
   let batch: FraudRecord[] = [];
+  let ids: (string | undefined)[] = [];
   let n = 0;
   const flush = async () => {
     if (batch.length === 0) return;
     const { results, model_version } = await client.predictBatch(batch);
-    for (const r of results) print({ ...r, model_version });
+    results.forEach((r, i) => print(ids[i] === undefined ? { ...r, model_version } : { id: ids[i], ...r, model_version }));
     batch = [];
+    ids = [];
   };
   for await (const line of lines) {
     n++;
     if (!line.trim()) continue;
-    batch.push(parseJson(line, `${file} line ${n}`) as FraudRecord);
+    const { id, ...record } = parseJson(line, `${file} line ${n}`) as FraudRecord & { id?: string };
+    batch.push(record);
+    ids.push(id);
     if (batch.length >= batchSize) await flush();
   }
   await flush();
