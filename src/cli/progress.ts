@@ -47,8 +47,10 @@ const mb = (bytes: number) => (bytes / 1_048_576).toFixed(1);
 /** The text after the bar: what was done, how fast, how long still. */
 function describe(phase: Phase, value: number, total: number, rate: number, eta: number | undefined): string {
   const pct = total > 0 ? Math.floor((value / total) * 100) : 100;
-  if (phase === 'upload') return `${mb(value)}/${mb(total)} MB (${pct}%), ${mb(rate)} MB/s, ETA ${duration(eta)}`;
-  return `${value}/${total} records (${pct}%), ${Math.round(rate)} records/s, ETA ${duration(eta)}`;
+  const done = phase === 'upload' ? `${mb(value)}/${mb(total)} MB (${pct}%)` : `${value}/${total} records (${pct}%)`;
+  // Rate and ETA only once there is a rate to tell, and while something is left.
+  if (value >= total || rate <= 0) return done;
+  return `${done}, ${phase === 'upload' ? `${mb(rate)} MB/s` : `${Math.round(rate)} records/s`}, ETA ${duration(eta)}`;
 }
 
 class BarProgress implements Progress {
