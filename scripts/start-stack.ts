@@ -96,6 +96,12 @@ function stop(code: number): Promise<never> {
   return stopping;
 }
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => void stop(0));
+// `npm start` runs this under `sh -c`: a SIGTERM sent to npm ends npm and that shell, never
+// reaching here. Orphaned (re-parented), the stack stops as if it had been sent SIGTERM itself.
+const parentPid = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parentPid) void stop(0);
+}, 250).unref();
 // A reader that went away (`npm start | head`, a closed terminal) must not crash the stop.
 process.stdout.on('error', () => undefined);
 // Last resort, should this script die some other way: nothing it started outlives it.

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { dirname } from 'node:path';
 import { freePort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { allProcesses, descendants, isAlive, type ProcInfo } from '../helpers/proc-tree.ts';
@@ -106,6 +107,27 @@ test('npm start: a process that dies stops the stack with a non-zero code, nothi
   assert.notEqual(exit.code, 0);
   assert.match(exit.stderr, /the worker stopped \(SIGKILL\); stopping the stack/);
   assertNothingLeft(started, redisDir);
+});
+
+test('npm start: SIGTERM to npm (whose shell does not pass it on) still stops everything', async () => {
+  const env = await stackEnv();
+  const npm = launch('npm', ['start'], { ...env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` });
+  stacks.add(npm.child);
+  await waitFor(
+    async () => {
+      if (npm.child.exitCode !== null) throw new Error(`npm start exited: ${npm.output()}`);
+      return (await fetch(`http://127.0.0.1:${env.WORKER_PORT}/ready`).then((r) => r.ok, () => false)) &&
+        (await fetch(`http://127.0.0.1:${env.PORT}/ready`).then((r) => r.ok, () => false));
+    },
+    { timeoutMs: 60_000, what: 'npm start to be ready' },
+  );
+  const started = descendants(npm.child.pid!);
+  const redis = started.find(isRedis)!;
+  assert.equal(started.filter((p) => isNode(p) && p.argv.some((a) => a.endsWith('main.ts'))).length, 2);
+  npm.child.kill('SIGTERM');
+  await npm.exited;
+  await waitFor(() => started.every((p) => !isAlive(p.pid)), { timeoutMs: 30_000, what: 'every process npm start started to exit' });
+  await waitFor(() => !existsSync(redis.cwd!), { what: "the private Redis's folder to be removed" });
 });
 
 async function holdPort(port: number): Promise<Server> {
