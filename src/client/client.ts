@@ -6,7 +6,7 @@ import type { JobAccepted, JobStatus, JobStatusName, ResultsPage } from '../shar
 import { MAX_RESULTS_PAGE } from '../shared/schemas/bulk-job.ts';
 import { isConnectError, ScoringError, UnreachableError } from './errors.ts';
 import { contentTypeFor, fileBody, UPLOAD_EXTENSIONS, type UploadProgress } from './upload.ts';
-import { CSV_HEADER, formatResult, LineWriter, resultsAlreadyWritten, type ResultsFormat } from './results-file.ts';
+import { CSV_HEADER, formatResult, LineWriter, ResultsFileError, resultsAlreadyWritten, type ResultsFormat } from './results-file.ts';
 
 export type ClientOptions = {
   /** The api's base URL, e.g. http://127.0.0.1:8080. */
@@ -120,12 +120,14 @@ export class ScoringClient {
   async downloadResults(jobId: string, path: string, options: DownloadOptions): Promise<DownloadOutcome> {
     const { format, onProgress, signal } = options;
     const pageSize = Math.min(options.pageSize ?? MAX_RESULTS_PAGE, MAX_RESULTS_PAGE);
-    const resumedFrom = await resultsAlreadyWritten(path, format);
+    const partial = await resultsAlreadyWritten(path, format);
+    const resumedFrom = partial.results;
     const status = await this.jobStatus(jobId);
     const total = status.progress.total;
+    if (resumedFrom > total) throw new ResultsFileError(`${path} holds ${resumedFrom} results; job ${jobId} has ${total}`);
     const out = new LineWriter(path);
     try {
-      if (resumedFrom === 0 && format === 'csv') await out.write(CSV_HEADER + '\n');
+      if (partial.empty && format === 'csv') await out.write(CSV_HEADER + '\n');
       let offset: number | null = resumedFrom < total ? resumedFrom : null;
       onProgress?.(resumedFrom, total);
       while (offset !== null) {

@@ -34,13 +34,20 @@ export class ResultsFileError extends Error {
 
 const TAIL_BYTES = 64 * 1024;
 
+export type PartialFile = {
+  /** Results already in the file. */
+  results: number;
+  /** True when the file holds nothing (not even a CSV header) once a torn line is cut. */
+  empty: boolean;
+};
+
 /**
- * How many results the file already holds. Cuts a torn last line (a download killed mid-write),
- * and checks the last whole line is result number count-1, so an unrelated file is never appended to.
+ * What the file already holds. Cuts a torn last line (a download killed mid-write), and checks
+ * the last whole line is result number count-1, so an unrelated file is never appended to.
  */
-export async function resultsAlreadyWritten(path: string, format: ResultsFormat): Promise<number> {
+export async function resultsAlreadyWritten(path: string, format: ResultsFormat): Promise<PartialFile> {
   const size = await stat(path).then((s) => s.size, () => 0);
-  if (size === 0) return 0;
+  if (size === 0) return { results: 0, empty: true };
   const handle = await open(path, 'r');
   let lines = 0;
   let wholeBytes = 0;
@@ -71,17 +78,17 @@ export async function resultsAlreadyWritten(path: string, format: ResultsFormat)
     await handle.close();
   }
   if (wholeBytes < size) await truncate(path, wholeBytes);
-  if (lines === 0) return 0;
+  if (lines === 0) return { results: 0, empty: true };
   if (format === 'csv' && firstLine !== CSV_HEADER) {
     throw new ResultsFileError(`${path} does not start with the results header "${CSV_HEADER}"; not resuming into it`);
   }
   const count = format === 'csv' ? lines - 1 : lines;
-  if (count === 0) return 0;
+  if (count === 0) return { results: 0, empty: false };
   const lastIndex = format === 'csv' ? Number(lastLine.split(',')[0]) : indexOfJson(lastLine);
   if (lastIndex !== count - 1) {
     throw new ResultsFileError(`${path} holds ${count} lines but its last is not result ${count - 1}; not resuming into it`);
   }
-  return count;
+  return { results: count, empty: false };
 }
 
 function indexOfJson(line: string): number {
