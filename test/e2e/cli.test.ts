@@ -8,6 +8,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify, stripVTControlCharacters } from 'node:util';
+import { execFile } from 'node:child_process';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { startApi, startWorker, type ServiceProcess } from '../helpers/processes.ts';
 import { freePort } from '../helpers/ports.ts';
@@ -97,7 +99,7 @@ test('submit --wait --out: a 200,000-record CSV ends as 200,000 result lines, ex
   assert.equal(final.status, 'completed');
   assert.deepEqual(final.progress, { total: RECORDS, done: RECORDS });
   // Not a terminal: no bar escape codes, plain progress lines of each phase.
-  assert.doesNotMatch(r.stderr, /\u001b\[/);
+  assert.equal(stripVTControlCharacters(r.stderr), r.stderr);
   assert.match(r.stderr, /^upload: .*MB \(100%\)/m);
   assert.match(r.stderr, /^scoring: 200000\/200000 records \(100%\)/m);
   assert.match(r.stderr, new RegExp(`wrote ${RECORDS} results of job \\S+ to ${out}`));
@@ -136,6 +138,23 @@ test('Ctrl-C while waiting leaves the job running; scoring results fetches it af
   const lines = ndjson.stdout.trimEnd().split('\n');
   assert.equal(lines.length, RECORDS);
   assert.equal((JSON.parse(lines.at(-1)!) as { index: number }).index, RECORDS - 1);
+});
+
+test('on a terminal: progress bars for the upload, the scoring and the download', async () => {
+  const file = join(dir, 'tty.csv');
+  writeFileSync(file, fraudRecordsToCsv(records.slice(0, 20_000)));
+  const out = join(dir, 'tty-results.csv');
+  const command = [process.execPath, BIN, 'submit', file, '--out', out].map((a) => `'${a}'`).join(' ');
+  // util-linux `script` gives the CLI a pseudo-terminal, as a person's shell would.
+  const { stdout } = await promisify(execFile)('script', ['-qec', command, '/dev/null'], {
+    cwd: dir,
+    env: { ...process.env, SCORING_URL: api.url, SCORING_API_KEY: KEY },
+  });
+  const screen = stripVTControlCharacters(stdout);
+  assert.match(screen, /upload +\[[█░]+\] [\d.]+\/[\d.]+ MB/);
+  assert.match(screen, /scoring +\[█+\] 20000\/20000 records \(100%\)/);
+  assert.match(screen, /download +\[█+\] 20000\/20000 records \(100%\)/);
+  assert.equal(resultLines(out).length, 20_000);
 });
 
 test('predict: a record as an argument and an NDJSON file, printed as JSON lines', async () => {
