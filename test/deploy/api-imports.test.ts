@@ -15,7 +15,7 @@ import { waitFor } from '../helpers/wait.ts';
 
 const HOOK = fileURLToPath(new URL('./fixtures/record-resolutions.ts', import.meta.url));
 
-async function modulesLoadedBy(role: 'api' | 'worker'): Promise<string[]> {
+async function modulesLoadedBy(role: 'api' | 'worker'): Promise<{ modules: string[]; stderr: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'scoring-imports-'));
   const log = join(dir, 'resolved.txt');
   const port = await freePort();
@@ -36,7 +36,7 @@ async function modulesLoadedBy(role: 'api' | 'worker'): Promise<string[]> {
       },
       { timeoutMs: 30_000, what: `the ${role} to serve` },
     );
-    return readFileSync(log, 'utf8').split('\n').filter(Boolean);
+    return { modules: readFileSync(log, 'utf8').split('\n').filter(Boolean), stderr };
   } finally {
     proc.kill('SIGTERM');
     await exited;
@@ -44,10 +44,13 @@ async function modulesLoadedBy(role: 'api' | 'worker'): Promise<string[]> {
   }
 }
 
-test('the api never loads onnxruntime-node; the worker does', async () => {
-  const api = await modulesLoadedBy('api');
+test('the api never loads onnxruntime-node; the worker does; neither warns at start', async () => {
+  const { modules: api, stderr: apiStderr } = await modulesLoadedBy('api');
+  // Node prints deprecation and other process warnings to stderr (Fastify's FSTDEP… among them).
+  assert.doesNotMatch(apiStderr, /Warning|FSTDEP/);
   assert.ok(api.some((url) => url.includes('/node_modules/fastify/')), 'the hook saw the api load its packages');
   assert.deepEqual(api.filter((url) => /onnxruntime/.test(url)), []);
-  const worker = await modulesLoadedBy('worker');
+  const { modules: worker, stderr: workerStderr } = await modulesLoadedBy('worker');
+  assert.doesNotMatch(workerStderr, /Warning/);
   assert.ok(worker.some((url) => url.includes('/node_modules/onnxruntime-node/')), 'the worker loads onnxruntime-node');
 });
