@@ -15,6 +15,8 @@ import {
   isTerminal,
   JobEndedError,
   ScoringClient,
+  ScoringError,
+  UnreachableError,
   UPLOAD_EXTENSIONS,
   type ResultsFormat,
 } from '../client/index.ts';
@@ -94,10 +96,31 @@ function leaveRunningOnInterrupt(jobId: string, out: string | undefined, progres
   });
 }
 
+/** A wait outlives this long a service that does not answer or asks to come back (503, 429). */
+const WAIT_OUTAGE_MS = 60_000;
+
+function isPassing(err: unknown): boolean {
+  return err instanceof UnreachableError || (err instanceof ScoringError && (err.status === 503 || err.status === 429));
+}
+
+/** The job's status; while the service is briefly away (a restart, Redis failing over), asks again. */
+async function statusRiding(client: ScoringClient, jobId: string, progress: Progress): Promise<JobStatus> {
+  const since = Date.now();
+  for (;;) {
+    try {
+      return await client.jobStatus(jobId);
+    } catch (err) {
+      if (!isPassing(err) || Date.now() - since > WAIT_OUTAGE_MS) throw err;
+      progress.note(`the service is away (${(err as Error).message}); asking again`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
 /** Polls the job until it has completed; a job that failed or was cancelled is an error. */
 async function waitUntilCompleted(client: ScoringClient, jobId: string, progress: Progress): Promise<JobStatus> {
   for (;;) {
-    const status = await client.jobStatus(jobId);
+    const status = await statusRiding(client, jobId, progress);
     progress.update('scoring', status.progress.done, status.progress.total);
     if (status.status === 'completed') return status;
     if (isTerminal(status.status)) {

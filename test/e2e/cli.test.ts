@@ -218,6 +218,23 @@ test('exit codes: 2 for usage errors, 3 when nothing answers', async () => {
   assert.equal((await run(['status', 'x'], { SCORING_URL: 'not a url' })).code, 2);
 });
 
+test('a wait rides out an api restart', async () => {
+  await worker!.stop();
+  worker = undefined;
+  const small = join(dir, 'restart.ndjson');
+  writeFileSync(small, records.slice(0, 100).map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const waiting = cli(['submit', small, '--wait']);
+  await waitFor(() => /accepted; waiting/.test(waiting.stderr()), { timeoutMs: 30_000, what: 'the upload' });
+  const env = { REDIS_URL: redis.url, QUEUE_PREFIX: 'cli-e2e', API_KEYS: KEY };
+  await api.stop();
+  await waitFor(() => /the service is away/.test(waiting.stderr()), { timeoutMs: 30_000, what: 'the CLI to notice' });
+  api = await startApi({ ...env, PORT: String(api.port) });
+  worker = await startWorker(env);
+  const r = await waiting.done;
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as { status: string }).status, 'completed');
+});
+
 test('npx scoring runs the bin from the repository', async () => {
   // npx (whichever npm is installed) starts the bin with the `node` first on PATH: this one.
   const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
