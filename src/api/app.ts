@@ -1,6 +1,6 @@
 // buildApp(): the api as a Fastify application, every plugin and route registered in order.
 // It never listens; main.ts does, and tests use inject() or a real port.
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../shared/config.ts';
@@ -25,7 +25,7 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
     genReqId: () => randomUUID(),
     requestIdHeader: 'x-request-id',
     // The same name as the error body's request_id, so a client's error leads to its log lines.
-    requestIdLogLabel: 'request_id',
+    logController: new LogController({ requestIdLogLabel: 'request_id' }),
     bodyLimit: config.api.bodyLimitBytes,
     // A drained api answers the requests in flight, then closes idle keep-alive sockets.
     forceCloseConnections: 'idle',

@@ -11,6 +11,7 @@ import { ModelRepository } from './model-repository.ts';
 import { startPredictConsumer } from './predict-consumer.ts';
 import { startBulkConsumer } from './bulk-consumer.ts';
 import { startOpsServer } from './ops-server.ts';
+import { listenFailure } from '../shared/listen-error.ts';
 import { createWorkerMetrics } from './worker-metrics.ts';
 import { countJobOutcomes } from './job-outcomes.ts';
 import { QUEUES } from '../shared/queues.ts';
@@ -92,7 +93,11 @@ const ops = await startOpsServer(
   '0.0.0.0',
   { isReady: () => !draining && isRedisReady(plain), modelVersion: model.version },
   telemetry,
-);
+).catch((err: unknown) => {
+  // A chunk this worker may have taken meanwhile is handed back by the stalled check.
+  console.error(listenFailure('worker', 'WORKER_PORT', '0.0.0.0', config.worker.port, err));
+  process.exit(1);
+});
 
 const beat = () =>
   recordHeartbeat(plain, config.redis.prefix, workerId, model.version).catch((err: unknown) =>
