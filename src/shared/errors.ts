@@ -33,6 +33,26 @@ export class UnauthorizedError extends AppError {
   }
 }
 
+export class ForbiddenError extends AppError {
+  constructor(message: string) {
+    super('forbidden', 403, message, undefined, { 'www-authenticate': 'Bearer error="insufficient_scope"' });
+  }
+}
+
+export class RequestTimeoutError extends AppError {
+  constructor(timeoutMs: number) {
+    super('request_timeout', 408, `The request did not arrive within ${timeoutMs} ms`, undefined, { connection: 'close' });
+  }
+}
+
+export class InsufficientStorageError extends AppError {
+  constructor() {
+    super('insufficient_storage', 507, 'Redis is out of memory; retry once jobs have finished or expired', undefined, {
+      'retry-after': '30',
+    });
+  }
+}
+
 export class NotFoundError extends AppError {
   constructor(message = 'Not found') {
     super('not_found', 404, message);

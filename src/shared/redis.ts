@@ -34,3 +34,16 @@ export async function redisAnswers(url: string): Promise<boolean> {
     probe.disconnect();
   }
 }
+
+/**
+ * True when Redis refused a write because it reached `maxmemory` (under `noeviction`, the policy
+ * BullMQ requires). Redis marks it with the `OOM` error prefix; in a MULTI the refusal of each
+ * queued command comes back inside EXECABORT's `previousErrors` (ioredis), and a script that
+ * tried to write carries the same prefix. The one place that recognises it.
+ */
+export function isRedisOutOfMemory(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'ReplyError' && /^OOM\b/.test(err.message)) return true;
+  const previous = (err as Error & { previousErrors?: unknown[] }).previousErrors;
+  return Array.isArray(previous) && previous.some(isRedisOutOfMemory);
+}
