@@ -47,3 +47,14 @@ export function isRedisOutOfMemory(err: unknown): boolean {
   const previous = (err as Error & { previousErrors?: unknown[] }).previousErrors;
   return Array.isArray(previous) && previous.some(isRedisOutOfMemory);
 }
+
+export type RedisMemory = { usedBytes: number; maxBytes: number; full: boolean };
+
+/** Redis's memory use against its maxmemory (0: no limit), from INFO memory. Full: writes are being refused. */
+export async function readRedisMemory(redis: Redis): Promise<RedisMemory> {
+  const info = await redis.info('memory');
+  const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+  const usedBytes = field('used_memory');
+  const maxBytes = field('maxmemory');
+  return { usedBytes, maxBytes, full: maxBytes > 0 && usedBytes >= maxBytes };
+}
