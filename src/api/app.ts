@@ -34,7 +34,7 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
     clientErrorHandler,
     frameworkErrors,
     // The longest path parameter is a job id (64 characters); a longer one names nothing (404).
-    maxParamLength: 64,
+    routerOptions: { maxParamLength: 64 },
     // Headers must arrive within HEADERS_TIMEOUT_MS. The whole request's backstop is the longest
     // body time plus that; the body-timeout plugin cuts each route off at its own time first.
     requestTimeout: config.api.jobBodyTimeoutMs + config.api.headersTimeoutMs,
