@@ -180,6 +180,20 @@ test('a trickled body is cut off at the body timeout with 408, and its staged ch
   await waitFor(async () => (await stagedChunks()) === stagedBefore, { what: 'staged chunks dropped' });
 });
 
+test('headers that trickle are cut off at the headers timeout with 408 in the contract shape', async () => {
+  const started = Date.now();
+  const answer = await rawExchange(api.port, async (socket) => {
+    for (const byte of Buffer.from('GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(200))) {
+      if (socket.destroyed) return;
+      socket.write(Buffer.of(byte));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+  assert.equal(answer.status, 408, answer.raw.slice(0, 300));
+  assert.ok(isContractError(JSON.parse(answer.body)));
+  assert.ok(Date.now() - started < 9000, 'cut off near HEADERS_TIMEOUT_MS (2 s), not after all 200 bytes');
+});
+
 test('a 300 MB JSON string is refused with 400 while the api stays within 50 MB of its memory', async () => {
   const pid = api.proc.pid!;
   const before = rssBytes(pid);

@@ -188,7 +188,7 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
       schema: {
         summary: `Submit 1..${maxJobRecords} records for bulk scoring: {records: [...]} JSON, NDJSON, or CSV with a header row`,
         headers: IdempotencyHeadersSchema,
-        response: { 202: JobAcceptedSchema, ...errors(400, 401, 413, 415, 503) },
+        response: { 202: JobAcceptedSchema, ...errors(400, 401, 408, 413, 415, 503, 507) },
       },
     },
     async (request, reply) => {
