@@ -1,7 +1,7 @@
 // Seeded fuzzing of every body-taking endpoint against a real api and worker: 10,000 bodies over
 // /predict, /predict/batch and /jobs in JSON, NDJSON and CSV (malformed, wrong types, huge
-// numbers, unicode, deep nesting, wrong content types…). No answer may be a 5xx, every error must
-// be the contract's body, and the api's memory must come back to where it was.
+// numbers, unicode, deep nesting, wrong content types…). No answer may be a 5xx and every error must
+// be the contract's body; the api's memory should come back to where it was (todo below).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
