@@ -21,11 +21,26 @@ const EnvSchema = z.object({
     .default('')
     .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
     .describe('Comma-separated bearer keys; empty means the API is open'),
+  ADMIN_API_KEYS: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
+    .describe('Comma-separated bearer keys of the admin board; with API_KEYS set and none here, the board is off'),
+  ADMIN_SHOW_JOB_DATA: z.stringbool().default(false).describe('Show queue job data (record contents) on the admin board'),
   PREDICT_TIMEOUT_MS: positiveInt.max(30_000).default(2000),
   MAX_BATCH_RECORDS: positiveInt.default(1000),
   MAX_JOB_RECORDS: positiveInt.default(1_000_000),
   BODY_LIMIT_BYTES: positiveInt.default(1_048_576).describe('Body limit of /predict and /predict/batch'),
   JOB_BODY_LIMIT_BYTES: positiveInt.default(256 * 1024 * 1024).describe('Body limit of POST /jobs'),
+  BODY_TIMEOUT_MS: positiveInt.default(5_000).describe('Time a request body may take to arrive, but POST /jobs'),
+  JOB_BODY_TIMEOUT_MS: positiveInt.default(30_000).describe('Time a POST /jobs body may take to arrive'),
+  HEADERS_TIMEOUT_MS: positiveInt.default(10_000).describe("Time a request's headers may take to arrive"),
+  STAGING_TTL_SECONDS: positiveInt
+    .default(300)
+    .describe('Staged input of an upload that has not become a queued job expires after this'),
+  TEST_PAUSE_BEFORE_ENQUEUE_MS: nonNegativeInt
+    .default(0)
+    .describe('Tests only: pause between a bulk job record and its enqueue, to make that crash window reachable'),
   ONLINE_MAX_WAITING: positiveInt
     .default(2000)
     .describe('Waiting online queue jobs past which /predict answers 429 overloaded, whatever the predicted wait'),
@@ -87,11 +102,16 @@ function group(env: Env) {
       port: env.PORT,
       host: env.HOST,
       apiKeys: env.API_KEYS,
+      adminApiKeys: env.ADMIN_API_KEYS,
+      adminShowJobData: env.ADMIN_SHOW_JOB_DATA,
       predictTimeoutMs: env.PREDICT_TIMEOUT_MS,
       maxBatchRecords: env.MAX_BATCH_RECORDS,
       maxJobRecords: env.MAX_JOB_RECORDS,
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
       jobBodyLimitBytes: env.JOB_BODY_LIMIT_BYTES,
+      bodyTimeoutMs: env.BODY_TIMEOUT_MS,
+      jobBodyTimeoutMs: env.JOB_BODY_TIMEOUT_MS,
+      headersTimeoutMs: env.HEADERS_TIMEOUT_MS,
       onlineMaxWaiting: env.ONLINE_MAX_WAITING,
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     },
@@ -111,6 +131,8 @@ function group(env: Env) {
     bulk: {
       chunkSize: env.BULK_CHUNK_SIZE,
       resultTtlSeconds: env.RESULT_TTL_SECONDS,
+      stagingTtlSeconds: env.STAGING_TTL_SECONDS,
+      testPauseBeforeEnqueueMs: env.TEST_PAUSE_BEFORE_ENQUEUE_MS,
       lockDurationMs: env.LOCK_DURATION_MS,
       stalledIntervalMs: env.STALLED_INTERVAL_MS,
     },

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { ErrorBodySchema } from '../../shared/schemas/error.ts';
 import { UnavailableError } from '../../shared/errors.ts';
-import { isRedisReady } from '../../shared/redis.ts';
+import { isRedisReady, readRedisMemory } from '../../shared/redis.ts';
 import { readLiveWorkers } from '../../shared/worker-registry.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
 
@@ -15,6 +15,13 @@ const ReadySchema = z.object({
   status: z.literal('ready'),
   workers: z.number().int().describe('Workers that sent a heartbeat recently'),
   model_version: z.string().nullable().describe('Model version of the live workers (null when none)'),
+  redis_memory: z
+    .object({
+      used_bytes: z.number().int(),
+      max_bytes: z.number().int().describe('maxmemory; 0 means no limit'),
+      full: z.boolean().describe('Redis is at maxmemory: new jobs are refused with 507 until memory is freed'),
+    })
+    .describe("Redis's memory against its limit"),
 });
 
 export async function healthRoutes(app: FastifyInstance, options: HealthRoutesOptions) {
@@ -36,9 +43,15 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRoutesOp
     async () => {
       if (!isRedisReady(app.redis)) throw new UnavailableError();
       try {
-        const workers = await readLiveWorkers(app.redis, options.keyPrefix);
+        const [workers, memory] = await Promise.all([readLiveWorkers(app.redis, options.keyPrefix), readRedisMemory(app.redis)]);
         const versions = [...new Set(workers.map((w) => w.modelVersion))].sort();
-        return { status: 'ready' as const, workers: workers.length, model_version: versions.join(',') || null };
+        return {
+          status: 'ready' as const,
+          workers: workers.length,
+          model_version: versions.join(',') || null,
+          // A full Redis still serves status, results and reads: the api stays ready, and says so.
+          redis_memory: { used_bytes: memory.usedBytes, max_bytes: memory.maxBytes, full: memory.full },
+        };
       } catch {
         throw new UnavailableError();
       }

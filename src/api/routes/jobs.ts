@@ -30,7 +30,7 @@ import { BODY_MEDIA_TYPES, bodyParserFor } from '../bulk/body-formats.ts';
 import { renderAccepted, renderStatus, statusUrl } from '../bulk/job-status.ts';
 import { limitBytes } from '../bulk/parsed-row.ts';
 import { RESULT_CONTENT_TYPES, preferredResultFormat, resultsPage, resultsStream } from '../bulk/results-format.ts';
-import { findIdempotentJob, submitBulkJob } from '../bulk/submit.ts';
+import { resumeIdempotentJob, submitBulkJob, type SubmitDeps } from '../bulk/submit.ts';
 
 export type JobsRoutesOptions = { config: Config };
 
@@ -41,9 +41,18 @@ const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, E
 export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOptions) {
   const { prefix } = config.redis;
   const { chunkSize, resultTtlSeconds } = config.bulk;
-  const { maxJobRecords, jobBodyLimitBytes } = config.api;
+  const { maxJobRecords, jobBodyLimitBytes, jobBodyTimeoutMs } = config.api;
   // The producer connection of the queues plugin: fail-fast, shared, closed by that plugin.
   const store = createBulkStore(app.redis, prefix);
+  const submitDeps: SubmitDeps = {
+    store,
+    producer: app.queues.bulk,
+    chunkSize,
+    maxRecords: maxJobRecords,
+    ttlSeconds: resultTtlSeconds,
+    stagingTtlSeconds: config.bulk.stagingTtlSeconds,
+    pauseBeforeEnqueueMs: config.bulk.testPauseBeforeEnqueueMs,
+  };
 
   // This scope's bodies are streams: the default JSON parser (which buffers) gives way to one that
   // passes the request through. Other content types get Fastify's 415.
@@ -64,7 +73,7 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
   /** The job, if it exists and belongs to the caller; a job of another key is as unknown as none. */
   const readOwnedJob = async (jobId: string, owner: string): Promise<BulkJobState> => {
     const job = await store.readJob(jobId);
-    if (!job || job.owner !== owner) throw new NotFoundError(`No job ${jobId}`);
+    if (!job || job.staging || job.owner !== owner) throw new NotFoundError(`No job ${jobId}`);
     return job;
   };
 
@@ -79,10 +88,11 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
     '/jobs',
     {
       bodyLimit: jobBodyLimitBytes,
+      config: { bodyTimeoutMs: jobBodyTimeoutMs },
       schema: {
         summary: `Submit 1..${maxJobRecords} records for bulk scoring: {records: [...]} JSON, NDJSON, or CSV with a header row`,
         headers: IdempotencyHeadersSchema,
-        response: { 202: JobAcceptedSchema, ...errors(400, 401, 413, 415, 503) },
+        response: { 202: JobAcceptedSchema, ...errors(400, 401, 408, 413, 415, 503, 507) },
       },
     },
     async (request, reply) => {
@@ -96,8 +106,8 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
       const idempotencyKey = request.headers['idempotency-key'];
 
       return guard(async () => {
-        const known = await findIdempotentJob(store, request.owner, idempotencyKey);
-        const knownJob = known ? await store.readJob(known) : null;
+        const known = await resumeIdempotentJob(submitDeps, request.owner, idempotencyKey);
+        const knownJob = known.job;
         if (knownJob) {
           // The body is not needed; it is left unread and the connection closed after the answer.
           if (!body.readableEnded) reply.header('connection', 'close');
@@ -109,10 +119,12 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         const source = body.iterator({ destroyOnReturn: false });
         let outcome;
         try {
-          outcome = await submitBulkJob(
-            { store, producer: app.queues.bulk, chunkSize, maxRecords: maxJobRecords, ttlSeconds: resultTtlSeconds },
-            { rows: parse(limitBytes(source, jobBodyLimitBytes)), owner: request.owner, idempotencyKey },
-          );
+          outcome = await submitBulkJob(submitDeps, {
+            rows: parse(limitBytes(source, jobBodyLimitBytes)),
+            owner: request.owner,
+            idempotencyKey,
+            replaces: known.stale,
+          });
         } catch (err) {
           if (!body.readableEnded) reply.header('connection', 'close');
           throw err;
