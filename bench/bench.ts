@@ -197,8 +197,8 @@ function mean(values: number[]): number {
 
 async function main(): Promise<void> {
   const startedAt = new Date();
-  if (!existsSync(join(ROOT, 'models/fraud/manifest.json'))) {
-    throw new StartError('models/fraud/manifest.json is missing: build the model first (npm run model:build)');
+  if (!existsSync(join(ROOT, 'models/fraud/1/manifest.json'))) {
+    throw new StartError('models/fraud/1/manifest.json is missing: build the model first (npm run model:build)');
   }
   log(`${PLAN.name} run: ${PLAN.stepS} s per step after ${PLAN.warmupS} s of warm-up; bulk job of ${BULK_RECORDS} records`);
 

@@ -11,7 +11,7 @@ import type { FraudRecord } from '../src/shared/schemas/record.ts';
 import type { Decision } from '../src/shared/schemas/prediction.ts';
 
 export const EXAMPLES_FILE = fileURLToPath(new URL('../src/api/openapi/examples.json', import.meta.url));
-const MODEL_DIR = fileURLToPath(new URL('../models/fraud', import.meta.url));
+const MODEL_DIR = fileURLToPath(new URL('../models/fraud/1', import.meta.url));
 /** Seed and count of the generated records the examples are picked from. */
 const SEED = 2026;
 const CANDIDATES = 2000;

@@ -20,6 +20,8 @@ export type BulkJobState = {
   finishedAt: number | null;
   expiresAt: number;
   error: string | null;
+  /** Recorded but not yet wholly queued: invisible to clients, expires within the staging TTL. */
+  staging: boolean;
 };
 
 /** Where a job sits in its owner's listing (created_at, then job id, both descending): a cursor. */
@@ -33,6 +35,8 @@ export type NewBulkJob = {
   chunkSize: number;
   createdAt: number;
   expiresAt: number;
+  /** Until every chunk is queued, the job and its staged input expire at this instant. */
+  stagingUntil: number;
 };
 
 /** Outcome of writing a chunk's results. */
@@ -111,6 +115,38 @@ export type ChunkClaim =
   /** The job expired. */
   | { outcome: 'gone' };
 
+// staging → visible, once every chunk is queued: the job, its staged input and any results
+// already written take the job's real expiry. A chunk with neither input nor result (the input
+// expired: the upload outlived the staging TTL) cannot be scored, so the job ends failed instead.
+// Chunk keys share the job's hash tag, so on a cluster they sit on KEYS[1]'s slot.
+const PROMOTE_JOB = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return false end
+if redis.call('HGET', KEYS[1], 'staging') ~= '1' then return status end
+local expires = ARGV[1]
+local missing = false
+for chunk = 0, tonumber(redis.call('HGET', KEYS[1], 'chunks')) - 1 do
+  local input = KEYS[1] .. ':in:' .. chunk
+  local output = KEYS[1] .. ':out:' .. chunk
+  local kept = redis.call('PEXPIREAT', input, expires) + redis.call('PEXPIREAT', output, expires)
+  if kept == 0 then missing = true end
+end
+redis.call('HDEL', KEYS[1], 'staging')
+redis.call('PEXPIREAT', KEYS[1], expires)
+if missing and (status == 'queued' or status == 'running') then
+  redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[3])
+  return 'failed'
+end
+return status`;
+
+// An Idempotency-Key goes to jobId when it is free or still names a job that will never run
+// (ARGV[3], a stale staging job); otherwise the job it names is the answer.
+const CLAIM_IDEMPOTENCY_KEY = `
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[3] then return current end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return ARGV[1]`;
+
 type ScriptedRedis = Redis & {
   bulkClaimChunkBuffer(job: string, input: string, out: string, now: number): Promise<[Buffer, Buffer?]>;
   bulkCommitChunk(
@@ -123,6 +159,8 @@ type ScriptedRedis = Redis & {
     now: number,
     modelVersion: string,
   ): Promise<number>;
+  bulkPromoteJob(job: string, expiresAt: number, now: number, reason: string): Promise<string | null>;
+  bulkClaimIdempotencyKey(key: string, jobId: string, expiresAt: number, replaceable: string): Promise<string>;
   bulkFinishJob(job: string, status: string, now: number, reason: string): Promise<string | null>;
   bulkIndexJob(ownerJobs: string, createdAt: number, jobId: string, expiresAt: number, now: number): Promise<number>;
 };
@@ -132,6 +170,8 @@ function withScripts(redis: Redis): ScriptedRedis {
   redis.defineCommand('bulkClaimChunk', { numberOfKeys: 3, lua: CLAIM_CHUNK });
   redis.defineCommand('bulkCommitChunk', { numberOfKeys: 4, lua: COMMIT_CHUNK });
   redis.defineCommand('bulkFinishJob', { numberOfKeys: 1, lua: FINISH_JOB });
+  redis.defineCommand('bulkPromoteJob', { numberOfKeys: 1, lua: PROMOTE_JOB });
+  redis.defineCommand('bulkClaimIdempotencyKey', { numberOfKeys: 1, lua: CLAIM_IDEMPOTENCY_KEY });
   redis.defineCommand('bulkIndexJob', { numberOfKeys: 1, lua: INDEX_JOB });
   return redis as ScriptedRedis;
 }
@@ -146,7 +186,10 @@ export function createBulkStore(connection: Redis, prefix: string) {
   const jobKey = (jobId: string) => bulkJobKey(prefix, jobId);
 
   return {
-    /** Stages one input chunk; it expires with the job, so an abandoned submission cleans itself up. */
+    /**
+     * Stages one input chunk until expiresAt (the staging deadline): an upload that never becomes
+     * a queued job leaves nothing behind for long. Promotion gives it the job's expiry.
+     */
     async stageChunk(jobId: string, chunk: number, data: Buffer, expiresAt: number): Promise<void> {
       await redis.set(bulkInputKey(prefix, jobId, chunk), data, 'PXAT', expiresAt);
     },
@@ -173,8 +216,9 @@ export function createBulkStore(connection: Redis, prefix: string) {
           chunk_size: job.chunkSize,
           created_at: job.createdAt,
           expires_at: job.expiresAt,
+          staging: 1,
         })
-        .pexpireat(jobKey(job.jobId), job.expiresAt)
+        .pexpireat(jobKey(job.jobId), job.stagingUntil)
         .exec();
       // After the job exists, so a listing never meets a member before its job (and drops it as
       // expired). A separate step: the owner's key is not on the job's Redis Cluster slot.
@@ -212,6 +256,15 @@ export function createBulkStore(connection: Redis, prefix: string) {
       if (jobIds.length > 0) await redis.zrem(bulkOwnerJobsKey(prefix, owner), ...jobIds);
     },
 
+    /**
+     * Makes a staging job visible once all its chunks are queued. Returns its status after the
+     * call ('failed' when staged input was missing), or null when the job is gone.
+     */
+    async promoteJob(jobId: string, expiresAt: number, now: number): Promise<JobStatusName | null> {
+      const reason = 'the staged input expired before the job was queued (STAGING_TTL_SECONDS)';
+      return (await redis.bulkPromoteJob(jobKey(jobId), expiresAt, now, reason)) as JobStatusName | null;
+    },
+
     async deleteJob(jobId: string): Promise<void> {
       await redis.unlink(jobKey(jobId));
     },
@@ -233,18 +286,17 @@ export function createBulkStore(connection: Redis, prefix: string) {
         finishedAt: optionalNumber(h.finished_at),
         expiresAt: Number(h.expires_at),
         error: h.error ?? null,
+        staging: h.staging === '1',
       };
     },
 
     /**
      * Claims an Idempotency-Key for a job. Returns the job id the key belongs to: jobId when the
-     * claim won, another job's id when that key was claimed first.
+     * claim won, another job's id when that key was claimed first. A key that names `replaceable`
+     * (a job that will never run) is taken over.
      */
-    async claimIdempotencyKey(owner: string, keyDigest: string, jobId: string, expiresAt: number): Promise<string> {
-      const key = bulkIdempotencyKey(prefix, owner, keyDigest);
-      const claimed = await redis.set(key, jobId, 'PXAT', expiresAt, 'NX');
-      if (claimed === 'OK') return jobId;
-      return (await redis.get(key)) ?? jobId;
+    async claimIdempotencyKey(owner: string, keyDigest: string, jobId: string, expiresAt: number, replaceable: string | null = null): Promise<string> {
+      return redis.bulkClaimIdempotencyKey(bulkIdempotencyKey(prefix, owner, keyDigest), jobId, expiresAt, replaceable ?? '');
     },
 
     async findIdempotentJob(owner: string, keyDigest: string): Promise<string | null> {

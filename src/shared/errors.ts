@@ -45,6 +45,34 @@ export class UnauthorizedError extends AppError {
   }
 }
 
+export class ForbiddenError extends AppError {
+  constructor(message: string) {
+    super({ code: 'forbidden', statusCode: 403, message, headers: { 'www-authenticate': 'Bearer error="insufficient_scope"' } });
+  }
+}
+
+export class RequestTimeoutError extends AppError {
+  constructor(timeoutMs: number) {
+    super({
+      code: 'request_timeout',
+      statusCode: 408,
+      message: `The request did not arrive within ${timeoutMs} ms`,
+      headers: { connection: 'close' },
+    });
+  }
+}
+
+export class InsufficientStorageError extends AppError {
+  constructor() {
+    super({
+      code: 'insufficient_storage',
+      statusCode: 507,
+      message: 'Redis is out of memory; retry once jobs have finished or expired',
+      headers: { 'retry-after': '30' },
+    });
+  }
+}
+
 export class NotFoundError extends AppError {
   constructor(message = 'Not found') {
     super({ code: 'not_found', statusCode: 404, message });

@@ -34,3 +34,27 @@ export async function redisAnswers(url: string): Promise<boolean> {
     probe.disconnect();
   }
 }
+
+/**
+ * True when Redis refused a write because it reached `maxmemory` (under `noeviction`, the policy
+ * BullMQ requires). Redis marks it with the `OOM` error prefix; in a MULTI the refusal of each
+ * queued command comes back inside EXECABORT's `previousErrors` (ioredis), and a script that
+ * tried to write carries the same prefix. The one place that recognises it.
+ */
+export function isRedisOutOfMemory(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'ReplyError' && /^OOM\b/.test(err.message)) return true;
+  const previous = (err as Error & { previousErrors?: unknown[] }).previousErrors;
+  return Array.isArray(previous) && previous.some(isRedisOutOfMemory);
+}
+
+export type RedisMemory = { usedBytes: number; maxBytes: number; full: boolean };
+
+/** Redis's memory use against its maxmemory (0: no limit), from INFO memory. Full: writes are being refused. */
+export async function readRedisMemory(redis: Redis): Promise<RedisMemory> {
+  const info = await redis.info('memory');
+  const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+  const usedBytes = field('used_memory');
+  const maxBytes = field('maxmemory');
+  return { usedBytes, maxBytes, full: maxBytes > 0 && usedBytes >= maxBytes };
+}

@@ -7,6 +7,7 @@ import { NodeSDK } from '@opentelemetry/sdk-node';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { AggregationType, type ViewOptions } from '@opentelemetry/sdk-metrics';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
+import { RuntimeNodeInstrumentation } from '@opentelemetry/instrumentation-runtime-node';
 import { metrics, ProxyTracerProvider, trace, type Meter, type Tracer } from '@opentelemetry/api';
 import { BullMQOtel } from 'bullmq-otel';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -64,6 +65,23 @@ export function bullmqTelemetry(): { telemetry?: BullMQOtel } {
   return current?.tracing ? { telemetry: new BullMQOtel({ tracerName: 'scoring-bullmq' }) } : {};
 }
 
+/**
+ * CPU time and resident memory of the process, which the runtime instrumentation does not
+ * report (it covers V8 and the event loop), under OpenTelemetry's process.* names.
+ */
+function observeProcess(meter: Meter): void {
+  meter
+    .createObservableCounter('process.cpu.time', { description: 'CPU seconds used by the process', unit: 's' })
+    .addCallback((result) => {
+      const { user, system } = process.cpuUsage();
+      result.observe(user / 1e6, { 'cpu.mode': 'user' });
+      result.observe(system / 1e6, { 'cpu.mode': 'system' });
+    });
+  meter
+    .createObservableGauge('process.memory.usage', { description: 'Resident set size of the process', unit: 'By' })
+    .addCallback((result) => result.observe(process.memoryUsage.rss()));
+}
+
 function create(options: TelemetryOptions): Telemetry {
   const scope = options.serviceName;
   if (options.disabled) {
@@ -88,6 +106,10 @@ function create(options: TelemetryOptions): Telemetry {
       name: 'http.server.request.duration_seconds',
       aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: DURATION_BUCKETS_S } },
     },
+    // Runtime metrics named with their unit too (process_cpu_time_seconds_total, …).
+    { instrumentName: 'process.cpu.time', name: 'process.cpu.time_seconds' },
+    { instrumentName: 'process.memory.usage', name: 'process.memory.usage_bytes' },
+    { instrumentName: 'v8js.gc.duration', name: 'v8js.gc.duration_seconds' },
   ];
   const sdk = new NodeSDK({
     serviceName: options.serviceName,
@@ -105,16 +127,22 @@ function create(options: TelemetryOptions): Telemetry {
     // Fastify hook (plugins/observability.ts). The route is set by the api, which is all
     // Fastify's own instrumentation would add here: its per-hook spans cost more than they tell.
     // Outgoing requests are not instrumented: the only client is the OTLP exporter itself.
-    instrumentations: tracing
-      ? [
-          new HttpInstrumentation({
-            disableOutgoingRequestInstrumentation: true,
-            ignoreIncomingRequestHook: (req) => UNTRACED_PATHS.has((req.url ?? '/').split('?')[0] ?? ''),
-          }),
-        ]
-      : [],
+    // The runtime's own metrics, always: event-loop delay and utilization, heap spaces, GC
+    // durations (read from perf_hooks when Prometheus scrapes; no per-request cost).
+    instrumentations: [
+      new RuntimeNodeInstrumentation(),
+      ...(tracing
+        ? [
+            new HttpInstrumentation({
+              disableOutgoingRequestInstrumentation: true,
+              ignoreIncomingRequestHook: (req) => UNTRACED_PATHS.has((req.url ?? '/').split('?')[0] ?? ''),
+            }),
+          ]
+        : []),
+    ],
   });
   sdk.start();
+  observeProcess(metrics.getMeter(scope));
   let stopped: Promise<void> | undefined;
   return {
     meter: metrics.getMeter(scope),

@@ -1,4 +1,4 @@
-// The worker process: config → telemetry → model → Redis → consumers → ops port.
+// The worker process: config → telemetry → models → Redis → consumers → ops port.
 // SIGTERM: stop fetching, finish the batch in hand, close, release the model, exit.
 import { randomUUID } from 'node:crypto';
 import { loadConfigOrExit } from '../shared/config.ts';
@@ -7,10 +7,11 @@ import { startTelemetry } from '../shared/telemetry.ts';
 import { Shutdown } from '../shared/shutdown.ts';
 import { createRedis, isRedisReady } from '../shared/redis.ts';
 import { HEARTBEAT_INTERVAL_MS, recordHeartbeat, removeWorker } from '../shared/worker-registry.ts';
-import { loadModel } from './model.ts';
+import { ModelRepository } from './model-repository.ts';
 import { startPredictConsumer } from './predict-consumer.ts';
 import { startBulkConsumer } from './bulk-consumer.ts';
 import { startOpsServer } from './ops-server.ts';
+import { listenFailure } from '../shared/listen-error.ts';
 import { createWorkerMetrics } from './worker-metrics.ts';
 import { countJobOutcomes } from './job-outcomes.ts';
 import { QUEUES } from '../shared/queues.ts';
@@ -21,14 +22,25 @@ const telemetry = startTelemetry({ serviceName: 'scoring-worker', ...config.tele
 const logger = createLogger('worker', config.logLevel);
 const workerId = `${process.pid}-${randomUUID().slice(0, 8)}`;
 
-// A model that is missing or does not match its manifest stops the process before it takes work.
-let model;
-try {
-  model = await loadModel(config.worker.modelDir, { intraOpNumThreads: config.worker.intraOpThreads });
-} catch (err) {
-  logger.fatal({ err }, 'model could not be loaded');
+// The repository holds every model (or those MODELS names) and reloads on its poll and SIGHUP. The
+// consumers still serve fraud alone, with the version resolved here at start: a fraud model that
+// is missing or does not match its manifest stops the process before it takes work.
+const repository = new ModelRepository({
+  root: config.worker.modelRepository,
+  models: config.worker.models,
+  pollSeconds: config.worker.modelPollSeconds,
+  session: { intraOpNumThreads: config.worker.intraOpThreads },
+  logger,
+});
+await repository.refresh();
+const fraud = repository.acquire('fraud');
+if (!('model' in fraud) || !fraud.model.scoring) {
+  const reason = 'model' in fraud ? 'its manifest gives no record encoding' : fraud.message;
+  logger.fatal({ model_name: 'fraud', reason }, 'model could not be loaded');
   process.exit(1);
 }
+const model = fraud.model.scoring;
+repository.startPolling();
 const thresholds = {
   approve: config.worker.approveThreshold ?? model.manifest.thresholds.approve,
   review: config.worker.reviewThreshold ?? model.manifest.thresholds.review,
@@ -81,7 +93,11 @@ const ops = await startOpsServer(
   '0.0.0.0',
   { isReady: () => !draining && isRedisReady(plain), modelVersion: model.version },
   telemetry,
-);
+).catch((err: unknown) => {
+  // A chunk this worker may have taken meanwhile is handed back by the stalled check.
+  console.error(listenFailure('worker', 'WORKER_PORT', '0.0.0.0', config.worker.port, err));
+  process.exit(1);
+});
 
 const beat = () =>
   recordHeartbeat(plain, config.redis.prefix, workerId, model.version).catch((err: unknown) =>
@@ -102,7 +118,10 @@ shutdown.add('stop taking work', async () => {
 // check and scored once elsewhere.
 shutdown.add('bulk consumer', () => bulkWorker.close());
 shutdown.add('predict consumer', () => predictWorker.close());
-shutdown.add('model', () => model.close());
+shutdown.add('models', async () => {
+  fraud.release();
+  await repository.close();
+});
 shutdown.add('redis', async () => {
   await plain.quit().catch(() => plain.disconnect());
   blocking.disconnect();

@@ -92,14 +92,29 @@ test('jobs created in the same millisecond are neither repeated nor skipped acro
   const owner = await l.ownerOf(await l.submit());
   const createdAt = Date.now() + 60_000;
   const ids = ['tie-c', 'tie-a', 'tie-e', 'tie-b', 'tie-d'];
+  const expiresAt = createdAt + 60_000;
   for (const jobId of ids) {
-    await l.store.createJob({ jobId, owner, total: 1, chunks: 1, chunkSize: 10, createdAt, expiresAt: createdAt + 60_000 });
+    // Jobs of no chunks: created, then promoted as submit does once every chunk is queued.
+    await l.store.createJob({ jobId, owner, total: 0, chunks: 0, chunkSize: 10, createdAt, expiresAt, stagingUntil: expiresAt });
+    await l.store.promoteJob(jobId, expiresAt, Date.now());
   }
   for (const limit of ['1', '2', '3']) {
     const all = await l.listAll({ limit });
     assert.deepEqual(all.slice(0, 5), ['tie-e', 'tie-d', 'tie-c', 'tie-b', 'tie-a'], `limit ${limit}`);
     assert.equal(all.length, 6);
   }
+});
+
+test('a staging job (its upload not yet wholly queued) is not listed until it is promoted', async (t) => {
+  const l = await listApp(t);
+  const submitted = await l.submit();
+  const owner = await l.ownerOf(submitted);
+  const createdAt = Date.now() + 60_000;
+  const expiresAt = createdAt + 60_000;
+  await l.store.createJob({ jobId: 'staging-1', owner, total: 0, chunks: 0, chunkSize: 10, createdAt, expiresAt, stagingUntil: expiresAt });
+  assert.deepEqual(await l.listAll(), [submitted]);
+  await l.store.promoteJob('staging-1', expiresAt, Date.now());
+  assert.deepEqual(await l.listAll(), ['staging-1', submitted]);
 });
 
 test('?status= lists only the jobs in that status', async (t) => {

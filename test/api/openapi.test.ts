@@ -162,7 +162,7 @@ test('one component per schema: no `…Input` duplicates, none unused', async (t
 
 test("every example's decision agrees with its probability under the manifest's thresholds", async (t) => {
   const { doc } = await fetchDocument(t);
-  const manifest = JSON.parse(await readFile(join(ROOT, 'models/fraud/manifest.json'), 'utf8')) as {
+  const manifest = JSON.parse(await readFile(join(ROOT, 'models/fraud/1/manifest.json'), 'utf8')) as {
     version: string;
     thresholds: { approve: number; review: number };
   };

@@ -27,9 +27,11 @@ const scoredCount = async () => Number((await redis.client.get(scoredKey())) ?? 
 async function queuedJob(chunks = 2, lastRows = 10): Promise<{ jobId: string; inputs: Buffer[] }> {
   const jobId = randomUUID();
   const expiresAt = Date.now() + 60_000;
-  await store.createJob({ jobId, owner: 'o', total: (chunks - 1) * 10 + lastRows, chunks, chunkSize: 10, createdAt: T0, expiresAt });
+  const job = { jobId, owner: 'o', total: (chunks - 1) * 10 + lastRows, chunks, chunkSize: 10, createdAt: T0, expiresAt };
+  await store.createJob({ ...job, stagingUntil: expiresAt });
   const inputs = Array.from({ length: chunks }, (_, c) => Buffer.from(`input of chunk ${c}\u0000\xff`, 'latin1'));
   for (const [c, data] of inputs.entries()) await store.stageChunk(jobId, c, data, expiresAt);
+  await store.promoteJob(jobId, expiresAt, T0);
   return { jobId, inputs };
 }
 

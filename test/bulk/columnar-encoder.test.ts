@@ -9,7 +9,7 @@ import { createFeatureEncoder } from '../../src/worker/features.ts';
 import { ModelManifestSchema } from '../../src/worker/model-manifest.ts';
 import { generateFraudRecords, mulberry32 } from '../../scripts/model/fraud-data.ts';
 
-const manifest = ModelManifestSchema.parse(JSON.parse(await readFile(new URL('../../models/fraud/manifest.json', import.meta.url), 'utf8')));
+const manifest = ModelManifestSchema.parse(JSON.parse(await readFile(new URL('../../models/fraud/1/manifest.json', import.meta.url), 'utf8')));
 const encoder = createFeatureEncoder(manifest.input);
 
 /** Generated records, with what the generator never makes: unseen categories, extreme and unrounded values, ids. */

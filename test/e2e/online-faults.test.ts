@@ -34,9 +34,9 @@ describe('a model that fails', () => {
   let w: ServiceProcess;
   let modelDir: string;
   before(async () => {
-    modelDir = await writeFaultyModel('models/fraud');
+    modelDir = await writeFaultyModel('models/fraud/1');
     const env = { REDIS_URL: redis.url, QUEUE_PREFIX: 'faults-model' };
-    [a, w] = await Promise.all([startApi(env), startWorker({ ...env, MODEL_DIR: modelDir })]);
+    [a, w] = await Promise.all([startApi(env), startWorker({ ...env, MODEL_REPOSITORY: modelDir })]);
     started.push(a, w);
   });
   after(async () => {
@@ -52,7 +52,8 @@ describe('a model that fails', () => {
     assert.equal(res.body.error.code, 'model_error');
     assert.match(res.body.error.message, /^model fraud-faulty-1\.0\.0\+\w+ failed: inference threw on a batch of 2 records$/);
     assert.doesNotMatch(res.body.error.message, /5000/, 'no input value quoted back (a batch mixes callers)');
-    assert.match(w.output(), /"msg":"model failed on an online batch"/, 'the worker logs the failure with the runtime\'s message');
+    // pino writes asynchronously: the log line may land just after the reply.
+    await waitFor(() => /"msg":"model failed on an online batch"/.test(w.output()), { what: 'the worker logs the failure' });
     assert.doesNotMatch(res.body.error.message, /\n|\bat \S+:\d+/, 'no stack in the message');
     assert.ok(res.ms < TIMEOUT_MS / 2, `answered after ${res.ms} ms, not at the ${TIMEOUT_MS} ms timeout`);
 

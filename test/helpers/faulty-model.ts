@@ -4,7 +4,7 @@
 // data bounds"), and the table's last row holds NaN, so an amount of NAN_AMOUNT comes out as a
 // non-finite probability. Any other amount scores SAFE_PROBABILITY.
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
@@ -97,14 +97,19 @@ function faultyModelBytes(inputName: string, outputName: string, width: number):
   return ModelProto.encode(message).finish();
 }
 
-/** Writes the faulty model beside a manifest copied from modelDir's (same input encoding) into a new temp dir. */
+/**
+ * Writes a model repository whose fraud/1 is the faulty model, beside a manifest copied from
+ * modelDir's (same input encoding); returns the repository's root, a new temp dir.
+ */
 export async function writeFaultyModel(modelDir: string): Promise<string> {
   const manifest = JSON.parse(await readFile(join(modelDir, 'manifest.json'), 'utf8'));
   const bytes = faultyModelBytes(manifest.input.name, manifest.output.name, manifest.input.width);
-  const dir = await mkdtemp(join(tmpdir(), 'faulty-model-'));
+  const root = await mkdtemp(join(tmpdir(), 'faulty-model-'));
+  const dir = join(root, 'fraud', '1');
+  await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'model.onnx'), bytes);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const faulty = { ...manifest, version: `fraud-faulty-1.0.0+${sha256.slice(0, 8)}`, file: 'model.onnx', bytes: bytes.length, sha256 };
   await writeFile(join(dir, 'manifest.json'), JSON.stringify(faulty, null, 2));
-  return dir;
+  return root;
 }

@@ -19,8 +19,9 @@ export type ServiceProcess = {
 };
 
 async function startProcess(kind: 'api' | 'worker', env: Record<string, string>, readyPath: string): Promise<ServiceProcess> {
-  const port = await freePort();
   const portVar = kind === 'api' ? 'PORT' : 'WORKER_PORT';
+  // A port given is kept, so a test can restart a process where its clients expect it.
+  const port = env[portVar] ? Number(env[portVar]) : await freePort();
   const proc = spawn(process.execPath, serviceArgs(kind), {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', OTEL_SDK_DISABLED: 'false', ...env, [portVar]: String(port) },

@@ -51,7 +51,8 @@ export async function listJobs(store: BulkStore, request: JobListRequest): Promi
         const job = states[i];
         position = batch[i]!;
         if (!job) gone.push(position.jobId);
-        else if (status === undefined || job.status === status) jobs.push(job);
+        // A staging job (its upload not yet wholly queued) is not a job yet: left out, kept listed.
+        else if (!job.staging && (status === undefined || job.status === status)) jobs.push(job);
       }
     }
     const more = unread || (!exhausted && !(await members.next()).done);

@@ -51,6 +51,7 @@ const ERROR_HEADERS: Partial<Record<number, Record<string, Header>>> = {
   401: { 'WWW-Authenticate': HEADERS.wwwAuthenticate },
   429: { 'Retry-After': HEADERS.retryAfter },
   503: { 'Retry-After': HEADERS.retryAfter },
+  507: { 'Retry-After': HEADERS.retryAfter },
 };
 
 const REQUEST_ID = '0b7c6a52-8f3e-4d41-9a57-2f0d9c1e6b3a';

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { errorResponses } from '../../shared/schemas/error.ts';
 import { UnavailableError } from '../../shared/errors.ts';
-import { isRedisReady } from '../../shared/redis.ts';
+import { isRedisReady, readRedisMemory } from '../../shared/redis.ts';
 import { readLiveWorkers } from '../../shared/worker-registry.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import { EXAMPLE_MODEL_VERSION } from '../openapi/examples.ts';
@@ -18,6 +18,13 @@ const ReadySchema = z.object({
   status: z.literal('ready'),
   workers: z.number().int().describe('Workers that sent a heartbeat recently'),
   model_version: z.string().nullable().describe('Model version of the live workers (null when none)'),
+  redis_memory: z
+    .object({
+      used_bytes: z.number().int(),
+      max_bytes: z.number().int().describe('maxmemory; 0 means no limit'),
+      full: z.boolean().describe('Redis is at maxmemory: new jobs are refused with 507 until memory is freed'),
+    })
+    .describe("Redis's memory against its limit"),
 }).meta({ id: 'Ready' });
 
 export async function healthRoutes(app: FastifyInstance, options: HealthRoutesOptions) {
@@ -52,7 +59,16 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRoutesOp
           responses: {
             200: {
               description: 'Redis answers; the live workers and their model version',
-              examples: { ready: { value: { status: 'ready', workers: 2, model_version: EXAMPLE_MODEL_VERSION } } },
+              examples: {
+                ready: {
+                  value: {
+                    status: 'ready',
+                    workers: 2,
+                    model_version: EXAMPLE_MODEL_VERSION,
+                    redis_memory: { used_bytes: 48_211_968, max_bytes: 0, full: false },
+                  },
+                },
+              },
             },
           },
         },
@@ -61,9 +77,15 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRoutesOp
     async () => {
       if (!isRedisReady(app.redis)) throw new UnavailableError();
       try {
-        const workers = await readLiveWorkers(app.redis, options.keyPrefix);
+        const [workers, memory] = await Promise.all([readLiveWorkers(app.redis, options.keyPrefix), readRedisMemory(app.redis)]);
         const versions = [...new Set(workers.map((w) => w.modelVersion))].sort();
-        return { status: 'ready' as const, workers: workers.length, model_version: versions.join(',') || null };
+        return {
+          status: 'ready' as const,
+          workers: workers.length,
+          model_version: versions.join(',') || null,
+          // A full Redis still serves status, results and reads: the api stays ready, and says so.
+          redis_memory: { used_bytes: memory.usedBytes, max_bytes: memory.maxBytes, full: memory.full },
+        };
       } catch {
         throw new UnavailableError();
       }

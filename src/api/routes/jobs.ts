@@ -35,7 +35,7 @@ import { renderAccepted, renderStatus, statusUrl } from '../bulk/job-status.ts';
 import { listJobs } from '../bulk/job-list.ts';
 import { limitBytes } from '../bulk/parsed-row.ts';
 import { RESULT_CONTENT_TYPES, preferredResultFormat, resultsPage, resultsStream } from '../bulk/results-format.ts';
-import { findIdempotentJob, submitBulkJob } from '../bulk/submit.ts';
+import { resumeIdempotentJob, submitBulkJob, type SubmitDeps } from '../bulk/submit.ts';
 import { HEADERS, componentRef } from '../openapi/operation-docs.ts';
 import {
   jobAcceptedExamples,
@@ -60,9 +60,18 @@ const IdempotencyHeadersSchema = z.object({
 export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOptions) {
   const { prefix } = config.redis;
   const { chunkSize, resultTtlSeconds } = config.bulk;
-  const { maxJobRecords, jobBodyLimitBytes } = config.api;
+  const { maxJobRecords, jobBodyLimitBytes, jobBodyTimeoutMs } = config.api;
   // The producer connection of the queues plugin: fail-fast, shared, closed by that plugin.
   const store = createBulkStore(app.redis, prefix);
+  const submitDeps: SubmitDeps = {
+    store,
+    producer: app.queues.bulk,
+    chunkSize,
+    maxRecords: maxJobRecords,
+    ttlSeconds: resultTtlSeconds,
+    stagingTtlSeconds: config.bulk.stagingTtlSeconds,
+    pauseBeforeEnqueueMs: config.bulk.testPauseBeforeEnqueueMs,
+  };
 
   // This scope's bodies are streams: the default JSON parser (which buffers) gives way to one that
   // passes the request through. Other content types get Fastify's 415.
@@ -83,7 +92,7 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
   /** The job, if it exists and belongs to the caller; a job of another key is as unknown as none. */
   const readOwnedJob = async (jobId: string, owner: string): Promise<BulkJobState> => {
     const job = await store.readJob(jobId);
-    if (!job || job.owner !== owner) throw new NotFoundError(`No job ${jobId}`);
+    if (!job || job.staging || job.owner !== owner) throw new NotFoundError(`No job ${jobId}`);
     return job;
   };
 
@@ -98,6 +107,7 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
     '/jobs',
     {
       bodyLimit: jobBodyLimitBytes,
+      config: { bodyTimeoutMs: jobBodyTimeoutMs },
       schema: {
         operationId: 'submitJob',
         tags: ['bulk'],
@@ -107,7 +117,18 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
           'validated as it arrives. Only a wholly valid body makes a job; a bad one is refused naming up to 100 ' +
           'problems by line (NDJSON, CSV) or index (JSON) and field. Records may carry an `id`, echoed with their result.',
         headers: IdempotencyHeadersSchema,
-        response: { 202: JobAcceptedSchema, ...errorResponses('validation_error', 'unauthorized', 'payload_too_large', 'unsupported_media_type', 'unavailable') },
+        response: {
+          202: JobAcceptedSchema,
+          ...errorResponses(
+            'validation_error',
+            'unauthorized',
+            'request_timeout',
+            'payload_too_large',
+            'unsupported_media_type',
+            'unavailable',
+            'insufficient_storage',
+          ),
+        },
         docs: {
           requestBody: {
             description: `1..${maxJobRecords} records (MAX_JOB_RECORDS), at most ${jobBodyLimitBytes} bytes (JOB_BODY_LIMIT_BYTES)`,
@@ -147,8 +168,8 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
       const idempotencyKey = request.headers['idempotency-key'];
 
       return guard(async () => {
-        const known = await findIdempotentJob(store, request.owner, idempotencyKey);
-        const knownJob = known ? await store.readJob(known) : null;
+        const known = await resumeIdempotentJob(submitDeps, request.owner, idempotencyKey);
+        const knownJob = known.job;
         if (knownJob) {
           // The body is not needed; it is left unread and the connection closed after the answer.
           if (!body.readableEnded) reply.header('connection', 'close');
@@ -160,10 +181,12 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         const source = body.iterator({ destroyOnReturn: false });
         let outcome;
         try {
-          outcome = await submitBulkJob(
-            { store, producer: app.queues.bulk, chunkSize, maxRecords: maxJobRecords, ttlSeconds: resultTtlSeconds },
-            { rows: parse(limitBytes(source, jobBodyLimitBytes)), owner: request.owner, idempotencyKey },
-          );
+          outcome = await submitBulkJob(submitDeps, {
+            rows: parse(limitBytes(source, jobBodyLimitBytes)),
+            owner: request.owner,
+            idempotencyKey,
+            replaces: known.stale,
+          });
         } catch (err) {
           if (!body.readableEnded) reply.header('connection', 'close');
           throw err;

@@ -18,7 +18,18 @@ export const ERROR_CODES = {
     when: 'API_KEYS is set and the request has no valid Authorization: Bearer key',
     message: 'A valid "Authorization: Bearer <key>" header is required',
   },
+  forbidden: {
+    status: 403,
+    when: 'the key is valid but does not open this route (the admin board takes ADMIN_API_KEYS only)',
+    message: 'This key does not open the admin board',
+  },
   not_found: { status: 404, when: 'an unknown or expired job, or a job of another key', message: 'No job 3q2n1mK9WJ0f6xq8r4TQ1A' },
+  model_not_found: { status: 404, when: 'an unknown model name, version or alias', message: 'No model "fraud" version 7' },
+  request_timeout: {
+    status: 408,
+    when: 'the request (headers or body) did not arrive within its timeout; the connection is closed',
+    message: 'The request body did not arrive within 60000 ms',
+  },
   not_ready: {
     status: 409,
     when: 'results asked for before the job has completed',
@@ -42,6 +53,16 @@ export const ERROR_CODES = {
   },
   internal_error: { status: 500, when: 'a fault of the service; the log has the request_id', message: 'Internal server error' },
   unavailable: { status: 503, when: 'Redis does not answer; answered at once', message: 'Redis does not answer' },
+  model_unavailable: {
+    status: 503,
+    when: 'the model exists but no live worker holds it; answered at once',
+    message: 'Model "fraud" version 1 is not loaded by any live worker',
+  },
+  insufficient_storage: {
+    status: 507,
+    when: 'Redis is out of memory: new jobs are refused until jobs finish or expire; Retry-After says when to try again',
+    message: 'Redis is out of memory; retry once jobs have finished or expired',
+  },
   timeout: {
     status: 504,
     when: 'no worker answered within the timeout (?timeout_ms=, PREDICT_TIMEOUT_MS)',
