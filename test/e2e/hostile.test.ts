@@ -250,18 +250,20 @@ test('a burst of 504s writes a line or two, not one per call', async () => {
     request(`${api.url}/predict?timeout_ms=50`, { method: 'POST', headers: { 'content-type': 'application/json', ...K1 }, body: JSON.stringify(RECORD) }),
   );
   const answers = await Promise.all(calls);
-  assert.ok(answers.every((a) => a.status === 504 && isContractError(a.body)));
+  // No worker: each call times out (504) or, once nothing has been scored for a second while
+  // records wait, is refused at once (429). Both are logged the same sampled way.
+  assert.ok(answers.every((a) => (a.status === 504 || a.status === 429) && isContractError(a.body)));
   // The first of an interval is logged at once, the rest once per interval (10 s) with their count.
   const timeoutLines = () =>
     api
       .output()
       .slice(mark)
       .split('\n')
-      .filter((l) => l.includes('"code":"timeout"'))
+      .filter((l) => l.includes('"code":"timeout"') || l.includes('"code":"overloaded"'))
       .map((l) => JSON.parse(l) as { count: number });
   await waitFor(() => timeoutLines().reduce((n, l) => n + l.count, 0) === answers.length, {
     timeoutMs: 25_000,
     what: 'the counted 504 warnings',
   });
-  assert.ok(timeoutLines().length <= 2, `${timeoutLines().length} warning lines`);
+  assert.ok(timeoutLines().length <= 4, `${timeoutLines().length} warning lines (at most two per code)`);
 });

@@ -211,7 +211,7 @@ describe('with no worker running', () => {
     }
   });
 
-  test('past the queue bound a call gets 429 with Retry-After at once', async () => {
+  test('with a backlog and nothing scoring it, a call gets 429 with Retry-After at once', async () => {
     await queue.drain();
     // Each call times out and leaves its job waiting: the backlog grows past ONLINE_MAX_WAITING=3.
     const res = await waitFor(async () => {
@@ -219,9 +219,8 @@ describe('with no worker running', () => {
       assert.ok(r.status === 504 || r.status === 429, `status ${r.status}`);
       return r.status === 429 ? r : undefined;
     }, { what: '429 once the depth sample sees the backlog' });
-    // The refusal comes from the hard cap (waiting jobs past ONLINE_MAX_WAITING) or, when the
-    // rate estimator has seen scoring before, from the predicted wait: a backlog either way.
-    assert.ok((await queue.getWaitingCount()) >= 1);
+    // The refusal comes from the hard cap (waiting jobs past ONLINE_MAX_WAITING) or from the
+    // predicted wait (records waiting with no scoring seen for a second): whichever comes first.
     assert.equal(res.body.error.code, 'overloaded');
     assert.ok(Number(res.headers.get('retry-after')) >= 1, `Retry-After ${res.headers.get('retry-after')}`);
     assert.ok(res.ms < 200, `429 took ${res.ms} ms`);
