@@ -2,7 +2,7 @@
 // idempotency key. The api creates, reads and cancels jobs; the worker moves them along. Every
 // transition is one Lua script, so two workers (or a worker and a DELETE) cannot interleave, and
 // every key of a job expires at the same instant, expires_at (PEXPIREAT), never lazily.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.ts';
 import { bulkIdempotencyKey, bulkInputKey, bulkJobKey, bulkResultKey, recordsScoredKey } from './keys.ts';
 import { JobStatusNameSchema, type JobStatusName } from './schemas/bulk-job.ts';
 
@@ -55,10 +55,8 @@ return {'claimed', input}`;
 
 // Writes a chunk's results once. Only a new write counts toward progress, so a chunk scored twice
 // (a worker killed after the write, before BullMQ heard of it) still counts once. The last chunk
-// completes the job. The staged input is no longer needed once its results exist. The service's
-// records-scored counter (KEYS[4], the api's scoring rate) moves in the same step, so it too
-// counts each chunk once. That key is not under the job's hash tag: on a Redis Cluster this
-// script would need it moved to the job's slot.
+// completes the job. The staged input is no longer needed once its results exist. Every key is
+// under the job's hash tag, so on a Redis Cluster the script runs on one slot.
 const COMMIT_CHUNK = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
@@ -68,7 +66,6 @@ if ttl <= 0 then return -1 end
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ttl) then return 0 end
 redis.call('DEL', KEYS[3])
 local done = redis.call('HINCRBY', KEYS[1], 'done', ARGV[2])
-redis.call('INCRBY', KEYS[4], ARGV[2])
 redis.call('HSET', KEYS[1], 'model_version', ARGV[4])
 if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[3]) end
 if done >= tonumber(redis.call('HGET', KEYS[1], 'total')) then
@@ -99,13 +96,12 @@ export type ChunkClaim =
   /** The job expired. */
   | { outcome: 'gone' };
 
-type ScriptedRedis = Redis & {
+type ScriptedRedis = RedisClient & {
   bulkClaimChunkBuffer(job: string, input: string, out: string, now: number): Promise<[Buffer, Buffer?]>;
   bulkCommitChunk(
     job: string,
     out: string,
     input: string,
-    scored: string,
     result: Buffer,
     rows: number,
     now: number,
@@ -114,10 +110,10 @@ type ScriptedRedis = Redis & {
   bulkFinishJob(job: string, status: string, now: number, reason: string): Promise<string | null>;
 };
 
-function withScripts(redis: Redis): ScriptedRedis {
+function withScripts(redis: RedisClient): ScriptedRedis {
   // defineCommand sends EVALSHA and falls back to EVAL once per connection; redefining is harmless.
   redis.defineCommand('bulkClaimChunk', { numberOfKeys: 3, lua: CLAIM_CHUNK });
-  redis.defineCommand('bulkCommitChunk', { numberOfKeys: 4, lua: COMMIT_CHUNK });
+  redis.defineCommand('bulkCommitChunk', { numberOfKeys: 3, lua: COMMIT_CHUNK });
   redis.defineCommand('bulkFinishJob', { numberOfKeys: 1, lua: FINISH_JOB });
   return redis as ScriptedRedis;
 }
@@ -127,7 +123,7 @@ function optionalNumber(value: string | undefined): number | null {
 }
 
 /** Redis access for bulk jobs under one key prefix. */
-export function createBulkStore(connection: Redis, prefix: string) {
+export function createBulkStore(connection: RedisClient, prefix: string) {
   const redis = withScripts(connection);
   const jobKey = (jobId: string) => bulkJobKey(prefix, jobId);
 
@@ -229,13 +225,17 @@ export function createBulkStore(connection: Redis, prefix: string) {
       }
     },
 
-    /** Writes a chunk's results, its job's progress and the records-scored count at once, idempotently. */
+    /**
+     * Writes a chunk's results and its job's progress at once, idempotently; then, for a new
+     * write, adds its rows to the records-scored count. The count lives outside the job's slot,
+     * so it moves in a command of its own: a worker that dies between the two leaves the rate
+     * gauge one chunk short, never the job.
+     */
     async commitChunk(jobId: string, chunk: number, results: Buffer, rows: number, modelVersion: string, now: number): Promise<CommitOutcome> {
       const code = await redis.bulkCommitChunk(
         jobKey(jobId),
         bulkResultKey(prefix, jobId, chunk),
         bulkInputKey(prefix, jobId, chunk),
-        recordsScoredKey(prefix),
         results,
         rows,
         now,
@@ -243,6 +243,7 @@ export function createBulkStore(connection: Redis, prefix: string) {
       );
       const outcome = (Object.keys(COMMIT_OUTCOMES) as CommitOutcome[]).find((k) => COMMIT_OUTCOMES[k] === code);
       if (!outcome) throw new Error(`unexpected commit outcome ${code}`);
+      if (outcome === 'written') await redis.incrby(recordsScoredKey(prefix), rows);
       return outcome;
     },
 

@@ -2,6 +2,7 @@
 // Read-only: nothing here can retry, promote or remove a job. It sits behind the auth hook like
 // every route not marked public, so with API_KEYS set it needs the bearer key too.
 import fp from 'fastify-plugin';
+import type { Queue } from 'bullmq';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
@@ -10,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 export const ADMIN_BASE_PATH = '/admin/queues';
 
 async function adminPlugin(app: FastifyInstance) {
-  const queues = Object.values(app.queues).map((producer) => producer.queue);
+  const queues: Queue[] = [...app.queues.predict.shards, ...app.queues.bulk.shards];
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(ADMIN_BASE_PATH);
   createBullBoard({
