@@ -38,6 +38,15 @@ async function freePorts(count: number): Promise<number[]> {
   return [...ports];
 }
 
+/**
+ * Ports for a cluster to be started later, and the `host:port` of its nodes: a process can be
+ * pointed at a cluster before any node answers (startTestRedisCluster({ ports })).
+ */
+export async function reserveClusterPorts(): Promise<{ ports: number[]; nodes: string[] }> {
+  const ports = await freePorts(NODE_COUNT * 2);
+  return { ports, nodes: ports.slice(0, NODE_COUNT).map((port) => `${HOST}:${port}`) };
+}
+
 /** One short-lived connection per call: nodes come and go, and a dead node must not leave a client retrying. */
 async function ask(address: string, ...command: [string, ...(string | number)[]]): Promise<unknown> {
   const [host, port] = address.split(':');
@@ -69,9 +78,10 @@ async function clusterOk(address: string): Promise<boolean> {
   return /cluster_state:ok/.test(await cluster(address, 'INFO'));
 }
 
-export async function startTestRedisCluster({ nodeTimeoutMs = 2000 } = {}): Promise<TestRedisCluster> {
+export async function startTestRedisCluster({ nodeTimeoutMs = 2000, ports: reserved }: { nodeTimeoutMs?: number; ports?: number[] } = {}): Promise<TestRedisCluster> {
   const root = mkdtempSync(join(tmpdir(), 'scoring-redis-cluster-'));
-  const ports = await freePorts(NODE_COUNT * 2);
+  const ports = reserved ?? (await freePorts(NODE_COUNT * 2));
+  if (ports.length !== NODE_COUNT * 2) throw new Error(`a cluster takes ${NODE_COUNT * 2} ports (reserveClusterPorts)`);
   const processes = new Map<string, ChildProcess>();
 
   const close = async () => {
