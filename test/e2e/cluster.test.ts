@@ -13,7 +13,7 @@ import { waitFor } from '../helpers/wait.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
 import { loadModel, type ScoringModel } from '../../src/worker/model.ts';
 import { QUEUES, shardQueueNames } from '../../src/shared/queues.ts';
-import { bulkJobKey } from '../../src/shared/keys.ts';
+import { bulkJobKey, bulkResultKey } from '../../src/shared/keys.ts';
 import type { FraudRecord } from '../../src/shared/schemas/record.ts';
 
 const PREFIX = 'cluster-e2e';
@@ -216,7 +216,17 @@ test('a worker SIGKILLed mid-job: the others finish it, exactly one result per r
   try {
     const { jobId, expected } = await submitJob(apis[1]!, 100 * CHUNK, 13);
     const active = `${PREFIX}:${bulkShardOf(apis[1]!)}:active`;
-    await waitFor(async () => (await jobDone(jobId)) > 0 && (await client.llen(active)) > 0, { timeoutMs: 30_000, intervalMs: 2, what: 'a chunk in hand after the first' });
+    // Frozen for a look: the kill lands only while the victim holds a chunk whose results are not written.
+    const holdsUnwrittenChunk = async () => {
+      if ((await jobDone(jobId)) === 0) return false;
+      victim.proc.kill('SIGSTOP');
+      for (const id of await client.lrange(active, 0, -1)) {
+        if (!(await client.exists(bulkResultKey(PREFIX, jobId, Number(id.split('.').pop()))))) return true;
+      }
+      victim.proc.kill('SIGCONT');
+      return false;
+    };
+    await waitFor(holdsUnwrittenChunk, { timeoutMs: 30_000, intervalMs: 2, what: 'a chunk in hand after the first' });
     await victim.stop('SIGKILL');
     const atKill = await jobDone(jobId);
     assert.ok(atKill > 0 && atKill < expected.length, `killed at ${atKill} of ${expected.length}`);
@@ -256,19 +266,21 @@ test('a master SIGKILLed under load: calls fail fast, recover within 30 s; a bul
   assert.ok(cluster);
   const TIMEOUT_MS = 1000;
   const target = apis[0]!;
-  const { jobId, expected } = await submitJob(target, 40 * CHUNK, 14);
   const running = load(
     apis.map((a) => a.url),
     4,
     TIMEOUT_MS,
   );
   await waitFor(() => running.outcomes.filter((o) => o.status === 200).length >= 50, { timeoutMs: 20_000, what: 'calls answered before the kill' });
+  const { jobId, expected } = await submitJob(target, 100 * CHUNK, 14);
+  await waitFor(async () => (await jobDone(jobId)) > 0, { timeoutMs: 30_000, intervalMs: 2, what: 'the bulk job under way' });
 
   // The master of the online shard the first api sends to: its calls' queue goes down with it.
   const killedAt = Date.now();
   const before = running.outcomes.length;
   const { killed, promoted } = await cluster.killMaster({ key: `${PREFIX}:${predictShardOf(target)}:wait` });
-  t.diagnostic(`killed ${killed}; ${promoted} promoted after ${Date.now() - killedAt} ms`);
+  const jobMaster = await cluster.masterOf(bulkJobKey(PREFIX, jobId));
+  t.diagnostic(`killed ${killed}; ${promoted} promoted after ${Date.now() - killedAt} ms; the bulk job's keys on ${jobMaster}, its chunks' queue on ${await cluster.masterOf(`${PREFIX}:${bulkShardOf(target)}:wait`)}`);
 
   // Recovered: the last 40 calls all answered 200.
   const recovered = await waitFor(
