@@ -16,7 +16,7 @@ const EnvSchema = z.object({
     .default('')
     .transform((s) => s.split(',').map((n) => n.trim()).filter(Boolean))
     .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'each node must be host:port')))
-    .describe('Comma-separated host:port of Redis Cluster nodes (some or all); set, every connection is in cluster mode and REDIS_URL is not used'),
+    .describe("Comma-separated host:port of Redis Cluster nodes (some or all); set, every connection is in cluster mode, and of REDIS_URL only its credentials and rediss:// (TLS) are used"),
   QUEUE_PREFIX: z
     .string()
     .min(1)

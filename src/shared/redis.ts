@@ -41,6 +41,12 @@ export function createRedis(where: RedisTarget | string, role: RedisRole, name: 
   if (!isClusterTarget(target)) {
     return new Redis(target.url, { ...node, enableOfflineQueue: !failFast, retryStrategy: retryDelay });
   }
+  // A managed cluster wants a password and TLS: REDIS_URL's credentials and scheme (rediss://)
+  // apply to every node; its host is not used.
+  const url = new URL(target.url);
+  if (url.username) node.username = decodeURIComponent(url.username);
+  if (url.password) node.password = decodeURIComponent(url.password);
+  if (url.protocol === 'rediss:') node.tls = {};
   const options: ClusterOptions = {
     // The cluster client's own queue for commands sent while it is not ready. Per node the
     // offline queue stays on: ioredis opens node connections lazily, on their first command.
