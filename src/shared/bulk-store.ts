@@ -2,6 +2,8 @@
 // idempotency key. The api creates, reads and cancels jobs; the worker moves them along. Every
 // transition is one Lua script, so two workers (or a worker and a DELETE) cannot interleave, and
 // every key of a job expires at the same instant, expires_at (PEXPIREAT), never lazily.
+import type { Cluster, Redis } from 'ioredis';
+import keySlot from 'cluster-key-slot';
 import type { RedisClient } from './redis.ts';
 import { bulkIdempotencyKey, bulkInputKey, bulkJobKey, bulkResultKey, recordsScoredKey } from './keys.ts';
 import { JobStatusNameSchema, type JobStatusName } from './schemas/bulk-job.ts';
@@ -116,6 +118,15 @@ function withScripts(redis: RedisClient): ScriptedRedis {
   redis.defineCommand('bulkCommitChunk', { numberOfKeys: 3, lua: COMMIT_CHUNK });
   redis.defineCommand('bulkFinishJob', { numberOfKeys: 1, lua: FINISH_JOB });
   return redis as ScriptedRedis;
+}
+
+/** How long a chunk's commit may take to reach a replica before the chunk is retried. */
+const REPLICATION_WAIT_MS = 2000;
+
+/** The connection a Cluster client sends a key's commands on: its slot's master. */
+function masterConnection(cluster: Cluster, key: string): Redis | undefined {
+  const nodeKey = cluster.slots[keySlot(key)]?.[0];
+  return cluster.nodes('master').find((node) => `${node.options.host}:${node.options.port}` === nodeKey);
 }
 
 function optionalNumber(value: string | undefined): number | null {
@@ -245,6 +256,28 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
       if (!outcome) throw new Error(`unexpected commit outcome ${code}`);
       if (outcome === 'written') await redis.incrby(recordsScoredKey(prefix), rows);
       return outcome;
+    },
+
+    /**
+     * On a Redis Cluster, resolves once a replica of the job's master holds every write this
+     * connection made there (WAIT 1), and throws when none does in time, so the chunk is retried.
+     * Why: the job's keys and the chunk's queue may sit on different masters. Replication is
+     * asynchronous, so a failover of the job's master could lose a chunk's commit while BullMQ's
+     * record that the chunk is done survives on the other: nothing would score it again and the
+     * job would never finish. On a single Redis both are on one primary, and a replica holds a
+     * prefix of its writes: if the chunk's completion survived, so did its commit. A master
+     * without replicas cannot fail over: nothing to wait for.
+     */
+    async awaitReplica(jobId: string): Promise<void> {
+      if (!redis.isCluster) return;
+      const key = jobKey(jobId);
+      const master = masterConnection(redis as Cluster, key);
+      if (!master) throw new Error(`no master known for the slot of job ${jobId}`);
+      const [role, , replicas] = (await master.role()) as [string, number, unknown[]];
+      if (role !== 'master') throw new Error(`the node serving job ${jobId} is no longer a master`);
+      if (replicas.length === 0) return;
+      const acknowledged = Number(await master.call('WAIT', 1, REPLICATION_WAIT_MS));
+      if (acknowledged < 1) throw new Error(`the results of job ${jobId} reached no replica within ${REPLICATION_WAIT_MS} ms`);
     },
 
     async readResultChunk(jobId: string, chunk: number): Promise<Buffer | null> {

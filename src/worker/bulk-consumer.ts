@@ -53,8 +53,9 @@ export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'
     switch (claim.outcome) {
       case 'claimed':
         break;
-      // Scored already by an attempt that died before BullMQ heard of it.
+      // Scored already by an attempt that died (or lost its replica wait) before BullMQ heard of it.
       case 'scored':
+        await store.awaitReplica(jobId);
         return 'duplicate';
       // A cancelled, failed, completed or expired job's chunks are not scored.
       case 'finished':
@@ -83,6 +84,8 @@ export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'
     // Results and progress move together, once; the records-scored count follows a new write.
     const outcome = await store.commitChunk(jobId, chunk, results, columns.length, model.version, Date.now());
     if (outcome === 'written') metrics.recordsScored.add(columns.length, { kind: 'bulk' });
+    // Only then may BullMQ hear the chunk is done (on a cluster, perhaps on another master).
+    if (outcome === 'written' || outcome === 'duplicate') await store.awaitReplica(jobId);
     logger.debug({ job_id: jobId, chunk, rows: columns.length, outcome }, 'bulk chunk done');
     return outcome;
   }

@@ -20,6 +20,10 @@ export type TestRedisCluster = {
   nodes: string[];
   /** The node serving a key's slot now. */
   masterOf: (key: string) => Promise<string>;
+  /** The replicas of a master, by `host:port`. */
+  replicasOf: (master: string) => Promise<string[]>;
+  /** The redis-server process of a node, for signals (SIGSTOP makes a node unresponsive without a failover, for a while). */
+  processOf: (address: string) => ChildProcess;
   /**
    * SIGKILLs a master (the one serving `key`'s slot, or the first master) and resolves once
    * one of its replicas has taken over and every surviving node says cluster_state:ok.
@@ -166,7 +170,18 @@ export async function startTestRedisCluster({ nodeTimeoutMs = 2000, ports: reser
       return { killed: killedAddress, promoted };
     };
 
-    return { nodes, masterOf, killMaster, close, processes: () => [...processes.values()] };
+    const replicasOf = async (master: string) => {
+      const lines = parseClusterNodes(await cluster(alive()[0]!, 'NODES'));
+      const id = lines.find((l) => l.address === master)?.id;
+      return lines.filter((l) => l.masterId === id).map((l) => l.address);
+    };
+    const processOf = (address: string) => {
+      const proc = processes.get(address);
+      if (!proc) throw new Error(`no node ${address}`);
+      return proc;
+    };
+
+    return { nodes, masterOf, replicasOf, processOf, killMaster, close, processes: () => [...processes.values()] };
   } catch (err) {
     await close();
     throw err;
