@@ -7,7 +7,7 @@ import { startApi, startWorker, type ServiceProcess } from '../helpers/processes
 import { postJson, readMetric, request } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
-import { QUEUES } from '../../src/shared/queues.ts';
+import { QUEUES, shardQueueName } from '../../src/shared/queues.ts';
 
 const PREFIX = 'e2e-online';
 const record = {
@@ -34,12 +34,12 @@ async function worker(env: Record<string, string> = {}) {
 }
 /** Jobs ever added to the online queue (BullMQ's id counter): proves nothing was enqueued. */
 async function jobsEverAdded(): Promise<number> {
-  return Number((await redis.client.get(`${PREFIX}:${QUEUES.predict.name}:id`)) ?? 0);
+  return Number((await redis.client.get(`${PREFIX}:${shardQueueName(QUEUES.predict.name, 0, 1)}:id`)) ?? 0);
 }
 
 before(async () => {
   redis = await startTestRedis();
-  queue = new Queue(QUEUES.predict.name, { connection: { url: redis.url }, prefix: PREFIX });
+  queue = new Queue(shardQueueName(QUEUES.predict.name, 0, 1), { connection: { url: redis.url }, prefix: PREFIX });
 });
 
 after(async () => {
