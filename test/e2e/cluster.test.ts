@@ -30,7 +30,7 @@ const apis: ServiceProcess[] = [];
 const workers: ServiceProcess[] = [];
 
 before(async () => {
-  model = await loadModel('models/fraud');
+  model = await loadModel('models/fraud/1');
 });
 
 after(async () => {
