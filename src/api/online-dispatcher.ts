@@ -13,14 +13,13 @@
 // Admission: a call is refused at once (429) when the records already waiting, at the rate the
 // workers were measured to score while busy, would not be done within the call's own timeout.
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { Tracer } from '@opentelemetry/api';
 import { recordsScoredKey } from '../shared/keys.ts';
 import { QUEUES, type CallTimings, type OnlineCall, type OnlineReply } from '../shared/queues.ts';
 import { enqueue, enqueueBulk, type QueueProducer } from '../shared/queue-clients.ts';
 import { replyChannel, subscribeReplies } from '../shared/reply-channel.ts';
 import { ModelError, OverloadedError, TimeoutError, UnavailableError } from '../shared/errors.ts';
-import { isRedisReady } from '../shared/redis.ts';
+import { isRedisReady, type RedisClient } from '../shared/redis.ts';
 import { busyScoringRate, predictedWaitMs, trimSamples, windowScoringRate, type RateSample } from '../shared/scoring-rate.ts';
 import type { FraudRecord } from '../shared/schemas/record.ts';
 import type { Decision } from '../shared/schemas/prediction.ts';
@@ -45,9 +44,9 @@ type Pending = {
 export type OnlineDispatcherOptions = {
   producer: QueueProducer<'predict'>;
   /** Connection the queue uses; checked so a call fails fast with 503 while Redis is away. */
-  redis: Redis;
+  redis: RedisClient;
   /** A connection of its own: a subscribed ioredis connection can do nothing else. */
-  subscriber: Redis;
+  subscriber: RedisClient;
   prefix: string;
   /** Records per queue job; calls of one turn past it are split across jobs. */
   maxRecordsPerJob: number;
@@ -232,11 +231,12 @@ export class OnlineDispatcher {
   async #sample(): Promise<void> {
     if (!isRedisReady(this.#options.redis)) return;
     try {
-      const [waitingJobs, scored] = await Promise.all([
-        this.#options.producer.queue.getWaitingCount(),
+      // Every shard's waiting jobs: the workers drain all shards, and the rate they are measured at is all of theirs.
+      const [scored, ...waitingByShard] = await Promise.all([
         this.#options.redis.get(this.#scoredKey),
+        ...this.#options.producer.shards.map((queue) => queue.getWaitingCount()),
       ]);
-      this.#waitingJobs = waitingJobs;
+      this.#waitingJobs = waitingByShard.reduce((sum, n) => sum + n, 0);
       const now = Date.now();
       this.#rateSamples.push({ at: now, scored: Number(scored ?? 0), waiting: this.recordsWaiting });
       trimSamples(this.#rateSamples, now, RATE_WINDOW_MS);

@@ -2,7 +2,9 @@
 // idempotency key. The api creates, reads and cancels jobs; the worker moves them along. Every
 // transition is one Lua script, so two workers (or a worker and a DELETE) cannot interleave, and
 // every key of a job expires at the same instant, expires_at (PEXPIREAT), never lazily.
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import keySlot from 'cluster-key-slot';
+import type { RedisClient } from './redis.ts';
 import { bulkIdempotencyKey, bulkInputKey, bulkJobKey, bulkOwnerJobsKey, bulkResultKey, recordsScoredKey } from './keys.ts';
 import { JobStatusNameSchema, type JobCursor, type JobStatusName } from './schemas/bulk-job.ts';
 
@@ -62,10 +64,8 @@ return {'claimed', input}`;
 
 // Writes a chunk's results once. Only a new write counts toward progress, so a chunk scored twice
 // (a worker killed after the write, before BullMQ heard of it) still counts once. The last chunk
-// completes the job. The staged input is no longer needed once its results exist. The service's
-// records-scored counter (KEYS[4], the api's scoring rate) moves in the same step, so it too
-// counts each chunk once. That key is not under the job's hash tag: on a Redis Cluster this
-// script would need it moved to the job's slot.
+// completes the job. The staged input is no longer needed once its results exist. Every key is
+// under the job's hash tag, so on a Redis Cluster the script runs on one slot.
 const COMMIT_CHUNK = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
@@ -75,7 +75,6 @@ if ttl <= 0 then return -1 end
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ttl) then return 0 end
 redis.call('DEL', KEYS[3])
 local done = redis.call('HINCRBY', KEYS[1], 'done', ARGV[2])
-redis.call('INCRBY', KEYS[4], ARGV[2])
 redis.call('HSET', KEYS[1], 'model_version', ARGV[4])
 if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[3]) end
 if done >= tonumber(redis.call('HGET', KEYS[1], 'total')) then
@@ -147,13 +146,12 @@ if current and current ~= ARGV[3] then return current end
 redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 return ARGV[1]`;
 
-type ScriptedRedis = Redis & {
+type ScriptedRedis = RedisClient & {
   bulkClaimChunkBuffer(job: string, input: string, out: string, now: number): Promise<[Buffer, Buffer?]>;
   bulkCommitChunk(
     job: string,
     out: string,
     input: string,
-    scored: string,
     result: Buffer,
     rows: number,
     now: number,
@@ -165,10 +163,10 @@ type ScriptedRedis = Redis & {
   bulkIndexJob(ownerJobs: string, createdAt: number, jobId: string, expiresAt: number, now: number): Promise<number>;
 };
 
-function withScripts(redis: Redis): ScriptedRedis {
+function withScripts(redis: RedisClient): ScriptedRedis {
   // defineCommand sends EVALSHA and falls back to EVAL once per connection; redefining is harmless.
   redis.defineCommand('bulkClaimChunk', { numberOfKeys: 3, lua: CLAIM_CHUNK });
-  redis.defineCommand('bulkCommitChunk', { numberOfKeys: 4, lua: COMMIT_CHUNK });
+  redis.defineCommand('bulkCommitChunk', { numberOfKeys: 3, lua: COMMIT_CHUNK });
   redis.defineCommand('bulkFinishJob', { numberOfKeys: 1, lua: FINISH_JOB });
   redis.defineCommand('bulkPromoteJob', { numberOfKeys: 1, lua: PROMOTE_JOB });
   redis.defineCommand('bulkClaimIdempotencyKey', { numberOfKeys: 1, lua: CLAIM_IDEMPOTENCY_KEY });
@@ -176,12 +174,21 @@ function withScripts(redis: Redis): ScriptedRedis {
   return redis as ScriptedRedis;
 }
 
+/** How long a chunk's commit may take to reach a replica before the chunk is retried. */
+const REPLICATION_WAIT_MS = 2000;
+
+/** The connection a Cluster client sends a key's commands on: its slot's master. */
+function masterConnection(cluster: Cluster, key: string): Redis | undefined {
+  const nodeKey = cluster.slots[keySlot(key)]?.[0];
+  return cluster.nodes('master').find((node) => `${node.options.host}:${node.options.port}` === nodeKey);
+}
+
 function optionalNumber(value: string | undefined): number | null {
   return value === undefined || value === '' ? null : Number(value);
 }
 
 /** Redis access for bulk jobs under one key prefix. */
-export function createBulkStore(connection: Redis, prefix: string) {
+export function createBulkStore(connection: RedisClient, prefix: string) {
   const redis = withScripts(connection);
   const jobKey = (jobId: string) => bulkJobKey(prefix, jobId);
 
@@ -329,13 +336,17 @@ export function createBulkStore(connection: Redis, prefix: string) {
       }
     },
 
-    /** Writes a chunk's results, its job's progress and the records-scored count at once, idempotently. */
+    /**
+     * Writes a chunk's results and its job's progress at once, idempotently; then, for a new
+     * write, adds its rows to the records-scored count. The count lives outside the job's slot,
+     * so it moves in a command of its own: a worker that dies between the two leaves the rate
+     * gauge one chunk short, never the job.
+     */
     async commitChunk(jobId: string, chunk: number, results: Buffer, rows: number, modelVersion: string, now: number): Promise<CommitOutcome> {
       const code = await redis.bulkCommitChunk(
         jobKey(jobId),
         bulkResultKey(prefix, jobId, chunk),
         bulkInputKey(prefix, jobId, chunk),
-        recordsScoredKey(prefix),
         results,
         rows,
         now,
@@ -343,7 +354,30 @@ export function createBulkStore(connection: Redis, prefix: string) {
       );
       const outcome = (Object.keys(COMMIT_OUTCOMES) as CommitOutcome[]).find((k) => COMMIT_OUTCOMES[k] === code);
       if (!outcome) throw new Error(`unexpected commit outcome ${code}`);
+      if (outcome === 'written') await redis.incrby(recordsScoredKey(prefix), rows);
       return outcome;
+    },
+
+    /**
+     * On a Redis Cluster, resolves once a replica of the job's master holds every write this
+     * connection made there (WAIT 1), and throws when none does in time, so the chunk is retried.
+     * Why: the job's keys and the chunk's queue may sit on different masters. Replication is
+     * asynchronous, so a failover of the job's master could lose a chunk's commit while BullMQ's
+     * record that the chunk is done survives on the other: nothing would score it again and the
+     * job would never finish. On a single Redis both are on one primary, and a replica holds a
+     * prefix of its writes: if the chunk's completion survived, so did its commit. A master
+     * without replicas cannot fail over: nothing to wait for.
+     */
+    async awaitReplica(jobId: string): Promise<void> {
+      if (!redis.isCluster) return;
+      const key = jobKey(jobId);
+      const master = masterConnection(redis as Cluster, key);
+      if (!master) throw new Error(`no master known for the slot of job ${jobId}`);
+      const [role, , replicas] = (await master.role()) as [string, number, unknown[]];
+      if (role !== 'master') throw new Error(`the node serving job ${jobId} is no longer a master`);
+      if (replicas.length === 0) return;
+      const acknowledged = Number(await master.call('WAIT', 1, REPLICATION_WAIT_MS));
+      if (acknowledged < 1) throw new Error(`the results of job ${jobId} reached no replica within ${REPLICATION_WAIT_MS} ms`);
     },
 
     async readResultChunk(jobId: string, chunk: number): Promise<Buffer | null> {

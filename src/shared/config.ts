@@ -12,7 +12,26 @@ const EnvSchema = z.object({
     .string()
     .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
     .default('redis://127.0.0.1:6379'),
-  QUEUE_PREFIX: z.string().min(1).default('scoring').describe('Prefix of every Redis key the service writes'),
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((n) => n.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'each node must be host:port')))
+    .describe("Comma-separated host:port of Redis Cluster nodes (some or all); set, every connection is in cluster mode, and of REDIS_URL only its credentials and rediss:// (TLS) are used"),
+  QUEUE_PREFIX: z
+    .string()
+    .min(1)
+    .regex(/^[^{}]*$/, 'must not hold { or }: the service adds its own hash tags')
+    .default('scoring')
+    .describe('Prefix of every Redis key the service writes'),
+  ONLINE_QUEUE_SHARDS: positiveInt
+    .max(1024)
+    .default(1)
+    .describe('Online queues (hash-tagged, on different slots); each api sends to one, every worker drains all'),
+  BULK_QUEUE_SHARDS: positiveInt
+    .max(1024)
+    .default(1)
+    .describe('Bulk chunk queues, split like ONLINE_QUEUE_SHARDS'),
 
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().default('0.0.0.0'),
@@ -99,9 +118,20 @@ export class ConfigError extends Error {
   }
 }
 
+function parseNode(address: string): { host: string; port: number } {
+  const at = address.lastIndexOf(':');
+  return { host: address.slice(0, at), port: Number(address.slice(at + 1)) };
+}
+
 function group(env: Env) {
   return {
-    redis: { url: env.REDIS_URL, prefix: env.QUEUE_PREFIX },
+    redis: {
+      url: env.REDIS_URL,
+      clusterNodes: env.REDIS_CLUSTER_NODES.map(parseNode),
+      prefix: env.QUEUE_PREFIX,
+    },
+    /** Shards of each queue of the catalog (queues.ts), by its key. */
+    queueShards: { predict: env.ONLINE_QUEUE_SHARDS, bulk: env.BULK_QUEUE_SHARDS },
     api: {
       port: env.PORT,
       host: env.HOST,

@@ -2,6 +2,7 @@
 // options, shared by the producer (api) and the consumer (worker) so the two cannot drift.
 import { z } from 'zod';
 import type { JobsOptions, WorkerOptions } from 'bullmq';
+import keySlot from 'cluster-key-slot';
 import { FraudRecordSchema } from './schemas/record.ts';
 import { DecisionSchema } from './schemas/prediction.ts';
 
@@ -146,3 +147,32 @@ export type QueueKey = keyof typeof QUEUES;
 export type JobData<K extends QueueKey> = z.infer<(typeof QUEUES)[K]['data']>;
 export type JobResult<K extends QueueKey> = z.infer<(typeof QUEUES)[K]['result']>;
 export type JobName<K extends QueueKey> = (typeof QUEUES)[K]['jobName'];
+
+/** Hash slots of a Redis Cluster. */
+const CLUSTER_SLOTS = 16384;
+
+/**
+ * BullMQ queue name of shard `shard` (from 0) of a catalog queue split in `shards`. The name is a
+ * hash tag, so every key of a shard shares one slot (BullMQ's scripts touch many keys of a queue
+ * at once), and the tag is picked so that shard i's slot lies in the i-th of `shards` equal parts
+ * of the slot space: on a cluster whose slots are split evenly over its masters in order (what
+ * `redis-cli --cluster create` does, and managed services by default), N shards on N masters
+ * land one on each. Api and worker compute the same names from the same settings.
+ */
+export function shardQueueName(name: string, shard: number, shards: number): string {
+  if (!Number.isInteger(shard) || shard < 0 || shard >= shards) throw new RangeError(`shard ${shard} of ${shards}`);
+  // The same rounding as redis-cli's even split: 3 masters hold 0–5460, 5461–10922, 10923–16383.
+  const from = Math.round((shard * CLUSTER_SLOTS) / shards);
+  const to = Math.round(((shard + 1) * CLUSTER_SLOTS) / shards);
+  // CRC16 spreads tags evenly: about `shards` candidates are tried before one lands in range.
+  for (let k = 0; ; k++) {
+    const tag = k === 0 ? `${name}-${shard}` : `${name}-${shard}.${k}`;
+    const slot = keySlot(tag);
+    if (slot >= from && slot < to) return `{${tag}}`;
+  }
+}
+
+/** The BullMQ queue names of every shard of a catalog queue, shard 0 first. */
+export function shardQueueNames(name: string, shards: number): string[] {
+  return Array.from({ length: shards }, (_, shard) => shardQueueName(name, shard, shards));
+}

@@ -5,7 +5,7 @@ import { loadConfigOrExit } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
 import { startTelemetry } from '../shared/telemetry.ts';
 import { Shutdown } from '../shared/shutdown.ts';
-import { createRedis, isRedisReady } from '../shared/redis.ts';
+import { createRedis, isRedisReady, reportReachability } from '../shared/redis.ts';
 import { HEARTBEAT_INTERVAL_MS, recordHeartbeat, removeWorker } from '../shared/worker-registry.ts';
 import { ModelRepository } from './model-repository.ts';
 import { startPredictConsumer } from './predict-consumer.ts';
@@ -50,15 +50,18 @@ if (thresholds.approve > thresholds.review) {
   process.exit(1);
 }
 
-const blocking = createRedis(config.redis.url, 'consumer', `worker-${workerId}`);
-const plain = createRedis(config.redis.url, 'consumer', `worker-${workerId}-plain`);
+const blocking = createRedis(config.redis, 'consumer', `worker-${workerId}`);
+const plain = createRedis(config.redis, 'consumer', `worker-${workerId}-plain`);
 for (const conn of [blocking, plain]) conn.on('error', (err) => logger.debug({ err }, 'redis connection error'));
+// A worker started before its Redis (or with no node of its cluster answering) waits, says so, and is not ready.
+reportReachability(plain, config.redis, logger, 'worker');
 
 const metrics = createWorkerMetrics(telemetry.meter);
-const predictWorker = startPredictConsumer({
+const predictWorkers = startPredictConsumer({
   connection: blocking,
   publisher: plain,
   prefix: config.redis.prefix,
+  shards: config.queueShards.predict,
   model,
   thresholds,
   maxBatchSize: config.worker.maxBatchSize,
@@ -70,14 +73,15 @@ const predictWorker = startPredictConsumer({
   logger,
   tracer: telemetry.tracer,
 });
-countJobOutcomes(predictWorker, QUEUES.predict.name, metrics);
+for (const worker of predictWorkers) countJobOutcomes(worker, QUEUES.predict.name, metrics);
 
 // Bulk chunks on a connection of their own, so a chunk's Redis traffic never queues behind online replies.
-const bulkConnection = createRedis(config.redis.url, 'consumer', `worker-${workerId}-bulk`);
+const bulkConnection = createRedis(config.redis, 'consumer', `worker-${workerId}-bulk`);
 bulkConnection.on('error', (err) => logger.debug({ err }, 'redis connection error'));
-const bulkWorker = startBulkConsumer({
+const bulkWorkers = startBulkConsumer({
   connection: bulkConnection,
   prefix: config.redis.prefix,
+  shards: config.queueShards.bulk,
   model,
   thresholds,
   lockDurationMs: config.bulk.lockDurationMs,
@@ -85,7 +89,7 @@ const bulkWorker = startBulkConsumer({
   metrics,
   logger,
 });
-countJobOutcomes(bulkWorker, QUEUES.bulk.name, metrics);
+for (const worker of bulkWorkers) countJobOutcomes(worker, QUEUES.bulk.name, metrics);
 
 let draining = false;
 const ops = await startOpsServer(
@@ -116,14 +120,14 @@ shutdown.add('stop taking work', async () => {
 // Bulk first: it stops taking chunks and finishes (writes) the one in hand while the online
 // consumer still serves. A chunk not finished by the deadline is handed back by the stalled
 // check and scored once elsewhere.
-shutdown.add('bulk consumer', () => bulkWorker.close());
-shutdown.add('predict consumer', () => predictWorker.close());
+shutdown.add('bulk consumer', async () => void (await Promise.all(bulkWorkers.map((w) => w.close()))));
+shutdown.add('predict consumer', async () => void (await Promise.all(predictWorkers.map((w) => w.close()))));
 shutdown.add('models', async () => {
   fraud.release();
   await repository.close();
 });
 shutdown.add('redis', async () => {
-  await plain.quit().catch(() => plain.disconnect());
+  await Promise.resolve(plain.quit()).catch(() => plain.disconnect());
   blocking.disconnect();
   bulkConnection.disconnect();
 });

@@ -4,10 +4,10 @@
 // counted as expired), score (one session.run), reply (one PUBLISH per api process). When the
 // model throws, every live call of the batch is answered at once with a model_error reply
 // rather than left to time out; a call whose own records came out non-finite fails alone.
-import type { Redis } from 'ioredis';
 import type { Tracer, Span } from '@opentelemetry/api';
 import { QUEUES, type OnlineCall, type OnlineReply, type PredictJob, type PredictOutcome } from '../shared/queues.ts';
-import { createConsumer, type QueueConsumer } from '../shared/queue-clients.ts';
+import { createConsumers, type QueueConsumer } from '../shared/queue-clients.ts';
+import type { RedisClient } from '../shared/redis.ts';
 import { publishReplies } from '../shared/reply-channel.ts';
 import type { LogSink } from '../shared/logger.ts';
 import { recordsScoredKey } from '../shared/keys.ts';
@@ -19,10 +19,12 @@ import { recordCallSpans, recordInferenceSpan, startBatchSpan, type TracedCall }
 
 export type PredictConsumerOptions = {
   /** Blocking connection for BullMQ; it must have maxRetriesPerRequest null. */
-  connection: Redis;
+  connection: RedisClient;
   /** Plain connection the replies are published on. */
-  publisher: Redis;
+  publisher: RedisClient;
   prefix: string;
+  /** Shards of the online queue (ONLINE_QUEUE_SHARDS); the worker drains every one. */
+  shards: number;
   model: ScoringModel;
   thresholds: Thresholds;
   maxBatchSize: number;
@@ -74,7 +76,7 @@ function modelFailure(model: ScoringModel, records: number): string {
   return `model ${model.version} failed: inference threw on a batch of ${records} records`;
 }
 
-export function startPredictConsumer(options: PredictConsumerOptions): QueueConsumer<'predict'> {
+export function startPredictConsumer(options: PredictConsumerOptions): QueueConsumer<'predict'>[] {
   const { model, thresholds, metrics, publisher, tracer, logger } = options;
   const scoredKey = recordsScoredKey(options.prefix);
 
@@ -145,11 +147,11 @@ export function startPredictConsumer(options: PredictConsumerOptions): QueueCons
   }
 
   async function reply(byChannel: Map<string, OnlineReply[]>, recordsScored: number): Promise<void> {
-    const pipeline = publisher.pipeline();
-    publishReplies(pipeline, byChannel);
-    // The scoring rate behind the api's admission and drain-time gauge; it rides in the same round trip.
-    if (recordsScored > 0) pipeline.incrby(scoredKey, recordsScored);
-    await pipeline.exec();
+    await Promise.all([
+      publishReplies(publisher, byChannel),
+      // The scoring rate behind the api's admission and drain-time gauge, sent beside the replies.
+      recordsScored > 0 ? publisher.incrby(scoredKey, recordsScored) : undefined,
+    ]);
   }
 
   async function scoreBatch(arrivals: Arrival[]): Promise<void> {
@@ -182,7 +184,8 @@ export function startPredictConsumer(options: PredictConsumerOptions): QueueCons
     run: scoreBatch,
   });
 
-  const worker = createConsumer(
+  // One BullMQ Worker per shard, all feeding the one batcher: a batch mixes the shards' calls.
+  const workers = createConsumers(
     QUEUES.predict,
     async (job): Promise<PredictOutcome> => {
       const pickedAt = Date.now();
@@ -197,9 +200,12 @@ export function startPredictConsumer(options: PredictConsumerOptions): QueueCons
       concurrency: options.concurrency,
       lockDurationMs: options.lockDurationMs,
       stalledIntervalMs: options.stalledIntervalMs,
+      shards: options.shards,
     },
   );
-  worker.on('error', (err) => logger.warn({ err }, 'predict worker error'));
-  worker.on('failed', (job, err) => logger.warn({ job_id: job?.id, err: err.message }, 'predict job failed'));
-  return worker;
+  for (const worker of workers) {
+    worker.on('error', (err) => logger.warn({ err, queue: worker.name }, 'predict worker error'));
+    worker.on('failed', (job, err) => logger.warn({ job_id: job?.id, queue: worker.name, err: err.message }, 'predict job failed'));
+  }
+  return workers;
 }

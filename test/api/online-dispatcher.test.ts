@@ -72,9 +72,7 @@ function consumer(prefix: string, answer: (call: PredictJob['calls'][number]) =>
     QUEUES.predict,
     async (job): Promise<PredictOutcome> => {
       jobs.push(job);
-      const pipeline = publisher.pipeline();
-      publishReplies(pipeline, new Map([[job.reply_to, job.calls.map(answer)]]));
-      await pipeline.exec();
+      await publishReplies(publisher, new Map([[job.reply_to, job.calls.map(answer)]]));
       return 'scored';
     },
     { connection, prefix, concurrency: 4, lockDurationMs: 10_000, stalledIntervalMs: 5000 },

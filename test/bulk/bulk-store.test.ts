@@ -5,6 +5,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { createBulkStore, type BulkStore } from '../../src/shared/bulk-store.ts';
+import { recordsScoredKey } from '../../src/shared/keys.ts';
 import { prefixedRedis, type PrefixedRedis } from '../helpers/redis-prefix.ts';
 
 let redis: PrefixedRedis;
@@ -20,7 +21,7 @@ const T0 = 1_700_000_000_000;
 const jobKey = (jobId: string) => `${redis.prefix}:bulk:{${jobId}}`;
 const inputKey = (jobId: string, chunk: number) => `${jobKey(jobId)}:in:${chunk}`;
 const resultKey = (jobId: string, chunk: number) => `${jobKey(jobId)}:out:${chunk}`;
-const scoredKey = () => `${redis.prefix}:stats:records-scored`;
+const scoredKey = () => recordsScoredKey(redis.prefix);
 const scoredCount = async () => Number((await redis.client.get(scoredKey())) ?? 0);
 
 /** A queued job of `chunks` staged chunks of 10 records each (the last one of `lastRows`). */

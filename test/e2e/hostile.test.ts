@@ -9,6 +9,7 @@ import { startApi, type ServiceProcess } from '../helpers/processes.ts';
 import { request } from '../helpers/http.ts';
 import { isContractError, rawExchange, rawRequest, rssBytes } from '../helpers/raw-http.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { QUEUES, shardQueueName } from '../../src/shared/queues.ts';
 
 const PREFIX = 'hostile';
 const K1 = { authorization: 'Bearer key-one' };
@@ -64,8 +65,9 @@ test('the admin board takes admin keys only, and shows no record contents', asyn
     headers: { 'content-type': 'application/json', ...K1 },
     body: JSON.stringify(RECORD),
   });
-  const board = `${api.url}/admin/queues/api/queues?activeQueue=predict&status=waiting&page=1&jobsPerPage=50`;
-  await waitFor(async () => (await redis.client.llen(`${PREFIX}:predict:wait`)) > 0, { what: "k1's queued call" });
+  const predictQueue = shardQueueName(QUEUES.predict.name, 0, 1);
+  const board = `${api.url}/admin/queues/api/queues?activeQueue=${encodeURIComponent(predictQueue)}&status=waiting&page=1&jobsPerPage=50`;
+  await waitFor(async () => (await redis.client.llen(`${PREFIX}:${predictQueue}:wait`)) > 0, { what: "k1's queued call" });
 
   assertAuthError(await request(board), 401);
   assertAuthError(await request(board, { headers: { authorization: 'Bearer nobody' } }), 401);
@@ -79,11 +81,12 @@ test('the admin board takes admin keys only, and shows no record contents', asyn
   const res = await request(board, { headers: ADMIN });
   assert.equal(res.status, 200);
   const text = JSON.stringify(res.body);
-  const predict = (res.body.queues as { name: string; jobs: { data: unknown }[] }[]).find((q) => q.name === 'predict');
+  const predict = (res.body.queues as { name: string; jobs: { data: unknown }[] }[]).find((q) => q.name === predictQueue);
   assert.ok(predict && predict.jobs.length > 0, text.slice(0, 500));
   assert.doesNotMatch(text, /secret-category/);
   assert.match(JSON.stringify(predict.jobs[0]!.data), /item\(s\) hidden/);
-  assert.equal((await waiting).status, 504);
+  // No worker: the call times out, or is refused once nothing has been scored while it waited.
+  assert.ok([429, 504].includes((await waiting).status));
 });
 
 test("another key sees nothing of a tenant's bulk job", async () => {
@@ -250,18 +253,20 @@ test('a burst of 504s writes a line or two, not one per call', async () => {
     request(`${api.url}/predict?timeout_ms=50`, { method: 'POST', headers: { 'content-type': 'application/json', ...K1 }, body: JSON.stringify(RECORD) }),
   );
   const answers = await Promise.all(calls);
-  assert.ok(answers.every((a) => a.status === 504 && isContractError(a.body)));
+  // No worker: each call times out (504) or, once nothing has been scored for a second while
+  // records wait, is refused at once (429). Both are logged the same sampled way.
+  assert.ok(answers.every((a) => (a.status === 504 || a.status === 429) && isContractError(a.body)));
   // The first of an interval is logged at once, the rest once per interval (10 s) with their count.
   const timeoutLines = () =>
     api
       .output()
       .slice(mark)
       .split('\n')
-      .filter((l) => l.includes('"code":"timeout"'))
+      .filter((l) => l.includes('"code":"timeout"') || l.includes('"code":"overloaded"'))
       .map((l) => JSON.parse(l) as { count: number });
   await waitFor(() => timeoutLines().reduce((n, l) => n + l.count, 0) === answers.length, {
     timeoutMs: 25_000,
     what: 'the counted 504 warnings',
   });
-  assert.ok(timeoutLines().length <= 2, `${timeoutLines().length} warning lines`);
+  assert.ok(timeoutLines().length <= 4, `${timeoutLines().length} warning lines (at most two per code)`);
 });

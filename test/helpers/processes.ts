@@ -66,3 +66,11 @@ export function startApi(env: Record<string, string>): Promise<ServiceProcess> {
 export function startWorker(env: Record<string, string>): Promise<ServiceProcess> {
   return startProcess('worker', env, '/ready');
 }
+
+/**
+ * Resolves once the process listens (/health answers), ready or not: for a process started
+ * before its Redis, whose /ready is to be watched.
+ */
+export function startListening(kind: 'api' | 'worker', env: Record<string, string>): Promise<ServiceProcess> {
+  return startProcess(kind, env, '/health');
+}

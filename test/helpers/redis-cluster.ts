@@ -20,6 +20,10 @@ export type TestRedisCluster = {
   nodes: string[];
   /** The node serving a key's slot now. */
   masterOf: (key: string) => Promise<string>;
+  /** The replicas of a master, by `host:port`. */
+  replicasOf: (master: string) => Promise<string[]>;
+  /** The redis-server process of a node, for signals (SIGSTOP makes a node unresponsive without a failover, for a while). */
+  processOf: (address: string) => ChildProcess;
   /**
    * SIGKILLs a master (the one serving `key`'s slot, or the first master) and resolves once
    * one of its replicas has taken over and every surviving node says cluster_state:ok.
@@ -36,6 +40,15 @@ async function freePorts(count: number): Promise<number[]> {
   const ports = new Set<number>();
   while (ports.size < count) ports.add(await freePort());
   return [...ports];
+}
+
+/**
+ * Ports for a cluster to be started later, and the `host:port` of its nodes: a process can be
+ * pointed at a cluster before any node answers (startTestRedisCluster({ ports })).
+ */
+export async function reserveClusterPorts(): Promise<{ ports: number[]; nodes: string[] }> {
+  const ports = await freePorts(NODE_COUNT * 2);
+  return { ports, nodes: ports.slice(0, NODE_COUNT).map((port) => `${HOST}:${port}`) };
 }
 
 /** One short-lived connection per call: nodes come and go, and a dead node must not leave a client retrying. */
@@ -69,9 +82,10 @@ async function clusterOk(address: string): Promise<boolean> {
   return /cluster_state:ok/.test(await cluster(address, 'INFO'));
 }
 
-export async function startTestRedisCluster({ nodeTimeoutMs = 2000 } = {}): Promise<TestRedisCluster> {
+export async function startTestRedisCluster({ nodeTimeoutMs = 2000, ports: reserved }: { nodeTimeoutMs?: number; ports?: number[] } = {}): Promise<TestRedisCluster> {
   const root = mkdtempSync(join(tmpdir(), 'scoring-redis-cluster-'));
-  const ports = await freePorts(NODE_COUNT * 2);
+  const ports = reserved ?? (await freePorts(NODE_COUNT * 2));
+  if (ports.length !== NODE_COUNT * 2) throw new Error(`a cluster takes ${NODE_COUNT * 2} ports (reserveClusterPorts)`);
   const processes = new Map<string, ChildProcess>();
 
   const close = async () => {
@@ -156,7 +170,18 @@ export async function startTestRedisCluster({ nodeTimeoutMs = 2000 } = {}): Prom
       return { killed: killedAddress, promoted };
     };
 
-    return { nodes, masterOf, killMaster, close, processes: () => [...processes.values()] };
+    const replicasOf = async (master: string) => {
+      const lines = parseClusterNodes(await cluster(alive()[0]!, 'NODES'));
+      const id = lines.find((l) => l.address === master)?.id;
+      return lines.filter((l) => l.masterId === id).map((l) => l.address);
+    };
+    const processOf = (address: string) => {
+      const proc = processes.get(address);
+      if (!proc) throw new Error(`no node ${address}`);
+      return proc;
+    };
+
+    return { nodes, masterOf, replicasOf, processOf, killMaster, close, processes: () => [...processes.values()] };
   } catch (err) {
     await close();
     throw err;

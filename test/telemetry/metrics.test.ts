@@ -8,7 +8,8 @@ import { startApi, startWorker, type ServiceProcess } from '../helpers/processes
 import { postJson, readMetric, request } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
-import { QUEUES } from '../../src/shared/queues.ts';
+import { QUEUES, shardQueueName } from '../../src/shared/queues.ts';
+import { recordsScoredKey } from '../../src/shared/keys.ts';
 
 const PREFIX = 'telemetry-metrics';
 let redis: TestRedis;
@@ -34,7 +35,7 @@ test('metrics on both ports follow the traffic', async () => {
   const expired = await postJson(`${a.url}/predict?timeout_ms=50`, generateFraudRecords(32, 1)[0]);
   assert.equal(expired.status, 504);
   // A job no worker can read fails at once (UnrecoverableError): the failed counter.
-  const queue = new Queue(QUEUES.predict.name, { connection: { url: redis.url }, prefix: PREFIX });
+  const queue = new Queue(shardQueueName(QUEUES.predict.name, 0, 1), { connection: { url: redis.url }, prefix: PREFIX });
   await queue.add(QUEUES.predict.jobName, { not: 'a predict job' }, QUEUES.predict.jobOptions);
   await queue.close();
 
@@ -101,7 +102,7 @@ test('metrics on both ports follow the traffic', async () => {
   await waitFor(async () => (await readMetric(a.url, 'scoring_bulk_records_pending')) === 0, { what: 'bulk pending 0' });
   await waitFor(async () => (await readMetric(a.url, 'scoring_records_scored_rate')) > 0, { what: 'a scoring rate' });
   assert.equal(await readMetric(a.url, 'scoring_backlog_drain_seconds'), 0);
-  assert.equal(Number(await redis.client.get(`${PREFIX}:stats:records-scored`)), 75);
+  assert.equal(Number(await redis.client.get(recordsScoredKey(PREFIX))), 75);
 });
 
 test('OTEL_SDK_DISABLED=true turns telemetry off and the api still serves', async () => {

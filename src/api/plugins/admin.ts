@@ -3,6 +3,7 @@
 // so the board is for admin keys only (ADMIN_API_KEYS); with API_KEYS set and no admin key it is
 // not served at all. Job data (the records of online calls) is hidden unless ADMIN_SHOW_JOB_DATA.
 import fp from 'fastify-plugin';
+import type { Queue } from 'bullmq';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
@@ -36,8 +37,9 @@ async function adminPlugin(app: FastifyInstance, options: AdminOptions) {
     app.log.info('the admin board is off: API_KEYS is set and ADMIN_API_KEYS is not');
     return;
   }
-  const adapters = Object.values(app.queues).map((producer) => {
-    const adapter = new BullMQAdapter(producer.queue, { readOnlyMode: true });
+  const queues: Queue[] = [...app.queues.predict.shards, ...app.queues.bulk.shards];
+  const adapters = queues.map((queue) => {
+    const adapter = new BullMQAdapter(queue, { readOnlyMode: true });
     if (!options.showJobData) {
       adapter.setFormatter('data', hideJobData);
       adapter.setFormatter('returnValue', hideJobData);

@@ -103,8 +103,9 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
 /** The request's client is gone (its socket closed, or cut off for being too slow): nothing can be answered. */
 function clientGone(request: FastifyRequest): boolean {
   // Not request.raw.destroyed: a body read to its end is destroyed too (autoDestroy).
+  // inject() requests have a socket of light-my-request's that says neither: they are never gone.
   const socket = request.raw.socket as Socket | null;
-  return !socket || socket.destroyed || !socket.writable;
+  return socket != null && (socket.destroyed === true || socket.writable === false);
 }
 
 export type ErrorsPluginOptions = { telemetry?: Telemetry; warningIntervalMs?: number };

@@ -5,6 +5,7 @@
 // The queue gauges are observable: Redis is read when Prometheus scrapes, at most once per
 // SAMPLE_MIN_INTERVAL_MS however many scrapers there are, never per request.
 import fp from 'fastify-plugin';
+import type { Queue } from 'bullmq';
 import { context } from '@opentelemetry/api';
 import { getRPCMetadata, RPCType } from '@opentelemetry/core';
 import type { FastifyInstance } from 'fastify';
@@ -65,19 +66,28 @@ async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: 
 
   async function bulkRecordsPending(jobs: number): Promise<number> {
     if (jobs === 0) return 0;
-    const pending = await queues.bulk.queue.getJobs([...STATES], 0, MAX_CHUNKS_READ - 1);
+    const perShard = Math.ceil(MAX_CHUNKS_READ / queues.bulk.shards.length);
+    const pending = (await Promise.all(queues.bulk.shards.map((queue) => queue.getJobs([...STATES], 0, perShard - 1)))).flat();
     let records = 0;
     // A job removed between listing and reading comes back undefined.
     for (const job of pending) records += job ? Number(job.data.count) : 0;
     return records + Math.max(0, jobs - pending.length) * config.bulk.chunkSize;
   }
 
+  /** A queue's job counts by state, added up over its shards. */
+  async function jobCounts(shards: readonly Queue[]) {
+    const total: Record<string, number> = {};
+    for (const counts of await Promise.all(shards.map((queue) => queue.getJobCounts(...STATES)))) {
+      for (const state of STATES) total[state] = (total[state] ?? 0) + (counts[state] ?? 0);
+    }
+    return total;
+  }
 
   async function takeSample(): Promise<Sample | undefined> {
     if (!isRedisReady(app.redis)) return undefined;
     const counts: Sample['counts'] = {};
-    // Keyed by queue name: the name is the metrics' queue label.
-    for (const { queue } of Object.values(queues)) counts[queue.name] = await queue.getJobCounts(...STATES);
+    // Keyed by the catalog's queue name, the metrics' queue label; a sharded queue's shards add up.
+    for (const { definition, shards } of Object.values(queues)) counts[definition.name] = await jobCounts(shards);
     const scored = Number((await app.redis.get(scoredKey)) ?? 0);
     const now = Date.now();
 

@@ -1,10 +1,12 @@
 // Owns the api's Redis connections and its BullMQ queues (one producer per queue of the catalog,
 // shared by every route and plugin); decorates the instance with them and closes them when the
-// app closes, after every plugin that depends on it.
+// app closes, after every plugin that depends on it. A single Redis or a Redis Cluster alike
+// (createRedis). A queue split in shards is sent to on one shard, picked at start.
+import { randomInt } from 'node:crypto';
 import fp from 'fastify-plugin';
+import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
-import { createRedis } from '../../shared/redis.ts';
+import { createRedis, reportReachability, type RedisClient } from '../../shared/redis.ts';
 import { QUEUES } from '../../shared/queues.ts';
 import { createProducer, type QueueProducer } from '../../shared/queue-clients.ts';
 import type { Config } from '../../shared/config.ts';
@@ -14,9 +16,9 @@ export type ApiQueues = { predict: QueueProducer<'predict'>; bulk: QueueProducer
 declare module 'fastify' {
   interface FastifyInstance {
     /** The producer connection: fail-fast (a request gets 503 at once while Redis is away). */
-    redis: Redis;
-    /** A connection for SUBSCRIBE only: a subscribed ioredis connection can do nothing else. */
-    redisSubscriber: Redis;
+    redis: RedisClient;
+    /** A connection for (S)SUBSCRIBE only: a subscribed ioredis connection can do nothing else. */
+    redisSubscriber: RedisClient;
     queues: ApiQueues;
   }
 }
@@ -24,23 +26,30 @@ declare module 'fastify' {
 export type QueuesPluginOptions = { config: Config };
 
 async function queuesPlugin(app: FastifyInstance, { config }: QueuesPluginOptions) {
-  const producer = createRedis(config.redis.url, 'producer', 'api');
-  const subscriber = createRedis(config.redis.url, 'consumer', 'api-replies');
+  const producer = createRedis(config.redis, 'producer', 'api');
+  const subscriber = createRedis(config.redis, 'subscriber', 'api-replies');
   // ioredis reports a Redis that went away as an 'error' event; the reconnect is automatic.
   for (const conn of [producer, subscriber]) conn.on('error', (err) => app.log.debug({ err }, 'redis connection error'));
+  // An api started before its Redis (or with no node of its cluster answering) waits, says so, and /ready is 503.
+  reportReachability(producer, config.redis, app.log, 'api');
 
   const { prefix } = config.redis;
+  // Each api process sends to one shard; a fleet of api processes spreads over all of them,
+  // while every worker drains every shard.
+  const sharding = (shards: number) => ({ shards, shard: randomInt(shards) });
   const queues: ApiQueues = {
-    predict: createProducer(QUEUES.predict, producer, prefix),
-    bulk: createProducer(QUEUES.bulk, producer, prefix),
+    predict: createProducer(QUEUES.predict, producer, prefix, sharding(config.queueShards.predict)),
+    bulk: createProducer(QUEUES.bulk, producer, prefix, sharding(config.queueShards.bulk)),
   };
-  for (const { queue } of Object.values(queues)) queue.on('error', (err) => app.log.debug({ err, queue: queue.name }, 'queue error'));
+  const allQueues: Queue[] = [...queues.predict.shards, ...queues.bulk.shards];
+  for (const queue of allQueues) queue.on('error', (err) => app.log.debug({ err, queue: queue.name }, 'queue error'));
+  app.log.info({ queues: Object.values(queues).map((p) => p.queue.name) }, 'sending to queue shards');
 
-  app.decorate('redis', producer);
-  app.decorate('redisSubscriber', subscriber);
+  app.decorate<RedisClient>('redis', producer);
+  app.decorate<RedisClient>('redisSubscriber', subscriber);
   app.decorate('queues', queues);
   app.addHook('onClose', async () => {
-    await Promise.all(Object.values(queues).map(({ queue }) => queue.close()));
+    await Promise.all(allQueues.map((queue) => queue.close()));
     subscriber.disconnect();
     producer.disconnect();
   });
