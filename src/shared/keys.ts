@@ -56,7 +56,8 @@ export function bulkIdempotencyKey(prefix: string, owner: string, keyDigest: str
 /**
  * Sorted set: the bulk jobs of one owner, member job id, score created_at (epoch ms), for GET /jobs.
  * Members outlive their jobs until a listing meets them; the key expires with the newest job.
+ * Tagged by the owner: the owners' listings spread over the masters, apart from their jobs' slots.
  */
 export function bulkOwnerJobsKey(prefix: string, owner: string): string {
-  return `${prefix}:bulk-owner:${owner}:jobs`;
+  return `${prefix}:bulk-owner:{${owner}}:jobs`;
 }

@@ -79,6 +79,9 @@ async function assertExactlyOncePerRecord(api: ServiceProcess, jobId: string, ex
   const status = await request(`${api.url}/jobs/${jobId}`);
   assert.equal(status.body.status, 'completed', JSON.stringify(status.body));
   assert.deepEqual(status.body.progress, { total: expected.length, done: expected.length });
+  // GET /jobs lists it: the owner's listing lives on its own slot, written beside the job's keys.
+  const listed = await request(`${api.url}/jobs?status=completed&limit=100`);
+  assert.ok(listed.body.jobs.some((j: { job_id: string }) => j.job_id === jobId), JSON.stringify(listed.body));
   const res = await fetch(`${api.url}/jobs/${jobId}/results`, { headers: { accept: 'application/x-ndjson' } });
   assert.equal(res.status, 200);
   const lines = (await res.text()).trim().split('\n');
