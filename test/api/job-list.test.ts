@@ -117,6 +117,26 @@ test('a staging job (its upload not yet wholly queued) is not listed until it is
   assert.deepEqual(await l.listAll(), ['staging-1', submitted]);
 });
 
+test('a filter that matches little returns short pages rather than reading every job at once, and still ends', async (t) => {
+  const l = await listApp(t);
+  const owner = await l.ownerOf(await l.submit());
+  const base = Date.now() + 60_000;
+  const expiresAt = base + 600_000;
+  const create = async (jobId: string, createdAt: number) => {
+    await l.store.createJob({ jobId, owner, total: 0, chunks: 0, chunkSize: 10, createdAt, expiresAt, stagingUntil: expiresAt });
+    await l.store.promoteJob(jobId, expiresAt, Date.now());
+  };
+  // The one cancelled job is the oldest of the listing but the first submitted; 1,100 queued jobs are newer.
+  await create('cancelled-1', base);
+  await l.store.cancelJob('cancelled-1', Date.now());
+  await Promise.all(Array.from({ length: 1100 }, (_, i) => create(`queued-${String(i).padStart(4, '0')}`, base + 1 + i)));
+
+  const first = await l.list('?status=cancelled');
+  assert.deepEqual(first.jobs, [], 'the first 1,000 looked at hold no cancelled job');
+  assert.notEqual(first.next_cursor, null, 'and the page says there is more');
+  assert.deepEqual(await l.listAll({ status: 'cancelled' }), ['cancelled-1']);
+});
+
 test('?status= lists only the jobs in that status', async (t) => {
   const l = await listApp(t);
   const [queued, cancelled, failed] = [await l.submit(), await l.submit(), await l.submit()];
