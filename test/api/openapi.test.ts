@@ -212,7 +212,7 @@ test('the documented POST /jobs bodies are accepted as they are', async (t) => {
 });
 
 test('/docs and /openapi.json are open without a key by default; DOCS_PUBLIC=false puts them behind it', async (t) => {
-  const keys = { API_KEYS: 'key-one' };
+  const keys = { API_KEYS: 'key-one', ADMIN_API_KEYS: 'admin-key' };
   const open = await buildTestApp(t, keys);
   for (const url of ['/docs', '/docs/static/index.html', '/openapi.json', '/docs/json']) {
     const res = await open.app.inject({ method: 'GET', url });
@@ -220,6 +220,8 @@ test('/docs and /openapi.json are open without a key by default; DOCS_PUBLIC=fal
   }
   assert.equal((await open.app.inject({ method: 'GET', url: '/jobs' })).statusCode, 401, 'the api itself still needs a key');
   assert.equal((await open.app.inject({ method: 'GET', url: '/admin/queues' })).statusCode, 401, 'bull-board still needs a key');
+  const board = await open.app.inject({ method: 'GET', url: '/admin/queues', headers: { authorization: 'Bearer admin-key' } });
+  assert.equal(board.statusCode, 200, 'and opens with the admin key');
 
   const closed = await buildTestApp(t, { ...keys, DOCS_PUBLIC: 'false' });
   for (const url of ['/docs', '/openapi.json', '/docs/json']) {
