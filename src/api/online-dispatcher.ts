@@ -16,24 +16,44 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Tracer } from '@opentelemetry/api';
 import { recordsScoredKey } from '../shared/keys.ts';
-import { QUEUES, type CallTimings, type OnlineCall, type OnlineReply } from '../shared/queues.ts';
-import { enqueue, enqueueBulk, type QueueProducer } from '../shared/queue-clients.ts';
+import { predictQueue, predictQueueName, type CallTimings, type OnlineCall, type OnlineReply, type PredictJob, type PredictOutcome } from '../shared/queues.ts';
+import { createProducer, enqueue, enqueueBulk, type Producer } from '../shared/queue-clients.ts';
 import { replyChannel, subscribeReplies } from '../shared/reply-channel.ts';
-import { ModelError, OverloadedError, TimeoutError, UnavailableError } from '../shared/errors.ts';
+import {
+  ModelError,
+  ModelNotFoundError,
+  ModelUnavailableError,
+  OverloadedError,
+  TimeoutError,
+  UnavailableError,
+} from '../shared/errors.ts';
 import { isRedisReady } from '../shared/redis.ts';
 import { busyScoringRate, predictedWaitMs, trimSamples, windowScoringRate, type RateSample } from '../shared/scoring-rate.ts';
-import type { FraudRecord } from '../shared/schemas/record.ts';
 import type { Decision } from '../shared/schemas/prediction.ts';
 import type { LogSink } from '../shared/logger.ts';
 import { injectSpan } from '../shared/trace-carrier.ts';
 import { endCallSpanError, endCallSpanOk, startCallSpan } from './call-spans.ts';
 
+/**
+ * What a call got back: from a record-encoded model with a decision policy (fraud), probabilities
+ * and decisions, as /predict answers them; from any other, each output by name per record.
+ * outputsOf() gives both as outputs by name.
+ */
 export type CallResult = {
-  probabilities: number[];
-  decisions: Decision[];
+  modelName: string;
+  /** The version that scored the call, as replies name it (fraud: its manifest's display version). */
   modelVersion: string;
   timings: CallTimings;
-};
+} & ({ probabilities: number[]; decisions: Decision[]; outputs?: undefined } | { outputs: Record<string, unknown>[]; probabilities?: undefined });
+
+/** Per record, each output by name (fraud's as `fraud_probability` and `decision`). */
+export function outputsOf(result: CallResult): Record<string, unknown>[] {
+  if (result.outputs) return result.outputs;
+  const { decisions } = result;
+  return result.probabilities.map((p, i) => ({ fraud_probability: p, decision: decisions[i] }));
+}
+
+export type PredictProducer = Producer<PredictJob, PredictOutcome, 'predict'>;
 
 type Pending = {
   resolve: (result: CallResult) => void;
@@ -43,8 +63,7 @@ type Pending = {
 };
 
 export type OnlineDispatcherOptions = {
-  producer: QueueProducer<'predict'>;
-  /** Connection the queue uses; checked so a call fails fast with 503 while Redis is away. */
+  /** Connection the queues use; checked so a call fails fast with 503 while Redis is away. */
   redis: Redis;
   /** A connection of its own: a subscribed ioredis connection can do nothing else. */
   subscriber: Redis;
@@ -81,7 +100,10 @@ export class OnlineDispatcher {
   readonly #scoredKey: string;
   readonly #pending = new Map<string, Pending>();
   readonly #rateSamples: RateSample[] = [];
-  #turn: OnlineCall[] = [];
+  readonly #producers = new Map<string, PredictProducer>();
+  /** This turn's calls by queue name: a queue job never mixes model versions. */
+  #turn = new Map<string, OnlineCall[]>();
+  #turnCalls = 0;
   #nextCallId = 0;
   #waitingJobs = 0;
   #recordsInFlight = 0;
@@ -127,18 +149,38 @@ export class OnlineDispatcher {
     return this.#ratePerSecond;
   }
 
+  /** The producer of one model version's online queue, made on first use and kept. */
+  producer(model: string, version: number): PredictProducer {
+    const name = predictQueueName(model, version);
+    let producer = this.#producers.get(name);
+    if (!producer) {
+      producer = createProducer(predictQueue(model, version), this.#options.redis, this.#options.prefix);
+      producer.queue.on('error', (err) => this.#options.logger.debug({ err, queue: name }, 'queue error'));
+      this.#producers.set(name, producer);
+    }
+    return producer;
+  }
+
+  /** Every online producer made so far. */
+  get producers(): PredictProducer[] {
+    return [...this.#producers.values()];
+  }
+
   /**
-   * Scores records through the queue. Rejects with UnavailableError (Redis away),
-   * OverloadedError (queue past its bound, or its predicted wait past timeoutMs),
-   * ModelError (the model failed on them) or TimeoutError (no reply within timeoutMs).
+   * Scores records of model `model` version `version` (already resolved and validated for it)
+   * through that version's queue. Rejects with UnavailableError (Redis away), OverloadedError
+   * (queue past its bound, or its predicted wait past timeoutMs), ModelError (the model failed on
+   * them), ModelNotFoundError / ModelUnavailableError (the version left the worker after the call
+   * was queued) or TimeoutError (no reply within timeoutMs).
    */
-  submit(records: FraudRecord[], timeoutMs: number): Promise<CallResult> {
+  submit(model: string, version: number, records: Record<string, unknown>[], timeoutMs: number): Promise<CallResult> {
     if (this.#closed || !isRedisReady(this.#options.redis)) return Promise.reject(new UnavailableError());
     const refusal = this.#admit(timeoutMs);
     if (refusal) return Promise.reject(refusal);
 
+    const queueName = this.producer(model, version).definition.name;
     const callId = String(this.#nextCallId++);
-    const span = startCallSpan(this.#options.tracer, QUEUES.predict.name, records.length);
+    const span = startCallSpan(this.#options.tracer, queueName, records.length, model);
     this.#recordsInFlight += records.length;
     return new Promise<CallResult>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -150,11 +192,14 @@ export class OnlineDispatcher {
         timer,
         records: records.length,
       });
-      if (this.#turn.length === 0) setImmediate(() => void this.#flush());
+      if (this.#turnCalls === 0) setImmediate(() => void this.#flush());
       const call: OnlineCall = { call_id: callId, deadline: Date.now() + timeoutMs, records };
       const carrier = injectSpan(span);
       if (carrier) call.trace = carrier;
-      this.#turn.push(call);
+      const calls = this.#turn.get(queueName);
+      if (calls) calls.push(call);
+      else this.#turn.set(queueName, [call]);
+      this.#turnCalls++;
     });
   }
 
@@ -174,8 +219,13 @@ export class OnlineDispatcher {
   }
 
   async #flush(): Promise<void> {
-    const calls = this.#turn;
-    this.#turn = [];
+    const turn = this.#turn;
+    this.#turn = new Map();
+    this.#turnCalls = 0;
+    await Promise.all([...turn].map(([queueName, calls]) => this.#flushQueue(this.#producers.get(queueName)!, calls)));
+  }
+
+  async #flushQueue(producer: PredictProducer, calls: OnlineCall[]): Promise<void> {
     const jobs: OnlineCall[][] = [];
     let current: OnlineCall[] = [];
     let records = 0;
@@ -193,8 +243,8 @@ export class OnlineDispatcher {
     const now = Date.now();
     const data = jobs.map((jobCalls) => ({ reply_to: this.#channel, enqueued_at: now, calls: jobCalls }));
     try {
-      if (data.length === 1) await enqueue(this.#options.producer, data[0]!);
-      else await enqueueBulk(this.#options.producer, data.map((d) => ({ data: d })));
+      if (data.length === 1) await enqueue(producer, data[0]!);
+      else await enqueueBulk(producer, data.map((d) => ({ data: d })));
       this.#waitingJobs += data.length;
       this.#jobsEnqueued += data.length;
       for (const call of calls) this.#recordsEnqueued += call.records.length;
@@ -210,9 +260,16 @@ export class OnlineDispatcher {
         p.resolve({
           probabilities: reply.probabilities,
           decisions: reply.decisions,
+          modelName: reply.model_name,
           modelVersion: reply.model_version,
           timings: reply.timings,
         });
+      } else if (reply.status === 'outputs') {
+        p.resolve({ outputs: reply.outputs, modelName: reply.model_name, modelVersion: reply.model_version, timings: reply.timings });
+      } else if (reply.code === 'model_not_found') {
+        p.reject(new ModelNotFoundError(reply.message));
+      } else if (reply.code === 'model_unavailable') {
+        p.reject(new ModelUnavailableError(reply.message));
       } else {
         p.reject(new ModelError(reply.message));
       }
@@ -232,11 +289,11 @@ export class OnlineDispatcher {
   async #sample(): Promise<void> {
     if (!isRedisReady(this.#options.redis)) return;
     try {
-      const [waitingJobs, scored] = await Promise.all([
-        this.#options.producer.queue.getWaitingCount(),
+      const [scored, ...waiting] = await Promise.all([
         this.#options.redis.get(this.#scoredKey),
+        ...this.producers.map((p) => p.queue.getWaitingCount()),
       ]);
-      this.#waitingJobs = waitingJobs;
+      this.#waitingJobs = (waiting as number[]).reduce((a, b) => a + b, 0);
       const now = Date.now();
       this.#rateSamples.push({ at: now, scored: Number(scored ?? 0), waiting: this.recordsWaiting });
       trimSamples(this.#rateSamples, now, RATE_WINDOW_MS);
@@ -257,5 +314,6 @@ export class OnlineDispatcher {
     const deadline = Date.now() + 30_000;
     while (this.#pending.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     await this.#unsubscribe?.();
+    await Promise.all(this.producers.map((p) => p.queue.close()));
   }
 }

@@ -15,6 +15,16 @@ export function workerModelsKey(prefix: string): string {
   return `${prefix}:worker-models`;
 }
 
+/** Hash workerId → the worker's RepositorySnapshot (JSON): what it holds of the model repository. */
+export function workerSnapshotsKey(prefix: string): string {
+  return `${prefix}:worker-snapshots`;
+}
+
+/** Pub/sub channel a worker publishes on when what it holds changes, so apis refresh at once. */
+export function modelsChangedChannel(prefix: string): string {
+  return `${prefix}:models-changed`;
+}
+
 // A bulk job's keys share the hash tag {jobId}, so a Lua script may touch all of them on one
 // Redis Cluster slot. Every one of them expires at the job's expires_at (PEXPIREAT).
 

@@ -50,7 +50,7 @@ describe('a model that fails', () => {
     });
     assert.equal(res.status, 500, JSON.stringify(res.body));
     assert.equal(res.body.error.code, 'model_error');
-    assert.match(res.body.error.message, /^model fraud-faulty-1\.0\.0\+\w+ failed: inference threw on a batch of 2 records$/);
+    assert.match(res.body.error.message, /^model fraud version fraud-faulty-1\.0\.0\+\w+ failed: inference threw on a batch of 2 records$/);
     assert.doesNotMatch(res.body.error.message, /5000/, 'no input value quoted back (a batch mixes callers)');
     assert.match(w.output(), /"msg":"model failed on an online batch"/, 'the worker logs the failure with the runtime\'s message');
     assert.doesNotMatch(res.body.error.message, /\n|\bat \S+:\d+/, 'no stack in the message');

@@ -76,15 +76,20 @@ async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: 
   async function takeSample(): Promise<Sample | undefined> {
     if (!isRedisReady(app.redis)) return undefined;
     const counts: Sample['counts'] = {};
-    // Keyed by queue name: the name is the metrics' queue label.
-    for (const { queue } of Object.values(queues)) counts[queue.name] = await queue.getJobCounts(...STATES);
+    // Keyed by queue name: the name is the metrics' queue label. Online queues are one per model
+    // version the dispatcher has a producer for (every version a live worker holds).
+    let onlineJobs = 0;
+    for (const { queue } of app.online.producers) {
+      const byState = await queue.getJobCounts(...STATES);
+      counts[queue.name] = byState;
+      onlineJobs += STATES.reduce((n, s) => n + (byState[s] ?? 0), 0);
+    }
+    counts[queues.bulk.queue.name] = await queues.bulk.queue.getJobCounts(...STATES);
     const scored = Number((await app.redis.get(scoredKey)) ?? 0);
     const now = Date.now();
 
-    const predict = counts[QUEUES.predict.name]!;
     const bulk = counts[QUEUES.bulk.name]!;
     const bulkPending = await bulkRecordsPending(STATES.reduce((n, s) => n + (bulk[s] ?? 0), 0));
-    const onlineJobs = STATES.reduce((n, s) => n + (predict[s] ?? 0), 0);
     const onlineRecordsWaiting = onlineJobs * app.online.meanRecordsPerJob;
     const backlog = onlineRecordsWaiting + bulkPending;
 

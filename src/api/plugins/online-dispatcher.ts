@@ -16,7 +16,6 @@ export type OnlineDispatcherPluginOptions = { config: Config; telemetry: Telemet
 
 async function onlineDispatcherPlugin(app: FastifyInstance, { config, telemetry }: OnlineDispatcherPluginOptions) {
   const online = new OnlineDispatcher({
-    producer: app.queues.predict,
     redis: app.redis,
     subscriber: app.redisSubscriber,
     prefix: config.redis.prefix,

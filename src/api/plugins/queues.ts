@@ -1,5 +1,5 @@
-// Owns the api's Redis connections and its BullMQ queues (one producer per queue of the catalog,
-// shared by every route and plugin); decorates the instance with them and closes them when the
+// Owns the api's Redis connections and its bulk queue's producer (shared by every route and
+// plugin; the online queues, one per model version, are the dispatcher's); decorates the instance with them and closes them when the
 // app closes, after every plugin that depends on it.
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
@@ -9,7 +9,7 @@ import { QUEUES } from '../../shared/queues.ts';
 import { createProducer, type QueueProducer } from '../../shared/queue-clients.ts';
 import type { Config } from '../../shared/config.ts';
 
-export type ApiQueues = { predict: QueueProducer<'predict'>; bulk: QueueProducer<'bulk'> };
+export type ApiQueues = { bulk: QueueProducer<'bulk'> };
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -31,7 +31,6 @@ async function queuesPlugin(app: FastifyInstance, { config }: QueuesPluginOption
 
   const { prefix } = config.redis;
   const queues: ApiQueues = {
-    predict: createProducer(QUEUES.predict, producer, prefix),
     bulk: createProducer(QUEUES.bulk, producer, prefix),
   };
   for (const { queue } of Object.values(queues)) queue.on('error', (err) => app.log.debug({ err, queue: queue.name }, 'queue error'));

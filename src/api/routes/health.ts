@@ -14,7 +14,8 @@ export type HealthRoutesOptions = { keyPrefix: string; telemetry: Telemetry };
 const ReadySchema = z.object({
   status: z.literal('ready'),
   workers: z.number().int().describe('Workers that sent a heartbeat recently'),
-  model_version: z.string().nullable().describe('Model version of the live workers (null when none)'),
+  model_version: z.string().nullable().describe('Fraud model version of the live workers (null when none)'),
+  models: z.record(z.string(), z.array(z.number().int())).describe('Per model, the versions held by at least one live worker'),
 });
 
 export async function healthRoutes(app: FastifyInstance, options: HealthRoutesOptions) {
@@ -37,8 +38,9 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRoutesOp
       if (!isRedisReady(app.redis)) throw new UnavailableError();
       try {
         const workers = await readLiveWorkers(app.redis, options.keyPrefix);
-        const versions = [...new Set(workers.map((w) => w.modelVersion))].sort();
-        return { status: 'ready' as const, workers: workers.length, model_version: versions.join(',') || null };
+        const held = workers.filter((w) => w.modelVersion !== 'none').map((w) => w.modelVersion);
+        const versions = [...new Set(held)].sort();
+        return { status: 'ready' as const, workers: workers.length, model_version: versions.join(',') || null, models: app.models.held() };
       } catch {
         throw new UnavailableError();
       }
