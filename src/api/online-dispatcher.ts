@@ -108,8 +108,10 @@ export class OnlineDispatcher {
   #waitingJobs = 0;
   #recordsInFlight = 0;
   #ratePerSecond: number | undefined;
+  /** Jobs and records enqueued since the last sample: the mean of the recent jobs, not of the process's life. */
   #jobsEnqueued = 0;
   #recordsEnqueued = 0;
+  #meanRecordsPerJob = 1;
   #sampleTimer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => Promise<void>) | undefined;
   #closed = false;
@@ -131,9 +133,9 @@ export class OnlineDispatcher {
     return this.#pending.size;
   }
 
-  /** Records per queue job this api has enqueued (1 before the first): turns a job count into records. */
+  /** Records per queue job this api enqueued over the last sample interval that had any (1 before the first): turns a job count into records. */
   get meanRecordsPerJob(): number {
-    return this.#jobsEnqueued === 0 ? 1 : this.#recordsEnqueued / this.#jobsEnqueued;
+    return this.#meanRecordsPerJob;
   }
 
   /**
@@ -294,6 +296,13 @@ export class OnlineDispatcher {
         ...this.producers.map((p) => p.queue.getWaitingCount()),
       ]);
       this.#waitingJobs = (waiting as number[]).reduce((a, b) => a + b, 0);
+      // A lifetime mean would let a past burst of large jobs (tens of records each) count every
+      // one-record job waiting now as tens of records, and refuse callers at low load for it.
+      if (this.#jobsEnqueued > 0) {
+        this.#meanRecordsPerJob = this.#recordsEnqueued / this.#jobsEnqueued;
+        this.#jobsEnqueued = 0;
+        this.#recordsEnqueued = 0;
+      }
       const now = Date.now();
       this.#rateSamples.push({ at: now, scored: Number(scored ?? 0), waiting: this.recordsWaiting });
       trimSamples(this.#rateSamples, now, RATE_WINDOW_MS);
