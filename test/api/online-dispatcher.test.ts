@@ -215,6 +215,22 @@ test('records waiting past what the measured rate scores within the timeout: 429
   }
 });
 
+test('after a burst of large jobs, one-record calls at low load are not refused for it', async () => {
+  const { online, prefix, conn } = dispatcher();
+  const scoredKey = recordsScoredKey(prefix);
+  // A consumer that advances the records-scored counter, as workers do, so admission measures a rate.
+  consumer(prefix, (call) => (void redis.client.incrby(scoredKey, call.records.length), ok(call)));
+  await ready(conn);
+  for (let i = 0; i < 10; i++) await online.submit(MODEL, VERSION, Array.from({ length: 500 }, () => record), 5000);
+  // One sample past the burst, then one caller at a time: each waiting job holds one record, not 500.
+  await waitFor(() => online.meanRecordsPerJob === 500, { what: 'the burst sampled' });
+  const refused: unknown[] = [];
+  const end = Date.now() + 1500;
+  while (Date.now() < end && refused.length === 0) await online.submit(MODEL, VERSION, [record], 300).catch((e: unknown) => refused.push(e));
+  assert.equal(refused.length, 0, String(refused[0]));
+  assert.ok(online.meanRecordsPerJob < 2, `mean ${online.meanRecordsPerJob}`);
+});
+
 test('Redis away: 503 at once', async () => {
   const { online, conn } = dispatcher();
   await ready(conn);
