@@ -235,6 +235,9 @@ describe('with a frozen worker', () => {
   });
 
   test('past the queue bound a call gets 429 with Retry-After at once', async () => {
+    // An api of its own: the one of the test before measured its frozen worker scoring nothing,
+    // and would refuse by predicted wait before the bound is reached.
+    const a = await api({ ONLINE_MAX_WAITING: '3' });
     assert.ok(w.proc.kill('SIGSTOP'));
     // Each call times out and leaves its job waiting: the backlog grows past ONLINE_MAX_WAITING=3.
     const res = await waitFor(async () => {
@@ -247,6 +250,7 @@ describe('with a frozen worker', () => {
     assert.equal(res.headers.get('retry-after'), '1');
     assert.ok(res.ms < 200, `429 took ${res.ms} ms`);
     await queue.drain();
+    await a.stop();
   });
 });
 
