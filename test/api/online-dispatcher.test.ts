@@ -8,13 +8,18 @@ import { trace } from '@opentelemetry/api';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { createRedis } from '../../src/shared/redis.ts';
-import { predictQueue, type OnlineReply, type PredictJob, type PredictOutcome } from '../../src/shared/queues.ts';
-import { createConsumer, type Consumer } from '../../src/shared/queue-clients.ts';
+import { predictQueue, predictQueueName, type OnlineReply, type PredictJob, type PredictOutcome } from '../../src/shared/queues.ts';
+import { createConsumer, createProducer, type Consumer } from '../../src/shared/queue-clients.ts';
 import { publishReplies } from '../../src/shared/reply-channel.ts';
 import { recordsScoredKey } from '../../src/shared/keys.ts';
 import { OnlineDispatcher } from '../../src/api/online-dispatcher.ts';
 import { ModelError, ModelNotFoundError, OverloadedError, TimeoutError, UnavailableError } from '../../src/shared/errors.ts';
 import type { FraudRecord } from '../../src/shared/schemas/record.ts';
+
+/** A producer of one version's queue sending to a given shard of three, as another api would. */
+function createProducerOnShard(conn: ReturnType<typeof createRedis>, prefix: string, version: number, shard: number) {
+  return createProducer(predictQueue(MODEL, version), conn, prefix, { shards: 3, shard });
+}
 
 const record: FraudRecord = {
   transaction_amount: 10,
@@ -42,13 +47,13 @@ after(async () => {
 });
 
 /** A dispatcher on a fresh prefix, with its own connections, closed after the test. */
-function dispatcher(options: { maxWaiting?: number; maxRecordsPerJob?: number } = {}) {
+function dispatcher(options: { maxWaiting?: number; maxRecordsPerJob?: number; shards?: number; shard?: number } = {}) {
   const prefix = `dispatch-${prefixCount++}`;
   const conn = createRedis(redis.url, 'producer', 'test-api');
   const subscriber = createRedis(redis.url, 'consumer', 'test-api-replies');
   const online = new OnlineDispatcher({
     redis: conn,
-    sharding: { shards: 1, shard: 0 },
+    sharding: { shards: options.shards ?? 1, shard: options.shard ?? 0 },
     subscriber,
     prefix,
     maxRecordsPerJob: options.maxRecordsPerJob ?? 1000,
@@ -185,6 +190,29 @@ test('past ONLINE_MAX_WAITING jobs: 429 at once', async () => {
   const err = await online.submit(MODEL, VERSION, [record], 1000).catch((e: unknown) => e);
   assert.ok(err instanceof OverloadedError);
   assert.equal(err.headers['retry-after'], '1');
+});
+
+test('sharded: each version is sent to this api\'s shard of its queue; waiting jobs of every version and shard add up to the bound', async () => {
+  const { online, prefix, conn } = dispatcher({ maxWaiting: 3, shards: 3, shard: 2 });
+  await ready(conn);
+  await assert.rejects(online.submit(MODEL, 1, [record], 20), TimeoutError);
+  await assert.rejects(online.submit(MODEL, 2, [record], 20), TimeoutError);
+  const waiting = async (version: number, shard: number) => redis.client.llen(`${prefix}:${predictQueueName(MODEL, version, shard, 3)}:wait`);
+  for (const version of [1, 2]) {
+    assert.deepEqual(await Promise.all([0, 1, 2].map((shard) => waiting(version, shard))), [0, 0, 1], `version ${version}'s shards`);
+  }
+  // Another api's calls, sent to other shards: version 1's shard 0 and version 2's shard 1.
+  for (const [version, shard] of [[1, 0], [2, 1]] as const) {
+    const other = createProducerOnShard(conn, prefix, version, shard);
+    await other.queue.add('predict', { reply_to: 'nobody', enqueued_at: Date.now(), calls: [{ call_id: 'x', deadline: 0, records: [record] }] });
+    await other.queue.close();
+  }
+  assert.equal(await waiting(1, 0), 1);
+  assert.equal(await waiting(2, 1), 1);
+  // Four jobs wait, none more than two on one version or one on one shard: only their sum passes the bound.
+  await waitFor(() => online.recordsWaiting >= 4, { what: 'every version and shard sampled' });
+  const err = await online.submit(MODEL, 1, [record], 1000).catch((e: unknown) => e);
+  assert.ok(err instanceof OverloadedError, String(err));
 });
 
 test('records waiting past what the measured rate scores within the timeout: 429 with that wait as Retry-After', async () => {
