@@ -52,6 +52,8 @@ const BATCH_CONCURRENCY = 8;
 const BATCH_SIZES = [100, 1000];
 /** The concurrency the targets, the Redis count, scaling, telemetry and the profile are measured at. */
 const REFERENCE_CONCURRENCY = 64;
+/** Concurrencies of the second model's online row. */
+const SECOND_MODEL_CONCURRENCIES = [1, 64];
 const ONLINE_WORKERS = 1;
 /** One worker per core: during a bulk job the api is mostly idle once the body is parsed. */
 const BULK_WORKERS = 2;
@@ -65,7 +67,8 @@ const CLUSTER_ROUNDS = 2;
 const RESULTS_DIR = join(ROOT, 'bench/results');
 const PROFILE_DIR = join(RESULTS_DIR, 'profiles');
 
-type Target = 'queue' | 'baseline';
+/** queue: fraud's /predict; species: the second model's online route, /models/species/predict (the generic path). */
+type Target = 'queue' | 'baseline' | 'species';
 
 type OnlineRow = {
   target: Target;
@@ -208,6 +211,18 @@ function servingCpuMs(cores: Record<string, number>, rps: number): number | null
   return rps > 0 ? round((serving * 1000) / rps, 3) : null;
 }
 
+/** Flower measurements (cm) around the three species' means, varied so batches are not one record repeated. */
+function generateSpeciesRecords(n: number): { measurements: number[] }[] {
+  const means = [
+    [5.0, 3.4, 1.5, 0.2],
+    [5.9, 2.8, 4.3, 1.3],
+    [6.6, 3.0, 5.6, 2.0],
+  ];
+  return Array.from({ length: n }, (_, i) => ({
+    measurements: means[i % 3]!.map((m, j) => Number((m + (((i * 7 + j * 13) % 11) - 5) * 0.04).toFixed(2))),
+  }));
+}
+
 function mean(values: number[]): number {
   return values.reduce((s, v) => s + v, 0) / Math.max(1, values.length);
 }
@@ -249,6 +264,12 @@ async function main(): Promise<void> {
       if (subject.target === 'queue' && c === REFERENCE_CONCURRENCY) reference = step;
     }
   }
+
+  // The second model (a different signature, records of its graph's inputs) on its own online route.
+  const speciesBodies = generateSpeciesRecords(64).map((r) => JSON.stringify(r));
+  const species: Subject = { target: 'species', url: `${main.api.url}/models/species/predict`, stack: main };
+  await checkPath(species.url, speciesBodies[0]!, 'the api (POST /models/species/predict)');
+  for (const c of SECOND_MODEL_CONCURRENCIES) online.push((await measureStep(species, c, speciesBodies)).row);
 
   log(`latency breakdown at c=1: ${PLAN.breakdownRequests} sequential requests (Server-Timing)`);
   const breakdown: LatencyBreakdown = await measureBreakdown(queue.url, singleBodies, PLAN.breakdownRequests);

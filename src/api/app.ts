@@ -12,11 +12,13 @@ import authPlugin from './plugins/auth.ts';
 import openapiPlugin from './plugins/openapi.ts';
 import queuesPlugin from './plugins/queues.ts';
 import onlineDispatcherPlugin from './plugins/online-dispatcher.ts';
+import modelRegistryPlugin from './plugins/model-registry.ts';
 import observabilityPlugin from './plugins/observability.ts';
 import adminPlugin from './plugins/admin.ts';
 import { predictRoutes } from './routes/predict.ts';
 import { healthRoutes } from './routes/health.ts';
 import { jobsRoutes } from './routes/jobs.ts';
+import { modelRoutes } from './routes/models.ts';
 
 export type AppDeps = { config: Config; telemetry: Telemetry };
 
@@ -62,6 +64,7 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
   await app.register(openapiPlugin, { docsPublic: config.api.docsPublic });
   await app.register(queuesPlugin, { config });
   await app.register(onlineDispatcherPlugin, { config, telemetry });
+  await app.register(modelRegistryPlugin, { config });
   await app.register(observabilityPlugin, { config, telemetry });
   await app.register(adminPlugin, {
     apiKeys: config.api.apiKeys,
@@ -71,6 +74,11 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
   // keyPrefix, not prefix: Fastify reads a `prefix` option as a route prefix.
   await app.register(healthRoutes, { keyPrefix: config.redis.prefix, telemetry });
   await app.register(predictRoutes, {
+    predictTimeoutMs: config.api.predictTimeoutMs,
+    maxBatchRecords: config.api.maxBatchRecords,
+    bodyLimitBytes: config.api.bodyLimitBytes,
+  });
+  await app.register(modelRoutes, {
     predictTimeoutMs: config.api.predictTimeoutMs,
     maxBatchRecords: config.api.maxBatchRecords,
     bodyLimitBytes: config.api.bodyLimitBytes,

@@ -15,24 +15,44 @@
 import { randomUUID } from 'node:crypto';
 import type { Tracer } from '@opentelemetry/api';
 import { recordsScoredKey } from '../shared/keys.ts';
-import { QUEUES, type CallTimings, type OnlineCall, type OnlineReply } from '../shared/queues.ts';
-import { enqueue, enqueueBulk, type QueueProducer } from '../shared/queue-clients.ts';
+import { predictQueue, type CallTimings, type OnlineCall, type OnlineReply, type PredictJob, type PredictOutcome } from '../shared/queues.ts';
+import { createProducer, enqueue, enqueueBulk, type Producer, type Sharding } from '../shared/queue-clients.ts';
 import { replyChannel, subscribeReplies } from '../shared/reply-channel.ts';
-import { ModelError, OverloadedError, TimeoutError, UnavailableError } from '../shared/errors.ts';
+import {
+  ModelError,
+  ModelNotFoundError,
+  ModelUnavailableError,
+  OverloadedError,
+  TimeoutError,
+  UnavailableError,
+} from '../shared/errors.ts';
 import { isRedisReady, type RedisClient } from '../shared/redis.ts';
 import { busyScoringRate, predictedWaitMs, trimSamples, windowScoringRate, type RateSample } from '../shared/scoring-rate.ts';
-import type { FraudRecord } from '../shared/schemas/record.ts';
 import type { Decision } from '../shared/schemas/prediction.ts';
 import type { LogSink } from '../shared/logger.ts';
 import { injectSpan } from '../shared/trace-carrier.ts';
 import { endCallSpanError, endCallSpanOk, startCallSpan } from './call-spans.ts';
 
+/**
+ * What a call got back: from a record-encoded model with a decision policy (fraud), probabilities
+ * and decisions, as /predict answers them; from any other, each output by name per record.
+ * outputsOf() gives both as outputs by name.
+ */
 export type CallResult = {
-  probabilities: number[];
-  decisions: Decision[];
+  modelName: string;
+  /** The version that scored the call, as replies name it (fraud: its manifest's display version). */
   modelVersion: string;
   timings: CallTimings;
-};
+} & ({ probabilities: number[]; decisions: Decision[]; outputs?: undefined } | { outputs: Record<string, unknown>[]; probabilities?: undefined });
+
+/** Per record, each output by name (fraud's as `fraud_probability` and `decision`). */
+export function outputsOf(result: CallResult): Record<string, unknown>[] {
+  if (result.outputs) return result.outputs;
+  const { decisions } = result;
+  return result.probabilities.map((p, i) => ({ fraud_probability: p, decision: decisions[i] }));
+}
+
+export type PredictProducer = Producer<PredictJob, PredictOutcome, 'predict'>;
 
 type Pending = {
   resolve: (result: CallResult) => void;
@@ -42,9 +62,13 @@ type Pending = {
 };
 
 export type OnlineDispatcherOptions = {
-  producer: QueueProducer<'predict'>;
-  /** Connection the queue uses; checked so a call fails fast with 503 while Redis is away. */
+  /** Connection the queues use; checked so a call fails fast with 503 while Redis is away. */
   redis: RedisClient;
+  /**
+   * Shards of every online queue (ONLINE_QUEUE_SHARDS) and the one this process sends to, picked
+   * at start: a fleet of api processes spreads over the shards, while every worker drains them all.
+   */
+  sharding: Sharding;
   /** A connection of its own: a subscribed ioredis connection can do nothing else. */
   subscriber: RedisClient;
   prefix: string;
@@ -80,13 +104,19 @@ export class OnlineDispatcher {
   readonly #scoredKey: string;
   readonly #pending = new Map<string, Pending>();
   readonly #rateSamples: RateSample[] = [];
-  #turn: OnlineCall[] = [];
+  readonly #producers = new Map<string, PredictProducer>();
+  readonly #producerListeners: ((producer: PredictProducer) => void)[] = [];
+  /** This turn's calls by queue name: a queue job never mixes model versions. */
+  #turn = new Map<string, OnlineCall[]>();
+  #turnCalls = 0;
   #nextCallId = 0;
   #waitingJobs = 0;
   #recordsInFlight = 0;
   #ratePerSecond: number | undefined;
+  /** Jobs and records enqueued since the last sample: the mean of the recent jobs, not of the process's life. */
   #jobsEnqueued = 0;
   #recordsEnqueued = 0;
+  #meanRecordsPerJob = 1;
   #sampleTimer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => Promise<void>) | undefined;
   #closed = false;
@@ -108,9 +138,9 @@ export class OnlineDispatcher {
     return this.#pending.size;
   }
 
-  /** Records per queue job this api has enqueued (1 before the first): turns a job count into records. */
+  /** Records per queue job this api enqueued over the last sample interval that had any (1 before the first): turns a job count into records. */
   get meanRecordsPerJob(): number {
-    return this.#jobsEnqueued === 0 ? 1 : this.#recordsEnqueued / this.#jobsEnqueued;
+    return this.#meanRecordsPerJob;
   }
 
   /**
@@ -126,18 +156,45 @@ export class OnlineDispatcher {
     return this.#ratePerSecond;
   }
 
+  /** The producer of one model version's online queue, made on first use and kept. */
+  producer(model: string, version: number): PredictProducer {
+    // Keyed by the version's catalog name (the metrics' queue label); its shards are one producer.
+    const definition = predictQueue(model, version);
+    let producer = this.#producers.get(definition.name);
+    if (!producer) {
+      producer = createProducer(definition, this.#options.redis, this.#options.prefix, this.#options.sharding);
+      for (const queue of producer.shards) queue.on('error', (err) => this.#options.logger.debug({ err, queue: queue.name }, 'queue error'));
+      this.#producers.set(definition.name, producer);
+      for (const listener of this.#producerListeners) listener(producer);
+    }
+    return producer;
+  }
+
+  /** Calls `listener` with every online producer made from now on (the admin board shows their queues). */
+  onProducer(listener: (producer: PredictProducer) => void): void {
+    this.#producerListeners.push(listener);
+  }
+
+  /** Every online producer made so far. */
+  get producers(): PredictProducer[] {
+    return [...this.#producers.values()];
+  }
+
   /**
-   * Scores records through the queue. Rejects with UnavailableError (Redis away),
-   * OverloadedError (queue past its bound, or its predicted wait past timeoutMs),
-   * ModelError (the model failed on them) or TimeoutError (no reply within timeoutMs).
+   * Scores records of model `model` version `version` (already resolved and validated for it)
+   * through that version's queue. Rejects with UnavailableError (Redis away), OverloadedError
+   * (queue past its bound, or its predicted wait past timeoutMs), ModelError (the model failed on
+   * them), ModelNotFoundError / ModelUnavailableError (the version left the worker after the call
+   * was queued) or TimeoutError (no reply within timeoutMs).
    */
-  submit(records: FraudRecord[], timeoutMs: number): Promise<CallResult> {
+  submit(model: string, version: number, records: Record<string, unknown>[], timeoutMs: number): Promise<CallResult> {
     if (this.#closed || !isRedisReady(this.#options.redis)) return Promise.reject(new UnavailableError());
     const refusal = this.#admit(timeoutMs);
     if (refusal) return Promise.reject(refusal);
 
+    const queueName = this.producer(model, version).definition.name;
     const callId = String(this.#nextCallId++);
-    const span = startCallSpan(this.#options.tracer, QUEUES.predict.name, records.length);
+    const span = startCallSpan(this.#options.tracer, queueName, records.length, model);
     this.#recordsInFlight += records.length;
     return new Promise<CallResult>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -149,11 +206,14 @@ export class OnlineDispatcher {
         timer,
         records: records.length,
       });
-      if (this.#turn.length === 0) setImmediate(() => void this.#flush());
+      if (this.#turnCalls === 0) setImmediate(() => void this.#flush());
       const call: OnlineCall = { call_id: callId, deadline: Date.now() + timeoutMs, records };
       const carrier = injectSpan(span);
       if (carrier) call.trace = carrier;
-      this.#turn.push(call);
+      const calls = this.#turn.get(queueName);
+      if (calls) calls.push(call);
+      else this.#turn.set(queueName, [call]);
+      this.#turnCalls++;
     });
   }
 
@@ -173,8 +233,13 @@ export class OnlineDispatcher {
   }
 
   async #flush(): Promise<void> {
-    const calls = this.#turn;
-    this.#turn = [];
+    const turn = this.#turn;
+    this.#turn = new Map();
+    this.#turnCalls = 0;
+    await Promise.all([...turn].map(([queueName, calls]) => this.#flushQueue(this.#producers.get(queueName)!, calls)));
+  }
+
+  async #flushQueue(producer: PredictProducer, calls: OnlineCall[]): Promise<void> {
     const jobs: OnlineCall[][] = [];
     let current: OnlineCall[] = [];
     let records = 0;
@@ -192,8 +257,8 @@ export class OnlineDispatcher {
     const now = Date.now();
     const data = jobs.map((jobCalls) => ({ reply_to: this.#channel, enqueued_at: now, calls: jobCalls }));
     try {
-      if (data.length === 1) await enqueue(this.#options.producer, data[0]!);
-      else await enqueueBulk(this.#options.producer, data.map((d) => ({ data: d })));
+      if (data.length === 1) await enqueue(producer, data[0]!);
+      else await enqueueBulk(producer, data.map((d) => ({ data: d })));
       this.#waitingJobs += data.length;
       this.#jobsEnqueued += data.length;
       for (const call of calls) this.#recordsEnqueued += call.records.length;
@@ -209,9 +274,16 @@ export class OnlineDispatcher {
         p.resolve({
           probabilities: reply.probabilities,
           decisions: reply.decisions,
+          modelName: reply.model_name,
           modelVersion: reply.model_version,
           timings: reply.timings,
         });
+      } else if (reply.status === 'outputs') {
+        p.resolve({ outputs: reply.outputs, modelName: reply.model_name, modelVersion: reply.model_version, timings: reply.timings });
+      } else if (reply.code === 'model_not_found') {
+        p.reject(new ModelNotFoundError(reply.message));
+      } else if (reply.code === 'model_unavailable') {
+        p.reject(new ModelUnavailableError(reply.message));
       } else {
         p.reject(new ModelError(reply.message));
       }
@@ -231,12 +303,19 @@ export class OnlineDispatcher {
   async #sample(): Promise<void> {
     if (!isRedisReady(this.#options.redis)) return;
     try {
-      // Every shard's waiting jobs: the workers drain all shards, and the rate they are measured at is all of theirs.
-      const [scored, ...waitingByShard] = await Promise.all([
+      // Every version's waiting jobs on every shard: the workers drain all of them, and the rate they are measured at is all of theirs.
+      const [scored, ...waiting] = await Promise.all([
         this.#options.redis.get(this.#scoredKey),
-        ...this.#options.producer.shards.map((queue) => queue.getWaitingCount()),
+        ...this.producers.flatMap((p) => p.shards.map((queue) => queue.getWaitingCount())),
       ]);
-      this.#waitingJobs = waitingByShard.reduce((sum, n) => sum + n, 0);
+      this.#waitingJobs = (waiting as number[]).reduce((a, b) => a + b, 0);
+      // A lifetime mean would let a past burst of large jobs (tens of records each) count every
+      // one-record job waiting now as tens of records, and refuse callers at low load for it.
+      if (this.#jobsEnqueued > 0) {
+        this.#meanRecordsPerJob = this.#recordsEnqueued / this.#jobsEnqueued;
+        this.#jobsEnqueued = 0;
+        this.#recordsEnqueued = 0;
+      }
       const now = Date.now();
       this.#rateSamples.push({ at: now, scored: Number(scored ?? 0), waiting: this.recordsWaiting });
       trimSamples(this.#rateSamples, now, RATE_WINDOW_MS);
@@ -257,5 +336,6 @@ export class OnlineDispatcher {
     const deadline = Date.now() + 30_000;
     while (this.#pending.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     await this.#unsubscribe?.();
+    await Promise.all(this.producers.flatMap((p) => p.shards.map((queue) => queue.close())));
   }
 }

@@ -79,6 +79,20 @@ export class NotFoundError extends AppError {
   }
 }
 
+/** No such model, version or alias. */
+export class ModelNotFoundError extends AppError {
+  constructor(message: string) {
+    super({ code: 'model_not_found', statusCode: 404, message });
+  }
+}
+
+/** The model version exists but no live worker holds it: answered at once, not after the timeout. */
+export class ModelUnavailableError extends AppError {
+  constructor(message: string) {
+    super({ code: 'model_unavailable', statusCode: 503, message, headers: { 'retry-after': '1' } });
+  }
+}
+
 export class NotReadyError extends AppError {
   constructor(message: string) {
     super({ code: 'not_ready', statusCode: 409, message });

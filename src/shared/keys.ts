@@ -13,7 +13,7 @@ export function replyChannel(prefix: string, apiId: string): string {
 }
 
 // The small keys every process shares (the worker registry, the records-scored counter) sit
-// under one tag: a heartbeat writes two of them in one MULTI.
+// under one tag: a heartbeat writes three of them in one MULTI.
 
 /** Sorted set of live workers: member `${workerId}`, score = last heartbeat (epoch ms). */
 export function workersKey(prefix: string): string {
@@ -28,6 +28,19 @@ export function workerModelsKey(prefix: string): string {
 /** Counter: records scored by all workers, ever; the api derives the scoring rate from it. */
 export function recordsScoredKey(prefix: string): string {
   return `${prefix}:{shared}:stats:records-scored`;
+}
+
+/** Hash workerId → the worker's RepositorySnapshot (JSON): what it holds of the model repository. */
+export function workerSnapshotsKey(prefix: string): string {
+  return `${prefix}:{shared}:worker-snapshots`;
+}
+
+/**
+ * Pub/sub channel a worker publishes on when what it holds changes, so apis refresh at once. On
+ * a cluster it is a sharded channel (pubsub.ts), under the registry's tag.
+ */
+export function modelsChangedChannel(prefix: string): string {
+  return `${prefix}:{shared}:models-changed`;
 }
 
 // A bulk job's keys share the hash tag {jobId}, so a Lua script may touch all of them on one

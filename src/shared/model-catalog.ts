@@ -34,6 +34,8 @@ export interface ModelSnapshot {
   serving: Record<string, number>;
   /** Where a call naming no version goes now: `champion`'s serving version, else `latest`'s. */
   default_version: number | null;
+  /** Every version directory on disk, selected by MODELS or not: a version known to exist. */
+  on_disk?: number[];
   problems: string[];
 }
 
@@ -44,4 +46,6 @@ export interface RepositorySnapshot {
   models: ModelSnapshot[];
   /** Problems of the repository itself (unreadable root, MODELS naming an absent model). */
   problems: string[];
+  /** Models on disk that MODELS does not select, with their version directories: they exist, this worker does not hold them. */
+  other_models?: Record<string, number[]>;
 }

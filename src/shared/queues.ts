@@ -3,15 +3,32 @@
 import { z } from 'zod';
 import type { JobsOptions, WorkerOptions } from 'bullmq';
 import keySlot from 'cluster-key-slot';
-import { FraudRecordSchema } from './schemas/record.ts';
 import { DecisionSchema } from './schemas/prediction.ts';
 
-/** One caller waiting on the api: its records and the moment it stops waiting. */
+/** The catalog name of one model version's online queue, before sharding (the metrics' queue label). */
+function predictCatalogName(model: string, version: number): string {
+  return `predict.${model}.${version}`;
+}
+
+/**
+ * The BullMQ queue name of shard `shard` of `shards` of one model version's online queue. Every
+ * online queue name is built here (and only here): each (model, version, shard) is a hash tag of
+ * its own (shardQueueName), so a version's shards spread over the slot space like any sharded queue.
+ */
+export function predictQueueName(model: string, version: number, shard = 0, shards = 1): string {
+  return shardQueueName(predictCatalogName(model, version), shard, shards);
+}
+
+/**
+ * One caller waiting on the api: its records and the moment it stops waiting. The api validated
+ * the records against the model version the queue is named for (fraud's record schema, or the
+ * schema built from the version's signature), so the worker reads them as plain objects.
+ */
 export const OnlineCallSchema = z.object({
   call_id: z.string(),
   /** Epoch ms. Past it the caller has had its 504 and the worker must not score the call. */
   deadline: z.number(),
-  records: z.array(FraudRecordSchema).min(1),
+  records: z.array(z.record(z.string(), z.unknown())).min(1),
   /** W3C trace context of the caller's enqueue span; absent when tracing is off. */
   trace: z.object({ traceparent: z.string(), tracestate: z.string().optional() }).optional(),
 });
@@ -37,19 +54,33 @@ export const CallTimingsSchema = z.object({
 export type CallTimings = z.infer<typeof CallTimingsSchema>;
 
 export const OnlineReplySchema = z.discriminatedUnion('status', [
+  // A model with a record encoding and a decision policy (fraud): probabilities and decisions, as /predict gives them.
   z.object({
     call_id: z.string(),
     status: z.literal('ok'),
     probabilities: z.array(z.number()),
     decisions: z.array(DecisionSchema),
+    model_name: z.string(),
+    model_version: z.string(),
+    timings: CallTimingsSchema,
+  }),
+  // Any other model: per record, each output by name.
+  z.object({
+    call_id: z.string(),
+    status: z.literal('outputs'),
+    outputs: z.array(z.record(z.string(), z.unknown())),
+    model_name: z.string(),
     model_version: z.string(),
     timings: CallTimingsSchema,
   }),
   z.object({
     call_id: z.string(),
     status: z.literal('error'),
-    /** model_error: the model failed on this call's records (the whole batch, or its own records). */
-    code: z.literal('model_error'),
+    /**
+     * model_error: the model failed on this call's records (the whole batch, or its own records).
+     * model_not_found / model_unavailable: the version left this worker after the call was queued.
+     */
+    code: z.enum(['model_error', 'model_not_found', 'model_unavailable']),
     message: z.string(),
   }),
 ]);
@@ -94,6 +125,7 @@ export type QueueDefinition<D = unknown, R = unknown, N extends string = string>
 };
 
 export const QUEUES = {
+  /** The template of every model version's online queue; predictQueue() names one. */
   predict: {
     name: 'predict',
     jobName: 'predict',
@@ -175,4 +207,12 @@ export function shardQueueName(name: string, shard: number, shards: number): str
 /** The BullMQ queue names of every shard of a catalog queue, shard 0 first. */
 export function shardQueueNames(name: string, shards: number): string[] {
   return Array.from({ length: shards }, (_, shard) => shardQueueName(name, shard, shards));
+}
+
+/**
+ * The online queue of one model version: the catalog's predict entry under the version's catalog
+ * name. Producers and consumers shard it (shardQueueName), giving predictQueueName()'s names.
+ */
+export function predictQueue(model: string, version: number): QueueDefinition<PredictJob, PredictOutcome, 'predict'> {
+  return { ...QUEUES.predict, name: predictCatalogName(model, version) };
 }

@@ -1,20 +1,23 @@
 // The worker process: config → telemetry → models → Redis → consumers → ops port.
-// SIGTERM: stop fetching, finish the batch in hand, close, release the model, exit.
+// One online consumer per loaded model version, started when the version loads and closed when it
+// retires; what the worker holds is published with its heartbeat and at once on every change.
+// SIGTERM: stop fetching, finish the batches in hand, close, release the models, exit.
 import { randomUUID } from 'node:crypto';
 import { loadConfigOrExit } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
 import { startTelemetry } from '../shared/telemetry.ts';
 import { Shutdown } from '../shared/shutdown.ts';
 import { createRedis, isRedisReady, reportReachability } from '../shared/redis.ts';
-import { HEARTBEAT_INTERVAL_MS, recordHeartbeat, removeWorker } from '../shared/worker-registry.ts';
-import { ModelRepository } from './model-repository.ts';
-import { startPredictConsumer } from './predict-consumer.ts';
+import { HEARTBEAT_INTERVAL_MS, announceChange, recordHeartbeat, removeWorker, type Heartbeat } from '../shared/worker-registry.ts';
+import { QUEUES } from '../shared/queues.ts';
+import { ModelRepository, type ModelLease } from './model-repository.ts';
 import { startBulkConsumer } from './bulk-consumer.ts';
 import { startOpsServer } from './ops-server.ts';
 import { listenFailure } from '../shared/listen-error.ts';
-import { createWorkerMetrics } from './worker-metrics.ts';
+import { createWorkerMetrics, observeModelLoadFailures } from './worker-metrics.ts';
 import { countJobOutcomes } from './job-outcomes.ts';
-import { QUEUES } from '../shared/queues.ts';
+import { OnlineConsumers } from './online-consumers.ts';
+import type { Thresholds } from './decide.ts';
 
 const config = loadConfigOrExit();
 
@@ -22,33 +25,31 @@ const telemetry = startTelemetry({ serviceName: 'scoring-worker', ...config.tele
 const logger = createLogger('worker', config.logLevel);
 const workerId = `${process.pid}-${randomUUID().slice(0, 8)}`;
 
-// The repository holds every model (or those MODELS names) and reloads on its poll and SIGHUP. The
-// consumers still serve fraud alone, with the version resolved here at start: a fraud model that
-// is missing or does not match its manifest stops the process before it takes work.
+// Set once the consumers exist; a change before that is published by the first heartbeat.
+let onRepositoryChange: (() => void) | undefined;
 const repository = new ModelRepository({
   root: config.worker.modelRepository,
   models: config.worker.models,
   pollSeconds: config.worker.modelPollSeconds,
   session: { intraOpNumThreads: config.worker.intraOpThreads },
   logger,
+  onChange: () => onRepositoryChange?.(),
 });
 await repository.refresh();
-const fraud = repository.acquire('fraud');
-if (!('model' in fraud) || !fraud.model.scoring) {
-  const reason = 'model' in fraud ? 'its manifest gives no record encoding' : fraud.message;
-  logger.fatal({ model_name: 'fraud', reason }, 'model could not be loaded');
+// A worker that holds nothing would only take a place in the registry: stop before taking work.
+if (repository.held().length === 0) {
+  const { problems, models } = repository.snapshot();
+  const failures = models.flatMap((m) => m.versions.filter((v) => v.reason).map((v) => `${m.name}/${v.version}: ${v.reason}`));
+  logger.fatal({ repository: config.worker.modelRepository, problems, failures }, 'model could not be loaded: the worker holds no model');
   process.exit(1);
 }
-const model = fraud.model.scoring;
 repository.startPolling();
-const thresholds = {
-  approve: config.worker.approveThreshold ?? model.manifest.thresholds.approve,
-  review: config.worker.reviewThreshold ?? model.manifest.thresholds.review,
+
+// Only the thresholds set in config: they override a record-encoded model's manifest.
+const thresholdOverride: Partial<Thresholds> = {
+  ...(config.worker.approveThreshold === undefined ? {} : { approve: config.worker.approveThreshold }),
+  ...(config.worker.reviewThreshold === undefined ? {} : { review: config.worker.reviewThreshold }),
 };
-if (thresholds.approve > thresholds.review) {
-  logger.fatal({ thresholds }, 'APPROVE_THRESHOLD must not exceed REVIEW_THRESHOLD');
-  process.exit(1);
-}
 
 const blocking = createRedis(config.redis, 'consumer', `worker-${workerId}`);
 const plain = createRedis(config.redis, 'consumer', `worker-${workerId}-plain`);
@@ -57,13 +58,14 @@ for (const conn of [blocking, plain]) conn.on('error', (err) => logger.debug({ e
 reportReachability(plain, config.redis, logger, 'worker');
 
 const metrics = createWorkerMetrics(telemetry.meter);
-const predictWorkers = startPredictConsumer({
+observeModelLoadFailures(telemetry.meter, () => repository.snapshot());
+const online = new OnlineConsumers({
   connection: blocking,
   publisher: plain,
   prefix: config.redis.prefix,
   shards: config.queueShards.predict,
-  model,
-  thresholds,
+  repository,
+  thresholds: thresholdOverride,
   maxBatchSize: config.worker.maxBatchSize,
   maxBatchDelayMs: config.worker.maxBatchDelayMs,
   concurrency: config.worker.concurrency,
@@ -73,29 +75,54 @@ const predictWorkers = startPredictConsumer({
   logger,
   tracer: telemetry.tracer,
 });
-for (const worker of predictWorkers) countJobOutcomes(worker, QUEUES.predict.name, metrics);
+online.follow(repository.held());
+
+// Bulk jobs are fraud's for now: scored by the fraud version resolved at start, held for the
+// process's life. A worker without fraud takes no chunks.
+let fraud: ModelLease | undefined;
+const resolved = repository.acquire('fraud');
+if ('model' in resolved && resolved.model.scoring) fraud = resolved;
+else if ('model' in resolved) resolved.release();
+const fraudModel = fraud?.model.scoring;
+const bulkThresholds = fraudModel ? { ...fraudModel.manifest.thresholds, ...thresholdOverride } : undefined;
+if (bulkThresholds && bulkThresholds.approve > bulkThresholds.review) {
+  logger.fatal({ thresholds: bulkThresholds }, 'APPROVE_THRESHOLD must not exceed REVIEW_THRESHOLD');
+  process.exit(1);
+}
 
 // Bulk chunks on a connection of their own, so a chunk's Redis traffic never queues behind online replies.
 const bulkConnection = createRedis(config.redis, 'consumer', `worker-${workerId}-bulk`);
 bulkConnection.on('error', (err) => logger.debug({ err }, 'redis connection error'));
-const bulkWorkers = startBulkConsumer({
-  connection: bulkConnection,
-  prefix: config.redis.prefix,
-  shards: config.queueShards.bulk,
-  model,
-  thresholds,
-  lockDurationMs: config.bulk.lockDurationMs,
-  stalledIntervalMs: config.bulk.stalledIntervalMs,
-  metrics,
-  logger,
-});
+const bulkWorkers =
+  fraudModel && bulkThresholds
+    ? startBulkConsumer({
+        connection: bulkConnection,
+        prefix: config.redis.prefix,
+        shards: config.queueShards.bulk,
+        model: fraudModel,
+        thresholds: bulkThresholds,
+        lockDurationMs: config.bulk.lockDurationMs,
+        stalledIntervalMs: config.bulk.stalledIntervalMs,
+        metrics,
+        logger,
+      })
+    : [];
 for (const worker of bulkWorkers) countJobOutcomes(worker, QUEUES.bulk.name, metrics);
 
+/** The fraud version a /predict call would get from this worker now, for /ready. */
+function fraudVersion(): string {
+  const r = repository.resolve('fraud');
+  return r.ok ? (r.model.scoring?.version ?? r.model.displayVersion) : 'none';
+}
+const heartbeat = (): Heartbeat => ({ modelVersion: fraudVersion(), snapshot: repository.snapshot() });
+
 let draining = false;
+// Ready once the apis can know what this worker holds: its first snapshot is in Redis.
+let announced = false;
 const ops = await startOpsServer(
   config.worker.port,
   '0.0.0.0',
-  { isReady: () => !draining && isRedisReady(plain), modelVersion: model.version },
+  { isReady: () => announced && !draining && isRedisReady(plain), modelVersion: fraudVersion() },
   telemetry,
 ).catch((err: unknown) => {
   // A chunk this worker may have taken meanwhile is handed back by the stalled check.
@@ -104,26 +131,38 @@ const ops = await startOpsServer(
 });
 
 const beat = () =>
-  recordHeartbeat(plain, config.redis.prefix, workerId, model.version).catch((err: unknown) =>
-    logger.debug({ err }, 'heartbeat failed'),
+  recordHeartbeat(plain, config.redis.prefix, workerId, heartbeat()).then(
+    () => (announced = true),
+    (err: unknown) => logger.debug({ err }, 'heartbeat failed'),
   );
-void beat();
-const heartbeat = setInterval(beat, HEARTBEAT_INTERVAL_MS);
+onRepositoryChange = () => {
+  if (draining) return;
+  online.follow(repository.held());
+  announceChange(plain, config.redis.prefix, workerId, heartbeat()).then(
+    () => (announced = true),
+    (err: unknown) => logger.debug({ err }, 'announce failed'),
+  );
+};
+// The consumers of what loaded before onRepositoryChange was set are running: tell the apis.
+onRepositoryChange();
+const heartbeatTimer = setInterval(beat, HEARTBEAT_INTERVAL_MS);
 
 const shutdown = new Shutdown(logger, config.worker.shutdownTimeoutMs);
 shutdown.add('stop taking work', async () => {
   draining = true;
-  clearInterval(heartbeat);
+  clearInterval(heartbeatTimer);
   await removeWorker(plain, config.redis.prefix, workerId).catch(() => undefined);
 });
 // close() waits for the jobs in hand (the batch in flight) to finish.
 // Bulk first: it stops taking chunks and finishes (writes) the one in hand while the online
-// consumer still serves. A chunk not finished by the deadline is handed back by the stalled
+// consumers still serve. A chunk not finished by the deadline is handed back by the stalled
 // check and scored once elsewhere.
-shutdown.add('bulk consumer', async () => void (await Promise.all(bulkWorkers.map((w) => w.close()))));
-shutdown.add('predict consumer', async () => void (await Promise.all(predictWorkers.map((w) => w.close()))));
+shutdown.add('bulk consumer', async () => {
+  await Promise.all(bulkWorkers.map((w) => w.close()));
+});
+shutdown.add('predict consumers', () => online.close());
 shutdown.add('models', async () => {
-  fraud.release();
+  fraud?.release();
   await repository.close();
 });
 shutdown.add('redis', async () => {
@@ -135,4 +174,7 @@ shutdown.add('ops server', () => new Promise<void>((resolve) => ops.close(() => 
 shutdown.add('telemetry', () => telemetry.shutdown());
 shutdown.listen();
 
-logger.info({ worker_id: workerId, model_version: model.version, port: config.worker.port, thresholds }, 'worker started');
+logger.info(
+  { worker_id: workerId, models: repository.held().map((m) => `${m.name}/${m.version}`), port: config.worker.port },
+  'worker started',
+);

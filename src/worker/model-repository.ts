@@ -53,6 +53,8 @@ interface ModelEntry {
   aliases: Record<string, number>;
   /** alias → version calls go to now; `latest` included. */
   serving: Map<string, number>;
+  /** Every version directory of the last complete scan, selected or not. */
+  onDisk: number[];
   problems: string[];
 }
 
@@ -64,6 +66,7 @@ export class ModelRepository {
   readonly #options: ModelRepositoryOptions;
   readonly #models = new Map<string, ModelEntry>();
   #problems: string[] = [];
+  #others: Record<string, number[]> = {};
   #refreshedAt: Date | undefined;
   #running: Promise<RepositorySnapshot> | undefined;
   #queued: Promise<RepositorySnapshot> | undefined;
@@ -168,7 +171,17 @@ export class ModelRepository {
       refreshed_at: this.#refreshedAt?.toISOString() ?? null,
       problems: [...this.#problems],
       models: [...this.#models.values()].map((entry) => this.#modelSnapshot(entry)),
+      other_models: structuredClone(this.#others),
     };
+  }
+
+  /** Every version loaded now (a reloaded version once: its newest session), for the consumers to follow. */
+  held(): ModelVersion[] {
+    const held: ModelVersion[] = [];
+    for (const entry of this.#models.values()) {
+      for (const v of entry.versions.values()) if (v.model && !v.model.retired) held.push(v.model);
+    }
+    return held;
   }
 
   /** Stops polling and retires every version; resolves when their sessions are closed (leases released). */
@@ -190,6 +203,7 @@ export class ModelRepository {
       if (!this.#problems.includes(problem)) this.#options.logger?.warn({ problem }, 'model repository problem');
     }
     this.#problems = scan.problems;
+    if (scan.complete) this.#others = scan.others ?? {};
     // An unreadable root (a volume being remounted, a symlink being swapped) is not an empty
     // repository: what is held keeps serving until a scan can see again.
     if (!scan.complete) {
@@ -216,13 +230,14 @@ export class ModelRepository {
   #apply(scanned: ScannedModel): (() => Promise<void>)[] {
     let entry = this.#models.get(scanned.name);
     if (!entry) {
-      entry = { name: scanned.name, versions: new Map(), aliases: {}, serving: new Map(), problems: [] };
+      entry = { name: scanned.name, versions: new Map(), aliases: {}, serving: new Map(), onDisk: [], problems: [] };
       this.#models.set(scanned.name, entry);
     }
     for (const problem of scanned.problems) {
       if (!entry.problems.includes(problem)) this.#options.logger?.warn({ model_name: scanned.name, problem }, 'model problem');
     }
     entry.problems = scanned.problems;
+    entry.onDisk = [...scanned.present].sort((a, b) => a - b);
     // An unreadable aliases.json keeps the aliases last read, so a half-written file moves nothing.
     if (scanned.aliases) entry.aliases = scanned.aliases;
 
@@ -336,6 +351,7 @@ export class ModelRepository {
       aliases: { ...entry.aliases },
       serving: Object.fromEntries(entry.serving),
       default_version: entry.serving.get(defaultAlias) ?? null,
+      on_disk: [...entry.onDisk],
       problems: [...entry.problems],
     };
   }

@@ -1,21 +1,28 @@
-// Drains the online queue: every job a worker holds joins the batcher, one session.run scores
-// all their calls, and the replies go back on each api's own channel. A batch is handled in
-// three steps: partition (a call whose caller has already had its 504 is not scored; it is
-// counted as expired), score (one session.run), reply (one PUBLISH per api process). When the
-// model throws, every live call of the batch is answered at once with a model_error reply
-// rather than left to time out; a call whose own records came out non-finite fails alone.
+// Drains the online queue of one model version: every job a worker holds joins the batcher, one
+// session.run scores all their calls, and the replies go back on each api's own channel. A batch
+// is handled in three steps: partition (a call whose caller has already had its 504 is not
+// scored; it is counted as expired), score (one session.run, under a lease on the version, so a
+// retired session closes only after the batch), reply (one PUBLISH per api process). When the
+// model throws, every live call of the batch is answered at once with a model_error reply rather
+// than left to time out; a call whose own records came out non-finite fails alone.
+//
+// A version with a record encoding and a decision policy (fraud) is scored on its feature path
+// and answers probabilities and decisions; any other answers each output by name per record.
 import type { Tracer, Span } from '@opentelemetry/api';
-import { QUEUES, type OnlineCall, type OnlineReply, type PredictJob, type PredictOutcome } from '../shared/queues.ts';
-import { createConsumers, type QueueConsumer } from '../shared/queue-clients.ts';
+import { predictQueue, type OnlineCall, type OnlineReply, type PredictJob, type PredictOutcome } from '../shared/queues.ts';
+import { createConsumers, type Consumer } from '../shared/queue-clients.ts';
 import type { RedisClient } from '../shared/redis.ts';
 import { publishReplies } from '../shared/reply-channel.ts';
 import type { LogSink } from '../shared/logger.ts';
+import type { FraudRecord } from '../shared/schemas/record.ts';
+import type { SignatureRecord } from '../shared/model-signature.ts';
 import { recordsScoredKey } from '../shared/keys.ts';
 import { Batcher } from './batcher.ts';
 import { decide, type Thresholds } from './decide.ts';
-import type { ScoringModel } from './model.ts';
+import type { ModelLease, ResolveFailure } from './model-repository.ts';
+import type { ModelVersion } from './model-version.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
-import { recordCallSpans, recordInferenceSpan, startBatchSpan, type TracedCall } from './batch-spans.ts';
+import { recordCallSpans, recordInferenceSpan, startBatchSpan, type ScoredBy, type TracedCall } from './batch-spans.ts';
 
 export type PredictConsumerOptions = {
   /** Blocking connection for BullMQ; it must have maxRetriesPerRequest null. */
@@ -23,10 +30,14 @@ export type PredictConsumerOptions = {
   /** Plain connection the replies are published on. */
   publisher: RedisClient;
   prefix: string;
-  /** Shards of the online queue (ONLINE_QUEUE_SHARDS); the worker drains every one. */
+  /** Shards of every online queue (ONLINE_QUEUE_SHARDS); the worker drains every shard of the version's queue. */
   shards: number;
-  model: ScoringModel;
-  thresholds: Thresholds;
+  modelName: string;
+  version: number;
+  /** A lease on the version's current session (a reload may replace it), or why it is gone. */
+  acquire: () => ModelLease | ResolveFailure;
+  /** APPROVE_THRESHOLD / REVIEW_THRESHOLD when set (keys absent otherwise): they override a record-encoded model's manifest. */
+  thresholds: Partial<Thresholds>;
   maxBatchSize: number;
   maxBatchDelayMs: number;
   concurrency: number;
@@ -42,10 +53,11 @@ export type PredictConsumerOptions = {
 type Arrival = { job: PredictJob; pickedAt: number; expired?: boolean };
 type LiveCall = { arrival: Arrival; call: OnlineCall };
 
-/** What one session.run gave for a batch: probabilities in call order, or why it failed. */
+/** What one session.run gave for a batch, in call order, or why it failed. */
 type Scored =
   | { ok: true; probabilities: Float32Array; inferenceMs: number; records: number }
-  | { ok: false; message: string; inferenceMs: number; records: number };
+  | { ok: true; outputs: Record<string, unknown>[]; inferenceMs: number; records: number }
+  | { ok: false; code: 'model_error' | 'model_not_found' | 'model_unavailable'; message: string; inferenceMs: number; records: number };
 
 const traced = ({ arrival, call }: LiveCall): TracedCall => ({ call, enqueuedAt: arrival.job.enqueued_at, pickedAt: arrival.pickedAt });
 
@@ -72,54 +84,85 @@ export function partitionByDeadline(arrivals: Arrival[], now: number): { live: L
  * not the runtime's own text, which may quote input values, and a batch holds the records of
  * many callers (and API keys). The worker's log has the runtime's message.
  */
-function modelFailure(model: ScoringModel, records: number): string {
-  return `model ${model.version} failed: inference threw on a batch of ${records} records`;
+function modelFailure(by: ScoredBy, records: number): string {
+  return `model ${by.modelName} version ${by.modelVersion} failed: inference threw on a batch of ${records} records`;
 }
 
-export function startPredictConsumer(options: PredictConsumerOptions): QueueConsumer<'predict'>[] {
-  const { model, thresholds, metrics, publisher, tracer, logger } = options;
-  const scoredKey = recordsScoredKey(options.prefix);
+const scoredBy = (model: ModelVersion): ScoredBy => ({ modelName: model.name, modelVersion: model.scoring?.version ?? model.displayVersion });
 
-  async function score(live: LiveCall[], batchSpan: Span): Promise<Scored> {
-    const records = [];
+export function startPredictConsumer(options: PredictConsumerOptions): Consumer<PredictOutcome, 'predict'>[] {
+  const { metrics, publisher, tracer, logger } = options;
+  const scoredKey = recordsScoredKey(options.prefix);
+  const definition = predictQueue(options.modelName, options.version);
+  const labels = { model_name: options.modelName, model_version: String(options.version) };
+
+  async function score(model: ModelVersion, live: LiveCall[], batchSpan: Span): Promise<Scored> {
+    const records: Record<string, unknown>[] = [];
     for (const { call } of live) for (const r of call.records) records.push(r);
+    const by = scoredBy(model);
     const startedAt = Date.now();
     const started = performance.now();
     try {
-      const probabilities = await model.score(records);
+      const result = model.scoring
+        ? { probabilities: await model.scoring.score(records as unknown as FraudRecord[]) }
+        : { outputs: await model.run(records as SignatureRecord[]) };
       const inferenceMs = performance.now() - started;
-      recordInferenceSpan(tracer, batchSpan, startedAt, startedAt + inferenceMs, model.version);
-      metrics.batchRecords.record(records.length);
-      metrics.inferenceDuration.record(inferenceMs / 1000);
-      return { ok: true, probabilities, inferenceMs, records: records.length };
+      recordInferenceSpan(tracer, batchSpan, startedAt, startedAt + inferenceMs, by);
+      metrics.batchRecords.record(records.length, labels);
+      metrics.inferenceDuration.record(inferenceMs / 1000, labels);
+      return { ok: true, ...result, inferenceMs, records: records.length };
     } catch (err) {
-      const message = modelFailure(model, records.length);
-      metrics.modelErrors.add(1, { kind: 'online' });
-      logger.error({ err, records: records.length, calls: live.length }, 'model failed on an online batch');
-      return { ok: false, message, inferenceMs: performance.now() - started, records: records.length };
+      metrics.modelErrors.add(1, { kind: 'online', ...labels });
+      logger.error({ err, ...labels, records: records.length, calls: live.length }, 'model failed on an online batch');
+      return { ok: false, code: 'model_error', message: modelFailure(by, records.length), inferenceMs: performance.now() - started, records: records.length };
     }
   }
 
   /** One reply per live call; returns the replies by api channel and the records actually scored. */
-  function buildReplies(live: LiveCall[], scored: Scored, batchStart: number): { byChannel: Map<string, OnlineReply[]>; recordsScored: number } {
+  function buildReplies(
+    model: ModelVersion | undefined,
+    live: LiveCall[],
+    scored: Scored,
+    batchStart: number,
+  ): { byChannel: Map<string, OnlineReply[]>; recordsScored: number } {
     const byChannel = new Map<string, OnlineReply[]>();
     let offset = 0;
     let recordsScored = 0;
+    const thresholds = model?.scoring ? { ...model.scoring.manifest.thresholds, ...options.thresholds } : undefined;
     for (const { arrival, call } of live) {
       const n = call.records.length;
       let reply: OnlineReply;
-      if (!scored.ok) {
-        reply = { call_id: call.call_id, status: 'error', code: 'model_error', message: scored.message };
+      const timings = () => ({
+        queue_ms: Math.max(0, arrival.pickedAt - arrival.job.enqueued_at),
+        batch_wait_ms: batchStart - arrival.pickedAt,
+        inference_ms: scored.inferenceMs,
+        batch_records: scored.records,
+      });
+      if (!scored.ok || !model) {
+        const failure = scored.ok ? { code: 'model_error' as const, message: 'no model' } : scored;
+        reply = { call_id: call.call_id, status: 'error', code: failure.code, message: failure.message };
+      } else if ('outputs' in scored) {
+        recordsScored += n;
+        const by = scoredBy(model);
+        reply = {
+          call_id: call.call_id,
+          status: 'outputs',
+          outputs: scored.outputs.slice(offset, offset + n),
+          model_name: by.modelName,
+          model_version: by.modelVersion,
+          timings: timings(),
+        };
       } else {
         const probabilities = Array.from(scored.probabilities.subarray(offset, offset + n));
         const bad = probabilities.findIndex((p) => !Number.isFinite(p));
+        const by = scoredBy(model);
         if (bad >= 0) {
-          metrics.modelErrors.add(1, { kind: 'record' });
+          metrics.modelErrors.add(1, { kind: 'record', ...labels });
           reply = {
             call_id: call.call_id,
             status: 'error',
             code: 'model_error',
-            message: `model ${model.version} gave no probability for record ${bad} of the call (${String(probabilities[bad])})`,
+            message: `model ${by.modelName} version ${by.modelVersion} gave no probability for record ${bad} of the call (${String(probabilities[bad])})`,
           };
         } else {
           recordsScored += n;
@@ -127,14 +170,10 @@ export function startPredictConsumer(options: PredictConsumerOptions): QueueCons
             call_id: call.call_id,
             status: 'ok',
             probabilities,
-            decisions: probabilities.map((p) => decide(p, thresholds)),
-            model_version: model.version,
-            timings: {
-              queue_ms: Math.max(0, arrival.pickedAt - arrival.job.enqueued_at),
-              batch_wait_ms: batchStart - arrival.pickedAt,
-              inference_ms: scored.inferenceMs,
-              batch_records: scored.records,
-            },
+            decisions: probabilities.map((p) => decide(p, thresholds!)),
+            model_name: by.modelName,
+            model_version: by.modelVersion,
+            timings: timings(),
           };
         }
       }
@@ -156,25 +195,34 @@ export function startPredictConsumer(options: PredictConsumerOptions): QueueCons
 
   async function scoreBatch(arrivals: Arrival[]): Promise<void> {
     const batchStart = Date.now();
-    for (const arrival of arrivals) metrics.batchWait.record(Math.max(0, batchStart - arrival.pickedAt) / 1000);
+    for (const arrival of arrivals) metrics.batchWait.record(Math.max(0, batchStart - arrival.pickedAt) / 1000, labels);
     const { live, expired } = partitionByDeadline(arrivals, batchStart);
     for (const call of expired) recordCallSpans(tracer, traced(call), batchStart, undefined, batchStart);
-    if (expired.length > 0) metrics.onlineCalls.add(expired.length, { outcome: 'expired' });
+    if (expired.length > 0) metrics.onlineCalls.add(expired.length, { outcome: 'expired', ...labels });
     if (live.length === 0) return;
 
     const records = live.reduce((n, { call }) => n + call.records.length, 0);
     const batchSpan = startBatchSpan(tracer, live.map(traced), records, batchStart);
-    const scored = await score(live, batchSpan);
-    const { byChannel, recordsScored } = buildReplies(live, scored, batchStart);
-    metrics.recordsScored.add(recordsScored, { kind: 'online' });
-    metrics.onlineCalls.add(live.length, { outcome: scored.ok ? 'scored' : 'failed' });
-    logger.debug({ records, calls: live.length, inference_ms: scored.inferenceMs }, 'batch done');
-    await reply(byChannel, recordsScored);
+    // The lease keeps the session open until this batch has replied, even if the version retires meanwhile.
+    const lease = options.acquire();
+    try {
+      const model = 'model' in lease ? lease.model : undefined;
+      const scored: Scored = model
+        ? await score(model, live, batchSpan)
+        : { ok: false, code: (lease as ResolveFailure).error, message: (lease as ResolveFailure).message, inferenceMs: 0, records };
+      const { byChannel, recordsScored } = buildReplies(model, live, scored, batchStart);
+      metrics.recordsScored.add(recordsScored, { kind: 'online', ...labels });
+      metrics.onlineCalls.add(live.length, { outcome: scored.ok ? 'scored' : 'failed', ...labels });
+      logger.debug({ ...labels, records, calls: live.length, inference_ms: scored.inferenceMs }, 'batch done');
+      await reply(byChannel, recordsScored);
 
-    const end = Date.now();
-    const batch = { span: batchSpan, records, modelVersion: model.version };
-    for (const call of live) recordCallSpans(tracer, traced(call), batchStart, batch, end);
-    batchSpan.end(end);
+      const end = Date.now();
+      const batch = model ? { span: batchSpan, records, ...scoredBy(model) } : undefined;
+      for (const call of live) recordCallSpans(tracer, traced(call), batchStart, batch, end);
+      batchSpan.end(end);
+    } finally {
+      if ('model' in lease) lease.release();
+    }
   }
 
   const batcher = new Batcher<Arrival>({
@@ -184,12 +232,13 @@ export function startPredictConsumer(options: PredictConsumerOptions): QueueCons
     run: scoreBatch,
   });
 
-  // One BullMQ Worker per shard, all feeding the one batcher: a batch mixes the shards' calls.
+  // One BullMQ Worker per shard of the version's queue, all feeding the one batcher: a batch mixes
+  // the shards' calls, never two versions'.
   const workers = createConsumers(
-    QUEUES.predict,
+    definition,
     async (job): Promise<PredictOutcome> => {
       const pickedAt = Date.now();
-      metrics.queueWait.record(Math.max(0, pickedAt - job.enqueued_at) / 1000);
+      metrics.queueWait.record(Math.max(0, pickedAt - job.enqueued_at) / 1000, labels);
       const arrival: Arrival = { job, pickedAt };
       await batcher.add(arrival);
       return arrival.expired ? 'expired' : 'scored';
@@ -204,8 +253,8 @@ export function startPredictConsumer(options: PredictConsumerOptions): QueueCons
     },
   );
   for (const worker of workers) {
-    worker.on('error', (err) => logger.warn({ err, queue: worker.name }, 'predict worker error'));
-    worker.on('failed', (job, err) => logger.warn({ job_id: job?.id, queue: worker.name, err: err.message }, 'predict job failed'));
+    worker.on('error', (err) => logger.warn({ err, queue: worker.name, ...labels }, 'predict worker error'));
+    worker.on('failed', (job, err) => logger.warn({ job_id: job?.id, queue: worker.name, err: err.message, ...labels }, 'predict job failed'));
   }
   return workers;
 }

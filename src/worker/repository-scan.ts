@@ -40,6 +40,8 @@ export interface RepositoryScan {
   complete: boolean;
   models: ScannedModel[];
   problems: string[];
+  /** Models MODELS does not select, with their version directories. */
+  others?: Record<string, number[]>;
 }
 
 const AliasesSchema = z.record(
@@ -110,8 +112,15 @@ export async function scanRepository(root: string, selectors: readonly ModelSele
   for (const name of selected) if (!names.includes(name)) problems.push(`MODELS names ${name}, which is not in ${root}`);
 
   const models: ScannedModel[] = [];
+  const others: Record<string, number[]> = {};
   for (const name of names) {
-    if (!MODEL_NAME_PATTERN.test(name) || (selected.size > 0 && !selected.has(name))) continue;
+    if (!MODEL_NAME_PATTERN.test(name)) continue;
+    if (selected.size > 0 && !selected.has(name)) {
+      // Listed, not held: the api can tell a model no live worker holds from one that does not exist.
+      const dirs = await listDirs(join(root, name)).catch(() => []);
+      others[name] = dirs.filter((d) => VERSION_PATTERN.test(d)).map(Number).sort((a, b) => a - b);
+      continue;
+    }
     const dir = join(root, name);
     const modelProblems: string[] = [];
     let versionDirs: string[];
@@ -138,7 +147,7 @@ export async function scanRepository(root: string, selectors: readonly ModelSele
     }
     models.push({ name, versions, present: numbers, aliases, problems: modelProblems });
   }
-  return { complete: true, models, problems };
+  return { complete: true, models, problems, others };
 }
 
 /**

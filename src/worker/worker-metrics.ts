@@ -2,6 +2,7 @@
 // the way Triton's execution count vs inference count does.
 import type { Meter } from '@opentelemetry/api';
 import { DURATION_BUCKETS_S } from '../shared/telemetry.ts';
+import type { RepositorySnapshot } from '../shared/model-catalog.ts';
 
 const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
 
@@ -40,3 +41,21 @@ export function createWorkerMetrics(meter: Meter) {
 }
 
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
+
+/**
+ * scoring_model_load_failures: 1 per model version whose last load failed (the loaded session, if
+ * any, keeps serving), read from the repository at each collection so a fixed version drops out.
+ */
+export function observeModelLoadFailures(meter: Meter, snapshot: () => RepositorySnapshot): void {
+  meter
+    .createObservableGauge('scoring_model_load_failures', {
+      description: 'Model versions whose last load failed (1 each), by model_name and model_version; the reason is in the log and GET /models/{name}',
+    })
+    .addCallback((result) => {
+      for (const model of snapshot().models) {
+        for (const v of model.versions) {
+          if (v.reason) result.observe(1, { model_name: model.name, model_version: String(v.version) });
+        }
+      }
+    });
+}

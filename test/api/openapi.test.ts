@@ -122,7 +122,7 @@ test('error responses list their codes as an enum, each of its status, with an e
     }
   }
   const predict = op(doc, '/predict', 'post');
-  assert.deepEqual(Object.keys(predict.responses).sort(), ['200', '400', '401', '413', '415', '429', '500', '503', '504']);
+  assert.deepEqual(Object.keys(predict.responses).sort(), ['200', '400', '401', '404', '413', '415', '429', '500', '503', '504']);
   assert.ok(op(doc, '/jobs/{id}/results', 'get').responses['409'], 'results: 409 not_ready');
   assert.ok(op(doc, '/jobs/{id}', 'get').responses['404'], 'status: 404 not_found');
 });

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { loadConfig, ENV_VARIABLES } from '../../src/shared/config.ts';
-import { QUEUES, shardQueueNames } from '../../src/shared/queues.ts';
+import { QUEUES, predictQueueName, shardQueueNames } from '../../src/shared/queues.ts';
 import { ROOT, dockerfile, isServiceVariable, readCompose, readRepoFile } from '../helpers/deploy-files.ts';
 import {
   K8S_DIR,
@@ -206,8 +206,10 @@ for (const [overlay, objects] of rendered) {
           const monitor = objects.find((o) => o.kind === 'ServiceMonitor' && matches(o.spec.selector.matchLabels, find(objects, 'Service', 'scoring-api').metadata.labels));
           assert.ok(monitor, 'Prometheus scrapes the api, which exports the drain gauge');
         } else if (trigger.type === 'redis') {
-          const shards = { [QUEUES.predict.name]: Number(env.ONLINE_QUEUE_SHARDS ?? 1), [QUEUES.bulk.name]: Number(env.BULK_QUEUE_SHARDS ?? 1) };
-          const queues = Object.values(QUEUES).flatMap((q) => shardQueueNames(q.name, shards[q.name] ?? 1).map((name) => `${prefix}:${name}:wait`));
+          // Online: the queues of the model versions the repository ships (fraud/1, species/1), every shard.
+          const online = Number(env.ONLINE_QUEUE_SHARDS ?? 1);
+          const onlineQueues = ['fraud', 'species'].flatMap((model) => Array.from({ length: online }, (_, shard) => predictQueueName(model, 1, shard, online)));
+          const queues = [...onlineQueues, ...shardQueueNames(QUEUES.bulk.name, Number(env.BULK_QUEUE_SHARDS ?? 1))].map((name) => `${prefix}:${name}:wait`);
           assert.ok(queues.includes(trigger.metadata.listName!), `${trigger.metadata.listName} is the wait list of a queue (${queues.join(', ')})`);
           const auth = find(objects, 'TriggerAuthentication', trigger.authenticationRef!.name);
           for (const ref of auth.spec.secretTargetRef as { name: string; key: string }[]) {

@@ -12,14 +12,15 @@ import { postJson, request, type JsonResponse } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
 import { loadModel, type ScoringModel } from '../../src/worker/model.ts';
-import { QUEUES, shardQueueNames } from '../../src/shared/queues.ts';
-import { bulkJobKey, bulkResultKey } from '../../src/shared/keys.ts';
+import { QUEUES, predictQueueName, shardQueueNames } from '../../src/shared/queues.ts';
+import { bulkJobKey, bulkResultKey, modelsChangedChannel } from '../../src/shared/keys.ts';
 import type { FraudRecord } from '../../src/shared/schemas/record.ts';
 
 const PREFIX = 'cluster-e2e';
 const SHARDS = 3;
 const CHUNK = 2000;
-const PREDICT_SHARDS = shardQueueNames(QUEUES.predict.name, SHARDS);
+/** The online queue of fraud/1 (what /predict resolves to), in its three shards. */
+const PREDICT_SHARDS = Array.from({ length: SHARDS }, (_, shard) => predictQueueName('fraud', 1, shard, SHARDS));
 const BULK_SHARDS = shardQueueNames(QUEUES.bulk.name, SHARDS);
 
 let cluster: TestRedisCluster | undefined;
@@ -40,12 +41,12 @@ after(async () => {
   await model?.close();
 });
 
-/** The shards an api sends to, online and bulk: it says so in its log at start. */
+/** The shards an api sends to, online (fraud/1's) and bulk: it says so in its log at start. */
 function shardsOf(api: ServiceProcess): [string, string] {
   const line = api.output().split('\n').find((l) => l.includes('sending to queue shards'));
   assert.ok(line, 'the api logs the shards it sends to');
-  const [online, bulk] = (JSON.parse(line) as { queues: string[] }).queues;
-  return [online!, bulk!];
+  const { bulk, online_shard, online_shards } = JSON.parse(line) as { bulk: string; online_shard: number; online_shards: number };
+  return [predictQueueName('fraud', 1, online_shard, online_shards), bulk];
 }
 const predictShardOf = (api: ServiceProcess) => shardsOf(api)[0];
 const bulkShardOf = (api: ServiceProcess) => shardsOf(api)[1];
@@ -214,6 +215,17 @@ test('every key the service wrote is hash-tagged', async () => {
   const keys = (await Promise.all(client.nodes('master').map((node) => node.keys(`${PREFIX}:*`)))).flat();
   assert.ok(keys.length > 0);
   assert.deepEqual(keys.filter((k) => !/\{[^}]+\}/.test(k)), []);
+});
+
+test('every api subscribes to models-changed by sharded pub/sub, on the master of its slot', async () => {
+  assert.ok(cluster);
+  const channel = modelsChangedChannel(PREFIX);
+  const master = await cluster.masterOf(channel);
+  const node = client.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === master);
+  assert.ok(node, `a connection to ${master}`);
+  // SHARDNUMSUB counts the sharded subscribers of the node asked: each api holds one on the slot's master.
+  const [, subscribers] = (await node.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number];
+  assert.equal(subscribers, apis.length);
 });
 
 test('a worker SIGKILLed mid-job: the others finish it, exactly one result per record', async () => {

@@ -1,15 +1,18 @@
 // Hostile clients against a real api process: the admin board and tenant isolation, answers in
 // the contract's shape for what Fastify and Node refuse themselves, bodies that trickle, a giant
 // field that must not cost memory, clients that hang up, and warnings that repeat by the thousand.
+// Online calls that must wait in the queue have a worker that holds fraud but is frozen (SIGSTOP):
+// with no live worker at all a call would be refused at once (503 model_unavailable).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
-import { startApi, type ServiceProcess } from '../helpers/processes.ts';
+import { startApi, startWorker, type ServiceProcess } from '../helpers/processes.ts';
 import { request } from '../helpers/http.ts';
 import { isContractError, rawExchange, rawRequest, rssBytes } from '../helpers/raw-http.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { QUEUES, shardQueueName } from '../../src/shared/queues.ts';
+import { predictQueueName } from '../../src/shared/queues.ts';
+import { workersKey } from '../../src/shared/keys.ts';
 
 const PREFIX = 'hostile';
 const K1 = { authorization: 'Bearer key-one' };
@@ -25,6 +28,7 @@ const RECORD = {
 
 let redis: TestRedis;
 let api: ServiceProcess;
+let worker: ServiceProcess;
 
 before(async () => {
   redis = await startTestRedis();
@@ -40,12 +44,30 @@ before(async () => {
     LOG_LEVEL: 'info',
     OTEL_SDK_DISABLED: 'true',
   });
+  worker = await startWorker({ REDIS_URL: redis.url, QUEUE_PREFIX: PREFIX, OTEL_SDK_DISABLED: 'true' });
+  await waitFor(async () => ((await request(`${api.url}/ready`)).body.models?.fraud ?? []).includes(1), { what: 'fraud/1 held' });
+  assert.ok(worker.proc.kill('SIGSTOP'));
 });
 
 after(async () => {
+  worker?.proc.kill('SIGCONT');
+  await worker?.stop();
   await api?.stop();
   await redis?.close();
 });
+
+/**
+ * The worker frozen just after a fresh heartbeat: the api counts it live, and routes fraud's calls
+ * to its queue, for the next ~15 s (three heartbeats), while nothing is scored.
+ */
+async function freezeWorkerAfterHeartbeat(): Promise<void> {
+  const since = Date.now();
+  assert.ok(worker.proc.kill('SIGCONT'));
+  await waitFor(async () => Number((await redis.client.zrange(workersKey(PREFIX), -1, -1, 'WITHSCORES'))[1] ?? 0) >= since, {
+    what: 'a fresh heartbeat',
+  });
+  assert.ok(worker.proc.kill('SIGSTOP'));
+}
 
 /** Staged input chunks in Redis (those of jobs that wait for a worker included). */
 async function stagedChunks(): Promise<number> {
@@ -59,13 +81,14 @@ function assertAuthError(res: { status: number; headers: Headers; body: unknown 
 }
 
 test('the admin board takes admin keys only, and shows no record contents', async () => {
-  // k1's online call waits in the queue (no worker runs), its record in the job's data.
+  // k1's online call waits in the queue (its worker is frozen), its record in the job's data.
+  await freezeWorkerAfterHeartbeat();
   const waiting = request(`${api.url}/predict?timeout_ms=3000`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...K1 },
     body: JSON.stringify(RECORD),
   });
-  const predictQueue = shardQueueName(QUEUES.predict.name, 0, 1);
+  const predictQueue = predictQueueName('fraud', 1);
   const board = `${api.url}/admin/queues/api/queues?activeQueue=${encodeURIComponent(predictQueue)}&status=waiting&page=1&jobsPerPage=50`;
   await waitFor(async () => (await redis.client.llen(`${PREFIX}:${predictQueue}:wait`)) > 0, { what: "k1's queued call" });
 
@@ -85,7 +108,7 @@ test('the admin board takes admin keys only, and shows no record contents', asyn
   assert.ok(predict && predict.jobs.length > 0, text.slice(0, 500));
   assert.doesNotMatch(text, /secret-category/);
   assert.match(JSON.stringify(predict.jobs[0]!.data), /item\(s\) hidden/);
-  // No worker: the call times out, or is refused once nothing has been scored while it waited.
+  // Nothing scoring: the call times out, or is refused once nothing has been scored while it waited.
   assert.ok([429, 504].includes((await waiting).status));
 });
 
@@ -248,12 +271,13 @@ test('a client that hangs up mid-upload is an info line, not an error, and nothi
 });
 
 test('a burst of 504s writes a line or two, not one per call', async () => {
+  await freezeWorkerAfterHeartbeat();
   const mark = api.output().length;
   const calls = Array.from({ length: 60 }, () =>
     request(`${api.url}/predict?timeout_ms=50`, { method: 'POST', headers: { 'content-type': 'application/json', ...K1 }, body: JSON.stringify(RECORD) }),
   );
   const answers = await Promise.all(calls);
-  // No worker: each call times out (504) or, once nothing has been scored for a second while
+  // Nothing scoring: each call times out (504) or, once nothing has been scored for a second while
   // records wait, is refused at once (429). Both are logged the same sampled way.
   assert.ok(answers.every((a) => (a.status === 504 || a.status === 429) && isContractError(a.body)));
   // The first of an interval is logged at once, the rest once per interval (10 s) with their count.

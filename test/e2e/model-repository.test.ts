@@ -1,6 +1,6 @@
 // A real worker process over a repository with junk beside fraud: it starts and serves, logs the
 // broken version by name and reason, picks up a new version on SIGHUP without a restart, and
-// stops at once (naming the model) only when fraud itself cannot be served.
+// stops at once only when it can serve no model at all.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -69,7 +69,7 @@ describe('worker over a model repository', () => {
     assert.equal(await worker!.stop('SIGTERM'), 0);
   });
 
-  test('a repository without a servable fraud model stops the worker at once, naming it', () => {
+  test('a repository with nothing servable stops the worker at once, saying so', () => {
     const run = spawnSync(process.execPath, serviceArgs('worker'), {
       env: { ...process.env, REDIS_URL: redis.url, MODEL_REPOSITORY: join(root, 'extra'), MODELS: '', WORKER_PORT: '0' },
       encoding: 'utf8',
@@ -77,6 +77,6 @@ describe('worker over a model repository', () => {
     });
     assert.equal(run.status, 1, run.stdout + run.stderr);
     assert.match(run.stdout + run.stderr, /model could not be loaded/);
-    assert.match(run.stdout + run.stderr, /model fraud is not in the repository/);
+    assert.match(run.stdout + run.stderr, /the worker holds no model/);
   });
 });

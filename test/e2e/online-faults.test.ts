@@ -50,7 +50,7 @@ describe('a model that fails', () => {
     });
     assert.equal(res.status, 500, JSON.stringify(res.body));
     assert.equal(res.body.error.code, 'model_error');
-    assert.match(res.body.error.message, /^model fraud-faulty-1\.0\.0\+\w+ failed: inference threw on a batch of 2 records$/);
+    assert.match(res.body.error.message, /^model fraud version fraud-faulty-1\.0\.0\+\w+ failed: inference threw on a batch of 2 records$/);
     assert.doesNotMatch(res.body.error.message, /5000/, 'no input value quoted back (a batch mixes callers)');
     // pino writes asynchronously: the log line may land just after the reply.
     await waitFor(() => /"msg":"model failed on an online batch"/.test(w.output()), { what: 'the worker logs the failure' });

@@ -37,18 +37,25 @@ async function adminPlugin(app: FastifyInstance, options: AdminOptions) {
     app.log.info('the admin board is off: API_KEYS is set and ADMIN_API_KEYS is not');
     return;
   }
-  const queues: Queue[] = [...app.queues.predict.shards, ...app.queues.bulk.shards];
-  const adapters = queues.map((queue) => {
+  const adapt = (queue: Queue) => {
     const adapter = new BullMQAdapter(queue, { readOnlyMode: true });
     if (!options.showJobData) {
       adapter.setFormatter('data', hideJobData);
       adapter.setFormatter('returnValue', hideJobData);
     }
     return adapter;
-  });
+  };
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(ADMIN_BASE_PATH);
-  createBullBoard({ queues: adapters, serverAdapter, options: { uiConfig: { boardTitle: 'scoring queues' } } });
+  const board = createBullBoard({
+    queues: [...app.online.producers.flatMap((p) => p.shards), ...app.queues.bulk.shards].map(adapt),
+    serverAdapter,
+    options: { uiConfig: { boardTitle: 'scoring queues' } },
+  });
+  // Online queues are one per model version, made as versions appear: each joins the board with every shard.
+  app.online.onProducer((producer) => {
+    for (const queue of producer.shards) board.addQueue(adapt(queue));
+  });
 
   await app.register(async (scope) => {
     // Every route of the board, its static files included, is an admin route for the auth hook.
@@ -59,4 +66,4 @@ async function adminPlugin(app: FastifyInstance, options: AdminOptions) {
   });
 }
 
-export default fp(adminPlugin, { name: 'admin', dependencies: ['queues', 'auth'] });
+export default fp(adminPlugin, { name: 'admin', dependencies: ['queues', 'online-dispatcher', 'auth'] });

@@ -86,15 +86,20 @@ async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: 
   async function takeSample(): Promise<Sample | undefined> {
     if (!isRedisReady(app.redis)) return undefined;
     const counts: Sample['counts'] = {};
-    // Keyed by the catalog's queue name, the metrics' queue label; a sharded queue's shards add up.
-    for (const { definition, shards } of Object.values(queues)) counts[definition.name] = await jobCounts(shards);
+    // Keyed by the queue's catalog name, the metrics' queue label: one per model version the
+    // dispatcher has a producer for (every version a live worker holds), and bulk; a queue's shards add up.
+    let onlineJobs = 0;
+    for (const { definition, shards } of app.online.producers) {
+      const byState = await jobCounts(shards);
+      counts[definition.name] = byState;
+      onlineJobs += STATES.reduce((n, s) => n + (byState[s] ?? 0), 0);
+    }
+    counts[queues.bulk.definition.name] = await jobCounts(queues.bulk.shards);
     const scored = Number((await app.redis.get(scoredKey)) ?? 0);
     const now = Date.now();
 
-    const predict = counts[QUEUES.predict.name]!;
     const bulk = counts[QUEUES.bulk.name]!;
     const bulkPending = await bulkRecordsPending(STATES.reduce((n, s) => n + (bulk[s] ?? 0), 0));
-    const onlineJobs = STATES.reduce((n, s) => n + (predict[s] ?? 0), 0);
     const onlineRecordsWaiting = onlineJobs * app.online.meanRecordsPerJob;
     const backlog = onlineRecordsWaiting + bulkPending;
 

@@ -16,8 +16,8 @@ export type OnlineDispatcherPluginOptions = { config: Config; telemetry: Telemet
 
 async function onlineDispatcherPlugin(app: FastifyInstance, { config, telemetry }: OnlineDispatcherPluginOptions) {
   const online = new OnlineDispatcher({
-    producer: app.queues.predict,
     redis: app.redis,
+    sharding: app.onlineSharding,
     subscriber: app.redisSubscriber,
     prefix: config.redis.prefix,
     maxRecordsPerJob: config.api.maxBatchRecords,

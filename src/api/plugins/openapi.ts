@@ -15,6 +15,7 @@ export type OpenapiOptions = { docsPublic: boolean };
 
 const TAGS = [
   { name: 'online', description: 'Score records now: the call waits for a worker and gets the result' },
+  { name: 'models', description: 'Any model of the repository by name and version: what it takes, and scoring with it' },
   { name: 'bulk', description: 'Bulk jobs: submit many records as JSON, NDJSON or CSV, follow the job, fetch its results' },
   { name: 'health', description: 'Liveness and readiness for an orchestrator; open without a key' },
 ];

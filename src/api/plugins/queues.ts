@@ -1,17 +1,18 @@
-// Owns the api's Redis connections and its BullMQ queues (one producer per queue of the catalog,
-// shared by every route and plugin); decorates the instance with them and closes them when the
-// app closes, after every plugin that depends on it. A single Redis or a Redis Cluster alike
-// (createRedis). A queue split in shards is sent to on one shard, picked at start.
+// Owns the api's Redis connections and its bulk queue's producer (shared by every route and
+// plugin; the online queues, one per model version, are the dispatcher's); decorates the instance
+// with them and closes them when the app closes, after every plugin that depends on it. A single
+// Redis or a Redis Cluster alike (createRedis). A queue split in shards is sent to on one shard,
+// picked at start: the bulk queue's here, the online queues' (every version's) given to the dispatcher.
 import { randomInt } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { createRedis, reportReachability, type RedisClient } from '../../shared/redis.ts';
 import { QUEUES } from '../../shared/queues.ts';
-import { createProducer, type QueueProducer } from '../../shared/queue-clients.ts';
+import { createProducer, type QueueProducer, type Sharding } from '../../shared/queue-clients.ts';
 import type { Config } from '../../shared/config.ts';
 
-export type ApiQueues = { predict: QueueProducer<'predict'>; bulk: QueueProducer<'bulk'> };
+export type ApiQueues = { bulk: QueueProducer<'bulk'> };
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -20,6 +21,8 @@ declare module 'fastify' {
     /** A connection for (S)SUBSCRIBE only: a subscribed ioredis connection can do nothing else. */
     redisSubscriber: RedisClient;
     queues: ApiQueues;
+    /** The shard of every model version's online queue this process sends to, and how many there are. */
+    onlineSharding: Sharding;
   }
 }
 
@@ -38,16 +41,17 @@ async function queuesPlugin(app: FastifyInstance, { config }: QueuesPluginOption
   // while every worker drains every shard.
   const sharding = (shards: number) => ({ shards, shard: randomInt(shards) });
   const queues: ApiQueues = {
-    predict: createProducer(QUEUES.predict, producer, prefix, sharding(config.queueShards.predict)),
     bulk: createProducer(QUEUES.bulk, producer, prefix, sharding(config.queueShards.bulk)),
   };
-  const allQueues: Queue[] = [...queues.predict.shards, ...queues.bulk.shards];
+  const onlineSharding = sharding(config.queueShards.predict);
+  const allQueues: Queue[] = [...queues.bulk.shards];
   for (const queue of allQueues) queue.on('error', (err) => app.log.debug({ err, queue: queue.name }, 'queue error'));
-  app.log.info({ queues: Object.values(queues).map((p) => p.queue.name) }, 'sending to queue shards');
+  app.log.info({ bulk: queues.bulk.queue.name, online_shard: onlineSharding.shard, online_shards: onlineSharding.shards }, 'sending to queue shards');
 
   app.decorate<RedisClient>('redis', producer);
   app.decorate<RedisClient>('redisSubscriber', subscriber);
   app.decorate('queues', queues);
+  app.decorate('onlineSharding', onlineSharding);
   app.addHook('onClose', async () => {
     await Promise.all(allQueues.map((queue) => queue.close()));
     subscriber.disconnect();

@@ -17,7 +17,8 @@ const HealthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' }
 const ReadySchema = z.object({
   status: z.literal('ready'),
   workers: z.number().int().describe('Workers that sent a heartbeat recently'),
-  model_version: z.string().nullable().describe('Model version of the live workers (null when none)'),
+  model_version: z.string().nullable().describe('Fraud model version of the live workers (null when none)'),
+  models: z.record(z.string(), z.array(z.number().int())).describe('Per model, the versions held by at least one live worker'),
   redis_memory: z
     .object({
       used_bytes: z.number().int(),
@@ -78,11 +79,13 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRoutesOp
       if (!isRedisReady(app.redis)) throw new UnavailableError();
       try {
         const [workers, memory] = await Promise.all([readLiveWorkers(app.redis, options.keyPrefix), readRedisMemory(app.redis)]);
-        const versions = [...new Set(workers.map((w) => w.modelVersion))].sort();
+        const held = workers.filter((w) => w.modelVersion !== 'none').map((w) => w.modelVersion);
+        const versions = [...new Set(held)].sort();
         return {
           status: 'ready' as const,
           workers: workers.length,
           model_version: versions.join(',') || null,
+          models: app.models.held(),
           // A full Redis still serves status, results and reads: the api stays ready, and says so.
           redis_memory: { used_bytes: memory.usedBytes, max_bytes: memory.maxBytes, full: memory.full },
         };

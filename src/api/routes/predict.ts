@@ -1,4 +1,6 @@
-// POST /predict and POST /predict/batch: validate, hand to the queue, answer within the timeout.
+// POST /predict and POST /predict/batch, fraud's routes: validate, resolve fraud's version
+// (its champion, else latest: the registry's one rule), hand to that version's queue, answer
+// within the timeout.
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { FraudRecordSchema } from '../../shared/schemas/record.ts';
@@ -9,13 +11,19 @@ import {
   batchRequestSchema,
 } from '../../shared/schemas/prediction.ts';
 import { errorResponses } from '../../shared/schemas/error.ts';
+import type { Decision } from '../../shared/schemas/prediction.ts';
+import { ModelError } from '../../shared/errors.ts';
 import type { CallResult } from '../online-dispatcher.ts';
 import { HEADERS } from '../openapi/operation-docs.ts';
 import { batchRequestExamples, batchResponseExamples, predictRequestExamples, predictResponseExamples } from '../openapi/examples.ts';
 
+/** The model /predict scores with. */
+export const FRAUD_MODEL = 'fraud';
+
 export type PredictRoutesOptions = { predictTimeoutMs: number; maxBatchRecords: number; bodyLimitBytes: number };
 
-const onlineErrors = errorResponses(
+/** The errors of an online call, for /predict and the /models routes alike. */
+export const onlineErrors = errorResponses(
   'validation_error',
   'unauthorized',
   'payload_too_large',
@@ -25,12 +33,20 @@ const onlineErrors = errorResponses(
   'internal_error',
   'unavailable',
   'timeout',
+  'model_not_found',
+  'model_unavailable',
 );
 
 const timed = { 'Server-Timing': HEADERS.serverTiming };
 
+/** Fraud's probabilities and decisions; a fraud version without a decision policy cannot answer /predict. */
+function fraudScores(result: CallResult): { probabilities: number[]; decisions: Decision[] } {
+  if (result.probabilities) return { probabilities: result.probabilities, decisions: result.decisions };
+  throw new ModelError(`model ${result.modelName} version ${result.modelVersion} gives no fraud_probability and decision`);
+}
+
 /** Server-Timing tells a client where its milliseconds went without a tracing backend. */
-function setServerTiming(reply: FastifyReply, result: CallResult): void {
+export function setServerTiming(reply: FastifyReply, result: CallResult): void {
   const t = result.timings;
   reply.header(
     'server-timing',
@@ -61,11 +77,13 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
     },
     async (request, reply) => {
       const timeoutMs = request.query.timeout_ms ?? options.predictTimeoutMs;
-      const result = await app.online.submit([request.body], timeoutMs);
+      const { version } = await app.models.resolveFresh(FRAUD_MODEL);
+      const result = await app.online.submit(FRAUD_MODEL, version, [request.body], timeoutMs);
+      const { probabilities, decisions } = fraudScores(result);
       setServerTiming(reply, result);
       return {
-        fraud_probability: result.probabilities[0]!,
-        decision: result.decisions[0]!,
+        fraud_probability: probabilities[0]!,
+        decision: decisions[0]!,
         model_version: result.modelVersion,
       };
     },
@@ -91,10 +109,12 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
     async (request, reply) => {
       const started = performance.now();
       const timeoutMs = request.query.timeout_ms ?? options.predictTimeoutMs;
-      const result = await app.online.submit(request.body.records, timeoutMs);
+      const { version } = await app.models.resolveFresh(FRAUD_MODEL);
+      const result = await app.online.submit(FRAUD_MODEL, version, request.body.records, timeoutMs);
+      const { probabilities, decisions } = fraudScores(result);
       setServerTiming(reply, result);
       return {
-        results: result.probabilities.map((p, i) => ({ fraud_probability: p, decision: result.decisions[i]! })),
+        results: probabilities.map((p, i) => ({ fraud_probability: p, decision: decisions[i]! })),
         model_version: result.modelVersion,
         latency_ms: Number((performance.now() - started).toFixed(3)),
       };
