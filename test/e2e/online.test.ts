@@ -245,9 +245,11 @@ describe('with a frozen worker', () => {
       assert.ok(r.status === 504 || r.status === 429, `status ${r.status}`);
       return r.status === 429 ? r : undefined;
     }, { what: '429 once the depth sample sees the backlog' });
-    assert.ok((await queue.getWaitingCount()) > 3);
+    // The hard cap or, once the frozen worker has scored nothing for a second while records
+    // wait, the predicted wait refuses first (on a loaded machine either can): a backlog either way.
+    assert.ok((await queue.getWaitingCount()) >= 1);
     assert.equal(res.body.error.code, 'overloaded');
-    assert.equal(res.headers.get('retry-after'), '1');
+    assert.ok(Number(res.headers.get('retry-after')) >= 1, `Retry-After ${res.headers.get('retry-after')}`);
     assert.ok(res.ms < 200, `429 took ${res.ms} ms`);
     await queue.drain();
     await a.stop();
