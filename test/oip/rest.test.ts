@@ -7,6 +7,7 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import type { z } from 'zod';
 import errorsPlugin from '../../src/api/plugins/errors.ts';
 import authPlugin from '../../src/api/plugins/auth.ts';
+import openapiPlugin from '../../src/api/plugins/openapi.ts';
 import { oipRestRoutes } from '../../src/api/oip/rest.ts';
 import { DATATYPES, jsonData, tensorFromJson } from '../../src/api/oip/tensors.ts';
 import { FixtureBackend, MIRROR_INPUTS, mirrorOf, scaleOf } from './fixture-backend.ts';
@@ -22,6 +23,7 @@ async function start(options: { apiKeys?: string[]; timeoutMs?: number } = {}) {
   app.setSerializerCompiler(serializerCompiler);
   await app.register(errorsPlugin);
   await app.register(authPlugin, { apiKeys: options.apiKeys ?? [] });
+  await app.register(openapiPlugin);
   await app.register(oipRestRoutes, { backend, timeoutMs: options.timeoutMs ?? TIMEOUT_MS, maxBatch: 8 });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   after(() => app.close());
@@ -227,4 +229,12 @@ test('with API keys, inference needs a bearer key and health stays open', async 
   assert.equal((await http(secured.url, 'GET', '/v2/health/ready')).status, 200);
   const reply = await http(secured.url, 'POST', '/v2/models/scale/infer', body, { authorization: 'Bearer k1' });
   ok(reply, schemas.inference_response);
+});
+
+test('the routes are listed in /openapi.json under the protocol tag', async () => {
+  const doc = (await http(url, 'GET', '/openapi.json')).body as { paths: Record<string, Record<string, { tags?: string[] }>> };
+  for (const path of ['/v2/', '/v2/health/live', '/v2/health/ready', '/v2/models/{model}', '/v2/models/{model}/versions/{version}/infer']) {
+    const operation = Object.values(doc.paths[path] ?? {})[0];
+    assert.deepEqual(operation?.tags, ['Open Inference Protocol'], path);
+  }
 });

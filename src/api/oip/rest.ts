@@ -94,17 +94,19 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown)
 async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
   const { backend, timeoutMs, maxBatch } = options;
   const open = { public: true };
+  // Documented in /openapi.json by summary only: the protocol's own open_inference_rest.yaml is their schema.
+  const doc = (summary: string) => ({ schema: { summary, tags: ['Open Inference Protocol'] } });
 
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: `No route ${request.method} ${request.url.split('?')[0]}` }),
   );
 
-  app.get('/', async () => backend.serverMetadata());
+  app.get('/', doc('Server metadata'), async () => backend.serverMetadata());
 
-  app.get('/health/live', { config: open }, async (_request, reply) => reply.code(200).send());
+  app.get('/health/live', { config: open, ...doc('Server live') }, async (_request, reply) => reply.code(200).send());
 
-  app.get('/health/ready', { config: open }, async (_request, reply) => {
+  app.get('/health/ready', { config: open, ...doc('Server ready') }, async (_request, reply) => {
     if (!(await backend.isReady())) return sendError(_request, reply, new OipError('unavailable', 'The server is not ready'));
     return reply.code(200).send();
   });
@@ -120,8 +122,8 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
       outputs: meta.outputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
     };
   };
-  app.get('/models/:model', metadata);
-  app.get('/models/:model/versions/:version', metadata);
+  app.get('/models/:model', doc('Model metadata'), metadata);
+  app.get('/models/:model/versions/:version', doc('Model metadata'), metadata);
 
   const ready = async (request: FastifyRequest, reply: FastifyReply) => {
     const { model, version } = request.params as ModelParams;
@@ -130,8 +132,8 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
     }
     return reply.code(200).send();
   };
-  app.get('/models/:model/ready', ready);
-  app.get('/models/:model/versions/:version/ready', ready);
+  app.get('/models/:model/ready', doc('Model ready'), ready);
+  app.get('/models/:model/versions/:version/ready', doc('Model ready'), ready);
 
   const infer = async (request: FastifyRequest, reply: FastifyReply) => {
     const { model, version } = request.params as ModelParams;
@@ -159,7 +161,7 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
       })),
     };
   };
-  const inferOptions = options.bodyLimitBytes ? { bodyLimit: options.bodyLimitBytes } : {};
+  const inferOptions = { ...doc('Inference'), ...(options.bodyLimitBytes && { bodyLimit: options.bodyLimitBytes }) };
   app.post('/models/:model/infer', inferOptions, infer);
   app.post('/models/:model/versions/:version/infer', inferOptions, infer);
 }
