@@ -27,6 +27,7 @@ const loaded = grpc.loadPackageDefinition(definition) as unknown as {
 
 async function start(options: { apiKeys?: string[] } = {}) {
   const backend = new FixtureBackend();
+  const around: { rpc: string; ok: boolean }[] = [];
   const server = await startOipGrpcServer({
     backend,
     host: '127.0.0.1',
@@ -35,6 +36,16 @@ async function start(options: { apiKeys?: string[] } = {}) {
     timeoutMs: TIMEOUT_MS,
     maxBatch: 8,
     healthPollMs: 20,
+    aroundCall: async (rpc, run) => {
+      try {
+        const out = await run();
+        around.push({ rpc, ok: true });
+        return out;
+      } catch (error) {
+        around.push({ rpc, ok: false });
+        throw error;
+      }
+    },
   });
   const address = `127.0.0.1:${server.port}`;
   const client = new loaded.inference.GRPCInferenceService(address, grpc.credentials.createInsecure());
@@ -44,7 +55,7 @@ async function start(options: { apiKeys?: string[] } = {}) {
     health.close();
     await server.close(1000);
   });
-  return { backend, server, client, health, address };
+  return { backend, server, client, health, address, around };
 }
 
 type Answer = { response: Record<string, any>; trailer: grpc.Metadata };
@@ -108,7 +119,7 @@ function mirrored(datatype: Datatype): (number | boolean | string)[] {
   return jsonData(mirrorOf(tensorFromJson('t', datatype, [4], SAMPLES[datatype])));
 }
 
-const { backend, client, health } = await start();
+const { backend, client, health, around } = await start();
 
 test('ServerLive, ServerReady, ServerMetadata, ModelReady', async () => {
   assert.deepEqual((await rpc(client, 'ServerLive', {})).response, { live: true });
@@ -388,4 +399,14 @@ test('close() forces the calls still running once its grace is over', async () =
   );
   assert.notEqual(error.code, grpc.status.OK);
   held.release();
+});
+
+test('aroundCall sees every unary call with its method path and outcome', async () => {
+  const seen = around.length;
+  await rpc(client, 'ServerMetadata', {});
+  await fails(rpc(client, 'ModelMetadata', { name: 'nope' }), grpc.status.NOT_FOUND);
+  assert.deepEqual(around.slice(seen), [
+    { rpc: '/inference.GRPCInferenceService/ServerMetadata', ok: true },
+    { rpc: '/inference.GRPCInferenceService/ModelMetadata', ok: false },
+  ]);
 });

@@ -52,6 +52,11 @@ export type OipGrpcOptions = {
   /** How often Health.Watch looks at readiness. */
   healthPollMs?: number;
   log?: { error(obj: object, msg: string): void };
+  /**
+   * Runs around every unary call (after auth): where the service starts the call's span and
+   * counts it by protocol. `rpc` is the method path, e.g. /inference.GRPCInferenceService/ModelInfer.
+   */
+  aroundCall?: <T>(rpc: string, run: () => Promise<T>) => Promise<T>;
 };
 
 export type OipGrpcServer = {
@@ -168,7 +173,8 @@ export async function startOipGrpcServer(options: OipGrpcOptions): Promise<OipGr
       Promise.resolve()
         .then(() => {
           if (!open) checkKey(known, call.metadata);
-          return handle(call);
+          const run = () => handle(call);
+          return options.aroundCall ? options.aroundCall(call.getPath(), run) : run();
         })
         .then(
           (out) => {
