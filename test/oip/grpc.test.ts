@@ -225,6 +225,10 @@ test('ModelInfer: a version, an outputs list that selects', async () => {
   const expected = scaleOf(x, weight, 1);
   assert.deepEqual(response.outputs[0].contents.bytes_contents.map(String), expected.label);
   assert.deepEqual(response.outputs[1].contents.fp32_contents, Array.from(expected.y));
+  // Once answered, a call is not "cancelled" for the backend, even after its stream has closed.
+  const signal = backend.lastOptions!.signal!;
+  await rpc(client, 'ServerLive', {});
+  assert.equal(signal.aborted, false);
 });
 
 test('bad tensors get INVALID_ARGUMENT naming the input, and nothing reaches the backend', async () => {

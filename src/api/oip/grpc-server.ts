@@ -107,10 +107,20 @@ function callDeadlineMs(call: grpc.ServerUnaryCall<unknown, unknown>, timeoutMs:
   return maxTimeoutMs === undefined ? ms : Math.min(ms, now + maxTimeoutMs);
 }
 
-function cancelled(call: grpc.ServerUnaryCall<unknown, unknown>): AbortSignal {
+/**
+ * Runs `work` with a signal aborted when the client cancels the call. The listener is removed
+ * when the work ends: grpc-js also reports 'cancelled' for a call whose stream closes after
+ * its answer, and aborting then would be wrong and costly.
+ */
+async function untilCancelled<T>(call: grpc.ServerUnaryCall<unknown, unknown>, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  call.once('cancelled', () => controller.abort());
-  return controller.signal;
+  const abort = () => controller.abort();
+  call.once('cancelled', abort);
+  try {
+    return await work(controller.signal);
+  } finally {
+    call.removeListener('cancelled', abort);
+  }
 }
 
 type InferRequest = {
@@ -223,11 +233,9 @@ export async function startOipGrpcServer(options: OipGrpcOptions): Promise<OipGr
         request.outputs.map((o) => o.name),
         meta,
       );
-      const result = await backend.infer(request.model_name, version, inputs, {
-        deadlineMs,
-        ...(requested && { outputs: requested }),
-        signal: cancelled(call),
-      });
+      const result = await untilCancelled(call, (signal) =>
+        backend.infer(request.model_name, version, inputs, { deadlineMs, ...(requested && { outputs: requested }), signal }),
+      );
       const outputs = selectOutputs(result.outputs, requested, meta);
       const t = result.timings;
       const response = {
