@@ -5,6 +5,11 @@ import { z } from 'zod';
 
 export const parameters = z.looseObject({});
 
+// The health bodies are not in the yaml (which gives only the status); inference_rest.md defines them.
+export const live_server_response = z.looseObject({ live: z.boolean() });
+export const ready_server_response = z.looseObject({ ready: z.boolean() });
+export const ready_model_response = z.looseObject({ name: z.string(), ready: z.boolean() });
+
 export const metadata_server_response = z.looseObject({
   name: z.string(),
   version: z.string(),

@@ -87,10 +87,8 @@ test('GET /v2 gives the server metadata', async () => {
 });
 
 test('health: live is 200; ready follows the backend, 503 with an error body when not ready', async () => {
-  const live = await http(url, 'GET', '/v2/health/live');
-  assert.equal(live.status, 200);
-  assert.equal(live.text, '');
-  assert.equal((await http(url, 'GET', '/v2/health/ready')).status, 200);
+  assert.deepEqual(ok(await http(url, 'GET', '/v2/health/live'), schemas.live_server_response), { live: true });
+  assert.deepEqual(ok(await http(url, 'GET', '/v2/health/ready'), schemas.ready_server_response), { ready: true });
   backend.ready = false;
   try {
     errorReply(await http(url, 'GET', '/v2/health/ready'), 503, /not ready/);
@@ -98,8 +96,9 @@ test('health: live is 200; ready follows the backend, 503 with an error body whe
   } finally {
     backend.ready = true;
   }
-  assert.equal((await http(url, 'GET', '/v2/models/scale/ready')).status, 200);
-  assert.equal((await http(url, 'GET', '/v2/models/scale/versions/1/ready')).status, 200);
+  for (const path of ['/v2/models/scale/ready', '/v2/models/scale/versions/1/ready']) {
+    assert.deepEqual(ok(await http(url, 'GET', path), schemas.ready_model_response), { name: 'scale', ready: true });
+  }
   errorReply(await http(url, 'GET', '/v2/models/scale/versions/7/ready'), 404, /Model "scale" has no version "7"/);
 });
 
@@ -225,8 +224,8 @@ test('with API keys, inference needs a bearer key and health stays open', async 
   const body = scaleRequest([1, 2, 3], [1]);
   errorReply(await http(secured.url, 'POST', '/v2/models/scale/infer', body), 401, /Bearer/);
   errorReply(await http(secured.url, 'GET', '/v2/models/scale', undefined, { authorization: 'Bearer nope' }), 401, /Bearer/);
-  assert.equal((await http(secured.url, 'GET', '/v2/health/live')).status, 200);
-  assert.equal((await http(secured.url, 'GET', '/v2/health/ready')).status, 200);
+  ok(await http(secured.url, 'GET', '/v2/health/live'), schemas.live_server_response);
+  ok(await http(secured.url, 'GET', '/v2/health/ready'), schemas.ready_server_response);
   const reply = await http(secured.url, 'POST', '/v2/models/scale/infer', body, { authorization: 'Bearer k1' });
   ok(reply, schemas.inference_response);
 });

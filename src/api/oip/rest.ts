@@ -104,11 +104,12 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
 
   app.get('/', doc('Server metadata'), async () => backend.serverMetadata());
 
-  app.get('/health/live', { config: open, ...doc('Server live') }, async (_request, reply) => reply.code(200).send());
+  // Probes read the status; the bodies are those of inference_rest.md ($live_server_response, …).
+  app.get('/health/live', { config: open, ...doc('Server live') }, async () => ({ live: true }));
 
-  app.get('/health/ready', { config: open, ...doc('Server ready') }, async (_request, reply) => {
-    if (!(await backend.isReady())) return sendError(_request, reply, new OipError('unavailable', 'The server is not ready'));
-    return reply.code(200).send();
+  app.get('/health/ready', { config: open, ...doc('Server ready') }, async (request, reply) => {
+    if (!(await backend.isReady())) return sendError(request, reply, new OipError('unavailable', 'The server is not ready'));
+    return { ready: true };
   });
 
   const metadata = async (request: FastifyRequest) => {
@@ -130,7 +131,7 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
     if (!(await backend.modelReady(model, version))) {
       return sendError(request, reply, new OipError('unavailable', `Model "${model}" is not ready`));
     }
-    return reply.code(200).send();
+    return { name: model, ready: true };
   };
   app.get('/models/:model/ready', doc('Model ready'), ready);
   app.get('/models/:model/versions/:version/ready', doc('Model ready'), ready);
