@@ -143,7 +143,7 @@ export class FixtureBackend implements InferenceBackend {
       const timer = setTimeout(() => reject(new DeadlineExceededError()), Math.max(0, options.deadlineMs - Date.now()));
       options.signal?.addEventListener('abort', () => {
         clearTimeout(timer);
-        reject(new Error('caller left'));
+        reject(options.signal!.reason);
       });
       this.releases.push(() => {
         clearTimeout(timer);

@@ -13,12 +13,17 @@ import { DATATYPES, jsonData, tensorFromJson } from '../../src/api/oip/tensors.t
 import { FixtureBackend, MIRROR_INPUTS, mirrorOf, scaleOf } from './fixture-backend.ts';
 import * as schemas from './oip-schemas.ts';
 import { SAMPLES } from './samples.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const TIMEOUT_MS = 2000;
 
 async function start(options: { apiKeys?: string[]; timeoutMs?: number } = {}) {
   const backend = new FixtureBackend();
-  const app: FastifyInstance = Fastify({ logger: false });
+  // A test that hangs up mid-call leaves undici's pooled keep-alive sockets that Node does not
+  // count as idle (plain Fastify does the same), so close() would wait out their keep-alive.
+  const app: FastifyInstance = Fastify({ logger: false, forceCloseConnections: true });
+  // As the api does (app.ts): JSON only by default.
+  app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(errorsPlugin);
@@ -192,6 +197,8 @@ test('bad input gets 400 naming the input, and nothing reaches the backend', asy
   const surrogate = '{"inputs":[{"name":"s","shape":[1],"datatype":"BYTES","data":["\\ud800"]}]}';
   errorReply(await http(url, 'POST', '/v2/models/mirror/infer', surrogate), 400, /input "s": element 0 is not valid UTF-8/);
   errorReply(await http(url, 'POST', '/v2/models/scale/infer', '{"inputs": ['), 400, /JSON/);
+  const binary = await http(url, 'POST', '/v2/models/scale/infer', '{}', { 'inference-header-content-length': '2' });
+  errorReply(binary, 400, /binary tensor data extension is not supported/);
   assert.equal(backend.calls, calls, 'no bad call reached the backend');
 });
 
@@ -236,4 +243,38 @@ test('the routes are listed in /openapi.json under the protocol tag', async () =
     const operation = Object.values(doc.paths[path] ?? {})[0];
     assert.deepEqual(operation?.tags, ['Open Inference Protocol'], path);
   }
+});
+
+test('a body without a JSON content type is read as JSON, as Triton and KServe do', async () => {
+  for (const type of [undefined, 'text/plain', 'application/octet-stream']) {
+    const response = await fetch(`${url}/v2/models/scale/infer`, {
+      method: 'POST',
+      body: JSON.stringify(scaleRequest([1, 2, 3], [1])),
+      ...(type && { headers: { 'content-type': type } }),
+    });
+    assert.equal(response.status, 200, String(type));
+    schemas.conforms(schemas.inference_response, await response.json());
+  }
+});
+
+test('a client that hangs up aborts the signal the backend holds; an answered one does not', async () => {
+  await http(url, 'POST', '/v2/models/scale/infer', scaleRequest([1, 2, 3], [1]));
+  const answered = backend.lastOptions!.signal!;
+  backend.fault = 'hold';
+  try {
+    const controller = new AbortController();
+    const pending = fetch(`${url}/v2/models/scale/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(scaleRequest([1, 2, 3], [1])),
+      signal: controller.signal,
+    }).catch((e: Error) => e);
+    await waitFor(() => backend.held === 1, { what: 'the call to reach the backend' });
+    controller.abort();
+    await pending;
+    await waitFor(() => backend.lastOptions?.signal?.aborted, { what: 'the backend to see the hang-up' });
+  } finally {
+    backend.fault = undefined;
+  }
+  assert.equal(answered.aborted, false);
 });

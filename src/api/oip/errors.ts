@@ -100,3 +100,8 @@ export function toOipError(error: unknown): OipError {
   }
   return new OipError('internal', 'Internal server error');
 }
+
+/** An error worth an error log line: not a protocol outcome, not the abort of a caller who left. */
+export function isUnexpected(error: unknown): boolean {
+  return toOipError(error).kind === 'internal' && (error as Error | null)?.name !== 'AbortError';
+}

@@ -7,7 +7,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { InferenceBackend, InferResult } from './backend.ts';
-import { InvalidArgumentError, OipError, UnauthenticatedError, toOipError } from './errors.ts';
+import { InvalidArgumentError, OipError, UnauthenticatedError, isUnexpected, toOipError } from './errors.ts';
 import {
   CONTENTS_FIELDS,
   addInput,
@@ -192,7 +192,7 @@ export async function startOipGrpcServer(options: OipGrpcOptions): Promise<OipGr
             else callback(null, out as Res);
           },
           (error: unknown) => {
-            if (!(error instanceof OipError) && toOipError(error).kind === 'internal') {
+            if (isUnexpected(error)) {
               options.log?.error({ err: error, rpc: call.getPath() }, 'unhandled error');
             }
             callback(toStatus(error));

@@ -4,7 +4,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../shared/errors.ts';
 import type { InferenceBackend, InferResult, ModelMetadata } from './backend.ts';
-import { InvalidArgumentError, OipError, toOipError } from './errors.ts';
+import { InvalidArgumentError, OipError, isUnexpected, toOipError } from './errors.ts';
 import {
   addInput,
   checkInputs,
@@ -82,7 +82,7 @@ function clientGone(reply: FastifyReply): AbortSignal {
 
 function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown) {
   const oip = toOipError(error);
-  if (oip.kind === 'internal') request.log.error({ err: error, request_id: request.id }, 'unhandled error');
+  if (isUnexpected(error)) request.log.error({ err: error, request_id: request.id }, 'unhandled error');
   // Fastify's own client errors (body too large, unsupported media type) keep their status.
   const own = (error as FastifyError).statusCode;
   const status = !(error instanceof OipError) && !(error instanceof AppError) && (own === 413 || own === 415) ? own : oip.httpStatus;
@@ -98,6 +98,16 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
   const doc = (summary: string) => ({ schema: { summary, tags: ['Open Inference Protocol'] } });
 
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
+
+  // Clients of the protocol do not all send a JSON content type; like Triton and KServe, these
+  // routes read the body as JSON whatever its content type says.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  app.addHook('preParsing', async (request) => {
+    if (request.headers['inference-header-content-length'] !== undefined) {
+      throw new InvalidArgumentError('The binary tensor data extension is not supported: send tensors as JSON "data" (tritonclient: binary_data=False)');
+    }
+  });
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: `No route ${request.method} ${request.url.split('?')[0]}` }),
   );
