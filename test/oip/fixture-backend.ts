@@ -1,7 +1,13 @@
 // A test fixture for the protocol-layer tests only: an in-process InferenceBackend whose
 // models compute a deterministic transform of their inputs, with switches for the faults a
 // real backend raises. The end-to-end path through the queue is tested elsewhere.
-import type { InferenceBackend, InferOptions, InferResult, ModelMetadata, TensorMetadata } from '../../src/api/oip/backend.ts';
+import type {
+  InferenceBackend,
+  InferOptions,
+  InferResult,
+  ModelMetadata,
+  TensorMetadata,
+} from '../../src/api/oip/backend.ts';
 import {
   DeadlineExceededError,
   ModelNotFoundError,
@@ -106,7 +112,12 @@ export class FixtureBackend implements InferenceBackend {
     for (const release of this.releases.splice(0)) release();
   }
 
-  async infer(name: string, version: string | undefined, inputs: TensorMap, options: InferOptions): Promise<InferResult> {
+  async infer(
+    name: string,
+    version: string | undefined,
+    inputs: TensorMap,
+    options: InferOptions,
+  ): Promise<InferResult> {
     this.calls++;
     this.lastOptions = options;
     const started = performance.now();
@@ -124,7 +135,11 @@ export class FixtureBackend implements InferenceBackend {
       const { y, label } = scaleOf(x, weight, v);
       outputs.set('y', { datatype: 'FP32', shape: [y.length], data: y });
       outputs.set('label', { datatype: 'BYTES', shape: [y.length], data: label });
-      outputs.set('version', { datatype: 'INT64', shape: [y.length], data: new BigInt64Array(y.length).fill(BigInt(v)) });
+      outputs.set('version', {
+        datatype: 'INT64',
+        shape: [y.length],
+        data: new BigInt64Array(y.length).fill(BigInt(v)),
+      });
     }
     if (options.outputs) for (const key of outputs.keys()) if (!options.outputs.includes(key)) outputs.delete(key);
     const batch = inputs.values().next().value?.shape[0] ?? 0;

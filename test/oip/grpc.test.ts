@@ -124,7 +124,11 @@ const { backend, client, health, around } = await start();
 test('ServerLive, ServerReady, ServerMetadata, ModelReady', async () => {
   assert.deepEqual((await rpc(client, 'ServerLive', {})).response, { live: true });
   assert.deepEqual((await rpc(client, 'ServerReady', {})).response, { ready: true });
-  assert.deepEqual((await rpc(client, 'ServerMetadata', {})).response, { name: 'fixture', version: '0.0.0', extensions: [] });
+  assert.deepEqual((await rpc(client, 'ServerMetadata', {})).response, {
+    name: 'fixture',
+    version: '0.0.0',
+    extensions: [],
+  });
   assert.deepEqual((await rpc(client, 'ModelReady', { name: 'scale' })).response, { ready: true });
   assert.deepEqual((await rpc(client, 'ModelReady', { name: 'scale', version: '1' })).response, { ready: true });
   backend.ready = false;
@@ -180,12 +184,14 @@ test('ModelInfer with typed contents: every datatype in and out, id, parameters 
     const got = output.contents[FIELDS[datatype]];
     assert.deepEqual(got, typedValues(datatype, mirrored(datatype)), datatype);
     for (const field of new Set(Object.values(FIELDS))) {
-      if (field !== FIELDS[datatype]) assert.deepEqual(output.contents[field], [], `${datatype} fills only ${FIELDS[datatype]}`);
+      if (field !== FIELDS[datatype])
+        assert.deepEqual(output.contents[field], [], `${datatype} fills only ${FIELDS[datatype]}`);
     }
   }
   const p = response.parameters;
   assert.equal(p.batch_records.int64_param, '2');
-  for (const key of ['queue_ms', 'batch_wait_ms', 'inference_ms']) assert.equal(p[key].parameter_choice, 'double_param');
+  for (const key of ['queue_ms', 'batch_wait_ms', 'inference_ms'])
+    assert.equal(p[key].parameter_choice, 'double_param');
   for (const key of ['queue_ms', 'batch_wait_ms', 'inference_ms', 'batch_records']) {
     assert.equal(trailer.get(key).length, 1, `trailer ${key}`);
   }
@@ -204,7 +210,11 @@ test('ModelInfer with raw_input_contents is answered in raw_output_contents, lit
   assert.equal(response.raw_output_contents.length, DATATYPES.length);
   response.outputs.forEach((output: { name: string; datatype: Datatype; contents: unknown }, i: number) => {
     assert.equal(output.contents, null, 'raw outputs carry no typed contents');
-    assert.deepEqual(response.raw_output_contents[i], littleEndian(output.datatype, mirrored(output.datatype)), output.name);
+    assert.deepEqual(
+      response.raw_output_contents[i],
+      littleEndian(output.datatype, mirrored(output.datatype)),
+      output.name,
+    );
   });
 });
 
@@ -221,7 +231,10 @@ test('ModelInfer: a version, an outputs list that selects', async () => {
     outputs: [{ name: 'label' }, { name: 'y' }],
   });
   assert.equal(response.model_version, '1');
-  assert.deepEqual(response.outputs.map((o: { name: string }) => o.name), ['label', 'y']);
+  assert.deepEqual(
+    response.outputs.map((o: { name: string }) => o.name),
+    ['label', 'y'],
+  );
   const expected = scaleOf(x, weight, 1);
   assert.deepEqual(response.outputs[0].contents.bytes_contents.map(String), expected.label);
   assert.deepEqual(response.outputs[1].contents.fp32_contents, Array.from(expected.y));
@@ -235,28 +248,102 @@ test('bad tensors get INVALID_ARGUMENT naming the input, and nothing reaches the
   const x = { name: 'x', datatype: 'FP32', shape: [1, 3], contents: { fp32_contents: [1, 2, 3] } };
   const weight = { name: 'weight', datatype: 'FP32', shape: [1], contents: { fp32_contents: [1] } };
   const cases: [string, object, RegExp][] = [
-    ['shape and data disagree', { inputs: [{ ...x, shape: [2, 3] }, weight] }, /input "x": shape \[2,3\] holds 6 elements but the data has 3/],
+    [
+      'shape and data disagree',
+      { inputs: [{ ...x, shape: [2, 3] }, weight] },
+      /input "x": shape \[2,3\] holds 6 elements but the data has 3/,
+    ],
     ['unknown input', { inputs: [x, weight, { ...weight, name: 'w2' }] }, /unknown input "w2"/],
     ['missing input', { inputs: [x] }, /missing input "weight"/],
-    ['wrong datatype', { inputs: [x, { ...weight, datatype: 'INT32', contents: { int_contents: [1] } }] }, /input "weight" has datatype INT32/],
-    ['wrong contents field', { inputs: [x, { ...weight, contents: { fp64_contents: [1] } }] }, /input "weight": contents use fp64_contents/],
-    ['NaN where the model takes finite numbers', { inputs: [{ ...x, contents: { fp32_contents: [1, Number.NaN, 3] } }, weight] }, /input "x": element 1 is not a finite number/],
-    ['batch over the limit', { inputs: [{ ...x, shape: [9, 3], contents: { fp32_contents: Array(27).fill(1) } }, { ...weight, shape: [9], contents: { fp32_contents: Array(9).fill(1) } }] }, /holds a batch of 9; the limit is 8/],
-    ['raw of the wrong length', { inputs: [{ ...x, contents: null }, { ...weight, contents: null }], raw_input_contents: [Buffer.alloc(12), Buffer.alloc(3)] }, /input "weight": shape \[1\] of FP32 takes 4 raw bytes but 3 came/],
-    ['raw for some inputs only', { inputs: [{ ...x, contents: null }, { ...weight, contents: null }], raw_input_contents: [Buffer.alloc(12)] }, /raw_input_contents has 1 entries for 2 inputs/],
-    ['raw and typed together', { inputs: [{ ...x, contents: null }, weight], raw_input_contents: [Buffer.alloc(12), Buffer.alloc(4)] }, /input "weight" has contents although the request uses raw_input_contents/],
-    ['FP16', { inputs: [{ ...x, datatype: 'FP16', contents: null }, { ...weight, contents: null }], raw_input_contents: [Buffer.alloc(6), Buffer.alloc(4)] }, /input "x": datatype FP16 is not supported/],
+    [
+      'wrong datatype',
+      { inputs: [x, { ...weight, datatype: 'INT32', contents: { int_contents: [1] } }] },
+      /input "weight" has datatype INT32/,
+    ],
+    [
+      'wrong contents field',
+      { inputs: [x, { ...weight, contents: { fp64_contents: [1] } }] },
+      /input "weight": contents use fp64_contents/,
+    ],
+    [
+      'NaN where the model takes finite numbers',
+      { inputs: [{ ...x, contents: { fp32_contents: [1, Number.NaN, 3] } }, weight] },
+      /input "x": element 1 is not a finite number/,
+    ],
+    [
+      'batch over the limit',
+      {
+        inputs: [
+          { ...x, shape: [9, 3], contents: { fp32_contents: Array(27).fill(1) } },
+          { ...weight, shape: [9], contents: { fp32_contents: Array(9).fill(1) } },
+        ],
+      },
+      /holds a batch of 9; the limit is 8/,
+    ],
+    [
+      'raw of the wrong length',
+      {
+        inputs: [
+          { ...x, contents: null },
+          { ...weight, contents: null },
+        ],
+        raw_input_contents: [Buffer.alloc(12), Buffer.alloc(3)],
+      },
+      /input "weight": shape \[1\] of FP32 takes 4 raw bytes but 3 came/,
+    ],
+    [
+      'raw for some inputs only',
+      {
+        inputs: [
+          { ...x, contents: null },
+          { ...weight, contents: null },
+        ],
+        raw_input_contents: [Buffer.alloc(12)],
+      },
+      /raw_input_contents has 1 entries for 2 inputs/,
+    ],
+    [
+      'raw and typed together',
+      { inputs: [{ ...x, contents: null }, weight], raw_input_contents: [Buffer.alloc(12), Buffer.alloc(4)] },
+      /input "weight" has contents although the request uses raw_input_contents/,
+    ],
+    [
+      'FP16',
+      {
+        inputs: [
+          { ...x, datatype: 'FP16', contents: null },
+          { ...weight, contents: null },
+        ],
+        raw_input_contents: [Buffer.alloc(6), Buffer.alloc(4)],
+      },
+      /input "x": datatype FP16 is not supported/,
+    ],
     ['unknown output', { inputs: [x, weight], outputs: [{ name: 'nope' }] }, /unknown output "nope"/],
   ];
   const calls = backend.calls;
   for (const [what, request, message] of cases) {
-    const error = await fails(rpc(client, 'ModelInfer', { model_name: 'scale', ...request }), grpc.status.INVALID_ARGUMENT);
+    const error = await fails(
+      rpc(client, 'ModelInfer', { model_name: 'scale', ...request }),
+      grpc.status.INVALID_ARGUMENT,
+    );
     assert.match(error.details, message, what);
   }
   const notUtf8 = { name: 's', datatype: 'BYTES', shape: [1, 1], contents: { bytes_contents: [Buffer.from([0xff])] } };
-  await fails(rpc(client, 'ModelInfer', { model_name: 'mirror', inputs: [notUtf8] }), grpc.status.INVALID_ARGUMENT, /input "s": element 0 is not valid UTF-8/);
-  await fails(rpc(client, 'ModelInfer', { inputs: [x, weight] }), grpc.status.INVALID_ARGUMENT, /"model_name" is required/);
-  await fails(rpc(client, 'ModelInfer', { model_name: 'nope', inputs: [x, weight] }), grpc.status.NOT_FOUND, /Unknown model/);
+  await fails(
+    rpc(client, 'ModelInfer', { model_name: 'mirror', inputs: [notUtf8] }),
+    grpc.status.INVALID_ARGUMENT,
+    /input "s": element 0 is not valid UTF-8/,
+  );
+  await fails(
+    rpc(client, 'ModelInfer', { inputs: [x, weight] }),
+    grpc.status.INVALID_ARGUMENT,
+    /"model_name" is required/,
+  );
+  await fails(
+    rpc(client, 'ModelInfer', { model_name: 'nope', inputs: [x, weight] }),
+    grpc.status.NOT_FOUND,
+    /Unknown model/,
+  );
   assert.equal(backend.calls, calls, 'no bad call reached the backend');
 });
 
@@ -307,7 +394,10 @@ test("the call's deadline becomes the job's deadline; without one the default ti
     const deadline = Date.now() + 400;
     await fails(rpc(client, 'ModelInfer', scaleCall, { deadline }), grpc.status.DEADLINE_EXCEEDED);
     // The deadline travels as a relative timeout; it arrives within the network's delay, far from the 10 s default.
-    assert.ok(Math.abs(backend.lastOptions!.deadlineMs - deadline) < 1000, `job deadline ${backend.lastOptions!.deadlineMs - deadline} ms off`);
+    assert.ok(
+      Math.abs(backend.lastOptions!.deadlineMs - deadline) < 1000,
+      `job deadline ${backend.lastOptions!.deadlineMs - deadline} ms off`,
+    );
   } finally {
     backend.fault = undefined;
   }
@@ -329,11 +419,15 @@ test('a cancelled call aborts the signal the backend holds', async () => {
 
 test('grpc.health.v1.Health: Check and Watch follow readiness', async () => {
   assert.deepEqual((await rpc(health, 'Check', { service: '' })).response, { status: 'SERVING' });
-  assert.deepEqual((await rpc(health, 'Check', { service: 'inference.GRPCInferenceService' })).response, { status: 'SERVING' });
+  assert.deepEqual((await rpc(health, 'Check', { service: 'inference.GRPCInferenceService' })).response, {
+    status: 'SERVING',
+  });
   await fails(rpc(health, 'Check', { service: 'other' }), grpc.status.NOT_FOUND);
 
   const seen: string[] = [];
-  const watch = (health as unknown as { Watch(r: object): grpc.ClientReadableStream<{ status: string }> }).Watch({ service: '' });
+  const watch = (health as unknown as { Watch(r: object): grpc.ClientReadableStream<{ status: string }> }).Watch({
+    service: '',
+  });
   watch.on('data', (m: { status: string }) => seen.push(m.status));
   watch.on('error', () => {});
   await waitFor(() => seen.length === 1, { what: 'the first status' });

@@ -78,6 +78,7 @@ export const inference_error_response = z.looseObject({ error: z.string() });
 /** Parses `body` with `schema`, failing with zod's account of every mismatch. */
 export function conforms<T>(schema: z.ZodType<T>, body: unknown): T {
   const result = schema.safeParse(body);
-  if (!result.success) throw new Error(`body does not conform: ${z.prettifyError(result.error)}\n${JSON.stringify(body)}`);
+  if (!result.success)
+    throw new Error(`body does not conform: ${z.prettifyError(result.error)}\n${JSON.stringify(body)}`);
   return result.data;
 }

@@ -56,9 +56,18 @@ for (const datatype of DATATYPES) {
   });
 
   test(`${datatype}: a data length that disagrees with the shape names the input`, () => {
-    rejects(() => tensorFromJson('amount', datatype, [5], values), /input "amount": shape \[5\] holds 5 elements but the data has 4/);
-    rejects(() => tensorFromRaw('amount', datatype, [5], rawOf(tensorFromJson('t', datatype, [4], values))), /input "amount"/);
-    rejects(() => tensorFromContents('amount', datatype, [3], contentsOf(tensorFromJson('t', datatype, [4], values))), /input "amount"/);
+    rejects(
+      () => tensorFromJson('amount', datatype, [5], values),
+      /input "amount": shape \[5\] holds 5 elements but the data has 4/,
+    );
+    rejects(
+      () => tensorFromRaw('amount', datatype, [5], rawOf(tensorFromJson('t', datatype, [4], values))),
+      /input "amount"/,
+    );
+    rejects(
+      () => tensorFromContents('amount', datatype, [3], contentsOf(tensorFromJson('t', datatype, [4], values))),
+      /input "amount"/,
+    );
   });
 }
 
@@ -72,7 +81,10 @@ test('integers out of range, non-integers and wrong element types are refused by
   rejects(() => tensorFromJson('x', 'BYTES', [1], [1]), /element 0 is not a string/);
   rejects(() => tensorFromContents('x', 'INT16', [1], { int_contents: [40_000] }), /out of range for INT16/);
   // 2^63 does not fit INT64; it arrives as a decimal string from the gRPC decoder.
-  rejects(() => tensorFromContents('x', 'INT64', [1], { int64_contents: ['9223372036854775808'] }), /out of range for INT64/);
+  rejects(
+    () => tensorFromContents('x', 'INT64', [1], { int64_contents: ['9223372036854775808'] }),
+    /out of range for INT64/,
+  );
 });
 
 test('64-bit integers beyond 2^53 keep every bit over gRPC', () => {
@@ -84,7 +96,10 @@ test('64-bit integers beyond 2^53 keep every bit over gRPC', () => {
 });
 
 test('FP16 and BF16 are refused with a clear message; unknown datatypes too', () => {
-  rejects(() => tensorFromJson('half', 'FP16', [1], [1]), /input "half": datatype FP16 is not supported; send FP32 or FP64/);
+  rejects(
+    () => tensorFromJson('half', 'FP16', [1], [1]),
+    /input "half": datatype FP16 is not supported; send FP32 or FP64/,
+  );
   rejects(() => tensorFromRaw('half', 'BF16', [1], Buffer.alloc(2)), /datatype BF16 is not supported/);
   rejects(() => tensorFromJson('x', 'FLOAT', [1], [1]), /input "x": unknown datatype "FLOAT"/);
 });
@@ -92,28 +107,43 @@ test('FP16 and BF16 are refused with a clear message; unknown datatypes too', ()
 test('bad shapes and nested data that does not follow the shape are refused', () => {
   rejects(() => tensorFromJson('x', 'FP32', [-1], [1]), /input "x": shape \[-1\] must hold non-negative integers/);
   rejects(() => tensorFromJson('x', 'FP32', '2', [1, 2]), /shape must be an array/);
-  rejects(() => tensorFromJson('x', 'FP32', [2, 2], [[1, 2, 3], [4]]), /nested data does not match shape \[2,2\] at depth 1/);
+  rejects(
+    () => tensorFromJson('x', 'FP32', [2, 2], [[1, 2, 3], [4]]),
+    /nested data does not match shape \[2,2\] at depth 1/,
+  );
   rejects(() => tensorFromJson('x', 'FP32', [2], [[1], [2]]), /nests deeper than shape/);
   rejects(() => tensorFromJson('x', 'FP32', [1], 1), /data must be an array/);
 });
 
 test('BYTES that are not UTF-8 are refused naming the input and element', () => {
   const bad = Buffer.from([0xc3, 0x28]);
-  rejects(() => tensorFromContents('merchant', 'BYTES', [2], { bytes_contents: [Buffer.from('ok'), bad] }), /input "merchant": element 1 is not valid UTF-8/);
+  rejects(
+    () => tensorFromContents('merchant', 'BYTES', [2], { bytes_contents: [Buffer.from('ok'), bad] }),
+    /input "merchant": element 1 is not valid UTF-8/,
+  );
   const raw = Buffer.concat([Buffer.from([2, 0, 0, 0]), bad]);
   rejects(() => tensorFromRaw('merchant', 'BYTES', [1], raw), /input "merchant": element 0 is not valid UTF-8/);
   rejects(() => tensorFromJson('merchant', 'BYTES', [1], ['\ud800']), /element 0 is not valid UTF-8/);
 });
 
 test('raw BYTES that end early or hold too many elements are refused', () => {
-  rejects(() => tensorFromRaw('s', 'BYTES', [1], Buffer.from([5, 0, 0, 0, 0x61])), /element 0 is longer than the data left/);
+  rejects(
+    () => tensorFromRaw('s', 'BYTES', [1], Buffer.from([5, 0, 0, 0, 0x61])),
+    /element 0 is longer than the data left/,
+  );
   rejects(() => tensorFromRaw('s', 'BYTES', [1], Buffer.from([1, 0])), /end inside a length prefix/);
-  rejects(() => tensorFromRaw('s', 'BYTES', [1], Buffer.from([1, 0, 0, 0, 0x61, 1, 0, 0, 0, 0x62])), /shape holds 1 elements but the raw BYTES hold 2/);
+  rejects(
+    () => tensorFromRaw('s', 'BYTES', [1], Buffer.from([1, 0, 0, 0, 0x61, 1, 0, 0, 0, 0x62])),
+    /shape holds 1 elements but the raw BYTES hold 2/,
+  );
   rejects(() => tensorFromRaw('s', 'INT32', [2], Buffer.alloc(7)), /takes 8 raw bytes but 7 came/);
 });
 
 test('typed contents in the field of another datatype are refused', () => {
-  rejects(() => tensorFromContents('x', 'FP32', [1], { fp64_contents: [1] }), /input "x": contents use fp64_contents but datatype FP32 takes fp32_contents/);
+  rejects(
+    () => tensorFromContents('x', 'FP32', [1], { fp64_contents: [1] }),
+    /input "x": contents use fp64_contents but datatype FP32 takes fp32_contents/,
+  );
   rejects(() => tensorFromContents('x', 'FP32', [1], null), /shape \[1\] holds 1 elements but the data has 0/);
 });
 
@@ -149,18 +179,36 @@ test('inputs that fit the model pass, [N] standing for [N,1]', () => {
 
 test('inputs are checked against the model, each error naming the input', () => {
   const limits = { maxBatch: 10 };
-  rejects(() => checkInputs(call({ extra: tensorFromJson('extra', 'FP32', [2], [1, 2]) }), model, limits), /unknown input "extra"; model "m" takes amount, features, category/);
+  rejects(
+    () => checkInputs(call({ extra: tensorFromJson('extra', 'FP32', [2], [1, 2]) }), model, limits),
+    /unknown input "extra"; model "m" takes amount, features, category/,
+  );
   rejects(() => checkInputs(call({ category: undefined }), model, limits), /missing input "category"/);
-  rejects(() => checkInputs(call({ amount: tensorFromJson('amount', 'INT64', [2], [1, 2]) }), model, limits), /input "amount" has datatype INT64; the model takes FP32 or FP64/);
-  rejects(() => checkInputs(call({ features: tensorFromJson('features', 'FP32', [2, 2], [1, 2, 3, 4]) }), model, limits), /input "features" has shape \[2,2\]; the model takes \[-1,3\]/);
+  rejects(
+    () => checkInputs(call({ amount: tensorFromJson('amount', 'INT64', [2], [1, 2]) }), model, limits),
+    /input "amount" has datatype INT64; the model takes FP32 or FP64/,
+  );
+  rejects(
+    () => checkInputs(call({ features: tensorFromJson('features', 'FP32', [2, 2], [1, 2, 3, 4]) }), model, limits),
+    /input "features" has shape \[2,2\]; the model takes \[-1,3\]/,
+  );
   rejects(() => checkInputs(call({}, 11), model, limits), /input "amount" holds a batch of 11; the limit is 10/);
-  rejects(() => checkInputs(call({ category: tensorFromJson('category', 'BYTES', [1], ['x']) }), model, limits), /input "category" holds a batch of 1 but "features" one of 2/);
-  rejects(() => checkInputs(call({ amount: tensorFromJson('amount', 'FP32', [2], [1, Number.NaN]) }), model, limits), /input "amount": element 1 is not a finite number/);
+  rejects(
+    () => checkInputs(call({ category: tensorFromJson('category', 'BYTES', [1], ['x']) }), model, limits),
+    /input "category" holds a batch of 1 but "features" one of 2/,
+  );
+  rejects(
+    () => checkInputs(call({ amount: tensorFromJson('amount', 'FP32', [2], [1, Number.NaN]) }), model, limits),
+    /input "amount": element 1 is not a finite number/,
+  );
 });
 
 test('requested outputs are checked by name', () => {
   assert.equal(checkRequestedOutputs([], model), undefined);
   assert.deepEqual(checkRequestedOutputs(['decision'], model), ['decision']);
-  rejects(() => checkRequestedOutputs(['score'], model), /unknown output "score"; model "m" gives probability, decision/);
+  rejects(
+    () => checkRequestedOutputs(['score'], model),
+    /unknown output "score"; model "m" gives probability, decision/,
+  );
   rejects(() => checkRequestedOutputs(['decision', 'decision'], model), /output "decision" is requested twice/);
 });

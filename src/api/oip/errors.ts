@@ -91,8 +91,7 @@ const KIND_BY_HTTP_STATUS: Record<number, OipErrorKind> = {
  */
 export function toOipError(error: unknown): OipError {
   if (error instanceof OipError) return error;
-  const status =
-    error instanceof AppError ? error.statusCode : (error as { statusCode?: unknown } | null)?.statusCode;
+  const status = error instanceof AppError ? error.statusCode : (error as { statusCode?: unknown } | null)?.statusCode;
   const kind = typeof status === 'number' ? KIND_BY_HTTP_STATUS[status] : undefined;
   if (kind) {
     const retryAfter = error instanceof AppError ? Number(error.headers['retry-after']) : NaN;

@@ -75,7 +75,10 @@ function loadServices(): Loaded {
     inference: { GRPCInferenceService: { service: ServiceDef } };
     grpc: { health: { v1: { Health: { service: ServiceDef } } } };
   };
-  return { inference: descriptor.inference.GRPCInferenceService.service, health: descriptor.grpc.health.v1.Health.service };
+  return {
+    inference: descriptor.inference.GRPCInferenceService.service,
+    health: descriptor.grpc.health.v1.Health.service,
+  };
 }
 
 function digest(key: string): Buffer {
@@ -99,7 +102,11 @@ function toStatus(error: unknown): Partial<grpc.StatusObject> {
   return { code: oip.grpcCode, details: oip.message, metadata };
 }
 
-function callDeadlineMs(call: grpc.ServerUnaryCall<unknown, unknown>, timeoutMs: number, maxTimeoutMs: number | undefined): number {
+function callDeadlineMs(
+  call: grpc.ServerUnaryCall<unknown, unknown>,
+  timeoutMs: number,
+  maxTimeoutMs: number | undefined,
+): number {
   const now = Date.now();
   const deadline = call.getDeadline();
   const given = deadline instanceof Date ? deadline.getTime() : deadline;
@@ -112,7 +119,10 @@ function callDeadlineMs(call: grpc.ServerUnaryCall<unknown, unknown>, timeoutMs:
  * when the work ends: grpc-js also reports 'cancelled' for a call whose stream closes after
  * its answer, and aborting then would be wrong and costly.
  */
-async function untilCancelled<T>(call: grpc.ServerUnaryCall<unknown, unknown>, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+async function untilCancelled<T>(
+  call: grpc.ServerUnaryCall<unknown, unknown>,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   const controller = new AbortController();
   const abort = () => controller.abort();
   call.once('cancelled', abort);
@@ -210,7 +220,9 @@ export async function startOipGrpcServer(options: OipGrpcOptions): Promise<OipGr
   server.addService(services.inference, {
     ServerLive: unary(true, async () => ({ live: true })),
     ServerReady: unary(true, async () => ({ ready: await backend.isReady() })),
-    ModelReady: unary<ModelRequest, object>(false, async (call) => ({ ready: await backend.modelReady(...modelArgs(call.request)) })),
+    ModelReady: unary<ModelRequest, object>(false, async (call) => ({
+      ready: await backend.modelReady(...modelArgs(call.request)),
+    })),
     ServerMetadata: unary(false, async () => backend.serverMetadata()),
     ModelMetadata: unary<ModelRequest, object>(false, async (call) => {
       const meta = await backend.modelMetadata(...modelArgs(call.request));
@@ -234,7 +246,11 @@ export async function startOipGrpcServer(options: OipGrpcOptions): Promise<OipGr
         meta,
       );
       const result = await untilCancelled(call, (signal) =>
-        backend.infer(request.model_name, version, inputs, { deadlineMs, ...(requested && { outputs: requested }), signal }),
+        backend.infer(request.model_name, version, inputs, {
+          deadlineMs,
+          ...(requested && { outputs: requested }),
+          signal,
+        }),
       );
       const outputs = selectOutputs(result.outputs, requested, meta);
       const t = result.timings;

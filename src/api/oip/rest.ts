@@ -30,7 +30,12 @@ type ModelParams = { model: string; version?: string };
 /** The protocol's `parameters` of an inference response: the call's timings. */
 export function timingParameters(result: InferResult) {
   const t = result.timings;
-  return { queue_ms: t.queueMs, batch_wait_ms: t.batchWaitMs, inference_ms: t.inferenceMs, batch_records: t.batchRecords };
+  return {
+    queue_ms: t.queueMs,
+    batch_wait_ms: t.batchWaitMs,
+    inference_ms: t.inferenceMs,
+    batch_records: t.batchRecords,
+  };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -44,7 +49,8 @@ function parseInferBody(body: unknown): InferBody {
   if (!isObject(body)) throw new InvalidArgumentError('the body must be a JSON object with "inputs"');
   const { id, parameters, inputs, outputs } = body;
   if (id !== undefined && typeof id !== 'string') throw new InvalidArgumentError('"id" must be a string');
-  if (parameters !== undefined && !isObject(parameters)) throw new InvalidArgumentError('"parameters" must be an object');
+  if (parameters !== undefined && !isObject(parameters))
+    throw new InvalidArgumentError('"parameters" must be an object');
   if (!Array.isArray(inputs)) throw new InvalidArgumentError('"inputs" must be an array of tensors');
   inputs.forEach((input, i) => {
     if (!isObject(input)) throw new InvalidArgumentError(`inputs[${i}] must be an object`);
@@ -57,7 +63,8 @@ function parseInferBody(body: unknown): InferBody {
   });
   if (outputs !== undefined && !Array.isArray(outputs)) throw new InvalidArgumentError('"outputs" must be an array');
   const names = (outputs ?? []).map((output: unknown, i: number) => {
-    if (!isObject(output) || typeof output.name !== 'string') throw new InvalidArgumentError(`outputs[${i}] needs a "name"`);
+    if (!isObject(output) || typeof output.name !== 'string')
+      throw new InvalidArgumentError(`outputs[${i}] needs a "name"`);
     return output.name;
   });
   return { id, inputs: inputs as Record<string, unknown>[], outputs: names };
@@ -85,7 +92,8 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown)
   if (isUnexpected(error)) request.log.error({ err: error, request_id: request.id }, 'unhandled error');
   // Fastify's own client errors (body too large, unsupported media type) keep their status.
   const own = (error as FastifyError).statusCode;
-  const status = !(error instanceof OipError) && !(error instanceof AppError) && (own === 413 || own === 415) ? own : oip.httpStatus;
+  const status =
+    !(error instanceof OipError) && !(error instanceof AppError) && (own === 413 || own === 415) ? own : oip.httpStatus;
   if (error instanceof AppError) for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
   if (oip.retryAfterSeconds !== undefined) reply.header('retry-after', String(oip.retryAfterSeconds));
   return reply.code(status).type('application/json').send({ error: oip.message });
@@ -105,7 +113,9 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
   app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
   app.addHook('preParsing', async (request) => {
     if (request.headers['inference-header-content-length'] !== undefined) {
-      throw new InvalidArgumentError('The binary tensor data extension is not supported: send tensors as JSON "data" (tritonclient: binary_data=False)');
+      throw new InvalidArgumentError(
+        'The binary tensor data extension is not supported: send tensors as JSON "data" (tritonclient: binary_data=False)',
+      );
     }
   });
   app.setNotFoundHandler((request, reply) =>
@@ -118,7 +128,8 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
   app.get('/health/live', { config: open, ...doc('Server live') }, async () => ({ live: true }));
 
   app.get('/health/ready', { config: open, ...doc('Server ready') }, async (request, reply) => {
-    if (!(await backend.isReady())) return sendError(request, reply, new OipError('unavailable', 'The server is not ready'));
+    if (!(await backend.isReady()))
+      return sendError(request, reply, new OipError('unavailable', 'The server is not ready'));
     return { ready: true };
   });
 

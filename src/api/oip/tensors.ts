@@ -60,19 +60,69 @@ function intSpec(
   field: ContentsField,
 ): NumericSpec {
   const bits = BigInt(bytes * 8);
-  const range = signed ? ([-(1n << (bits - 1n)), (1n << (bits - 1n)) - 1n] as const) : ([0n, (1n << bits) - 1n] as const);
+  const range = signed
+    ? ([-(1n << (bits - 1n)), (1n << (bits - 1n)) - 1n] as const)
+    : ([0n, (1n << bits) - 1n] as const);
   return { create, view, bytes, range, field };
 }
 
 const NUMERIC: Record<NumericDatatype, NumericSpec> = {
-  UINT8: intSpec((n) => new Uint8Array(n), (b) => new Uint8Array(b), 1, false, 'uint_contents'),
-  UINT16: intSpec((n) => new Uint16Array(n), (b) => new Uint16Array(b), 2, false, 'uint_contents'),
-  UINT32: intSpec((n) => new Uint32Array(n), (b) => new Uint32Array(b), 4, false, 'uint_contents'),
-  UINT64: intSpec((n) => new BigUint64Array(n), (b) => new BigUint64Array(b), 8, false, 'uint64_contents'),
-  INT8: intSpec((n) => new Int8Array(n), (b) => new Int8Array(b), 1, true, 'int_contents'),
-  INT16: intSpec((n) => new Int16Array(n), (b) => new Int16Array(b), 2, true, 'int_contents'),
-  INT32: intSpec((n) => new Int32Array(n), (b) => new Int32Array(b), 4, true, 'int_contents'),
-  INT64: intSpec((n) => new BigInt64Array(n), (b) => new BigInt64Array(b), 8, true, 'int64_contents'),
+  UINT8: intSpec(
+    (n) => new Uint8Array(n),
+    (b) => new Uint8Array(b),
+    1,
+    false,
+    'uint_contents',
+  ),
+  UINT16: intSpec(
+    (n) => new Uint16Array(n),
+    (b) => new Uint16Array(b),
+    2,
+    false,
+    'uint_contents',
+  ),
+  UINT32: intSpec(
+    (n) => new Uint32Array(n),
+    (b) => new Uint32Array(b),
+    4,
+    false,
+    'uint_contents',
+  ),
+  UINT64: intSpec(
+    (n) => new BigUint64Array(n),
+    (b) => new BigUint64Array(b),
+    8,
+    false,
+    'uint64_contents',
+  ),
+  INT8: intSpec(
+    (n) => new Int8Array(n),
+    (b) => new Int8Array(b),
+    1,
+    true,
+    'int_contents',
+  ),
+  INT16: intSpec(
+    (n) => new Int16Array(n),
+    (b) => new Int16Array(b),
+    2,
+    true,
+    'int_contents',
+  ),
+  INT32: intSpec(
+    (n) => new Int32Array(n),
+    (b) => new Int32Array(b),
+    4,
+    true,
+    'int_contents',
+  ),
+  INT64: intSpec(
+    (n) => new BigInt64Array(n),
+    (b) => new BigInt64Array(b),
+    8,
+    true,
+    'int64_contents',
+  ),
   FP32: { create: (n) => new Float32Array(n), view: (b) => new Float32Array(b), bytes: 4, field: 'fp32_contents' },
   FP64: { create: (n) => new Float64Array(n), view: (b) => new Float64Array(b), bytes: 8, field: 'fp64_contents' },
 };
@@ -121,7 +171,9 @@ export function parseDatatype(input: string, value: unknown): Datatype {
     throw new InvalidArgumentError(`input "${input}": datatype ${value} is not supported; send FP32 or FP64`);
   }
   if (typeof value !== 'string' || !(DATATYPES as readonly string[]).includes(value)) {
-    throw new InvalidArgumentError(`input "${input}": unknown datatype ${JSON.stringify(value)}; use one of ${DATATYPES.join(', ')}`);
+    throw new InvalidArgumentError(
+      `input "${input}": unknown datatype ${JSON.stringify(value)}; use one of ${DATATYPES.join(', ')}`,
+    );
   }
   return value as Datatype;
 }
@@ -132,7 +184,9 @@ export function parseShape(input: string, value: unknown): number[] {
   return value.map((d) => {
     const n = typeof d === 'string' && /^\d+$/.test(d) ? Number(d) : d;
     if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
-      throw new InvalidArgumentError(`input "${input}": shape ${JSON.stringify(value)} must hold non-negative integers`);
+      throw new InvalidArgumentError(
+        `input "${input}": shape ${JSON.stringify(value)} must hold non-negative integers`,
+      );
     }
     return n;
   });
@@ -224,12 +278,15 @@ function flattenJsonData(input: string, data: unknown, shape: readonly number[])
   const flat: unknown[] = [];
   const walk = (node: unknown, depth: number) => {
     if (depth === shape.length) {
-      if (Array.isArray(node)) throw new InvalidArgumentError(`input "${input}": data nests deeper than shape [${shape.join(',')}]`);
+      if (Array.isArray(node))
+        throw new InvalidArgumentError(`input "${input}": data nests deeper than shape [${shape.join(',')}]`);
       flat.push(node);
       return;
     }
     if (!Array.isArray(node) || node.length !== shape[depth]) {
-      throw new InvalidArgumentError(`input "${input}": nested data does not match shape [${shape.join(',')}] at depth ${depth}`);
+      throw new InvalidArgumentError(
+        `input "${input}": nested data does not match shape [${shape.join(',')}] at depth ${depth}`,
+      );
     }
     for (const child of node) walk(child, depth + 1);
   };
@@ -254,7 +311,12 @@ export function jsonData(tensor: Tensor): (number | boolean | string)[] {
 
 // ── gRPC typed contents ────────────────────────────────────────────────────
 
-export function tensorFromContents(input: string, datatype: unknown, shape: unknown, contents: GrpcTensorContents | null | undefined): Tensor {
+export function tensorFromContents(
+  input: string,
+  datatype: unknown,
+  shape: unknown,
+  contents: GrpcTensorContents | null | undefined,
+): Tensor {
   const type = parseDatatype(input, datatype);
   const dims = parseShape(input, shape);
   const expected = fieldOf(type);
@@ -302,7 +364,8 @@ function parseRawStrings(input: string, raw: Uint8Array, count: number): string[
   const out: string[] = [];
   let at = 0;
   while (at < raw.byteLength) {
-    if (at + 4 > raw.byteLength) throw new InvalidArgumentError(`input "${input}": raw BYTES end inside a length prefix`);
+    if (at + 4 > raw.byteLength)
+      throw new InvalidArgumentError(`input "${input}": raw BYTES end inside a length prefix`);
     const length = view.getUint32(at, true);
     at += 4;
     if (at + length > raw.byteLength) {
@@ -312,7 +375,10 @@ function parseRawStrings(input: string, raw: Uint8Array, count: number): string[
     at += length;
     if (out.length > count) break;
   }
-  if (out.length !== count) throw new InvalidArgumentError(`input "${input}": shape holds ${count} elements but the raw BYTES hold ${out.length}${out.length > count ? ' or more' : ''}`);
+  if (out.length !== count)
+    throw new InvalidArgumentError(
+      `input "${input}": shape holds ${count} elements but the raw BYTES hold ${out.length}${out.length > count ? ' or more' : ''}`,
+    );
   return out;
 }
 
@@ -387,7 +453,9 @@ export function checkInputs(inputs: TensorMap, model: ModelMetadata, limits: Inp
   const declared = new Map(model.inputs.map((m) => [m.name, m]));
   for (const name of inputs.keys()) {
     if (!declared.has(name)) {
-      throw new InvalidArgumentError(`unknown input "${name}"; model "${model.name}" takes ${[...declared.keys()].join(', ')}`);
+      throw new InvalidArgumentError(
+        `unknown input "${name}"; model "${model.name}" takes ${[...declared.keys()].join(', ')}`,
+      );
     }
   }
   let batch: { size: number; input: string } | undefined;
@@ -396,18 +464,26 @@ export function checkInputs(inputs: TensorMap, model: ModelMetadata, limits: Inp
     if (!tensor) throw new InvalidArgumentError(`missing input "${meta.name}"`);
     const accepted = [meta.datatype, ...(meta.accepts ?? [])];
     if (!accepted.includes(tensor.datatype)) {
-      throw new InvalidArgumentError(`input "${meta.name}" has datatype ${tensor.datatype}; the model takes ${accepted.join(' or ')}`);
+      throw new InvalidArgumentError(
+        `input "${meta.name}" has datatype ${tensor.datatype}; the model takes ${accepted.join(' or ')}`,
+      );
     }
     if (!shapeFits(tensor.shape, meta.shape)) {
-      throw new InvalidArgumentError(`input "${meta.name}" has shape [${tensor.shape.join(',')}]; the model takes [${meta.shape.join(',')}]`);
+      throw new InvalidArgumentError(
+        `input "${meta.name}" has shape [${tensor.shape.join(',')}]; the model takes [${meta.shape.join(',')}]`,
+      );
     }
     if (meta.shape[0] === -1) {
       const size = tensor.shape[0] ?? 1;
       if (size > limits.maxBatch) {
-        throw new InvalidArgumentError(`input "${meta.name}" holds a batch of ${size}; the limit is ${limits.maxBatch}`);
+        throw new InvalidArgumentError(
+          `input "${meta.name}" holds a batch of ${size}; the limit is ${limits.maxBatch}`,
+        );
       }
       if (batch && batch.size !== size) {
-        throw new InvalidArgumentError(`input "${meta.name}" holds a batch of ${size} but "${batch.input}" one of ${batch.size}`);
+        throw new InvalidArgumentError(
+          `input "${meta.name}" holds a batch of ${size} but "${batch.input}" one of ${batch.size}`,
+        );
       }
       batch = { size, input: meta.name };
     }
@@ -434,7 +510,11 @@ export function checkRequestedOutputs(names: readonly string[], model: ModelMeta
 }
 
 /** The outputs to send, in the order requested (or the model's order). */
-export function selectOutputs(outputs: TensorMap, requested: readonly string[] | undefined, model: ModelMetadata): [string, Tensor][] {
+export function selectOutputs(
+  outputs: TensorMap,
+  requested: readonly string[] | undefined,
+  model: ModelMetadata,
+): [string, Tensor][] {
   const order = requested ?? model.outputs.map((o) => o.name);
   const selected: [string, Tensor][] = [];
   for (const name of order) {
