@@ -193,6 +193,7 @@ test('inputs are checked against the model, each error naming the input', () => 
     /input "features" has shape \[2,2\]; the model takes \[-1,3\]/,
   );
   rejects(() => checkInputs(call({}, 11), model, limits), /input "amount" holds a batch of 11; the limit is 10/);
+  rejects(() => checkInputs(call({}, 0), model, limits), /input "amount" holds no records/);
   rejects(
     () => checkInputs(call({ category: tensorFromJson('category', 'BYTES', [1], ['x']) }), model, limits),
     /input "category" holds a batch of 1 but "features" one of 2/,

@@ -475,6 +475,7 @@ export function checkInputs(inputs: TensorMap, model: ModelMetadata, limits: Inp
     }
     if (meta.shape[0] === -1) {
       const size = tensor.shape[0] ?? 1;
+      if (size === 0) throw new InvalidArgumentError(`input "${meta.name}" holds no records`);
       if (size > limits.maxBatch) {
         throw new InvalidArgumentError(
           `input "${meta.name}" holds a batch of ${size}; the limit is ${limits.maxBatch}`,
