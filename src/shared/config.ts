@@ -16,6 +16,13 @@ const EnvSchema = z.object({
 
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().default('0.0.0.0'),
+  GRPC_PORT: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .default(8081)
+    .describe('Port of the gRPC Open Inference Protocol service (inference.GRPCInferenceService), served by the api'),
   API_KEYS: z
     .string()
     .default('')
@@ -86,6 +93,7 @@ function group(env: Env) {
     api: {
       port: env.PORT,
       host: env.HOST,
+      grpcPort: env.GRPC_PORT,
       apiKeys: env.API_KEYS,
       predictTimeoutMs: env.PREDICT_TIMEOUT_MS,
       maxBatchRecords: env.MAX_BATCH_RECORDS,
