@@ -12,7 +12,7 @@ import { loadConfig } from '../src/shared/config.ts';
 import { generateFraudRecords } from '../scripts/model/fraud-data.ts';
 import { ROOT, StartError, killAll, startServer, type ServerProcess } from './processes.ts';
 import { runLoad, round, type LoadResult } from './load.ts';
-import { runGrpcLoad } from './grpc-load.ts';
+import { decodeInferResponse, runGrpcLoad } from './grpc-load.ts';
 import { freePort } from '../test/helpers/ports.ts';
 import type { FraudRecord } from '../src/shared/schemas/record.ts';
 import { meterCpu, sampleRss } from './process-stats.ts';
@@ -285,7 +285,10 @@ async function main(): Promise<void> {
     run: (concurrency, durationS) => runGrpcLoad({ address: `127.0.0.1:${grpcPort}`, concurrency, durationS, requests: grpcRequests }),
   };
   const grpcCheck = await runGrpcLoad({ address: `127.0.0.1:${grpcPort}`, concurrency: 1, durationS: 0.2, requests: grpcRequests });
-  if (grpcCheck.ok === 0) throw new StartError(`the api's gRPC ModelInfer answered ${JSON.stringify(grpcCheck.status_codes)}`);
+  const checked = grpcCheck.lastResponse && (decodeInferResponse(grpcCheck.lastResponse) as { outputs?: { name: string }[] });
+  if (!checked || checked.outputs?.[0]?.name !== 'fraud_probability') {
+    throw new StartError(`the api's gRPC ModelInfer answered ${JSON.stringify(grpcCheck.status_codes)}: ${JSON.stringify(checked)}`);
+  }
 
   // Online: the two targets alternate at each concurrency, so the pair a ratio compares ran
   // back to back under the same background load.
