@@ -50,7 +50,7 @@ export async function runGrpcLoad(options: GrpcLoadOptions): Promise<LoadResult 
   // A local subchannel pool per client: without it grpc-js would share one connection among them all.
   const clients = Array.from(
     { length: channels },
-    () => new RawClient(options.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }),
+    () => new RawClient(options.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.enable_channelz': 0 }),
   );
   await Promise.all(clients.map((c) => new Promise<void>((resolve, reject) => c.waitForReady(Date.now() + 5000, (e) => (e ? reject(e) : resolve())))));
 

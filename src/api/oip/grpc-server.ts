@@ -182,6 +182,8 @@ export async function startOipGrpcServer(options: OipGrpcOptions): Promise<OipGr
   const services = loadServices();
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxMessageBytes ?? 4 * 1024 * 1024,
+    // Channelz keeps per-call statistics nobody here reads (no channelz service is served).
+    'grpc.enable_channelz': 0,
   });
 
   /** One unary handler: auth unless open, errors to statuses, an optional trailer. */
