@@ -437,3 +437,17 @@ describe('the protocol over a running api and worker', () => {
     }
   });
 });
+
+test('with no worker holding a model: 503 / UNAVAILABLE at once, nothing enqueued', async () => {
+  // A prefix no worker serves: the api knows of no live worker.
+  const lone = await api({ QUEUE_PREFIX: `${PREFIX}-alone` });
+  const c = client(lone.grpcPort);
+  const records = generateFraudRecords(12, 2);
+  const rest = await postJson(`${lone.url}/v2/models/fraud/infer`, { inputs: fraudRestInputs(records) }, AUTH);
+  assert.equal(rest.status, 503, JSON.stringify(rest.body));
+  conforms(inference_error_response, rest.body);
+  assert.equal((await request(`${lone.url}/v2/health/ready`)).status, 503);
+  await fails(rpc(c, 'ModelInfer', { model_name: 'fraud', inputs: fraudGrpcTyped(records) }), grpc.status.UNAVAILABLE);
+  assert.deepEqual((await rpc(c, 'ServerReady', {})).response, { ready: false });
+  assert.equal(Number((await redis.client.get(`${PREFIX}-alone:${FRAUD_QUEUE}:id`)) ?? 0), 0);
+});
