@@ -12,7 +12,10 @@ import { startTestRedis, type TestRedis } from '../test/helpers/redis-server.ts'
 import { loadConfig } from '../src/shared/config.ts';
 import { generateFraudRecords } from '../scripts/model/fraud-data.ts';
 import { ROOT, StartError, killAll, startServer, type ServerProcess } from './processes.ts';
-import { runLoad, round } from './load.ts';
+import { runLoad, round, type LoadResult } from './load.ts';
+import { decodeInferResponse, runGrpcLoad } from './grpc-load.ts';
+import { freePort } from '../test/helpers/ports.ts';
+import type { FraudRecord } from '../src/shared/schemas/record.ts';
 import { meterCpu, sampleRss } from './process-stats.ts';
 import { diffCommandStats, readCommandStats, startMonitorCensus, type CommandDelta } from './redis-stats.ts';
 import { averageBatch, readBaselineBatches, readWorkerBatches, type BatchCounters } from './batch-stats.ts';
@@ -52,6 +55,8 @@ const BATCH_CONCURRENCY = 8;
 const BATCH_SIZES = [100, 1000];
 /** The concurrency the targets, the Redis count, scaling, telemetry and the profile are measured at. */
 const REFERENCE_CONCURRENCY = 64;
+/** Concurrencies of the Open Inference Protocol rows (REST and gRPC ModelInfer), run beside /predict's. */
+const OIP_CONCURRENCIES = [1, 64];
 /** Concurrencies of the second model's online row. */
 const SECOND_MODEL_CONCURRENCIES = [1, 64];
 const ONLINE_WORKERS = 1;
@@ -68,7 +73,7 @@ const RESULTS_DIR = join(ROOT, 'bench/results');
 const PROFILE_DIR = join(RESULTS_DIR, 'profiles');
 
 /** queue: fraud's /predict; species: the second model's online route, /models/species/predict (the generic path). */
-type Target = 'queue' | 'baseline' | 'species';
+type Target = 'queue' | 'baseline' | 'species' | 'oip-rest' | 'oip-grpc';
 
 type OnlineRow = {
   target: Target;
@@ -96,6 +101,7 @@ type BatchRow = OnlineRow & { records_per_request: number; records_per_s: number
 /** api + workers on one queue prefix. */
 type Stack = { name: string; env: Record<string, string>; api: ServerProcess; workers: ServerProcess[] };
 
+/** `run` drives a subject autocannon cannot (gRPC); the bodies are then unused. */
 type Subject = {
   target: Target;
   url: string;
@@ -103,6 +109,7 @@ type Subject = {
   baseline?: ServerProcess;
   /** The Redis the stack runs on, when it is not the bench's single Redis: its command counters and node pids. */
   redis?: { commandStats: () => Promise<CommandStats>; pids: Record<string, number> };
+  run?: (concurrency: number, durationS: number) => Promise<LoadResult>;
 };
 
 type Step = { row: OnlineRow; commands: CommandDelta; windowUs: { startUs: number; endUs: number } };
@@ -164,7 +171,8 @@ async function measureStep(subject: Subject, concurrency: number, bodies: string
   const { stack, baseline } = subject;
   const processes = stack ? [stack.api, ...stack.workers] : [baseline!];
   assertAlive(processes);
-  await runLoad({ url: subject.url, concurrency, durationS: PLAN.warmupS, bodies });
+  const drive = (durationS: number) => (subject.run ? subject.run(concurrency, durationS) : runLoad({ url: subject.url, concurrency, durationS, bodies }));
+  await drive(PLAN.warmupS);
 
   const readBatches = (): Promise<BatchCounters> =>
     stack ? readWorkerBatches(stack.workers.map((w) => w.url)) : readBaselineBatches(baseline!.url);
@@ -176,7 +184,7 @@ async function measureStep(subject: Subject, concurrency: number, bodies: string
   const cpu = meterCpu(pids);
   const startUs = profileClockUs();
 
-  const load = await runLoad({ url: subject.url, concurrency, durationS, bodies });
+  const load = await drive(durationS);
 
   const endUs = profileClockUs();
   const cpuCores = cpu.stop();
@@ -223,6 +231,28 @@ function generateSpeciesRecords(n: number): { measurements: number[] }[] {
   }));
 }
 
+/** One fraud record as the protocol's five REST tensors, FP64 and INT64 as a JSON client sends numbers. */
+function fraudRestInputs(r: FraudRecord) {
+  return [
+    { name: 'transaction_amount', shape: [1], datatype: 'FP64', data: [r.transaction_amount] },
+    { name: 'merchant_category', shape: [1], datatype: 'BYTES', data: [r.merchant_category] },
+    { name: 'card_present', shape: [1], datatype: 'BOOL', data: [r.card_present] },
+    { name: 'hour_of_day', shape: [1], datatype: 'INT64', data: [r.hour_of_day] },
+    { name: 'days_since_last_transaction', shape: [1], datatype: 'FP64', data: [r.days_since_last_transaction] },
+  ];
+}
+
+/** The same record as gRPC typed contents. */
+function fraudGrpcInputs(r: FraudRecord) {
+  return [
+    { name: 'transaction_amount', datatype: 'FP64', shape: ['1'], contents: { fp64_contents: [r.transaction_amount] } },
+    { name: 'merchant_category', datatype: 'BYTES', shape: ['1'], contents: { bytes_contents: [Buffer.from(r.merchant_category)] } },
+    { name: 'card_present', datatype: 'BOOL', shape: ['1'], contents: { bool_contents: [r.card_present] } },
+    { name: 'hour_of_day', datatype: 'INT32', shape: ['1'], contents: { int_contents: [r.hour_of_day] } },
+    { name: 'days_since_last_transaction', datatype: 'FP64', shape: ['1'], contents: { fp64_contents: [r.days_since_last_transaction] } },
+  ];
+}
+
 function mean(values: number[]): number {
   return values.reduce((s, v) => s + v, 0) / Math.max(1, values.length);
 }
@@ -245,7 +275,8 @@ async function main(): Promise<void> {
   );
 
   log('starting the api, a worker and the baseline');
-  const main = await startStack('main', ONLINE_WORKERS);
+  const grpcPort = await freePort();
+  const main = await startStack('main', ONLINE_WORKERS, { GRPC_PORT: String(grpcPort) });
   const baseline = await startServer('baseline', { env: serviceEnv('bench-baseline') });
   const effective = loadConfig({ ...process.env, ...main.env });
   await checkPath(`${main.api.url}/predict`, singleBodies[0]!, 'the api (POST /predict)');
@@ -253,13 +284,31 @@ async function main(): Promise<void> {
   const queue: Subject = { target: 'queue', url: `${main.api.url}/predict`, stack: main };
   const plain: Subject = { target: 'baseline', url: `${baseline.url}/predict`, baseline };
 
+  // The same records over the Open Inference Protocol, each call one record as /predict's.
+  const oipRecords = generateFraudRecords(7, 64);
+  const oipRest: Subject = { target: 'oip-rest', url: `${main.api.url}/v2/models/fraud/infer`, stack: main };
+  const restBodies = oipRecords.map((r) => JSON.stringify({ inputs: fraudRestInputs(r) }));
+  await checkPath(oipRest.url, restBodies[0]!, 'the api (POST /v2/models/fraud/infer)');
+  const grpcRequests = oipRecords.map((r) => ({ model_name: 'fraud', inputs: fraudGrpcInputs(r) }));
+  const oipGrpc: Subject = {
+    target: 'oip-grpc',
+    url: `grpc://127.0.0.1:${grpcPort}/inference.GRPCInferenceService/ModelInfer`,
+    stack: main,
+    run: (concurrency, durationS) => runGrpcLoad({ address: `127.0.0.1:${grpcPort}`, concurrency, durationS, requests: grpcRequests }),
+  };
+  const grpcCheck = await runGrpcLoad({ address: `127.0.0.1:${grpcPort}`, concurrency: 1, durationS: 0.2, requests: grpcRequests });
+  const checked = grpcCheck.lastResponse && (decodeInferResponse(grpcCheck.lastResponse) as { outputs?: { name: string }[] });
+  if (!checked || checked.outputs?.[0]?.name !== 'fraud_probability') {
+    throw new StartError(`the api's gRPC ModelInfer answered ${JSON.stringify(grpcCheck.status_codes)}: ${JSON.stringify(checked)}`);
+  }
+
   // Online: the two targets alternate at each concurrency, so the pair a ratio compares ran
   // back to back under the same background load.
   const online: OnlineRow[] = [];
   let reference: Step | undefined;
   for (const c of CONCURRENCIES) {
-    for (const subject of [queue, plain]) {
-      const step = await measureStep(subject, c, singleBodies);
+    for (const subject of [queue, plain, ...(OIP_CONCURRENCIES.includes(c) ? [oipRest, oipGrpc] : [])]) {
+      const step = await measureStep(subject, c, subject === oipRest ? restBodies : singleBodies);
       online.push(step.row);
       if (subject.target === 'queue' && c === REFERENCE_CONCURRENCY) reference = step;
     }

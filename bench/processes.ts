@@ -54,7 +54,8 @@ export async function startServer(kind: ServerKind, options: StartOptions = {}):
   const name = options.name ?? kind;
   const proc = spawn(process.execPath, [...entry.nodeArgs, ...(options.nodeArgs ?? []), entry.script], {
     cwd: ROOT,
-    env: { ...process.env, ...options.env, [entry.portVar]: String(port) },
+    // An api serves gRPC too, on a free port of its own unless given one: stacks run side by side.
+    env: { ...process.env, ...(kind === 'api' ? { GRPC_PORT: String(await freePort()) } : {}), ...options.env, [entry.portVar]: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(proc);

@@ -80,7 +80,7 @@ export function printReport(report: ReportView): void {
     `${settings.online_workers} worker, MAX_BATCH_SIZE ${settings.max_batch_size}, MAX_BATCH_DELAY_MS ${settings.max_batch_delay_ms}, ` +
       `WORKER_CONCURRENCY ${settings.worker_concurrency}; ${settings.step_seconds} s per step; load from autocannon in this process`,
     '',
-    'Online POST /predict (one record)',
+    'Online, one record per call: POST /predict (queue), the baseline, the Open Inference Protocol (oip-rest: POST /v2/models/fraud/infer; oip-grpc: ModelInfer)',
   );
   const online = report.online;
   out.push(
@@ -88,7 +88,14 @@ export function printReport(report: ReportView): void {
       ['target', 'conc', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx', 'avg batch', 'redis cmd/req', 'cpu ms/req', 'q/base'],
       online.map((r) => {
         const base = online.find((b) => b.target === 'baseline' && b.concurrency === r.concurrency);
-        const ratio = r.target === 'queue' && base && base.rps > 0 ? (r.rps / base.rps).toFixed(2) : '';
+        // OIP rows against /predict (the same path behind another protocol), the queue against the baseline.
+        const predict = online.find((b) => b.target === 'queue' && b.concurrency === r.concurrency);
+        const ratio =
+          r.target === 'queue' && base && base.rps > 0
+            ? (r.rps / base.rps).toFixed(2)
+            : r.target.startsWith('oip-') && predict && predict.rps > 0
+              ? `${(r.rps / predict.rps).toFixed(2)} of /predict`
+              : '';
         return [r.target, r.concurrency, r.rps.toFixed(0), r.p50_ms.toFixed(2), r.p90_ms.toFixed(2), r.p99_ms.toFixed(2), r.max_ms.toFixed(1), r.errors, r.avg_batch, r.redis_commands_per_request, r.cpu_ms_per_request, ratio];
       }),
     ),

@@ -19,6 +19,17 @@ import { predictRoutes } from './routes/predict.ts';
 import { healthRoutes } from './routes/health.ts';
 import { jobsRoutes } from './routes/jobs.ts';
 import { modelRoutes } from './routes/models.ts';
+import { oipRestRoutes } from './oip/rest.ts';
+import { ServiceBackend } from './oip/service-backend.ts';
+import type { InferenceBackend } from './oip/backend.ts';
+import { countHttpInferenceCalls, grpcAroundCall, inferenceCallsCounter } from './inference-calls.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The Open Inference Protocol's view of the service: REST here, gRPC in main.ts, both over it. */
+    oip: { backend: InferenceBackend; aroundCall: ReturnType<typeof grpcAroundCall> };
+  }
+}
 
 export type AppDeps = { config: Config; telemetry: Telemetry };
 
@@ -84,5 +95,16 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
     bodyLimitBytes: config.api.bodyLimitBytes,
   });
   await app.register(jobsRoutes, { config });
+
+  const backend = new ServiceBackend({ registry: app.models, dispatcher: app.online, redis: app.redis, maxBatch: config.api.maxBatchRecords });
+  const calls = inferenceCallsCounter(telemetry.meter);
+  countHttpInferenceCalls(app, calls);
+  app.decorate('oip', { backend, aroundCall: grpcAroundCall(telemetry.tracer, calls) });
+  await app.register(oipRestRoutes, {
+    backend,
+    timeoutMs: config.api.predictTimeoutMs,
+    maxBatch: config.api.maxBatchRecords,
+    bodyLimitBytes: config.api.bodyLimitBytes,
+  });
   return app;
 }

@@ -5,15 +5,31 @@ import { startTelemetry } from '../shared/telemetry.ts';
 import { Shutdown } from '../shared/shutdown.ts';
 import { listenFailure } from '../shared/listen-error.ts';
 import { buildApp } from './app.ts';
+import { startOipGrpcServer } from './oip/grpc-server.ts';
 
 const config = loadConfigOrExit();
 
 const telemetry = startTelemetry({ serviceName: 'scoring-api', ...config.telemetry });
 const logger = createLogger('api', config.logLevel);
 const app = await buildApp({ config, telemetry });
+const grpc = await startOipGrpcServer({
+  backend: app.oip.backend,
+  host: config.api.host,
+  port: config.api.grpcPort,
+  apiKeys: config.api.apiKeys,
+  timeoutMs: config.api.predictTimeoutMs,
+  // The same ceiling as /predict's ?timeout_ms=.
+  maxTimeoutMs: 30_000,
+  maxBatch: config.api.maxBatchRecords,
+  log: logger,
+  aroundCall: app.oip.aroundCall,
+});
 const shutdown = new Shutdown(logger, config.api.shutdownTimeoutMs);
-// Fastify stops accepting, answers the requests in flight, then runs every onClose hook.
-shutdown.add('http', () => app.close());
+// Both stop accepting at once and answer the calls in flight. Fastify then runs every onClose hook:
+// the dispatcher waits for the replies its callers (gRPC's included) still wait for.
+shutdown.add('grpc and http', async () => {
+  await Promise.all([grpc.close(config.api.shutdownTimeoutMs), app.close()]);
+});
 shutdown.add('telemetry', () => telemetry.shutdown());
 shutdown.listen();
 

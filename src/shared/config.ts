@@ -35,6 +35,13 @@ const EnvSchema = z.object({
 
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().default('0.0.0.0'),
+  GRPC_PORT: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .default(8081)
+    .describe('Port of the gRPC Open Inference Protocol service (inference.GRPCInferenceService), served by the api'),
   API_KEYS: z
     .string()
     .default('')
@@ -135,6 +142,7 @@ function group(env: Env) {
     api: {
       port: env.PORT,
       host: env.HOST,
+      grpcPort: env.GRPC_PORT,
       apiKeys: env.API_KEYS,
       adminApiKeys: env.ADMIN_API_KEYS,
       adminShowJobData: env.ADMIN_SHOW_JOB_DATA,

@@ -22,9 +22,11 @@ async function startProcess(kind: 'api' | 'worker', env: Record<string, string>,
   const portVar = kind === 'api' ? 'PORT' : 'WORKER_PORT';
   // A port given is kept, so a test can restart a process where its clients expect it.
   const port = env[portVar] ? Number(env[portVar]) : await freePort();
+  // Every api serves gRPC too: a free port of its own unless the test names one, so apis started side by side do not meet on 8081.
+  const grpcPort = kind === 'api' && env.GRPC_PORT === undefined ? { GRPC_PORT: String(await freePort()) } : {};
   const proc = spawn(process.execPath, serviceArgs(kind), {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'warn', OTEL_SDK_DISABLED: 'false', ...env, [portVar]: String(port) },
+    env: { ...process.env, LOG_LEVEL: 'warn', OTEL_SDK_DISABLED: 'false', ...grpcPort, ...env, [portVar]: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -9,15 +9,21 @@ import { postJson, request } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './otlp-receiver.ts';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { freePort } from '../helpers/ports.ts';
+import { OIP_PROTO_PATH, PROTO_LOADER_OPTIONS } from '../../src/api/oip/grpc-server.ts';
 
 let redis: TestRedis;
 let receiver: OtlpReceiver;
 let a: ServiceProcess;
 let w: ServiceProcess;
+let grpcPort: number;
 
 before(async () => {
-  [redis, receiver] = await Promise.all([startTestRedis(), startOtlpReceiver()]);
+  [redis, receiver, grpcPort] = await Promise.all([startTestRedis(), startOtlpReceiver(), freePort()]);
   const env = {
+    GRPC_PORT: String(grpcPort),
     REDIS_URL: redis.url,
     QUEUE_PREFIX: 'telemetry-traces',
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
@@ -80,6 +86,47 @@ test('one /predict: api and worker spans in one trace, and the batch span links 
     what: 'the inference span',
   });
   assert.equal(inference.traceId, batch.traceId);
+});
+
+test('one gRPC ModelInfer: a server span starts the trace, and the queue and worker spans join it', async () => {
+  const [r] = generateFraudRecords(23, 1);
+  const definition = protoLoader.loadSync(OIP_PROTO_PATH, PROTO_LOADER_OPTIONS);
+  const { inference } = grpc.loadPackageDefinition(definition) as unknown as { inference: { GRPCInferenceService: grpc.ServiceClientConstructor } };
+  const client = new inference.GRPCInferenceService(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure()) as unknown as {
+    ModelInfer: (req: object, cb: (e: grpc.ServiceError | null, res: { outputs: unknown[] }) => void) => void;
+    close: () => void;
+  };
+  const tensor = (name: string, datatype: string, contents: object) => ({ name, datatype, shape: ['1'], contents });
+  const response = await new Promise<{ outputs: unknown[] }>((resolve, reject) =>
+    client.ModelInfer(
+      {
+        model_name: 'fraud',
+        inputs: [
+          tensor('transaction_amount', 'FP64', { fp64_contents: [r!.transaction_amount] }),
+          tensor('merchant_category', 'BYTES', { bytes_contents: [Buffer.from(r!.merchant_category)] }),
+          tensor('card_present', 'BOOL', { bool_contents: [r!.card_present] }),
+          tensor('hour_of_day', 'INT32', { int_contents: [r!.hour_of_day] }),
+          tensor('days_since_last_transaction', 'FP64', { fp64_contents: [r!.days_since_last_transaction] }),
+        ],
+      },
+      (e, res) => (e ? reject(e) : resolve(res)),
+    ),
+  );
+  client.close();
+  assert.equal(response.outputs.length, 2);
+
+  const server = await waitFor(
+    () => receiver.spans.find((s) => s.service === 'scoring-api' && s.name === 'inference.GRPCInferenceService/ModelInfer'),
+    { what: 'the gRPC server span' },
+  );
+  assert.equal(server.attributes['rpc.system'], 'grpc');
+  assert.equal(server.attributes['rpc.method'], 'ModelInfer');
+  assert.equal(server.attributes['rpc.grpc.status_code'], 0);
+  const trace = () => receiver.spans.filter((s) => s.traceId === server.traceId);
+  await waitFor(() => byName(trace(), 'process predict').length === 1, { what: "the worker's span in the call's trace" });
+  const send = byName(trace(), 'send predict')[0]!;
+  assert.equal(send.parentSpanId, server.spanId, 'send predict is a child of the gRPC server span');
+  assert.equal(byName(trace(), 'process predict')[0]!.parentSpanId, send.spanId);
 });
 
 test('concurrent /predict calls: one batch span links to every request it served', async () => {

@@ -1,0 +1,62 @@
+// Inference calls by protocol: `scoring_inference_calls_total{protocol, status}` counts the
+// service's own HTTP routes (/predict, /models/…/predict), the Open Inference Protocol over REST
+// (/v2/…/infer) and over gRPC (ModelInfer) alike, and a gRPC call gets a server span as an HTTP
+// call gets one from the HTTP instrumentation, so the dispatcher's span of it is its child.
+import { context, SpanKind, SpanStatusCode, trace, type Counter, type Meter, type Tracer } from '@opentelemetry/api';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import type { FastifyInstance } from 'fastify';
+import { toOipError } from './oip/errors.ts';
+
+export type InferenceProtocol = 'http' | 'rest' | 'grpc';
+
+export const INFERENCE_CALLS = 'scoring_inference_calls_total';
+
+export function inferenceCallsCounter(meter: Meter): Counter {
+  return meter.createCounter(INFERENCE_CALLS, { description: 'Inference calls, by protocol (http: /predict and /models; rest and grpc: the Open Inference Protocol) and status' });
+}
+
+const HTTP_INFERENCE_ROUTE = /^\/(predict(\/batch)?|models\/:name(\/versions\/:version)?\/predict(\/batch)?)$/;
+const REST_INFERENCE_ROUTE = /^\/v2\/models\/:model(\/versions\/:version)?\/infer$/;
+
+/** Counts the HTTP inference routes' calls by the status they answered. */
+export function countHttpInferenceCalls(app: FastifyInstance, calls: Counter): void {
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url;
+    if (!route || request.method !== 'POST') return;
+    const protocol: InferenceProtocol | undefined = REST_INFERENCE_ROUTE.test(route) ? 'rest' : HTTP_INFERENCE_ROUTE.test(route) ? 'http' : undefined;
+    if (protocol) calls.add(1, { protocol, status: String(reply.statusCode) });
+  });
+}
+
+const GRPC_CODE_NAME = Object.fromEntries(Object.entries(GrpcStatus).map(([name, code]) => [code, name])) as Record<number, string>;
+
+/**
+ * The gRPC server's aroundCall: a SERVER span named as OpenTelemetry's RPC conventions say
+ * (`package.Service/Method`), active while the call runs, and ModelInfer counted by its status.
+ */
+export function grpcAroundCall(tracer: Tracer, calls: Counter) {
+  return async <T>(rpc: string, run: () => Promise<T>): Promise<T> => {
+    const [service = '', method = ''] = rpc.replace(/^\//, '').split('/');
+    const span = tracer.startSpan(`${service}/${method}`, {
+      kind: SpanKind.SERVER,
+      attributes: { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method },
+    });
+    const count = (code: number) => {
+      if (method === 'ModelInfer') calls.add(1, { protocol: 'grpc', status: GRPC_CODE_NAME[code] ?? String(code) });
+    };
+    try {
+      const out = await context.with(trace.setSpan(context.active(), span), run);
+      span.setAttribute('rpc.grpc.status_code', GrpcStatus.OK);
+      count(GrpcStatus.OK);
+      return out;
+    } catch (error) {
+      const code = toOipError(error).grpcCode;
+      span.setAttribute('rpc.grpc.status_code', code);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+      count(code);
+      throw error;
+    } finally {
+      span.end();
+    }
+  };
+}

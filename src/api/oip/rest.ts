@@ -1,0 +1,194 @@
+// The Open Inference Protocol's HTTP/REST endpoints under /v2, as a Fastify plugin over an
+// InferenceBackend. Errors on these routes take the protocol's shape {"error": "…"}, not the
+// service's own error body: the plugin has its own error and not-found handlers.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../../shared/errors.ts';
+import type { InferenceBackend, InferResult, ModelMetadata } from './backend.ts';
+import { InvalidArgumentError, OipError, isUnexpected, toOipError } from './errors.ts';
+import {
+  addInput,
+  checkInputs,
+  checkRequestedOutputs,
+  jsonData,
+  selectOutputs,
+  tensorFromJson,
+  type TensorMap,
+} from './tensors.ts';
+
+export type OipRestOptions = {
+  backend: InferenceBackend;
+  /** How long an inference call may wait for its answer: the job's deadline. */
+  timeoutMs: number;
+  /** Largest batch dimension a call may carry. */
+  maxBatch: number;
+  /** Body limit of the infer routes (the api's default limit when absent). */
+  bodyLimitBytes?: number;
+};
+
+type ModelParams = { model: string; version?: string };
+
+/** The protocol's `parameters` of an inference response: the call's timings. */
+export function timingParameters(result: InferResult) {
+  const t = result.timings;
+  return {
+    queue_ms: t.queueMs,
+    batch_wait_ms: t.batchWaitMs,
+    inference_ms: t.inferenceMs,
+    batch_records: t.batchRecords,
+  };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+type InferBody = { id?: string; inputs: Record<string, unknown>[]; outputs: string[] };
+
+/** The inference request's structure; tensors themselves are checked by the codec. */
+function parseInferBody(body: unknown): InferBody {
+  if (!isObject(body)) throw new InvalidArgumentError('the body must be a JSON object with "inputs"');
+  const { id, parameters, inputs, outputs } = body;
+  if (id !== undefined && typeof id !== 'string') throw new InvalidArgumentError('"id" must be a string');
+  if (parameters !== undefined && !isObject(parameters))
+    throw new InvalidArgumentError('"parameters" must be an object');
+  if (!Array.isArray(inputs)) throw new InvalidArgumentError('"inputs" must be an array of tensors');
+  inputs.forEach((input, i) => {
+    if (!isObject(input)) throw new InvalidArgumentError(`inputs[${i}] must be an object`);
+    for (const field of ['name', 'shape', 'datatype', 'data']) {
+      if (input[field] === undefined) throw new InvalidArgumentError(`inputs[${i}] has no "${field}"`);
+    }
+    if (input.parameters !== undefined && !isObject(input.parameters)) {
+      throw new InvalidArgumentError(`inputs[${i}].parameters must be an object`);
+    }
+  });
+  if (outputs !== undefined && !Array.isArray(outputs)) throw new InvalidArgumentError('"outputs" must be an array');
+  const names = (outputs ?? []).map((output: unknown, i: number) => {
+    if (!isObject(output) || typeof output.name !== 'string')
+      throw new InvalidArgumentError(`outputs[${i}] needs a "name"`);
+    return output.name;
+  });
+  return { id, inputs: inputs as Record<string, unknown>[], outputs: names };
+}
+
+function jsonInputs(body: InferBody): TensorMap {
+  const inputs: TensorMap = new Map();
+  for (const input of body.inputs) {
+    addInput(inputs, input.name, (name) => tensorFromJson(name, input.datatype, input.shape, input.data));
+  }
+  return inputs;
+}
+
+/** Aborted when the client closes the connection before its answer is written. */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}
+
+function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown) {
+  const oip = toOipError(error);
+  if (isUnexpected(error)) request.log.error({ err: error, request_id: request.id }, 'unhandled error');
+  // Fastify's own client errors (body too large, unsupported media type) keep their status.
+  const own = (error as FastifyError).statusCode;
+  const status =
+    !(error instanceof OipError) && !(error instanceof AppError) && (own === 413 || own === 415) ? own : oip.httpStatus;
+  if (error instanceof AppError) for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
+  if (oip.retryAfterSeconds !== undefined) reply.header('retry-after', String(oip.retryAfterSeconds));
+  return reply.code(status).type('application/json').send({ error: oip.message });
+}
+
+async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
+  const { backend, timeoutMs, maxBatch } = options;
+  const open = { public: true };
+  // Documented in /openapi.json by summary only: the protocol's own open_inference_rest.yaml is their schema.
+  const doc = (summary: string) => ({ schema: { summary, tags: ['Open Inference Protocol'] } });
+
+  app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
+
+  // Clients of the protocol do not all send a JSON content type; like Triton and KServe, these
+  // routes read the body as JSON whatever its content type says.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  app.addHook('preParsing', async (request) => {
+    if (request.headers['inference-header-content-length'] !== undefined) {
+      throw new InvalidArgumentError(
+        'The binary tensor data extension is not supported: send tensors as JSON "data" (tritonclient: binary_data=False)',
+      );
+    }
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: `No route ${request.method} ${request.url.split('?')[0]}` }),
+  );
+
+  app.get('/', doc('Server metadata'), async () => backend.serverMetadata());
+
+  // Probes read the status; the bodies are those of inference_rest.md ($live_server_response, …).
+  app.get('/health/live', { config: open, ...doc('Server live') }, async () => ({ live: true }));
+
+  app.get('/health/ready', { config: open, ...doc('Server ready') }, async (request, reply) => {
+    if (!(await backend.isReady()))
+      return sendError(request, reply, new OipError('unavailable', 'The server is not ready'));
+    return { ready: true };
+  });
+
+  const metadata = async (request: FastifyRequest) => {
+    const { model, version } = request.params as ModelParams;
+    const meta = await backend.modelMetadata(model, version);
+    return {
+      name: meta.name,
+      versions: meta.versions,
+      platform: meta.platform,
+      inputs: meta.inputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
+      outputs: meta.outputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
+    };
+  };
+  app.get('/models/:model', doc('Model metadata'), metadata);
+  app.get('/models/:model/versions/:version', doc('Model metadata'), metadata);
+
+  const ready = async (request: FastifyRequest, reply: FastifyReply) => {
+    const { model, version } = request.params as ModelParams;
+    if (!(await backend.modelReady(model, version))) {
+      return sendError(request, reply, new OipError('unavailable', `Model "${model}" is not ready`));
+    }
+    return { name: model, ready: true };
+  };
+  app.get('/models/:model/ready', doc('Model ready'), ready);
+  app.get('/models/:model/versions/:version/ready', doc('Model ready'), ready);
+
+  const infer = async (request: FastifyRequest, reply: FastifyReply) => {
+    const { model, version } = request.params as ModelParams;
+    const deadlineMs = Date.now() + timeoutMs;
+    const body = parseInferBody(request.body);
+    const meta: ModelMetadata = await backend.modelMetadata(model, version);
+    const inputs = jsonInputs(body);
+    checkInputs(inputs, meta, { maxBatch });
+    const requested = checkRequestedOutputs(body.outputs, meta);
+    const result = await backend.infer(model, version, inputs, {
+      deadlineMs,
+      ...(requested && { outputs: requested }),
+      signal: clientGone(reply),
+    });
+    return {
+      model_name: result.modelName,
+      model_version: result.modelVersion,
+      ...(body.id !== undefined && { id: body.id }),
+      parameters: timingParameters(result),
+      outputs: selectOutputs(result.outputs, requested, meta).map(([name, tensor]) => ({
+        name,
+        datatype: tensor.datatype,
+        shape: tensor.shape,
+        data: jsonData(tensor),
+      })),
+    };
+  };
+  const inferOptions = { ...doc('Inference'), ...(options.bodyLimitBytes && { bodyLimit: options.bodyLimitBytes }) };
+  app.post('/models/:model/infer', inferOptions, infer);
+  app.post('/models/:model/versions/:version/infer', inferOptions, infer);
+}
+
+/** Registers GET /v2, /v2/health/*, /v2/models/… and POST …/infer. */
+export async function oipRestRoutes(app: FastifyInstance, options: OipRestOptions) {
+  await app.register(v2Routes, { ...options, prefix: '/v2' });
+}
