@@ -16,6 +16,11 @@ declare module 'fastify' {
     public?: boolean;
     /** Only an admin key opens this route. */
     admin?: boolean;
+    /**
+     * The route's scope answers errors in a shape of its own (the Open Inference Protocol's
+     * {"error": "…"}): a refused key is thrown to that scope's error handler, not sent from here.
+     */
+    ownErrorShape?: boolean;
   }
 }
 
@@ -45,7 +50,8 @@ async function authPlugin(app: FastifyInstance, { apiKeys, adminApiKeys }: AuthO
   const admins = adminApiKeys.map(digest);
 
   // Errors are sent from here, not thrown: the admin board's scope has an error handler of its own
-  // (bull-board's), which would answer in its own shape.
+  // (bull-board's), which would answer in its own shape. Routes that keep a shape of their own
+  // (ownErrorShape) get the error thrown, for their scope's handler to shape.
   app.addHook('onRequest', async (request, reply) => {
     const { config } = request.routeOptions;
     if (config.public) return;
@@ -63,7 +69,10 @@ async function authPlugin(app: FastifyInstance, { apiKeys, adminApiKeys }: AuthO
     }
     if (known.length === 0) return;
     const given = bearer(request.headers.authorization);
-    if (!given || !matches(known, given)) return sendAppError(reply, request, new UnauthorizedError());
+    if (!given || !matches(known, given)) {
+      if (config.ownErrorShape) throw new UnauthorizedError();
+      return sendAppError(reply, request, new UnauthorizedError());
+    }
     request.owner = given.subarray(0, 12).toString('hex');
   });
 }
