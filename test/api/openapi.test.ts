@@ -15,6 +15,9 @@ import { fileURLToPath } from 'node:url';
 import { ERROR_CODES, type ErrorCode } from '../../src/shared/schemas/error.ts';
 import { buildOpenapiExamples, EXAMPLES_FILE, examplesText } from '../../scripts/openapi-examples.ts';
 import { buildTestApp } from '../helpers/app.ts';
+import { z } from 'zod';
+import * as oip from '../oip/oip-schemas.ts';
+import { conforms } from '../oip/oip-schemas.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const execFileAsync = promisify(execFile);
@@ -106,9 +109,13 @@ test('every operation has a unique operationId, a declared tag, a summary and an
   }
 });
 
+/** The /v2 routes speak the Open Inference Protocol, whose errors are {"error": "…"}, not the service's body. */
+const isOip = (name: string) => / \/v2(\/|$)/.test(name);
+
 test('error responses list their codes as an enum, each of its status, with an example per code', async (t) => {
   const { doc } = await fetchDocument(t);
   for (const [name, operation] of operations(doc)) {
+    if (isOip(name)) continue; // their own shape: the next test
     for (const [status, response] of Object.entries(operation.responses)) {
       if (Number(status) < 400) continue;
       const media = response.content?.['application/json'];
@@ -125,6 +132,53 @@ test('error responses list their codes as an enum, each of its status, with an e
   assert.deepEqual(Object.keys(predict.responses).sort(), ['200', '400', '401', '404', '413', '415', '429', '500', '503', '504']);
   assert.ok(op(doc, '/jobs/{id}/results', 'get').responses['409'], 'results: 409 not_ready');
   assert.ok(op(doc, '/jobs/{id}', 'get').responses['404'], 'status: 404 not_found');
+});
+
+test('the /v2 routes document their errors in the protocol\'s shape, and their examples follow open_inference_rest.yaml', async (t) => {
+  const { doc } = await fetchDocument(t);
+  const v2 = operations(doc).filter(([name]) => isOip(name));
+  assert.equal(v2.length, 9, v2.map(([name]) => name).join(', '));
+  for (const [name, operation] of v2) {
+    const errors = Object.entries(operation.responses).filter(([status]) => Number(status) >= 400);
+    assert.ok(errors.length > 0, `${name}: its errors are documented`);
+    for (const [status, response] of errors) {
+      const media = response.content?.['application/json'];
+      const schema = media?.schema as { type?: string; required?: string[]; properties?: Record<string, { type?: string }> } | undefined;
+      assert.equal(schema?.type, 'object', `${name} ${status}: an object`);
+      assert.deepEqual(schema.required, ['error'], `${name} ${status}: error is required`);
+      assert.deepEqual(Object.keys(schema.properties ?? {}), ['error'], `${name} ${status}: only error`);
+      assert.equal(schema.properties!.error!.type, 'string', `${name} ${status}: error is a string, not the service's object`);
+      const examples = Object.values(media!.examples ?? {});
+      assert.ok(examples.length > 0, `${name} ${status}: an example`);
+      for (const example of examples) conforms(oip.inference_error_response.strict(), example.value);
+    }
+    if (operation.security?.length !== 0) assert.ok(operation.responses['401'], `${name}: keyed, so a 401`);
+  }
+  const infer = op(doc, '/v2/models/{model}/infer', 'post');
+  for (const status of ['400', '401', '404', '429', '503', '504']) assert.ok(infer.responses[status], `infer: ${status}`);
+  assert.deepEqual(op(doc, '/v2/health/live', 'get').security, [], 'liveness needs no key');
+  assert.deepEqual(op(doc, '/v2/health/ready', 'get').security, [], 'readiness needs no key');
+
+  const examples = (media: Media | undefined) => Object.values(media?.examples ?? {}).map((e) => e.value);
+  const success = (path: string, method = 'get') => examples(op(doc, path, method).responses['200']!.content?.['application/json']);
+  const checks: [string, string, z.ZodType][] = [
+    ['/v2', 'get', oip.metadata_server_response],
+    ['/v2/health/live', 'get', oip.live_server_response],
+    ['/v2/health/ready', 'get', oip.ready_server_response],
+    ['/v2/models/{model}', 'get', oip.metadata_model_response],
+    ['/v2/models/{model}/versions/{version}', 'get', oip.metadata_model_response],
+    ['/v2/models/{model}/ready', 'get', oip.ready_model_response],
+    ['/v2/models/{model}/infer', 'post', oip.inference_response],
+    ['/v2/models/{model}/versions/{version}/infer', 'post', oip.inference_response],
+  ];
+  for (const [path, method, schema] of checks) {
+    const values = success(path, method);
+    assert.ok(values.length > 0, `${method} ${path}: an example`);
+    for (const value of values) conforms(schema, value);
+  }
+  const requests = examples(op(doc, '/v2/models/{model}/infer', 'post').requestBody?.content['application/json']);
+  assert.ok(requests.length > 0, 'an inference request example');
+  for (const value of requests) conforms(oip.inference_request, value);
 });
 
 test("POST /jobs takes JSON, NDJSON and CSV; results come as JSON, NDJSON and CSV; the contract's headers are documented", async (t) => {

@@ -14,6 +14,7 @@ import {
   tensorFromJson,
   type TensorMap,
 } from './tensors.ts';
+import { OIP_DOCS, oipSchema } from './rest-docs.ts';
 
 export type OipRestOptions = {
   backend: InferenceBackend;
@@ -102,10 +103,12 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown)
 async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
   const { backend, timeoutMs, maxBatch } = options;
   const open = { public: true };
-  // Documented in /openapi.json by summary only: the protocol's own open_inference_rest.yaml is their schema.
-  const doc = (summary: string) => ({ schema: { summary, tags: ['Open Inference Protocol'] } });
 
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
+  // A refused key too is answered in the protocol's shape, by the handler above.
+  app.addHook('onRoute', (route) => {
+    route.config = { ...route.config, ownErrorShape: true };
+  });
 
   // Clients of the protocol do not all send a JSON content type; like Triton and KServe, these
   // routes read the body as JSON whatever its content type says.
@@ -122,12 +125,15 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
     reply.code(404).send({ error: `No route ${request.method} ${request.url.split('?')[0]}` }),
   );
 
-  app.get('/', doc('Server metadata'), async () => backend.serverMetadata());
+  const serverMetadata = async () => backend.serverMetadata();
+  app.get('/', { prefixTrailingSlash: 'no-slash', ...oipSchema('oipServerMetadata', 'Server metadata', OIP_DOCS.serverMetadata) }, serverMetadata);
+  // Clients differ on the slash; the document names GET /v2 once.
+  app.get('/', { prefixTrailingSlash: 'slash', schema: { hide: true } }, serverMetadata);
 
   // Probes read the status; the bodies are those of inference_rest.md ($live_server_response, …).
-  app.get('/health/live', { config: open, ...doc('Server live') }, async () => ({ live: true }));
+  app.get('/health/live', { config: open, ...oipSchema('oipServerLive', 'Server live', OIP_DOCS.serverLive) }, async () => ({ live: true }));
 
-  app.get('/health/ready', { config: open, ...doc('Server ready') }, async (request, reply) => {
+  app.get('/health/ready', { config: open, ...oipSchema('oipServerReady', 'Server ready', OIP_DOCS.serverReady) }, async (request, reply) => {
     if (!(await backend.isReady()))
       return sendError(request, reply, new OipError('unavailable', 'The server is not ready'));
     return { ready: true };
@@ -144,8 +150,12 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
       outputs: meta.outputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
     };
   };
-  app.get('/models/:model', doc('Model metadata'), metadata);
-  app.get('/models/:model/versions/:version', doc('Model metadata'), metadata);
+  app.get('/models/:model', oipSchema('oipModelMetadata', 'Model metadata', OIP_DOCS.modelMetadata), metadata);
+  app.get(
+    '/models/:model/versions/:version',
+    oipSchema('oipModelVersionMetadata', 'Model version metadata', OIP_DOCS.modelMetadata),
+    metadata,
+  );
 
   const ready = async (request: FastifyRequest, reply: FastifyReply) => {
     const { model, version } = request.params as ModelParams;
@@ -154,8 +164,12 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
     }
     return { name: model, ready: true };
   };
-  app.get('/models/:model/ready', doc('Model ready'), ready);
-  app.get('/models/:model/versions/:version/ready', doc('Model ready'), ready);
+  app.get('/models/:model/ready', oipSchema('oipModelReady', 'Model ready', OIP_DOCS.modelReady), ready);
+  app.get(
+    '/models/:model/versions/:version/ready',
+    oipSchema('oipModelVersionReady', 'Model version ready', OIP_DOCS.modelReady),
+    ready,
+  );
 
   const infer = async (request: FastifyRequest, reply: FastifyReply) => {
     const { model, version } = request.params as ModelParams;
@@ -183,9 +197,13 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
       })),
     };
   };
-  const inferOptions = { ...doc('Inference'), ...(options.bodyLimitBytes && { bodyLimit: options.bodyLimitBytes }) };
-  app.post('/models/:model/infer', inferOptions, infer);
-  app.post('/models/:model/versions/:version/infer', inferOptions, infer);
+  const limit = options.bodyLimitBytes ? { bodyLimit: options.bodyLimitBytes } : {};
+  app.post('/models/:model/infer', { ...limit, ...oipSchema('oipModelInfer', 'Inference', OIP_DOCS.infer) }, infer);
+  app.post(
+    '/models/:model/versions/:version/infer',
+    { ...limit, ...oipSchema('oipModelVersionInfer', 'Inference with a model version', OIP_DOCS.infer) },
+    infer,
+  );
 }
 
 /** Registers GET /v2, /v2/health/*, /v2/models/… and POST …/infer. */

@@ -88,7 +88,10 @@ export function documentOperation(operation: Operation, docs: OperationDocs | un
   const jsonBody = operation.requestBody?.content?.[JSON_TYPE];
   if (docs?.requestExamples && jsonBody) jsonBody.examples = docs.requestExamples;
 
-  for (const [status, response] of Object.entries(operation.responses ?? {})) {
+  // Responses no zod schema declares (a route that writes its own bodies) come from the docs alone.
+  const responses = (operation.responses ??= {});
+  for (const status of Object.keys(docs?.responses ?? {})) responses[status] ??= { description: '' };
+  for (const [status, response] of Object.entries(responses)) {
     const extra = docs?.responses?.[Number(status)];
     const json = response.content?.[JSON_TYPE];
     if (extra?.description) response.description = extra.description;

@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import { mergeIoComponents } from '../openapi/components.ts';
 import { documentOperation, type OperationDocs } from '../openapi/operation-docs.ts';
+import { OIP_TAG } from '../oip/rest-docs.ts';
 import { downloadUrlPlugin, ndjsonExamplesPlugin } from '../openapi/swagger-ui-plugins.ts';
 
 export type OpenapiOptions = { docsPublic: boolean };
@@ -17,6 +18,7 @@ const TAGS = [
   { name: 'online', description: 'Score records now: the call waits for a worker and gets the result' },
   { name: 'models', description: 'Any model of the repository by name and version: what it takes, and scoring with it' },
   { name: 'bulk', description: 'Bulk jobs: submit many records as JSON, NDJSON or CSV, follow the job, fetch its results' },
+  { name: OIP_TAG, description: 'The Open Inference Protocol (KServe V2) under /v2: errors are {"error": "…"}, as the protocol has them' },
   { name: 'health', description: 'Liveness and readiness for an orchestrator; open without a key' },
 ];
 
