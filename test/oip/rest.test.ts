@@ -293,9 +293,13 @@ test('with API keys, inference needs a bearer key and health stays open', async 
 test('the routes are listed in /openapi.json under the protocol tag', async () => {
   const doc = (await http(url, 'GET', '/openapi.json')).body as {
     paths: Record<string, Record<string, { tags?: string[] }>>;
+    tags: { name: string }[];
   };
+  assert.ok(doc.tags.some((tag) => tag.name === 'Open Inference Protocol'), 'the tag is declared');
+  // Once, without the trailing slash (redocly's no-path-trailing-slash); GET /v2/ still answers.
+  assert.equal(doc.paths['/v2/'], undefined);
   for (const path of [
-    '/v2/',
+    '/v2',
     '/v2/health/live',
     '/v2/health/ready',
     '/v2/models/{model}',

@@ -7,7 +7,7 @@ import type { Examples } from '../openapi/examples.ts';
 import { HEADERS, type OperationDocs, type ResponseDocs } from '../openapi/operation-docs.ts';
 
 /** The tag of the /v2 routes, declared in the document's tags. */
-export const OIP_TAG = 'inference';
+export const OIP_TAG = 'Open Inference Protocol';
 
 const JSON_TYPE = 'application/json';
 
