@@ -5,6 +5,10 @@
 import type { Redis } from 'ioredis';
 import { bulkIdempotencyKey, bulkInputKey, bulkJobKey, bulkResultKey, recordsScoredKey } from './keys.ts';
 import { JobStatusNameSchema, type JobStatusName } from './schemas/bulk-job.ts';
+import type { BulkChunkEncoding } from './queues.ts';
+
+/** Hash fields counting the records each display version scored. */
+const SCORED_BY = 'scored_by:';
 
 export type BulkJobState = {
   jobId: string;
@@ -15,6 +19,14 @@ export type BulkJobState = {
   chunks: number;
   chunkSize: number;
   modelVersion: string | null;
+  /** The model the job is for (jobs made before models were named: fraud). */
+  modelName: string;
+  /** The version the job is pinned to; null until a worker pins a job submitted while none was live. */
+  modelVersionNumber: number | null;
+  /** How its chunks are staged, and so how its results are read. */
+  encoding: BulkChunkEncoding;
+  /** Records scored per display version: one entry when the pin held for every chunk. */
+  scoredBy: Record<string, number>;
   createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;
@@ -30,6 +42,14 @@ export type NewBulkJob = {
   chunkSize: number;
   createdAt: number;
   expiresAt: number;
+  /** Default fraud. */
+  modelName?: string;
+  /** Default null: pinned by the first worker to take a chunk. */
+  modelVersionNumber?: number | null;
+  /** The pinned version's display version, when the api knows it at submission. */
+  modelVersion?: string | null;
+  /** Default columns (fraud's). */
+  encoding?: BulkChunkEncoding;
 };
 
 /** Outcome of writing a chunk's results. */
@@ -70,11 +90,18 @@ redis.call('DEL', KEYS[3])
 local done = redis.call('HINCRBY', KEYS[1], 'done', ARGV[2])
 redis.call('INCRBY', KEYS[4], ARGV[2])
 redis.call('HSET', KEYS[1], 'model_version', ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'scored_by:' .. ARGV[4], ARGV[2])
 if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[3]) end
 if done >= tonumber(redis.call('HGET', KEYS[1], 'total')) then
   redis.call('HSET', KEYS[1], 'status', 'completed', 'finished_at', ARGV[3])
 end
 return 1`;
+
+// Pins a job to a version once: the first worker to ask sets it, every later one reads it.
+const PIN_VERSION = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSETNX', KEYS[1], 'model_version_number', ARGV[1])
+return redis.call('HGET', KEYS[1], 'model_version_number')`;
 
 // queued | running → ARGV[1] (failed or cancelled); a finished job stays as it is.
 const FINISH_JOB = `
@@ -112,6 +139,7 @@ type ScriptedRedis = Redis & {
     modelVersion: string,
   ): Promise<number>;
   bulkFinishJob(job: string, status: string, now: number, reason: string): Promise<string | null>;
+  bulkPinVersion(job: string, version: number): Promise<string | null>;
 };
 
 function withScripts(redis: Redis): ScriptedRedis {
@@ -119,6 +147,7 @@ function withScripts(redis: Redis): ScriptedRedis {
   redis.defineCommand('bulkClaimChunk', { numberOfKeys: 3, lua: CLAIM_CHUNK });
   redis.defineCommand('bulkCommitChunk', { numberOfKeys: 4, lua: COMMIT_CHUNK });
   redis.defineCommand('bulkFinishJob', { numberOfKeys: 1, lua: FINISH_JOB });
+  redis.defineCommand('bulkPinVersion', { numberOfKeys: 1, lua: PIN_VERSION });
   return redis as ScriptedRedis;
 }
 
@@ -159,6 +188,10 @@ export function createBulkStore(connection: Redis, prefix: string) {
           chunk_size: job.chunkSize,
           created_at: job.createdAt,
           expires_at: job.expiresAt,
+          model_name: job.modelName ?? 'fraud',
+          encoding: job.encoding ?? 'columns',
+          ...(job.modelVersionNumber == null ? {} : { model_version_number: job.modelVersionNumber }),
+          ...(job.modelVersion == null ? {} : { model_version: job.modelVersion }),
         })
         .pexpireat(jobKey(job.jobId), job.expiresAt)
         .exec();
@@ -180,6 +213,14 @@ export function createBulkStore(connection: Redis, prefix: string) {
         chunks: Number(h.chunks),
         chunkSize: Number(h.chunk_size),
         modelVersion: h.model_version ?? null,
+        modelName: h.model_name ?? 'fraud',
+        modelVersionNumber: optionalNumber(h.model_version_number),
+        encoding: h.encoding === 'rows' ? 'rows' : 'columns',
+        scoredBy: Object.fromEntries(
+          Object.entries(h)
+            .filter(([k]) => k.startsWith(SCORED_BY))
+            .map(([k, v]) => [k.slice(SCORED_BY.length), Number(v)]),
+        ),
         createdAt: Number(h.created_at),
         startedAt: optionalNumber(h.started_at),
         finishedAt: optionalNumber(h.finished_at),
@@ -248,6 +289,12 @@ export function createBulkStore(connection: Redis, prefix: string) {
 
     async readResultChunk(jobId: string, chunk: number): Promise<Buffer | null> {
       return redis.getBuffer(bulkResultKey(prefix, jobId, chunk));
+    },
+
+    /** The version a job is pinned to: `version` when none was yet, else the one pinned first; null when gone. */
+    async pinVersion(jobId: string, version: number): Promise<number | null> {
+      const pinned = await redis.bulkPinVersion(jobKey(jobId), version);
+      return pinned === null ? null : Number(pinned);
     },
 
     /** queued | running → failed with a reason. Returns the status after the call; null when gone. */

@@ -10,7 +10,7 @@ import { Shutdown } from '../shared/shutdown.ts';
 import { createRedis, isRedisReady } from '../shared/redis.ts';
 import { HEARTBEAT_INTERVAL_MS, announceChange, recordHeartbeat, removeWorker, type Heartbeat } from '../shared/worker-registry.ts';
 import { QUEUES } from '../shared/queues.ts';
-import { ModelRepository, type ModelLease } from './model-repository.ts';
+import { ModelRepository } from './model-repository.ts';
 import { startBulkConsumer } from './bulk-consumer.ts';
 import { startOpsServer } from './ops-server.ts';
 import { createWorkerMetrics, observeModelLoadFailures } from './worker-metrics.ts';
@@ -73,36 +73,30 @@ const online = new OnlineConsumers({
 });
 online.follow(repository.held());
 
-// Bulk jobs are fraud's for now: scored by the fraud version resolved at start, held for the
-// process's life. A worker without fraud takes no chunks.
-let fraud: ModelLease | undefined;
-const resolved = repository.acquire('fraud');
-if ('model' in resolved && resolved.model.scoring) fraud = resolved;
-else if ('model' in resolved) resolved.release();
-const fraudModel = fraud?.model.scoring;
-const bulkThresholds = fraudModel ? { ...fraudModel.manifest.thresholds, ...thresholdOverride } : undefined;
-if (bulkThresholds && bulkThresholds.approve > bulkThresholds.review) {
-  logger.fatal({ thresholds: bulkThresholds }, 'APPROVE_THRESHOLD must not exceed REVIEW_THRESHOLD');
+// Thresholds set in config must make sense over the fraud version calls get now.
+const fraudNow = repository.resolve('fraud');
+const fraudThresholds = fraudNow.ok && fraudNow.model.scoring ? { ...fraudNow.model.scoring.manifest.thresholds, ...thresholdOverride } : undefined;
+if (fraudThresholds && fraudThresholds.approve > fraudThresholds.review) {
+  logger.fatal({ thresholds: fraudThresholds }, 'APPROVE_THRESHOLD must not exceed REVIEW_THRESHOLD');
   process.exit(1);
 }
 
 // Bulk chunks on a connection of their own, so a chunk's Redis traffic never queues behind online replies.
 const bulkConnection = createRedis(config.redis.url, 'consumer', `worker-${workerId}-bulk`);
 bulkConnection.on('error', (err) => logger.debug({ err }, 'redis connection error'));
-const bulkWorker =
-  fraudModel && bulkThresholds
-    ? startBulkConsumer({
-        connection: bulkConnection,
-        prefix: config.redis.prefix,
-        model: fraudModel,
-        thresholds: bulkThresholds,
-        lockDurationMs: config.bulk.lockDurationMs,
-        stalledIntervalMs: config.bulk.stalledIntervalMs,
-        metrics,
-        logger,
-      })
-    : undefined;
-if (bulkWorker) countJobOutcomes(bulkWorker, QUEUES.bulk.name, metrics);
+// Every worker takes chunks; each is scored by the version its job is pinned to, under a lease,
+// and handed back when this worker does not hold that version.
+const bulkWorker = startBulkConsumer({
+  connection: bulkConnection,
+  prefix: config.redis.prefix,
+  repository,
+  thresholds: thresholdOverride,
+  lockDurationMs: config.bulk.lockDurationMs,
+  stalledIntervalMs: config.bulk.stalledIntervalMs,
+  metrics,
+  logger,
+});
+countJobOutcomes(bulkWorker, QUEUES.bulk.name, metrics);
 
 /** The fraud version a /predict call would get from this worker now, for /ready. */
 function fraudVersion(): string {
@@ -149,11 +143,10 @@ shutdown.add('stop taking work', async () => {
 // consumers still serve. A chunk not finished by the deadline is handed back by the stalled
 // check and scored once elsewhere.
 shutdown.add('bulk consumer', async () => {
-  await bulkWorker?.close();
+  await bulkWorker.close();
 });
 shutdown.add('predict consumers', () => online.close());
 shutdown.add('models', async () => {
-  fraud?.release();
   await repository.close();
 });
 shutdown.add('redis', async () => {

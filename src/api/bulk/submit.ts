@@ -2,10 +2,10 @@
 // arrive → only once the whole body is valid, the job's hash and one queue job per chunk.
 // A body with problems stages nothing that outlives the request, and enqueues nothing.
 import { createHash, randomBytes } from 'node:crypto';
-import { ChunkBuilder } from '../../shared/bulk-chunk.ts';
 import type { BulkStore } from '../../shared/bulk-store.ts';
 import { ValidationError, type ErrorDetail } from '../../shared/errors.ts';
-import type { BulkChunkJob } from '../../shared/queues.ts';
+import type { BulkChunkEncoding, BulkChunkJob } from '../../shared/queues.ts';
+import type { BulkRecord } from '../../shared/schemas/record.ts';
 import { enqueueBulk, type QueueProducer } from '../../shared/queue-clients.ts';
 import type { ParsedRow } from './parsed-row.ts';
 
@@ -22,10 +22,27 @@ export type SubmitDeps = {
   ttlSeconds: number;
 };
 
-export type SubmitRequest = {
-  rows: AsyncIterable<ParsedRow>;
+/** What gathers a job's valid records into staged chunks: fraud's ChunkBuilder, or RowChunkBuilder. */
+export interface ChunkEncoder<R> {
+  readonly length: number;
+  readonly full: boolean;
+  push(record: R): void;
+  encode(): Buffer;
+  reset(): void;
+}
+
+/**
+ * The model version a job is pinned to, resolved at submission. `version` is absent only when no
+ * live worker could name one; then the first worker to take a chunk pins it (by `alias`, else the usual rule).
+ */
+export type PinnedModel = { name: string; version?: number; alias?: string; displayVersion?: string };
+
+export type SubmitRequest<R = BulkRecord> = {
+  rows: AsyncIterable<ParsedRow<R>>;
   owner: string;
   idempotencyKey: string | undefined;
+  model: PinnedModel;
+  chunks: { encoding: BulkChunkEncoding; builder: ChunkEncoder<R> };
 };
 
 export type SubmitOutcome = { jobId: string; created: boolean };
@@ -50,12 +67,13 @@ export async function findIdempotentJob(store: BulkStore, owner: string, key: st
  * Throws ValidationError (400) naming up to 100 bad rows, PayloadTooLargeError (413) from the
  * body, or whatever Redis throws; in every case the chunks staged so far are deleted.
  */
-export async function submitBulkJob(deps: SubmitDeps, request: SubmitRequest): Promise<SubmitOutcome> {
+export async function submitBulkJob<R>(deps: SubmitDeps, request: SubmitRequest<R>): Promise<SubmitOutcome> {
   const { store, chunkSize, maxRecords } = deps;
   const jobId = newJobId();
   const createdAt = Date.now();
   const expiresAt = createdAt + deps.ttlSeconds * 1000;
-  const builder = new ChunkBuilder(chunkSize);
+  const { builder, encoding } = request.chunks;
+  const { model } = request;
   const problems: ErrorDetail[] = [];
   let total = 0;
   let staged = 0;
@@ -111,7 +129,19 @@ export async function submitBulkJob(deps: SubmitDeps, request: SubmitRequest): P
 
   try {
     // The hash first: a worker that takes a chunk must find its job.
-    await store.createJob({ jobId, owner: request.owner, total, chunks: staged, chunkSize, createdAt, expiresAt });
+    await store.createJob({
+      jobId,
+      owner: request.owner,
+      total,
+      chunks: staged,
+      chunkSize,
+      createdAt,
+      expiresAt,
+      modelName: model.name,
+      modelVersionNumber: model.version ?? null,
+      modelVersion: model.displayVersion ?? null,
+      encoding,
+    });
     for (let from = 0; from < staged; from += ENQUEUE_BATCH) {
       const jobs: { data: BulkChunkJob; jobId: string }[] = [];
       for (let chunk = from; chunk < Math.min(staged, from + ENQUEUE_BATCH); chunk++) {
@@ -120,6 +150,10 @@ export async function submitBulkJob(deps: SubmitDeps, request: SubmitRequest): P
           chunk,
           start: chunk * chunkSize,
           count: Math.min(chunkSize, total - chunk * chunkSize),
+          model: model.name,
+          ...(model.version === undefined ? {} : { version: model.version }),
+          ...(model.alias === undefined ? {} : { alias: model.alias }),
+          encoding,
         };
         jobs.push({ data, jobId: `${jobId}.${chunk}` });
       }

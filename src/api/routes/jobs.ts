@@ -22,11 +22,17 @@ import {
   JobAcceptedSchema,
   JobIdParamsSchema,
   JobStatusSchema,
+  ModelResultsPageSchema,
   ResultsPageSchema,
   ResultsQuerySchema,
   type JobStatusName,
 } from '../../shared/schemas/bulk-job.ts';
+import { ChunkBuilder } from '../../shared/bulk-chunk.ts';
+import { RowChunkBuilder } from '../../shared/bulk-rows.ts';
 import { BODY_MEDIA_TYPES, bodyParserFor } from '../bulk/body-formats.ts';
+import { JobModelQuerySchema, resolveJobModel, waitingFor } from '../bulk/job-model.ts';
+import { modelBodyParser } from '../bulk/model-bodies.ts';
+import { modelResultsPage, modelResultsStream } from '../bulk/model-results-format.ts';
 import { renderAccepted, renderStatus, statusUrl } from '../bulk/job-status.ts';
 import { limitBytes } from '../bulk/parsed-row.ts';
 import { RESULT_CONTENT_TYPES, preferredResultFormat, resultsPage, resultsStream } from '../bulk/results-format.ts';
@@ -80,9 +86,10 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
     {
       bodyLimit: jobBodyLimitBytes,
       schema: {
-        summary: `Submit 1..${maxJobRecords} records for bulk scoring: {records: [...]} JSON, NDJSON, or CSV with a header row`,
+        summary: `Submit 1..${maxJobRecords} records for bulk scoring: {records: [...]} JSON, NDJSON, or CSV with a header row. ?model=&version= (or &alias=) picks the model (default fraud); the job is pinned to the version resolved now`,
         headers: IdempotencyHeadersSchema,
-        response: { 202: JobAcceptedSchema, ...errors(400, 401, 413, 415, 503) },
+        querystring: JobModelQuerySchema,
+        response: { 202: JobAcceptedSchema, ...errors(400, 401, 404, 413, 415, 503) },
       },
     },
     async (request, reply) => {
@@ -107,12 +114,28 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         // Refused early (bad rows, too large), the rest of the body is never read: the socket is
         // not reusable, so the answer closes it rather than leave the client's upload hanging.
         const source = body.iterator({ destroyOnReturn: false });
+        const deps = { store, producer: app.queues.bulk, chunkSize, maxRecords: maxJobRecords, ttlSeconds: resultTtlSeconds };
+        const common = { owner: request.owner, idempotencyKey };
         let outcome;
         try {
-          outcome = await submitBulkJob(
-            { store, producer: app.queues.bulk, chunkSize, maxRecords: maxJobRecords, ttlSeconds: resultTtlSeconds },
-            { rows: parse(limitBytes(source, jobBodyLimitBytes)), owner: request.owner, idempotencyKey },
-          );
+          const target = await resolveJobModel(app.models, request.query);
+          if (target.encoding === 'columns') {
+            outcome = await submitBulkJob(deps, {
+              ...common,
+              rows: parse(limitBytes(source, jobBodyLimitBytes)),
+              model: target.pinned,
+              chunks: { encoding: 'columns', builder: new ChunkBuilder(chunkSize) },
+            });
+          } else {
+            const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+            const parseModel = modelBodyParser(mediaType, target.signature!);
+            outcome = await submitBulkJob(deps, {
+              ...common,
+              rows: parseModel(limitBytes(source, jobBodyLimitBytes)),
+              model: target.pinned,
+              chunks: { encoding: 'rows', builder: new RowChunkBuilder(chunkSize) },
+            });
+          }
         } catch (err) {
           if (!body.readableEnded) reply.header('connection', 'close');
           throw err;
@@ -122,7 +145,7 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
           const job = await store.readJob(outcome.jobId);
           return accept(reply, outcome.jobId, job?.status ?? 'queued');
         }
-        request.log.info({ job_id: outcome.jobId }, 'bulk job accepted');
+        request.log.info({ job_id: outcome.jobId, model_name: request.query.model, model_version: request.query.version }, 'bulk job accepted');
         return accept(reply, outcome.jobId, 'queued');
       });
     },
@@ -137,7 +160,11 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         response: { 200: JobStatusSchema, ...errors(401, 404, 503) },
       },
     },
-    async (request) => guard(async () => renderStatus(await readOwnedJob(request.params.id, request.owner))),
+    async (request) =>
+      guard(async () => {
+        const job = await readOwnedJob(request.params.id, request.owner);
+        return renderStatus(job, waitingFor(app.models, job.modelName, job.modelVersionNumber));
+      }),
   );
 
   routes.get(
@@ -148,7 +175,7 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
           'Results in input order: a JSON page (offset, limit), or with Accept: application/x-ndjson or text/csv every result, streamed',
         params: JobIdParamsSchema,
         querystring: ResultsQuerySchema,
-        response: { 200: ResultsPageSchema, ...errors(401, 404, 409, 503) },
+        response: { 200: ResultsPageSchema.or(ModelResultsPageSchema), ...errors(401, 404, 409, 503) },
       },
     },
     async (request, reply) =>
@@ -162,6 +189,10 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         // Text in the chosen format, sent as it is, past the page schema's serializer (the
         // schema documents the JSON page; the row formatter writes exactly its fields).
         const raw = (reply as FastifyReply).type(RESULT_CONTENT_TYPES[format]);
+        if (job.encoding === 'rows') {
+          if (format !== 'application/json') return raw.send(modelResultsStream(store, job, format));
+          return raw.send(await modelResultsPage(store, job, request.query.offset, request.query.limit));
+        }
         if (format !== 'application/json') return raw.send(resultsStream(store, job, format));
         return raw.send(await resultsPage(store, job, request.query.offset, request.query.limit));
       }),
