@@ -233,8 +233,8 @@ describe('bulk jobs for any model', () => {
     await completed(s.api, jobId);
     const expectedScalars = await batchOutputs(s.api, 'scalars', scalars);
     const got = await results(s.api, jobId);
-    assert.deepEqual(got, expectedScalars.map((outputs, i) => ({ index: i, id: `c-${i}`, ...outputs })));
     assert.equal(got[3]!.total, 3 * 1.25 + 9);
+    assert.deepEqual(got, expectedScalars.map((outputs, i) => ({ index: i, id: `c-${i}`, ...outputs })));
   });
 
   test('bad records are 400 naming the line or index and the field; an unknown model or version is 404 model_not_found', async () => {
