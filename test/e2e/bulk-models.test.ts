@@ -15,6 +15,7 @@ import { postJson, request, type JsonResponse } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { allTypesGraph, buildOnnxGraph } from '../helpers/onnx-graphs.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
+import { QUEUES, shardQueueName } from '../../src/shared/queues.ts';
 
 const COMMITTED = new URL('../../models/', import.meta.url).pathname;
 /** Small chunks, so every job here spans several and a pin is checked chunk by chunk. */
@@ -332,7 +333,7 @@ describe('a bulk job is pinned to the version resolved at submission', () => {
     assert.equal(waiting.model_version_number, 2);
     assert.equal(waiting.progress.done, 0);
     // The fraud:1 worker has taken chunks and handed them back (BullMQ's delayed set), unscored.
-    await waitFor(async () => (await redis.client.zcard('e2e-bulk-wait:bulk-chunk:delayed')) > 0, {
+    await waitFor(async () => (await redis.client.zcard(`e2e-bulk-wait:${shardQueueName(QUEUES.bulk.name, 0, 1)}:delayed`)) > 0, {
       timeoutMs: 10_000,
       what: 'chunks handed back by the worker without version 2',
     });
