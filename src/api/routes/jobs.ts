@@ -284,11 +284,11 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
               examples: resultsExamples['application/json'],
               content: {
                 'application/x-ndjson': {
-                  schema: { type: 'string', description: 'One JobResult JSON object per line, every result' },
+                  schema: { type: 'string', description: 'One JobResult (ModelJobResult for a model other than fraud) JSON object per line, every result' },
                   examples: resultsExamples['application/x-ndjson'],
                 },
                 'text/csv': {
-                  schema: { type: 'string', description: 'Header `index,id,fraud_probability,decision`, then every result' },
+                  schema: { type: 'string', description: "Header `index,id,fraud_probability,decision` (another model's job: `index,id` and a column per output), then every result" },
                   examples: resultsExamples['text/csv'],
                 },
               },
