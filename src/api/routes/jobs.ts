@@ -192,8 +192,9 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         // not reusable, so the answer closes it rather than leave the client's upload hanging.
         const source = body.iterator({ destroyOnReturn: false });
         let outcome;
+        let target;
         try {
-          const target = await resolveJobModel(app.models, request.query);
+          target = await resolveJobModel(app.models, request.query);
           const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
           const common = { owner: request.owner, idempotencyKey, replaces: known.stale, model: target.pinned };
           const rows = limitBytes(source, jobBodyLimitBytes);
@@ -214,7 +215,7 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
           const job = await store.readJob(outcome.jobId);
           return accept(reply, outcome.jobId, job?.status ?? 'queued');
         }
-        request.log.info({ job_id: outcome.jobId, model_name: request.query.model, model_version: request.query.version }, 'bulk job accepted');
+        request.log.info({ job_id: outcome.jobId, model_name: target.pinned.name, model_version: target.pinned.version }, 'bulk job accepted');
         return accept(reply, outcome.jobId, 'queued');
       });
     },
