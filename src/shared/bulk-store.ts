@@ -7,6 +7,10 @@ import keySlot from 'cluster-key-slot';
 import type { RedisClient } from './redis.ts';
 import { bulkIdempotencyKey, bulkInputKey, bulkJobKey, bulkOwnerJobsKey, bulkResultKey, recordsScoredKey } from './keys.ts';
 import { JobStatusNameSchema, type JobCursor, type JobStatusName } from './schemas/bulk-job.ts';
+import type { BulkChunkEncoding } from './queues.ts';
+
+/** Hash fields counting the records each display version scored. */
+const SCORED_BY = 'scored_by:';
 
 export type BulkJobState = {
   jobId: string;
@@ -17,6 +21,16 @@ export type BulkJobState = {
   chunks: number;
   chunkSize: number;
   modelVersion: string | null;
+  /** The model the job is for (jobs made before models were named: fraud). */
+  modelName: string;
+  /** The version the job is pinned to; null until a worker pins a job submitted while none was live. */
+  modelVersionNumber: number | null;
+  /** The alias asked for at submission, kept while no version is pinned (a resumed job's chunks name it). */
+  modelAlias: string | null;
+  /** How its chunks are staged, and so how its results are read. */
+  encoding: BulkChunkEncoding;
+  /** Records scored per display version: one entry when the pin held for every chunk. */
+  scoredBy: Record<string, number>;
   createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;
@@ -39,6 +53,16 @@ export type NewBulkJob = {
   expiresAt: number;
   /** Until every chunk is queued, the job and its staged input expire at this instant. */
   stagingUntil: number;
+  /** Default fraud. */
+  modelName?: string;
+  /** Default null: pinned by the first worker to take a chunk. */
+  modelVersionNumber?: number | null;
+  /** The pinned version's display version, when the api knows it at submission. */
+  modelVersion?: string | null;
+  /** The alias asked for, when no version could be pinned at submission. */
+  modelAlias?: string | null;
+  /** Default columns (fraud's). */
+  encoding?: BulkChunkEncoding;
 };
 
 /** Outcome of writing a chunk's results. */
@@ -76,11 +100,18 @@ if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ttl) then return 0 end
 redis.call('DEL', KEYS[3])
 local done = redis.call('HINCRBY', KEYS[1], 'done', ARGV[2])
 redis.call('HSET', KEYS[1], 'model_version', ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'scored_by:' .. ARGV[4], ARGV[2])
 if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[3]) end
 if done >= tonumber(redis.call('HGET', KEYS[1], 'total')) then
   redis.call('HSET', KEYS[1], 'status', 'completed', 'finished_at', ARGV[3])
 end
 return 1`;
+
+// Pins a job to a version once: the first worker to ask sets it, every later one reads it.
+const PIN_VERSION = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSETNX', KEYS[1], 'model_version_number', ARGV[1])
+return redis.call('HGET', KEYS[1], 'model_version_number')`;
 
 // queued | running → ARGV[1] (failed or cancelled); a finished job stays as it is.
 const FINISH_JOB = `
@@ -161,6 +192,7 @@ type ScriptedRedis = RedisClient & {
   bulkClaimIdempotencyKey(key: string, jobId: string, expiresAt: number, replaceable: string): Promise<string>;
   bulkFinishJob(job: string, status: string, now: number, reason: string): Promise<string | null>;
   bulkIndexJob(ownerJobs: string, createdAt: number, jobId: string, expiresAt: number, now: number): Promise<number>;
+  bulkPinVersion(job: string, version: number): Promise<string | null>;
 };
 
 function withScripts(redis: RedisClient): ScriptedRedis {
@@ -171,6 +203,7 @@ function withScripts(redis: RedisClient): ScriptedRedis {
   redis.defineCommand('bulkPromoteJob', { numberOfKeys: 1, lua: PROMOTE_JOB });
   redis.defineCommand('bulkClaimIdempotencyKey', { numberOfKeys: 1, lua: CLAIM_IDEMPOTENCY_KEY });
   redis.defineCommand('bulkIndexJob', { numberOfKeys: 1, lua: INDEX_JOB });
+  redis.defineCommand('bulkPinVersion', { numberOfKeys: 1, lua: PIN_VERSION });
   return redis as ScriptedRedis;
 }
 
@@ -224,6 +257,11 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
           created_at: job.createdAt,
           expires_at: job.expiresAt,
           staging: 1,
+          model_name: job.modelName ?? 'fraud',
+          encoding: job.encoding ?? 'columns',
+          ...(job.modelVersionNumber == null ? {} : { model_version_number: job.modelVersionNumber }),
+          ...(job.modelVersion == null ? {} : { model_version: job.modelVersion }),
+          ...(job.modelAlias == null ? {} : { model_alias: job.modelAlias }),
         })
         .pexpireat(jobKey(job.jobId), job.stagingUntil)
         .exec();
@@ -288,6 +326,15 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
         chunks: Number(h.chunks),
         chunkSize: Number(h.chunk_size),
         modelVersion: h.model_version ?? null,
+        modelName: h.model_name ?? 'fraud',
+        modelVersionNumber: optionalNumber(h.model_version_number),
+        modelAlias: h.model_alias ?? null,
+        encoding: h.encoding === 'rows' ? 'rows' : 'columns',
+        scoredBy: Object.fromEntries(
+          Object.entries(h)
+            .filter(([k]) => k.startsWith(SCORED_BY))
+            .map(([k, v]) => [k.slice(SCORED_BY.length), Number(v)]),
+        ),
         createdAt: Number(h.created_at),
         startedAt: optionalNumber(h.started_at),
         finishedAt: optionalNumber(h.finished_at),
@@ -382,6 +429,12 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
 
     async readResultChunk(jobId: string, chunk: number): Promise<Buffer | null> {
       return redis.getBuffer(bulkResultKey(prefix, jobId, chunk));
+    },
+
+    /** The version a job is pinned to: `version` when none was yet, else the one pinned first; null when gone. */
+    async pinVersion(jobId: string, version: number): Promise<number | null> {
+      const pinned = await redis.bulkPinVersion(jobKey(jobId), version);
+      return pinned === null ? null : Number(pinned);
     },
 
     /** queued | running → failed with a reason. Returns the status after the call; null when gone. */

@@ -89,14 +89,15 @@ export type ConsumerSettings = {
  */
 export function createConsumers<D, R, N extends string>(
   definition: QueueDefinition<D, R, N>,
-  process: (data: NoInfer<D>, job: ConsumedJob<NoInfer<R>, NoInfer<N>>) => Promise<NoInfer<R>>,
+  process: (data: NoInfer<D>, job: ConsumedJob<NoInfer<R>, NoInfer<N>>, token: string | undefined) => Promise<NoInfer<R>>,
   settings: ConsumerSettings,
 ): Consumer<R, N>[] {
   const { lockFromConfig, bullmqTelemetry: withTelemetry, ...workerDefaults } = definition.consumer;
-  const processor = async (job: ConsumedJob<R, N>): Promise<R> => {
+  // The token is the job's lock: a processor needs it to move its job (moveToDelayed).
+  const processor = async (job: ConsumedJob<R, N>, token?: string): Promise<R> => {
     const parsed = definition.data.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`${definition.name} job ${job.id ?? '?'} has bad data: ${parsed.error.message}`);
-    return process(parsed.data, job);
+    return process(parsed.data, job, token);
   };
   const shards = settings.shards ?? 1;
   return Array.from(

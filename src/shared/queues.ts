@@ -86,6 +86,13 @@ export const OnlineReplySchema = z.discriminatedUnion('status', [
 ]);
 export type OnlineReply = z.infer<typeof OnlineReplySchema>;
 
+/**
+ * How a staged chunk holds its records: `columns`, fraud's columnar form (bulk-chunk.ts); `rows`,
+ * any other model's records as msgpack (bulk-rows.ts).
+ */
+export const BulkChunkEncodingSchema = z.enum(['columns', 'rows']);
+export type BulkChunkEncoding = z.infer<typeof BulkChunkEncodingSchema>;
+
 /** One chunk of a bulk job: which job, which staged chunk, and the rows it holds. */
 export const BulkChunkJobSchema = z.object({
   job_id: z.string(),
@@ -93,6 +100,16 @@ export const BulkChunkJobSchema = z.object({
   /** Index of the chunk's first record in the job's input. */
   start: z.number().int().nonnegative(),
   count: z.number().int().positive(),
+  /** The model the job is for. */
+  model: z.string(),
+  /**
+   * The version the job is pinned to: every chunk is scored by it and no other. Absent only when
+   * no live worker could name one at submission; the first worker to take a chunk pins the job then.
+   */
+  version: z.number().int().positive().optional(),
+  /** With no version: the alias the submission asked for (else the usual rule: champion, else latest). */
+  alias: z.string().optional(),
+  encoding: BulkChunkEncodingSchema,
 });
 export type BulkChunkJob = z.infer<typeof BulkChunkJobSchema>;
 

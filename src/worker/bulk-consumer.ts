@@ -4,17 +4,21 @@
 // input in one round trip); the tensor is encoded straight from the chunk's columns. A chunk's
 // results and progress are written by one Lua script, once (SET NX), so a chunk retried after a
 // crash, a stall or a SIGTERM counts once.
+//
+// A job is pinned to one model version at submission (chunk-scorers.ts scores either form). A
+// chunk is scored by that version only, under a lease on it from the repository; a worker that
+// does not hold it puts the chunk back for later without spending an attempt, so a worker that
+// holds it (or this one, once it has loaded it) scores it. Never by another version.
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { UnrecoverableError } from 'bullmq';
-import { decisionCode, decodeChunk, encodeResults } from '../shared/bulk-chunk.ts';
+import { DelayedError, UnrecoverableError } from 'bullmq';
 import { createBulkStore } from '../shared/bulk-store.ts';
 import type { LogSink } from '../shared/logger.ts';
 import { QUEUES, type BulkChunkJob, type ChunkOutcome } from '../shared/queues.ts';
 import { createConsumers, type QueueConsumer } from '../shared/queue-clients.ts';
 import type { RedisClient } from '../shared/redis.ts';
-import { decide, type Thresholds } from './decide.ts';
-import { createFeatureEncoder } from './features.ts';
-import type { ScoringModel } from './model.ts';
+import type { Thresholds } from './decide.ts';
+import type { ModelRepository } from './model-repository.ts';
+import { scoreColumnChunk, scoreRowChunk, type ScoredChunk } from './chunk-scorers.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
 
 /**
@@ -24,14 +28,21 @@ import type { WorkerMetrics } from './worker-metrics.ts';
  */
 export const BULK_SLICE_ROWS = 2048;
 
+/**
+ * How long a chunk waits before it is offered again when this worker does not hold its version:
+ * long enough not to spin on it, short enough that a worker holding it soon finds it.
+ */
+export const UNHELD_RETRY_MS = 1_000;
+
 export type BulkConsumerOptions = {
   /** A connection of the bulk worker's own; it must have maxRetriesPerRequest null. */
   connection: RedisClient;
   prefix: string;
   /** Shards of the bulk chunk queue (BULK_QUEUE_SHARDS); the worker drains every one. */
   shards: number;
-  model: ScoringModel;
-  thresholds: Thresholds;
+  repository: ModelRepository;
+  /** Thresholds set in config: they override a record-encoded version's manifest. */
+  thresholds: Partial<Thresholds>;
   lockDurationMs: number;
   stalledIntervalMs: number;
   metrics: WorkerMetrics;
@@ -41,13 +52,38 @@ export type BulkConsumerOptions = {
 export type { ChunkOutcome };
 
 export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'bulk'>[] {
-  const { model, thresholds, metrics, logger } = options;
+  const { repository, metrics, logger } = options;
   const store = createBulkStore(options.connection, options.prefix);
-  // The model's own encoding, fed from the chunk's columns rather than from records.
-  const encoder = createFeatureEncoder(model.manifest.input);
 
-  async function processChunk(data: BulkChunkJob): Promise<ChunkOutcome> {
+  /** The version the chunk's job is pinned to; a job submitted while no worker was live is pinned now. */
+  async function pinnedVersion(data: BulkChunkJob): Promise<number | null> {
+    if (data.version !== undefined) return data.version;
+    const resolved = repository.resolve(data.model, data.alias === undefined ? {} : { alias: data.alias });
+    if (!resolved.ok) return (await store.readJob(data.job_id))?.modelVersionNumber ?? null;
+    return store.pinVersion(data.job_id, resolved.model.version);
+  }
+
+  async function processChunk(data: BulkChunkJob, job: { moveToDelayed(at: number, token?: string): Promise<void> }, token: string | undefined): Promise<ChunkOutcome> {
     const { job_id: jobId, chunk, count } = data;
+    const version = await pinnedVersion(data);
+    const lease = version === null ? undefined : repository.acquire(data.model, { version });
+    if (!lease || !('model' in lease)) {
+      // Nothing to wait for once the job is over or gone.
+      const state = await store.readJob(jobId);
+      if (!state || (state.status !== 'queued' && state.status !== 'running')) return 'skipped';
+      logger.debug({ job_id: jobId, chunk, model_name: data.model, model_version: version }, 'bulk chunk waits for its version');
+      await job.moveToDelayed(Date.now() + UNHELD_RETRY_MS, token);
+      throw new DelayedError();
+    }
+    try {
+      return await scoreClaimed(data, lease.model, count);
+    } finally {
+      lease.release();
+    }
+  }
+
+  async function scoreClaimed(data: BulkChunkJob, model: Parameters<typeof scoreRowChunk>[0]['model'], count: number): Promise<ChunkOutcome> {
+    const { job_id: jobId, chunk } = data;
 
     const claim = await store.claimChunk(jobId, chunk, Date.now());
     switch (claim.outcome) {
@@ -64,29 +100,16 @@ export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'
       case 'missing':
         throw new UnrecoverableError(`the staged input of chunk ${chunk} is gone`);
     }
-    const columns = decodeChunk(claim.input);
-    if (columns.length !== count) throw new UnrecoverableError(`chunk ${chunk} holds ${columns.length} records, expected ${count}`);
+    const scoring = { model, thresholds: options.thresholds, sliceRows: BULK_SLICE_ROWS, metrics, yieldTurn: nextTurn };
+    const scored: ScoredChunk = data.encoding === 'columns' ? await scoreColumnChunk(scoring, claim.input) : await scoreRowChunk(scoring, claim.input);
+    if (scored.rows !== count) throw new UnrecoverableError(`chunk ${chunk} holds ${scored.rows} records, expected ${count}`);
 
-    const probabilities = new Float32Array(columns.length);
-    for (let from = 0; from < columns.length; from += BULK_SLICE_ROWS) {
-      const to = Math.min(columns.length, from + BULK_SLICE_ROWS);
-      const started = performance.now();
-      probabilities.set(await model.scoreFeatures(encoder.encodeColumns(columns, from, to), to - from), from);
-      metrics.batchRecords.record(to - from);
-      metrics.inferenceDuration.record((performance.now() - started) / 1000);
-      // Let online batches, lock renewal and the stalled check run between slices.
-      await nextTurn();
-    }
-    const decisions = new Uint8Array(columns.length);
-    for (let i = 0; i < decisions.length; i++) decisions[i] = decisionCode(decide(probabilities[i]!, thresholds));
-
-    const results = encodeResults({ length: columns.length, probabilities, decisions, ids: columns.ids });
     // Results and progress move together, once; the records-scored count follows a new write.
-    const outcome = await store.commitChunk(jobId, chunk, results, columns.length, model.version, Date.now());
-    if (outcome === 'written') metrics.recordsScored.add(columns.length, { kind: 'bulk' });
+    const outcome = await store.commitChunk(jobId, chunk, scored.results, scored.rows, scored.displayVersion, Date.now());
+    if (outcome === 'written') metrics.recordsScored.add(scored.rows, { kind: 'bulk', model_name: model.name, model_version: String(model.version) });
     // Only then may BullMQ hear the chunk is done (on a cluster, perhaps on another master).
     if (outcome === 'written' || outcome === 'duplicate') await store.awaitReplica(jobId);
-    logger.debug({ job_id: jobId, chunk, rows: columns.length, outcome }, 'bulk chunk done');
+    logger.debug({ job_id: jobId, chunk, rows: scored.rows, outcome, model_name: model.name, model_version: scored.displayVersion }, 'bulk chunk done');
     return outcome;
   }
 

@@ -10,7 +10,7 @@ import { Shutdown } from '../shared/shutdown.ts';
 import { createRedis, isRedisReady, reportReachability } from '../shared/redis.ts';
 import { HEARTBEAT_INTERVAL_MS, announceChange, recordHeartbeat, removeWorker, type Heartbeat } from '../shared/worker-registry.ts';
 import { QUEUES } from '../shared/queues.ts';
-import { ModelRepository, type ModelLease } from './model-repository.ts';
+import { ModelRepository } from './model-repository.ts';
 import { startBulkConsumer } from './bulk-consumer.ts';
 import { startOpsServer } from './ops-server.ts';
 import { listenFailure } from '../shared/listen-error.ts';
@@ -77,36 +77,30 @@ const online = new OnlineConsumers({
 });
 online.follow(repository.held());
 
-// Bulk jobs are fraud's for now: scored by the fraud version resolved at start, held for the
-// process's life. A worker without fraud takes no chunks.
-let fraud: ModelLease | undefined;
-const resolved = repository.acquire('fraud');
-if ('model' in resolved && resolved.model.scoring) fraud = resolved;
-else if ('model' in resolved) resolved.release();
-const fraudModel = fraud?.model.scoring;
-const bulkThresholds = fraudModel ? { ...fraudModel.manifest.thresholds, ...thresholdOverride } : undefined;
-if (bulkThresholds && bulkThresholds.approve > bulkThresholds.review) {
-  logger.fatal({ thresholds: bulkThresholds }, 'APPROVE_THRESHOLD must not exceed REVIEW_THRESHOLD');
+// Thresholds set in config must make sense over the fraud version calls get now.
+const fraudNow = repository.resolve('fraud');
+const fraudThresholds = fraudNow.ok && fraudNow.model.scoring ? { ...fraudNow.model.scoring.manifest.thresholds, ...thresholdOverride } : undefined;
+if (fraudThresholds && fraudThresholds.approve > fraudThresholds.review) {
+  logger.fatal({ thresholds: fraudThresholds }, 'APPROVE_THRESHOLD must not exceed REVIEW_THRESHOLD');
   process.exit(1);
 }
 
 // Bulk chunks on a connection of their own, so a chunk's Redis traffic never queues behind online replies.
 const bulkConnection = createRedis(config.redis, 'consumer', `worker-${workerId}-bulk`);
 bulkConnection.on('error', (err) => logger.debug({ err }, 'redis connection error'));
-const bulkWorkers =
-  fraudModel && bulkThresholds
-    ? startBulkConsumer({
-        connection: bulkConnection,
-        prefix: config.redis.prefix,
-        shards: config.queueShards.bulk,
-        model: fraudModel,
-        thresholds: bulkThresholds,
-        lockDurationMs: config.bulk.lockDurationMs,
-        stalledIntervalMs: config.bulk.stalledIntervalMs,
-        metrics,
-        logger,
-      })
-    : [];
+// Every worker takes chunks from every shard; each is scored by the version its job is pinned
+// to, under a lease, and handed back when this worker does not hold that version.
+const bulkWorkers = startBulkConsumer({
+  connection: bulkConnection,
+  prefix: config.redis.prefix,
+  shards: config.queueShards.bulk,
+  repository,
+  thresholds: thresholdOverride,
+  lockDurationMs: config.bulk.lockDurationMs,
+  stalledIntervalMs: config.bulk.stalledIntervalMs,
+  metrics,
+  logger,
+});
 for (const worker of bulkWorkers) countJobOutcomes(worker, QUEUES.bulk.name, metrics);
 
 /** The fraud version a /predict call would get from this worker now, for /ready. */
@@ -162,7 +156,6 @@ shutdown.add('bulk consumer', async () => {
 });
 shutdown.add('predict consumers', () => online.close());
 shutdown.add('models', async () => {
-  fraud?.release();
   await repository.close();
 });
 shutdown.add('redis', async () => {

@@ -38,18 +38,23 @@ after(async () => {
   await redis?.close();
 });
 
-function submit(api: ServiceProcess, key: string) {
-  return request(`${api.url}/jobs`, {
+/** A job of the species model (row-form chunks): records whose field is its one input. */
+const speciesBody = Array.from({ length: RECORDS }, (_, i) =>
+  JSON.stringify({ id: `a-${i}`, measurements: [4.5 + (i % 7) * 0.5, 2.5 + (i % 3) * 0.4, 1 + (i % 6), 0.1 + (i % 5) * 0.5] }),
+).join('\n');
+
+function submit(api: ServiceProcess, key: string, query = '', records = body) {
+  return request(`${api.url}/jobs${query}`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-ndjson', 'idempotency-key': key },
-    body,
+    body: records,
   });
 }
 
 /** Starts an api that stops between recording a job and queuing it, submits, and SIGKILLs it there. */
-async function killBetweenRecordAndEnqueue(key: string): Promise<string> {
+async function killBetweenRecordAndEnqueue(key: string, query = '', records = body): Promise<string> {
   const api = await startApi({ ...env, TEST_PAUSE_BEFORE_ENQUEUE_MS: '60000' });
-  const pending = submit(api, key).catch(() => undefined);
+  const pending = submit(api, key, query, records).catch(() => undefined);
   const jobKey = await waitFor(
     async () => {
       for (const k of await redis.client.keys(`${PREFIX}:bulk:{*}`)) {
@@ -115,6 +120,26 @@ test('a staging job left to expire is gone with its chunks, and a retry with the
     await assertCompletedWithEveryRecord(api, retry.body.job_id);
     const again = await submit(api, 'replace-me');
     assert.equal(again.body.job_id, retry.body.job_id, 'the key now names the new job');
+  } finally {
+    await api.stop();
+  }
+});
+
+test("a species job killed between record and enqueue is resumed with its model, pin and row encoding", async () => {
+  const jobId = await killBetweenRecordAndEnqueue('resume-species', '?model=species&version=1', speciesBody);
+  assert.deepEqual(await redis.client.hmget(`${PREFIX}:bulk:{${jobId}}`, 'model_name', 'model_version_number', 'encoding'), ['species', '1', 'rows']);
+  const api = await startApi(env);
+  try {
+    const retry = await submit(api, 'resume-species', '?model=species&version=1', speciesBody);
+    assert.equal(retry.status, 202, JSON.stringify(retry.body));
+    assert.equal(retry.body.job_id, jobId, 'the staged job is resumed, not made again');
+    await assertCompletedWithEveryRecord(api, jobId);
+    const status = (await request(`${api.url}/jobs/${jobId}`)).body;
+    assert.equal(status.model_name, 'species');
+    assert.equal(status.model_version_number, 1);
+    assert.deepEqual(Object.values(status.scored_by), [RECORDS], 'every record scored once, by the pinned version');
+    const page = (await request(`${api.url}/jobs/${jobId}/results?limit=3`)).body;
+    for (const result of page.results) assert.ok(['setosa', 'versicolor', 'virginica'].includes(result.label), JSON.stringify(result));
   } finally {
     await api.stop();
   }

@@ -160,3 +160,33 @@ describe('commit', () => {
     assert.equal(await redis.client.exists(resultKey(jobId, 0)), 0);
   });
 });
+
+describe('the model a job is pinned to', () => {
+  test('createJob keeps the model, its pin and the encoding; a job made without them is fraud, unpinned, columnar', async () => {
+    const jobId = randomUUID();
+    const expiresAt = Date.now() + 60_000;
+    await store.createJob({ jobId, owner: 'o', total: 1, chunks: 1, chunkSize: 10, createdAt: T0, expiresAt, stagingUntil: expiresAt, modelName: 'species', modelVersionNumber: 3, modelVersion: 'sp-3', encoding: 'rows' });
+    const job = await store.readJob(jobId);
+    assert.deepEqual([job?.modelName, job?.modelVersionNumber, job?.modelVersion, job?.encoding, job?.scoredBy], ['species', 3, 'sp-3', 'rows', {}]);
+    const { jobId: plain } = await queuedJob();
+    const old = await store.readJob(plain);
+    assert.deepEqual([old?.modelName, old?.modelVersionNumber, old?.modelVersion, old?.encoding], ['fraud', null, null, 'columns']);
+  });
+
+  test('pinVersion: the first pin wins, later ones read it; a job that is gone has none', async () => {
+    const { jobId } = await queuedJob();
+    assert.equal(await store.pinVersion(jobId, 2), 2);
+    assert.equal(await store.pinVersion(jobId, 5), 2);
+    assert.equal((await store.readJob(jobId))?.modelVersionNumber, 2);
+    assert.equal(await store.pinVersion(randomUUID(), 1), null);
+  });
+
+  test('scored_by counts the records each display version wrote, once per chunk', async () => {
+    const { jobId } = await queuedJob(3, 4);
+    await store.commitChunk(jobId, 0, Buffer.from('r0'), 10, 'v-a', T0 + 1);
+    await store.commitChunk(jobId, 0, Buffer.from('r0 again'), 10, 'v-a', T0 + 2);
+    await store.commitChunk(jobId, 1, Buffer.from('r1'), 10, 'v-b', T0 + 3);
+    await store.commitChunk(jobId, 2, Buffer.from('r2'), 4, 'v-a', T0 + 4);
+    assert.deepEqual((await store.readJob(jobId))?.scoredBy, { 'v-a': 14, 'v-b': 10 });
+  });
+});

@@ -6,12 +6,18 @@ function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
 
-export function renderStatus(job: BulkJobState): JobStatus {
+/** `waitingFor`: why a queued or running job does not move (job-model.ts's waitingFor), if it does not. */
+export function renderStatus(job: BulkJobState, waitingFor?: string): JobStatus {
+  const active = job.status === 'queued' || job.status === 'running';
   return {
     job_id: job.jobId,
     status: job.status,
     progress: { total: job.total, done: job.done },
+    model_name: job.modelName,
     model_version: job.modelVersion,
+    model_version_number: job.modelVersionNumber,
+    scored_by: job.scoredBy,
+    ...(active && waitingFor ? { waiting_for: waitingFor } : {}),
     created_at: iso(job.createdAt)!,
     started_at: iso(job.startedAt),
     finished_at: iso(job.finishedAt),

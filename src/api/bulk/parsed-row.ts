@@ -3,8 +3,8 @@
 import { BulkRecordSchema, type BulkRecord } from '../../shared/schemas/record.ts';
 import { PayloadTooLargeError, issuesToDetails, type ErrorDetail } from '../../shared/errors.ts';
 
-/** One row of a body: a valid record, or the problems that make it invalid. */
-export type ParsedRow = { ok: true; record: BulkRecord } | { ok: false; details: ErrorDetail[] };
+/** One row of a body: a valid record (fraud's, unless R says another model's), or the problems that make it invalid. */
+export type ParsedRow<R = BulkRecord> = { ok: true; record: R } | { ok: false; details: ErrorDetail[] };
 
 /** Validates one record; problems carry `path` (e.g. ['lines', 18] or ['records', 17]) before the field. */
 export function validateRecord(value: unknown, path: readonly PropertyKey[]): ParsedRow {

@@ -6,10 +6,10 @@
 // under the same Idempotency-Key finishes (or replaces) what it left.
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ChunkBuilder } from '../../shared/bulk-chunk.ts';
 import type { BulkJobState, BulkStore } from '../../shared/bulk-store.ts';
 import { ValidationError, type ErrorDetail } from '../../shared/errors.ts';
-import type { BulkChunkJob } from '../../shared/queues.ts';
+import type { BulkChunkEncoding, BulkChunkJob } from '../../shared/queues.ts';
+import type { BulkRecord } from '../../shared/schemas/record.ts';
 import { enqueueBulk, type QueueProducer } from '../../shared/queue-clients.ts';
 import type { ParsedRow } from './parsed-row.ts';
 
@@ -29,12 +29,29 @@ export type SubmitDeps = {
   pauseBeforeEnqueueMs?: number;
 };
 
-export type SubmitRequest = {
-  rows: AsyncIterable<ParsedRow>;
+/** What gathers a job's valid records into staged chunks: fraud's ChunkBuilder, or RowChunkBuilder. */
+export interface ChunkEncoder<R> {
+  readonly length: number;
+  readonly full: boolean;
+  push(record: R): void;
+  encode(): Buffer;
+  reset(): void;
+}
+
+/**
+ * The model version a job is pinned to, resolved at submission. `version` is absent only when no
+ * live worker could name one; then the first worker to take a chunk pins it (by `alias`, else the usual rule).
+ */
+export type PinnedModel = { name: string; version?: number; alias?: string; displayVersion?: string };
+
+export type SubmitRequest<R = BulkRecord> = {
+  rows: AsyncIterable<ParsedRow<R>>;
   owner: string;
   idempotencyKey: string | undefined;
   /** A job the Idempotency-Key names that will never run; the key may be taken from it. */
   replaces?: string | null;
+  model: PinnedModel;
+  chunks: { encoding: BulkChunkEncoding; builder: ChunkEncoder<R> };
 };
 
 export type SubmitOutcome = { jobId: string; created: boolean };
@@ -48,8 +65,14 @@ export function idempotencyDigest(key: string): string {
   return createHash('sha256').update(key).digest('base64url');
 }
 
-/** One queue job per chunk. Ids are fixed per chunk, so queuing a chunk twice adds it once. */
-async function enqueueChunks(deps: SubmitDeps, job: { jobId: string; total: number; chunks: number; chunkSize: number }): Promise<void> {
+type QueuedJob = { jobId: string; total: number; chunks: number; chunkSize: number; model: PinnedModel; encoding: BulkChunkEncoding };
+
+/**
+ * One queue job per chunk, each naming the job's model, pin and encoding (the worker scores it by
+ * that version only). Ids are fixed per chunk, so queuing a chunk twice adds it once.
+ */
+async function enqueueChunks(deps: SubmitDeps, job: QueuedJob): Promise<void> {
+  const { model, encoding } = job;
   for (let from = 0; from < job.chunks; from += ENQUEUE_BATCH) {
     const jobs: { data: BulkChunkJob; jobId: string }[] = [];
     for (let chunk = from; chunk < Math.min(job.chunks, from + ENQUEUE_BATCH); chunk++) {
@@ -58,11 +81,24 @@ async function enqueueChunks(deps: SubmitDeps, job: { jobId: string; total: numb
         chunk,
         start: chunk * job.chunkSize,
         count: Math.min(job.chunkSize, job.total - chunk * job.chunkSize),
+        model: model.name,
+        ...(model.version === undefined ? {} : { version: model.version }),
+        ...(model.alias === undefined ? {} : { alias: model.alias }),
+        encoding,
       };
       jobs.push({ data, jobId: `${job.jobId}.${chunk}` });
     }
     await enqueueBulk(deps.producer, jobs);
   }
+}
+
+/** The pin a job was recorded with, as its chunks name it. */
+function pinnedModelOf(job: BulkJobState): PinnedModel {
+  return {
+    name: job.modelName,
+    ...(job.modelVersionNumber === null ? {} : { version: job.modelVersionNumber }),
+    ...(job.modelAlias === null ? {} : { alias: job.modelAlias }),
+  };
 }
 
 export type KnownJob = { job: BulkJobState | null; stale: string | null };
@@ -81,7 +117,7 @@ export async function resumeIdempotentJob(deps: SubmitDeps, owner: string, key: 
   const job = await store.readJob(jobId);
   if (!job) return { job: null, stale: jobId };
   if (!job.staging) return { job, stale: null };
-  await enqueueChunks(deps, job);
+  await enqueueChunks(deps, { ...job, model: pinnedModelOf(job) });
   const status = await store.promoteJob(jobId, job.expiresAt, Date.now());
   if (status === null || status === 'failed') return { job: null, stale: jobId };
   return { job: await store.readJob(jobId), stale: null };
@@ -92,13 +128,14 @@ export async function resumeIdempotentJob(deps: SubmitDeps, owner: string, key: 
  * Throws ValidationError (400) naming up to 100 bad rows, PayloadTooLargeError (413) from the
  * body, or whatever Redis throws; in every case the chunks staged so far are deleted.
  */
-export async function submitBulkJob(deps: SubmitDeps, request: SubmitRequest): Promise<SubmitOutcome> {
+export async function submitBulkJob<R>(deps: SubmitDeps, request: SubmitRequest<R>): Promise<SubmitOutcome> {
   const { store, chunkSize, maxRecords } = deps;
   const jobId = newJobId();
   const createdAt = Date.now();
   const expiresAt = createdAt + deps.ttlSeconds * 1000;
   const stagingUntil = createdAt + deps.stagingTtlSeconds * 1000;
-  const builder = new ChunkBuilder(chunkSize);
+  const { builder, encoding } = request.chunks;
+  const { model } = request;
   const problems: ErrorDetail[] = [];
   let total = 0;
   let staged = 0;
@@ -147,7 +184,21 @@ export async function submitBulkJob(deps: SubmitDeps, request: SubmitRequest): P
   try {
     // Recorded first, but invisible and short-lived until promoted: a worker that takes a chunk
     // must find its job, and a client must never be handed one whose chunks are not all queued.
-    await store.createJob({ jobId, owner: request.owner, total, chunks: staged, chunkSize, createdAt, expiresAt, stagingUntil });
+    await store.createJob({
+      jobId,
+      owner: request.owner,
+      total,
+      chunks: staged,
+      chunkSize,
+      createdAt,
+      expiresAt,
+      stagingUntil,
+      modelName: model.name,
+      modelVersionNumber: model.version ?? null,
+      modelVersion: model.displayVersion ?? null,
+      modelAlias: model.alias ?? null,
+      encoding,
+    });
     if (digest !== undefined) {
       const owner = await store.claimIdempotencyKey(request.owner, digest, jobId, expiresAt, request.replaces ?? null);
       if (owner !== jobId) {
@@ -158,7 +209,7 @@ export async function submitBulkJob(deps: SubmitDeps, request: SubmitRequest): P
       claimed = true;
     }
     if (deps.pauseBeforeEnqueueMs) await sleep(deps.pauseBeforeEnqueueMs);
-    await enqueueChunks(deps, { jobId, total, chunks: staged, chunkSize });
+    await enqueueChunks(deps, { jobId, total, chunks: staged, chunkSize, model, encoding });
     await store.promoteJob(jobId, expiresAt, Date.now());
   } catch (err) {
     // Undo what can be undone; chunk jobs already queued find no job and are skipped.

@@ -25,12 +25,18 @@ import {
   JobListSchema,
   JobStatusSchema,
   encodeJobCursor,
+  ModelResultsPageSchema,
   ResultsPageSchema,
   ResultsQuerySchema,
   bulkJobRequestSchema,
   type JobStatusName,
 } from '../../shared/schemas/bulk-job.ts';
+import { ChunkBuilder } from '../../shared/bulk-chunk.ts';
+import { RowChunkBuilder } from '../../shared/bulk-rows.ts';
 import { BODY_MEDIA_TYPES, bodyParserFor } from '../bulk/body-formats.ts';
+import { JobModelQuerySchema, resolveJobModel, waitingFor } from '../bulk/job-model.ts';
+import { modelBodyParser } from '../bulk/model-bodies.ts';
+import { modelResultsPage, modelResultsStream } from '../bulk/model-results-format.ts';
 import { renderAccepted, renderStatus, statusUrl } from '../bulk/job-status.ts';
 import { listJobs } from '../bulk/job-list.ts';
 import { limitBytes } from '../bulk/parsed-row.ts';
@@ -115,17 +121,23 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         description:
           'The body is `{"records": [...]}` JSON, NDJSON (one record per line) or CSV with a header row, read and ' +
           'validated as it arrives. Only a wholly valid body makes a job; a bad one is refused naming up to 100 ' +
-          'problems by line (NDJSON, CSV) or index (JSON) and field. Records may carry an `id`, echoed with their result.',
+          'problems by line (NDJSON, CSV) or index (JSON) and field. Records may carry an `id`, echoed with their result. ' +
+          '`?model=` (default fraud) with `version=` or `alias=` picks the model; the job is pinned to the version resolved ' +
+          "now (champion, else latest, when neither is given), and every record is scored by it. A model other than fraud takes " +
+          "records whose fields are its inputs (as `POST /models/{name}/predict`), and its results carry each output by name.",
         headers: IdempotencyHeadersSchema,
+        querystring: JobModelQuerySchema,
         response: {
           202: JobAcceptedSchema,
           ...errorResponses(
             'validation_error',
             'unauthorized',
+            'model_not_found',
             'request_timeout',
             'payload_too_large',
             'unsupported_media_type',
             'unavailable',
+            'model_unavailable',
             'insufficient_storage',
           ),
         },
@@ -180,13 +192,20 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         // not reusable, so the answer closes it rather than leave the client's upload hanging.
         const source = body.iterator({ destroyOnReturn: false });
         let outcome;
+        let target;
         try {
-          outcome = await submitBulkJob(submitDeps, {
-            rows: parse(limitBytes(source, jobBodyLimitBytes)),
-            owner: request.owner,
-            idempotencyKey,
-            replaces: known.stale,
-          });
+          target = await resolveJobModel(app.models, request.query);
+          const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+          const common = { owner: request.owner, idempotencyKey, replaces: known.stale, model: target.pinned };
+          const rows = limitBytes(source, jobBodyLimitBytes);
+          outcome =
+            target.encoding === 'columns'
+              ? await submitBulkJob(submitDeps, { ...common, rows: parse(rows), chunks: { encoding: 'columns', builder: new ChunkBuilder(chunkSize) } })
+              : await submitBulkJob(submitDeps, {
+                  ...common,
+                  rows: modelBodyParser(mediaType, target.signature!)(rows),
+                  chunks: { encoding: 'rows', builder: new RowChunkBuilder(chunkSize) },
+                });
         } catch (err) {
           if (!body.readableEnded) reply.header('connection', 'close');
           throw err;
@@ -196,7 +215,7 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
           const job = await store.readJob(outcome.jobId);
           return accept(reply, outcome.jobId, job?.status ?? 'queued');
         }
-        request.log.info({ job_id: outcome.jobId }, 'bulk job accepted');
+        request.log.info({ job_id: outcome.jobId, model_name: target.pinned.name, model_version: target.pinned.version }, 'bulk job accepted');
         return accept(reply, outcome.jobId, 'queued');
       });
     },
@@ -219,7 +238,7 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
       guard(async () => {
         const { status, limit, cursor } = request.query;
         const page = await listJobs(store, { owner: request.owner, status, limit, after: cursor ?? null });
-        return { jobs: page.jobs.map(renderStatus), next_cursor: page.next ? encodeJobCursor(page.next) : null };
+        return { jobs: page.jobs.map((job) => renderStatus(job, waitingFor(app.models, job.modelName, job.modelVersionNumber))), next_cursor: page.next ? encodeJobCursor(page.next) : null };
       }),
   );
 
@@ -235,7 +254,11 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         docs: { responses: { 200: { description: 'The job', examples: jobStatusExamples } } },
       },
     },
-    async (request) => guard(async () => renderStatus(await readOwnedJob(request.params.id, request.owner))),
+    async (request) =>
+      guard(async () => {
+        const job = await readOwnedJob(request.params.id, request.owner);
+        return renderStatus(job, waitingFor(app.models, job.modelName, job.modelVersionNumber));
+      }),
   );
 
   routes.get(
@@ -252,7 +275,7 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         params: JobIdParamsSchema,
         querystring: ResultsQuerySchema,
         response: {
-          200: ResultsPageSchema,
+          200: ResultsPageSchema.or(ModelResultsPageSchema),
           ...errorResponses('validation_error', 'unauthorized', 'not_found', 'not_ready', 'unavailable'),
         },
         docs: {
@@ -262,11 +285,11 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
               examples: resultsExamples['application/json'],
               content: {
                 'application/x-ndjson': {
-                  schema: { type: 'string', description: 'One JobResult JSON object per line, every result' },
+                  schema: { type: 'string', description: 'One JobResult (ModelJobResult for a model other than fraud) JSON object per line, every result' },
                   examples: resultsExamples['application/x-ndjson'],
                 },
                 'text/csv': {
-                  schema: { type: 'string', description: 'Header `index,id,fraud_probability,decision`, then every result' },
+                  schema: { type: 'string', description: "Header `index,id,fraud_probability,decision` (another model's job: `index,id` and a column per output), then every result" },
                   examples: resultsExamples['text/csv'],
                 },
               },
@@ -286,6 +309,10 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         // Text in the chosen format, sent as it is, past the page schema's serializer (the
         // schema documents the JSON page; the row formatter writes exactly its fields).
         const raw = (reply as FastifyReply).type(RESULT_CONTENT_TYPES[format]);
+        if (job.encoding === 'rows') {
+          if (format !== 'application/json') return raw.send(modelResultsStream(store, job, format));
+          return raw.send(await modelResultsPage(store, job, request.query.offset, request.query.limit));
+        }
         if (format !== 'application/json') return raw.send(resultsStream(store, job, format));
         return raw.send(await resultsPage(store, job, request.query.offset, request.query.limit));
       }),

@@ -26,7 +26,21 @@ export const JobStatusSchema = z
     job_id: z.string(),
     status: JobStatusNameSchema,
     progress: z.object({ total: z.int().nonnegative(), done: z.int().nonnegative().describe('records scored so far') }),
-    model_version: z.string().nullable().describe('the version that scored the job; null before the first chunk'),
+    model_name: z.string().describe('the model the job is for'),
+    model_version: z
+      .string()
+      .nullable()
+      .describe("the pinned version's display version (what it names in replies); null until known"),
+    model_version_number: z
+      .int()
+      .positive()
+      .nullable()
+      .describe('the version the job is pinned to at submission; every record is scored by it'),
+    scored_by: z.record(z.string(), z.int().nonnegative()).describe('records scored so far, per display version'),
+    waiting_for: z
+      .string()
+      .optional()
+      .describe('why a queued or running job is not moving: its pinned version is held by no live worker'),
     created_at: timestamp,
     started_at: timestamp.nullable(),
     finished_at: timestamp.nullable(),
@@ -53,6 +67,21 @@ export const ResultsQuerySchema = z.strictObject({
   offset: z.coerce.number().int().min(0).default(0).describe('index of the first result of the page (JSON only)'),
   limit: z.coerce.number().int().min(1).max(MAX_RESULTS_PAGE).default(DEFAULT_RESULTS_PAGE).describe('results per page (JSON only)'),
 });
+
+export const ModelJobResultSchema = z
+  .looseObject({
+    index: z.number().int().describe('position of the record in the input, from 0'),
+    id: z.string().optional().describe("the record's id, when it had one"),
+  })
+  .describe("A job of any model but fraud: each of the model's outputs by name")
+  .meta({ id: 'ModelJobResult' });
+
+export const ModelResultsPageSchema = z
+  .object({
+    results: z.array(ModelJobResultSchema),
+    next_offset: z.number().int().nullable().describe('offset of the next page; null after the last'),
+  })
+  .meta({ id: 'ModelJobResultsPage' });
 
 export const ResultsPageSchema = z
   .object({

@@ -1,0 +1,79 @@
+// Which model version a bulk job is for, decided once at submission: POST /jobs?model=&version=
+// (or &alias=), fraud by the usual rule when none is named. The job is pinned to the concrete
+// version resolved now, so an alias that moves later does not move the job. How its records are
+// validated and staged follows from that version: fraud's record fields → fraud's columnar chunks;
+// a signature's inputs → row-form chunks.
+import { z } from 'zod';
+import type { ModelSignature } from '../../shared/model-signature.ts';
+import { AliasNameSchema, ModelNameSchema, VersionSchema } from '../../shared/model-selector.ts';
+import { ModelUnavailableError, ValidationError } from '../../shared/errors.ts';
+import type { BulkChunkEncoding } from '../../shared/queues.ts';
+import { FraudRecordSchema } from '../../shared/schemas/record.ts';
+import type { ModelRegistry, Resolved, VersionView } from '../model-registry.ts';
+import type { PinnedModel } from './submit.ts';
+
+export const DEFAULT_BULK_MODEL = 'fraud';
+
+export const JobModelQuerySchema = z
+  .strictObject({
+    model: ModelNameSchema.optional().describe(`The model to score with (default ${DEFAULT_BULK_MODEL})`),
+    version: VersionSchema.optional().describe('A version of it; the job is pinned to it'),
+    alias: AliasNameSchema.optional().describe('An alias of it; the job is pinned to the version it names now'),
+  })
+  .refine((q) => q.version === undefined || q.alias === undefined, { message: 'Give version or alias, not both', path: ['alias'] });
+export type JobModelQuery = z.infer<typeof JobModelQuerySchema>;
+
+export type JobModel = {
+  pinned: PinnedModel;
+  encoding: BulkChunkEncoding;
+  /** For row-form jobs: the inputs records are validated against. */
+  signature?: ModelSignature;
+};
+
+function fromView(registry: ModelRegistry, resolved: Resolved, viewForRecords: VersionView = resolved.view): JobModel {
+  const pinned: PinnedModel = { name: resolved.name, version: resolved.version, ...(resolved.view.display_version ? { displayVersion: resolved.view.display_version } : {}) };
+  const schema = registry.recordSchema({ ...resolved, view: viewForRecords });
+  if (schema === FraudRecordSchema) return { pinned, encoding: 'columns' };
+  if (viewForRecords.record_fields) {
+    throw new ValidationError(`Model ${resolved.name} takes records by its manifest's fields; bulk jobs take those only in fraud's encoding`);
+  }
+  return { pinned, encoding: 'rows', signature: viewForRecords.signature! };
+}
+
+/**
+ * The version a job is pinned to. 404 model_not_found for an unknown model, version or alias;
+ * 503 model_unavailable when none of the model's versions is held to say what its records are.
+ * An explicit version that no live worker holds is accepted (the job waits for it), its records
+ * read as the model's held versions read them. With no live worker at all, fraud's jobs are
+ * accepted unpinned: the first worker to take a chunk pins them by the same rule.
+ */
+export async function resolveJobModel(registry: ModelRegistry, query: JobModelQuery): Promise<JobModel> {
+  const name = query.model ?? DEFAULT_BULK_MODEL;
+  const selector = query.version !== undefined ? { version: query.version } : query.alias !== undefined ? { alias: query.alias } : {};
+  try {
+    return fromView(registry, await registry.resolveFresh(name, selector));
+  } catch (error) {
+    if (!(error instanceof ModelUnavailableError)) throw error;
+    const model = registry.get(name);
+    if (query.version !== undefined && model) {
+      const held = model.versions.filter((v) => v.state === 'loaded' && v.signature);
+      const like = held.find((v) => v.version === model.default_version) ?? held.at(-1);
+      const view = model.versions.find((v) => v.version === query.version);
+      if (like && view) return fromView(registry, { name, version: query.version, view }, like);
+    }
+    if (name === DEFAULT_BULK_MODEL && !model?.versions.some((v) => v.state === 'loaded')) {
+      return { pinned: { name, ...(query.alias ? { alias: query.alias } : {}) }, encoding: 'columns' };
+    }
+    throw error;
+  }
+}
+
+/** Why a queued or running job does not move, read from the registry now; undefined when its version is held. */
+export function waitingFor(registry: ModelRegistry, name: string, version: number | null): string | undefined {
+  if (registry.workers === 0) return 'no live worker';
+  if (version === null) return undefined;
+  const v = registry.get(name)?.versions.find((x) => x.version === version);
+  if (v?.state === 'loaded') return undefined;
+  const detail = v && v.state !== 'unavailable' ? ` (${v.state}${v.reason ? `: ${v.reason}` : ''})` : '';
+  return `model ${name} version ${version} is held by no live worker${detail}`;
+}

@@ -1,0 +1,175 @@
+// Bulk bodies for any model but fraud: the same three formats as fraud's (JSON {"records": [...]},
+// NDJSON, CSV with a header row), streamed the same way, each record validated against the schema
+// built from the pinned version's signature plus the optional `id`. Problems name the line or
+// index and the field, as fraud's do. CSV takes only models whose inputs are all scalars: a cell
+// holds one value, and an input of k values per record has no column of its own.
+import { Readable, pipeline } from 'node:stream';
+import { parse, CsvError } from 'csv-parse';
+import { parser as jsonTokens } from 'stream-json';
+import Assembler from 'stream-json/assembler.js';
+import type { Token } from 'stream-json/core/parser.js';
+import { z } from 'zod';
+import { ValidationError, issuesToDetails, type ErrorDetail } from '../../shared/errors.ts';
+import { recordSchemaFromSignature, recordValueShape, type ElementType, type ModelSignature } from '../../shared/model-signature.ts';
+import { parseNdjsonValues } from './ndjson-values.ts';
+import type { ParsedRow } from './parsed-row.ts';
+
+/** A validated record of a generic model, with the client's optional id. */
+export type ModelRecord = Record<string, unknown> & { id?: string };
+export type ModelRow = ParsedRow<ModelRecord>;
+type Validate = (value: unknown, path: readonly PropertyKey[]) => ModelRow;
+type ModelBodyParser = (body: AsyncIterable<Buffer>) => AsyncGenerator<ModelRow>;
+
+/** The record schema of a signature, with the `id` every bulk record may carry. */
+export function bulkRecordSchema(signature: Pick<ModelSignature, 'inputs'>) {
+  return recordSchemaFromSignature(signature).extend({ id: z.string().min(1).max(128).optional() });
+}
+
+function validator(signature: Pick<ModelSignature, 'inputs'>): Validate {
+  const schema = bulkRecordSchema(signature);
+  return (value, path) => {
+    const parsed = schema.safeParse(value);
+    if (parsed.success) return { ok: true, record: parsed.data as ModelRecord };
+    return { ok: false, details: issuesToDetails(parsed.error.issues as Parameters<typeof issuesToDetails>[0], path) };
+  };
+}
+
+function shapeError(message: string, path = 'body'): ValidationError {
+  return new ValidationError('The body must be {"records": [...]}', [{ path, message }]);
+}
+
+async function* jsonRows(body: AsyncIterable<Buffer>, validate: Validate): AsyncGenerator<ModelRow> {
+  const tokens = jsonTokens.asStream({ packValues: true, streamValues: false });
+  pipeline(Readable.from(body), tokens, () => undefined);
+  const assembler = new Assembler();
+  // Where the tokenizer is: before the object, at its keys, before/inside `records`, after the object.
+  let state: 'start' | 'key' | 'records-value' | 'records' | 'element' | 'end' = 'start';
+  let index = 0;
+  let sawRecords = false;
+  try {
+    for await (const token of tokens as AsyncIterable<Token>) {
+      if (state === 'start') {
+        if (token.name !== 'startObject') throw shapeError('Expected an object');
+        state = 'key';
+      } else if (state === 'key') {
+        if (token.name === 'endObject') state = 'end';
+        else if (token.name === 'keyValue') {
+          if (token.value !== 'records') throw shapeError(`Unknown field "${token.value}"`, String(token.value));
+          if (sawRecords) throw shapeError('"records" appears twice', 'records');
+          sawRecords = true;
+          state = 'records-value';
+        }
+      } else if (state === 'records-value') {
+        if (token.name !== 'startArray') throw shapeError('Expected an array', 'records');
+        state = 'records';
+      } else if (state === 'records' || state === 'element') {
+        if (state === 'records' && token.name === 'endArray') {
+          state = 'key';
+          continue;
+        }
+        assembler.consume(token);
+        if (assembler.done) {
+          yield validate(assembler.current, ['records', index++]);
+          state = 'records';
+        } else state = 'element';
+      }
+    }
+  } catch (err) {
+    if (err instanceof ValidationError) throw err;
+    if (err instanceof Error && err.constructor === Error) {
+      throw new ValidationError('The body is not valid JSON', [{ path: 'body', message: err.message }]);
+    }
+    throw err;
+  } finally {
+    tokens.destroy();
+  }
+  if (!sawRecords) throw shapeError('Required', 'records');
+  if (state !== 'end') throw shapeError('The body ended early');
+}
+
+const NUMBER_TEXT = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
+
+/** A cell as its input's element type; text that does not read stays text, so the validator names it. */
+function readCell(type: ElementType | 'id', text: string): unknown {
+  if (type === 'string') return text;
+  if (text.trim() === '') return undefined;
+  if (type === 'id') return text;
+  if (type === 'bool') {
+    const t = text.trim().toLowerCase();
+    if (t === 'true' || t === '1') return true;
+    if (t === 'false' || t === '0') return false;
+    return text;
+  }
+  return NUMBER_TEXT.test(text) ? Number(text) : text;
+}
+
+/** Why a model's records cannot come as CSV, or undefined when they can. */
+export function csvProblem(signature: Pick<ModelSignature, 'inputs'>): string | undefined {
+  const arrays = signature.inputs.filter((input) => {
+    const shape = recordValueShape(input.shape);
+    return 'kind' in shape && shape.kind === 'array';
+  });
+  if (arrays.length === 0) return undefined;
+  return `CSV takes only models whose inputs are all scalars; ${arrays.map((i) => `${i.name} [${i.shape.join(', ')}]`).join(', ')} takes several values per record: send JSON or NDJSON`;
+}
+
+function checkHeader(header: string[], types: ReadonlyMap<string, ElementType | 'id'>, inputs: readonly string[]): void {
+  const details: ErrorDetail[] = [];
+  const seen = new Set<string>();
+  for (const name of header) {
+    if (!types.has(name)) details.push({ path: `header.${name}`, message: `Unknown field "${name}"` });
+    else if (seen.has(name)) details.push({ path: `header.${name}`, message: `Field "${name}" appears twice` });
+    seen.add(name);
+  }
+  for (const name of inputs) {
+    if (!seen.has(name)) details.push({ path: `header.${name}`, message: `Required column "${name}" is missing` });
+  }
+  if (details.length > 0) throw new ValidationError('The CSV header row is not valid', details);
+}
+
+async function* csvRows(body: AsyncIterable<Buffer>, signature: Pick<ModelSignature, 'inputs'>, validate: Validate): AsyncGenerator<ModelRow> {
+  const types = new Map<string, ElementType | 'id'>([...signature.inputs.map((i) => [i.name, i.type] as const), ['id', 'id']]);
+  const parser = parse({ bom: true, info: true, skip_empty_lines: true, relax_column_count: false });
+  pipeline(Readable.from(body), parser, () => undefined);
+  let header: string[] | undefined;
+  try {
+    for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+      if (!header) {
+        header = record.map((h) => h.trim());
+        checkHeader(header, types, signature.inputs.map((i) => i.name));
+        continue;
+      }
+      const value: Record<string, unknown> = {};
+      for (let i = 0; i < header.length; i++) {
+        const field = header[i]!;
+        const cell = readCell(types.get(field)!, record[i] ?? '');
+        if (cell !== undefined) value[field] = cell;
+      }
+      yield validate(value, ['lines', info.lines]);
+    }
+  } catch (err) {
+    if (err instanceof CsvError) {
+      const line = (err as CsvError & { lines?: number }).lines;
+      throw new ValidationError('The body is not valid CSV', [{ path: line ? `lines.${line}` : 'body', message: err.message }]);
+    }
+    throw err;
+  } finally {
+    parser.destroy();
+  }
+  if (!header) throw new ValidationError('The CSV body has no header row', [{ path: 'header', message: 'Required' }]);
+}
+
+/**
+ * The parser of a body for a model of this signature, by media type (as body-formats.ts names
+ * them). Throws ValidationError for CSV when an input takes several values per record.
+ */
+export function modelBodyParser(mediaType: string, signature: Pick<ModelSignature, 'inputs'>): ModelBodyParser {
+  const validate = validator(signature);
+  if (mediaType === 'application/json') return (body) => jsonRows(body, validate);
+  if (mediaType === 'text/csv') {
+    const problem = csvProblem(signature);
+    if (problem) throw new ValidationError(problem, [{ path: 'body', message: problem }]);
+    return (body) => csvRows(body, signature, validate);
+  }
+  return (body) => parseNdjsonValues(body, validate);
+}
