@@ -76,8 +76,9 @@ test(`${BODIES} seeded hostile bodies: no 5xx, every error in the contract's sha
 // it did before this round. Not a JS leak: in process, heapUsed after a full GC stays flat (~45 MB)
 // while V8 grows new space to 128 MB and keeps old-space pages committed, and native memory grows
 // too. Not the body parsers (a 300 MB field costs < 50 MB), not the bulk enqueue, not the chunk size.
-test('the api RSS after the run is within 100 MB of before', { todo: 'api RSS grows ~100 MB per 10,000 fuzz bodies; cause not yet found' }, () => {
+test('the api RSS after the run is within 100 MB of before', (t) => {
   assert.ok(rssGrowth !== undefined, 'the fuzz run did not finish');
+  t.diagnostic(`api RSS grew by ${(rssGrowth / 1048576).toFixed(1)} MB over ${BODIES} bodies`);
   assert.ok(rssGrowth < 100 * 1024 * 1024, `api RSS grew by ${(rssGrowth / 1048576).toFixed(1)} MB`);
 });
 
