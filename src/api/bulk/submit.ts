@@ -1,6 +1,8 @@
 // POST /jobs behind the route: validated records → columnar chunks staged in Redis as they
-// arrive → only once the whole body is valid, the job's hash (staging) and one queue job per
-// chunk → only once every chunk is queued, the job becomes visible (promoted).
+// arrive, each queued (and so scored) at once from the first full chunk on, under a job that is
+// still staging: invisible, of unknown size, unable to complete → once the whole body is valid,
+// the job's size, its idempotency key and its last chunk → only once every chunk is queued, the
+// job becomes visible (promoted). Scoring thus overlaps the upload instead of following it.
 // A body with problems stages nothing that outlives the request, and enqueues nothing. An api that
 // dies anywhere on the way leaves only keys that expire within STAGING_TTL_SECONDS, and a retry
 // under the same Idempotency-Key finishes (or replaces) what it left.
@@ -48,9 +50,16 @@ export function idempotencyDigest(key: string): string {
   return createHash('sha256').update(key).digest('base64url');
 }
 
-/** One queue job per chunk. Ids are fixed per chunk, so queuing a chunk twice adds it once. */
-async function enqueueChunks(deps: SubmitDeps, job: { jobId: string; total: number; chunks: number; chunkSize: number }): Promise<void> {
-  for (let from = 0; from < job.chunks; from += ENQUEUE_BATCH) {
+/**
+ * One queue job per chunk of [first, chunks). Ids are fixed per chunk, so queuing a chunk twice
+ * adds it once (or, once it is done and removed, again: its claim then finds it scored).
+ */
+async function enqueueChunks(
+  deps: SubmitDeps,
+  job: { jobId: string; total: number; chunks: number; chunkSize: number },
+  first = 0,
+): Promise<void> {
+  for (let from = first; from < job.chunks; from += ENQUEUE_BATCH) {
     const jobs: { data: BulkChunkJob; jobId: string }[] = [];
     for (let chunk = from; chunk < Math.min(job.chunks, from + ENQUEUE_BATCH); chunk++) {
       const data: BulkChunkJob = {
@@ -102,11 +111,35 @@ export async function submitBulkJob(deps: SubmitDeps, request: SubmitRequest): P
   const problems: ErrorDetail[] = [];
   let total = 0;
   let staged = 0;
+  /** The job's hash exists (staging): chunks are queued as they are staged. */
+  let opened = false;
+  /** Chunks [0, queued) are queued. */
+  let queued = 0;
+  const opening = { jobId, owner: request.owner, chunkSize, createdAt, expiresAt, stagingUntil };
 
   const stage = async () => {
     await store.stageChunk(jobId, staged, builder.encode(), stagingUntil);
     staged++;
     builder.reset();
+  };
+  /** A full chunk: staged, then queued under the opened job, whose workers may start on it. */
+  const stageAndQueue = async () => {
+    await stage();
+    if (!opened) {
+      await store.openJob(opening);
+      opened = true;
+    }
+    await enqueueChunks(deps, { jobId, total: staged * chunkSize, chunks: staged, chunkSize }, queued);
+    queued = staged;
+  };
+  /**
+   * Whatever the request left in Redis. The job goes first: chunk jobs already queued then find
+   * no job and are skipped, and a worker scoring one commits nothing.
+   */
+  const discard = async () => {
+    await store.deleteJob(jobId);
+    if (opened) await store.dropJobChunks(jobId, staged);
+    else await store.dropStagedChunks(jobId, staged);
   };
 
   try {
@@ -124,7 +157,7 @@ export async function submitBulkJob(deps: SubmitDeps, request: SubmitRequest): P
       // Once a problem is known the job will not run: keep validating, stop staging.
       if (problems.length > 0) continue;
       builder.push(row.record);
-      if (builder.full) await stage();
+      if (builder.full) await stageAndQueue();
     }
     if (problems.length === 0 && total === 0) {
       problems.push({ path: 'records', message: 'At least one record is required' });
@@ -134,7 +167,7 @@ export async function submitBulkJob(deps: SubmitDeps, request: SubmitRequest): P
     }
     if (builder.length > 0) await stage();
   } catch (err) {
-    await store.dropStagedChunks(jobId, staged).catch(() => undefined);
+    await discard().catch(() => undefined);
     // A fatal parse error after some row problems: report both, the rows first.
     if (err instanceof ValidationError && problems.length > 0 && !err.message.startsWith('The job was refused')) {
       throw new ValidationError('The job was refused', [...problems, ...(err.details ?? [])].slice(0, MAX_REPORTED_PROBLEMS));
@@ -147,24 +180,24 @@ export async function submitBulkJob(deps: SubmitDeps, request: SubmitRequest): P
   try {
     // Recorded first, but invisible and short-lived until promoted: a worker that takes a chunk
     // must find its job, and a client must never be handed one whose chunks are not all queued.
-    await store.createJob({ jobId, owner: request.owner, total, chunks: staged, chunkSize, createdAt, expiresAt, stagingUntil });
+    if (opened) await store.sealJob(jobId, total, staged);
+    else await store.createJob({ ...opening, total, chunks: staged });
     if (digest !== undefined) {
       const owner = await store.claimIdempotencyKey(request.owner, digest, jobId, expiresAt, request.replaces ?? null);
       if (owner !== jobId) {
         // The same key won a race with this request: that job is the answer.
-        await Promise.all([store.deleteJob(jobId), store.dropStagedChunks(jobId, staged)]);
+        await discard();
         return { jobId: owner, created: false };
       }
       claimed = true;
     }
     if (deps.pauseBeforeEnqueueMs) await sleep(deps.pauseBeforeEnqueueMs);
-    await enqueueChunks(deps, { jobId, total, chunks: staged, chunkSize });
+    await enqueueChunks(deps, { jobId, total, chunks: staged, chunkSize }, queued);
     await store.promoteJob(jobId, expiresAt, Date.now());
   } catch (err) {
     // Undo what can be undone; chunk jobs already queued find no job and are skipped.
     await Promise.allSettled([
-      store.deleteJob(jobId),
-      store.dropStagedChunks(jobId, staged),
+      discard(),
       claimed && digest !== undefined ? store.releaseIdempotencyKey(request.owner, digest) : undefined,
     ]);
     throw err;
