@@ -110,9 +110,11 @@ test('a body refused after chunks were queued and scored leaves no job, no input
   held.resume();
   await assert.rejects(submitting, { name: 'ValidationError' });
   assert.equal(await store.readJob(jobId), null);
-  // The job's own keys (hash, input, results) are gone; its chunk jobs stay queued, and find it gone.
+  // The job's own keys (hash, input, results) are gone, and so are its chunk jobs no worker held.
   const left = (await redis.keys()).filter((k) => k.includes(`bulk:{${jobId}}`));
   assert.deepEqual(left, []);
+  assert.deepEqual(await chunkJobIds(), []);
+  // One a worker held when the job went finds it gone: it is skipped.
   assert.deepEqual(await store.claimChunk(jobId, 1, Date.now()), { outcome: 'gone' });
   await producer.queue.obliterate({ force: true });
 });

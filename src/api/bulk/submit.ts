@@ -133,13 +133,15 @@ export async function submitBulkJob(deps: SubmitDeps, request: SubmitRequest): P
     queued = staged;
   };
   /**
-   * Whatever the request left in Redis. The job goes first: chunk jobs already queued then find
-   * no job and are skipped, and a worker scoring one commits nothing.
+   * Whatever the request left in Redis. The job goes first: a chunk job already queued then finds
+   * no job and is skipped, and a worker scoring one commits nothing. Then its chunks, and the
+   * chunk jobs no worker holds (one that is active ends as skipped).
    */
   const discard = async () => {
     await store.deleteJob(jobId);
-    if (opened) await store.dropJobChunks(jobId, staged);
-    else await store.dropStagedChunks(jobId, staged);
+    if (!opened) return store.dropStagedChunks(jobId, staged);
+    await store.dropJobChunks(jobId, staged);
+    for (let chunk = 0; chunk < queued; chunk++) await deps.producer.queue.remove(`${jobId}.${chunk}`).catch(() => 0);
   };
 
   try {
