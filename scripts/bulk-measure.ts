@@ -45,7 +45,11 @@ try {
       await new Promise((r) => setTimeout(r, 50));
     }
   })();
-  const outcome = await runBulk(api.url, body, records, 600_000);
+  // The api's high-water mark as each phase ends: which phase holds the peak.
+  const apiPeakByPhase: Record<string, string | undefined> = {};
+  const outcome = await runBulk(api.url, body, records, 600_000, (phase) => {
+    apiPeakByPhase[phase] = statusMb(api.proc.pid!, 'VmHWM')?.toFixed(1);
+  });
   running = false;
   await probe;
   latencies.sort((a, b) => a - b);
@@ -61,6 +65,7 @@ try {
         workers: workerCount,
         api_peak_rss_mb_before: apiBefore?.toFixed(1),
         api_peak_rss_mb: apiPeak?.toFixed(1),
+        api_peak_rss_mb_by_phase: apiPeakByPhase,
         worker_peak_rss_mb: workerPeak?.toFixed(1),
         predict_during_job_ms: { n: latencies.length, p50: pct(0.5), p99: pct(0.99), max: latencies.at(-1)?.toFixed(1) },
         // Includes the /predict probe's calls (about 60 commands each at one call at a time).
