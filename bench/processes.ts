@@ -6,17 +6,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/helpers/ports.ts';
-import { NODE_ARGS } from '../src/shared/node-args.ts';
+import { nodeArgs } from '../src/shared/node-args.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 export type ServerKind = 'api' | 'worker' | 'baseline';
 
 // The api and the worker start as `npm run api` / `npm run worker` start them, telemetry preload
-// included (NODE_ARGS); the baseline has no telemetry to preload.
+// and V8 flags included (nodeArgs); the baseline has no telemetry to preload.
 const ENTRY: Record<ServerKind, { script: string; nodeArgs: readonly string[]; portVar: string; readyPath: string }> = {
-  api: { script: 'src/api/main.ts', nodeArgs: NODE_ARGS, portVar: 'PORT', readyPath: '/health' },
-  worker: { script: 'src/worker/main.ts', nodeArgs: NODE_ARGS, portVar: 'WORKER_PORT', readyPath: '/ready' },
+  api: { script: 'src/api/main.ts', nodeArgs: nodeArgs('api'), portVar: 'PORT', readyPath: '/health' },
+  worker: { script: 'src/worker/main.ts', nodeArgs: nodeArgs('worker'), portVar: 'WORKER_PORT', readyPath: '/ready' },
   baseline: { script: 'bench/baseline-server.ts', nodeArgs: [], portVar: 'PORT', readyPath: '/health' },
 };
 

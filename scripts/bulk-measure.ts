@@ -1,7 +1,7 @@
 // One 1,000,000-record bulk job end to end on a private Redis, one api and one worker: records/s
 // from the first byte of POST /jobs to the last byte of the NDJSON results, and the api's peak
 // RSS (VmHWM) over the whole run, and what the job cost Redis (CPU, commands, bytes, memory
-// held afterwards), for docs/scaling.md. Usage: node scripts/bulk-measure.ts [records] [chunk size]
+// held afterwards), for docs/scaling.md. Usage: node scripts/bulk-measure.ts [records] [chunk size] [workers]
 import { startTestRedis } from '../test/helpers/redis-server.ts';
 import { startApi, startWorker } from '../test/helpers/processes.ts';
 import { buildNdjson, runBulk } from '../bench/bulk.ts';
@@ -23,10 +23,11 @@ async function redisCounters(client: { info: (section: string) => Promise<string
 
 const records = Number(process.argv[2] ?? 1_000_000);
 const chunkSize = process.argv[3] ?? '10000';
+const workerCount = Number(process.argv[4] ?? 1);
 const redis = await startTestRedis();
 const env = { REDIS_URL: redis.url, QUEUE_PREFIX: 'measure', BULK_CHUNK_SIZE: chunkSize, OTEL_SDK_DISABLED: 'true' };
 const api = await startApi(env);
-const worker = await startWorker(env);
+const workers = await Promise.all(Array.from({ length: workerCount }, () => startWorker(env)));
 try {
   const body = buildNdjson(records);
   const redisBefore = await redisCounters(redis.client);
@@ -44,21 +45,27 @@ try {
       await new Promise((r) => setTimeout(r, 50));
     }
   })();
-  const outcome = await runBulk(api.url, body, records, 600_000);
+  // The api's high-water mark as each phase ends: which phase holds the peak.
+  const apiPeakByPhase: Record<string, string | undefined> = {};
+  const outcome = await runBulk(api.url, body, records, 600_000, (phase) => {
+    apiPeakByPhase[phase] = statusMb(api.proc.pid!, 'VmHWM')?.toFixed(1);
+  });
   running = false;
   await probe;
   latencies.sort((a, b) => a - b);
   const pct = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]?.toFixed(1);
   const apiPeak = statusMb(api.proc.pid!, 'VmHWM');
-  const workerPeak = statusMb(worker.proc.pid!, 'VmHWM');
+  const workerPeak = Math.max(...workers.map((w) => statusMb(w.proc.pid!, 'VmHWM') ?? 0));
   const redisAfter = await redisCounters(redis.client);
   console.log(
     JSON.stringify(
       {
         ...outcome,
         chunk_size: Number(chunkSize),
+        workers: workerCount,
         api_peak_rss_mb_before: apiBefore?.toFixed(1),
         api_peak_rss_mb: apiPeak?.toFixed(1),
+        api_peak_rss_mb_by_phase: apiPeakByPhase,
         worker_peak_rss_mb: workerPeak?.toFixed(1),
         predict_during_job_ms: { n: latencies.length, p50: pct(0.5), p99: pct(0.99), max: latencies.at(-1)?.toFixed(1) },
         // Includes the /predict probe's calls (about 60 commands each at one call at a time).
@@ -77,6 +84,6 @@ try {
     ),
   );
 } finally {
-  await Promise.all([api.stop(), worker.stop()]);
+  await Promise.all([api.stop(), ...workers.map((w) => w.stop())]);
   await redis.close();
 }

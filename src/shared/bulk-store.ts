@@ -43,11 +43,10 @@ export type BulkJobState = {
 /** Where a job sits in its owner's listing (created_at, then job id, both descending): a cursor. */
 export type JobPosition = JobCursor;
 
-export type NewBulkJob = {
+/** A staging job opened while its body is still being read: its size is not known yet. */
+export type OpenedBulkJob = {
   jobId: string;
   owner: string;
-  total: number;
-  chunks: number;
   chunkSize: number;
   createdAt: number;
   expiresAt: number;
@@ -64,6 +63,8 @@ export type NewBulkJob = {
   /** Default columns (fraud's). */
   encoding?: BulkChunkEncoding;
 };
+
+export type NewBulkJob = OpenedBulkJob & { total: number; chunks: number };
 
 /** Outcome of writing a chunk's results. */
 export const COMMIT_OUTCOMES = { written: 1, duplicate: 0, gone: -1, finished: -2 } as const;
@@ -88,7 +89,9 @@ return {'claimed', input}`;
 
 // Writes a chunk's results once. Only a new write counts toward progress, so a chunk scored twice
 // (a worker killed after the write, before BullMQ heard of it) still counts once. The last chunk
-// completes the job. The staged input is no longer needed once its results exist. Every key is
+// completes the job, once it is no longer staging: while its body is read, a job's chunks are
+// queued and scored as they are staged, but its total is not known (promotion completes a job
+// whose chunks were all scored before it). The staged input is no longer needed once its results exist. Every key is
 // under the job's hash tag, so on a Redis Cluster the script runs on one slot.
 const COMMIT_CHUNK = `
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -102,6 +105,7 @@ local done = redis.call('HINCRBY', KEYS[1], 'done', ARGV[2])
 redis.call('HSET', KEYS[1], 'model_version', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'scored_by:' .. ARGV[4], ARGV[2])
 if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[3]) end
+if redis.call('HGET', KEYS[1], 'staging') == '1' then return 1 end
 if done >= tonumber(redis.call('HGET', KEYS[1], 'total')) then
   redis.call('HSET', KEYS[1], 'status', 'completed', 'finished_at', ARGV[3])
 end
@@ -145,7 +149,7 @@ export type ChunkClaim =
   /** The job expired. */
   | { outcome: 'gone' };
 
-// staging → visible, once every chunk is queued: the job, its staged input and any results
+// staging → visible, once every chunk is queued (and its total is recorded): the job, its staged input and any results
 // already written take the job's real expiry. A chunk with neither input nor result (the input
 // expired: the upload outlived the staging TTL) cannot be scored, so the job ends failed instead.
 // Chunk keys share the job's hash tag, so on a cluster they sit on KEYS[1]'s slot.
@@ -166,6 +170,10 @@ redis.call('PEXPIREAT', KEYS[1], expires)
 if missing and (status == 'queued' or status == 'running') then
   redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[3])
   return 'failed'
+end
+if status == 'running' and tonumber(redis.call('HGET', KEYS[1], 'done')) >= tonumber(redis.call('HGET', KEYS[1], 'total')) then
+  redis.call('HSET', KEYS[1], 'status', 'completed', 'finished_at', ARGV[2])
+  return 'completed'
 end
 return status`;
 
@@ -220,10 +228,31 @@ function optionalNumber(value: string | undefined): number | null {
   return value === undefined || value === '' ? null : Number(value);
 }
 
+function openingFields(job: OpenedBulkJob) {
+  return {
+    status: 'queued',
+    owner: job.owner,
+    done: 0,
+    chunk_size: job.chunkSize,
+    created_at: job.createdAt,
+    expires_at: job.expiresAt,
+    staging: 1,
+    model_name: job.modelName ?? 'fraud',
+    encoding: job.encoding ?? 'columns',
+    ...(job.modelVersionNumber == null ? {} : { model_version_number: job.modelVersionNumber }),
+    ...(job.modelVersion == null ? {} : { model_version: job.modelVersion }),
+    ...(job.modelAlias == null ? {} : { model_alias: job.modelAlias }),
+  };
+}
+
 /** Redis access for bulk jobs under one key prefix. */
 export function createBulkStore(connection: RedisClient, prefix: string) {
   const redis = withScripts(connection);
   const jobKey = (jobId: string) => bulkJobKey(prefix, jobId);
+  // After the job exists, so a listing never meets a member before its job (and drops it as
+  // expired). A separate step: the owner's key is not on the job's Redis Cluster slot.
+  const indexJob = (job: OpenedBulkJob) =>
+    redis.bulkIndexJob(bulkOwnerJobsKey(prefix, job.owner), job.createdAt, job.jobId, job.expiresAt, Date.now());
 
   return {
     /**
@@ -244,30 +273,14 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
       }
     },
 
+    /** Records a staging job in one go, its size known: the body was read before its first chunk was queued. */
     async createJob(job: NewBulkJob): Promise<void> {
       await redis
         .multi()
-        .hset(jobKey(job.jobId), {
-          status: 'queued',
-          owner: job.owner,
-          total: job.total,
-          done: 0,
-          chunks: job.chunks,
-          chunk_size: job.chunkSize,
-          created_at: job.createdAt,
-          expires_at: job.expiresAt,
-          staging: 1,
-          model_name: job.modelName ?? 'fraud',
-          encoding: job.encoding ?? 'columns',
-          ...(job.modelVersionNumber == null ? {} : { model_version_number: job.modelVersionNumber }),
-          ...(job.modelVersion == null ? {} : { model_version: job.modelVersion }),
-          ...(job.modelAlias == null ? {} : { model_alias: job.modelAlias }),
-        })
+        .hset(jobKey(job.jobId), { ...openingFields(job), total: job.total, chunks: job.chunks })
         .pexpireat(jobKey(job.jobId), job.stagingUntil)
         .exec();
-      // After the job exists, so a listing never meets a member before its job (and drops it as
-      // expired). A separate step: the owner's key is not on the job's Redis Cluster slot.
-      await redis.bulkIndexJob(bulkOwnerJobsKey(prefix, job.owner), job.createdAt, job.jobId, job.expiresAt, Date.now());
+      await indexJob(job);
     },
 
     /**
@@ -299,6 +312,31 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
     /** Removes expired jobs from their owner's listing. */
     async forgetJobs(owner: string, jobIds: readonly string[]): Promise<void> {
       if (jobIds.length > 0) await redis.zrem(bulkOwnerJobsKey(prefix, owner), ...jobIds);
+    },
+
+    /**
+     * Records a staging job before its body is read to the end, so its chunks can be queued (and
+     * scored) as they are staged. Its total is unknown until sealJob; it cannot complete before.
+     */
+    async openJob(job: OpenedBulkJob): Promise<void> {
+      await redis.multi().hset(jobKey(job.jobId), openingFields(job)).pexpireat(jobKey(job.jobId), job.stagingUntil).exec();
+      // Listed from the moment it exists: listing skips staging jobs, and drops it once it is gone.
+      await indexJob(job);
+    },
+
+    /** The size of an opened job, once its body is read: what its completion is counted against. */
+    async sealJob(jobId: string, total: number, chunks: number): Promise<void> {
+      await redis.hset(jobKey(jobId), { total, chunks });
+    },
+
+    /** Deletes the input and any results of chunks [0, chunks) of a job that will not run. */
+    async dropJobChunks(jobId: string, chunks: number): Promise<void> {
+      const BATCH = 500;
+      for (let from = 0; from < chunks; from += BATCH) {
+        const keys: string[] = [];
+        for (let c = from; c < Math.min(chunks, from + BATCH); c++) keys.push(bulkInputKey(prefix, jobId, c), bulkResultKey(prefix, jobId, c));
+        await redis.unlink(...keys);
+      }
     },
 
     /**

@@ -57,12 +57,15 @@ async function killBetweenRecordAndEnqueue(key: string, query = '', records = bo
   const pending = submit(api, key, query, records).catch(() => undefined);
   const jobKey = await waitFor(
     async () => {
+      // Held at the pause: recorded with its size (full chunks were queued as they were read,
+      // so a staging job exists from its first chunk on), not yet wholly queued.
       for (const k of await redis.client.keys(`${PREFIX}:bulk:{*}`)) {
-        if ((await redis.client.hget(k, 'staging')) === '1') return k;
+        const [staging, total] = await redis.client.hmget(k, 'staging', 'total');
+        if (staging === '1' && total !== null) return k;
       }
       return undefined;
     },
-    { timeoutMs: 20_000, what: 'a staging job' },
+    { timeoutMs: 20_000, what: 'a staging job, recorded whole' },
   );
   // Everything it staged expires within the staging TTL unless the job is promoted.
   for (const k of await redis.client.keys(`${jobKey}*`)) {

@@ -190,3 +190,56 @@ describe('the model a job is pinned to', () => {
     assert.deepEqual((await store.readJob(jobId))?.scoredBy, { 'v-a': 14, 'v-b': 10 });
   });
 });
+
+describe('a job opened while its body is read', () => {
+  test('its chunks are scored meanwhile, it cannot complete, and promotion completes it once every chunk was scored', async () => {
+    const jobId = randomUUID();
+    const expiresAt = Date.now() + 60_000;
+    const stagingUntil = Date.now() + 30_000;
+    await store.openJob({ jobId, owner: 'o', chunkSize: 10, createdAt: T0, expiresAt, stagingUntil });
+    for (const chunk of [0, 1]) {
+      await store.stageChunk(jobId, chunk, Buffer.from(`in ${chunk}`), stagingUntil);
+      assert.equal((await store.claimChunk(jobId, chunk, T0 + 1)).outcome, 'claimed');
+      assert.equal(await store.commitChunk(jobId, chunk, Buffer.from(`out ${chunk}`), 10, 'm1', T0 + 2), 'written');
+    }
+    // Every chunk queued so far is scored, yet the body may hold more: running, staging.
+    const open = await redis.client.hgetall(jobKey(jobId));
+    assert.equal(open.status, 'running');
+    assert.equal(open.staging, '1');
+    assert.equal(open.done, '20');
+    assert.equal(open.finished_at, undefined);
+
+    await store.sealJob(jobId, 20, 2);
+    assert.equal(await store.promoteJob(jobId, expiresAt, T0 + 3), 'completed');
+    const job = await store.readJob(jobId);
+    assert.equal(job?.status, 'completed');
+    assert.equal(job?.finishedAt, T0 + 3);
+    assert.equal(job?.staging, false);
+    // The results written while staging now live as long as the job.
+    assert.ok(Math.abs((await redis.client.pexpiretime(resultKey(jobId, 1))) - expiresAt) < 5);
+  });
+
+  test('dropJobChunks removes both the input and the results of its chunks', async () => {
+    const jobId = randomUUID();
+    const until = Date.now() + 30_000;
+    await store.openJob({ jobId, owner: 'o', chunkSize: 10, createdAt: T0, expiresAt: until, stagingUntil: until });
+    await store.stageChunk(jobId, 0, Buffer.from('in 0'), until);
+    await store.stageChunk(jobId, 1, Buffer.from('in 1'), until);
+    await store.claimChunk(jobId, 0, T0);
+    await store.commitChunk(jobId, 0, Buffer.from('out 0'), 10, 'm1', T0);
+    await store.dropJobChunks(jobId, 2);
+    assert.equal(await redis.client.exists(inputKey(jobId, 0), resultKey(jobId, 0), inputKey(jobId, 1), resultKey(jobId, 1)), 0);
+  });
+
+  test('openJob keeps the model, its pin and the encoding, and lists the job under its owner at once', async () => {
+    const jobId = randomUUID();
+    const owner = `o-${randomUUID()}`;
+    const until = Date.now() + 30_000;
+    await store.openJob({ jobId, owner, chunkSize: 10, createdAt: T0, expiresAt: until, stagingUntil: until, modelName: 'species', modelVersionNumber: 3, modelVersion: 'sp-3', modelAlias: 'prod', encoding: 'rows' });
+    const job = await store.readJob(jobId);
+    assert.deepEqual([job?.modelName, job?.modelVersionNumber, job?.modelVersion, job?.modelAlias, job?.encoding, job?.staging], ['species', 3, 'sp-3', 'prod', 'rows', true]);
+    const listed: string[] = [];
+    for await (const member of store.ownerJobIds(owner, null, 10)) listed.push(member.jobId);
+    assert.deepEqual(listed, [jobId]);
+  });
+});

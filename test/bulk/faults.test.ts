@@ -89,7 +89,11 @@ test('a worker SIGKILLed mid-job: a second worker finishes it, exactly one resul
   const first = await startWorker(env);
   const jobId = await submit();
   await waitUntilMidJob(jobId);
-  // The first commit has just landed; a few ms on, the worker is inside the next chunk's scoring.
+  // Chunks are queued while the body is read, so the worker may have run out of queued chunks
+  // for a moment: the kill waits until it holds one again (BullMQ's active list).
+  const active = `${PREFIX}:${shardQueueName(QUEUES.bulk.name, 0, 1)}:active`;
+  await waitFor(async () => (await redis.client.llen(active)) > 0, { timeoutMs: 30_000, intervalMs: 2, what: 'a chunk in hand' });
+  // A few ms on, the worker is inside that chunk's scoring.
   await new Promise((r) => setTimeout(r, 15));
   await first.stop('SIGKILL');
   const atKill = await done(jobId);

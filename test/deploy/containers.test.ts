@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { ENV_VARIABLES } from '../../src/shared/config.ts';
-import { ENV_FILE_ARG } from '../../src/shared/node-args.ts';
+import { ENV_FILE_ARG, V8_FLAGS } from '../../src/shared/node-args.ts';
 import { ROOT, dockerfile, isServiceVariable, readCompose, readRepoFile as read } from '../helpers/deploy-files.ts';
 
 const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
@@ -22,6 +22,8 @@ for (const [file, script] of [['Dockerfile.api', 'api'], ['Dockerfile.worker', '
     assert.match(d.one('HEALTHCHECK'), /\/health/);
     const cmd = JSON.parse(d.one('CMD')) as string[];
     assert.equal(cmd.join(' '), pkg.scripts[script], 'CMD and the npm script start the process the same way');
+    // The V8 flags the tests and the bench start the process with, no other.
+    assert.deepEqual(cmd.filter((arg) => /^--(max|min)-|^--v8-/.test(arg)), [...V8_FLAGS[script]], 'the V8 flags of node-args.ts');
     for (const arg of cmd.slice(1)) if (/\.ts$/.test(arg)) assert.ok(existsSync(ROOT + arg), `${arg} exists`);
     for (const env of d.all('ENV')) assert.ok(ENV_VARIABLES.includes(env.split('=')[0]!) || env.startsWith('NODE_ENV'), env);
     for (const copied of d.all('COPY').map((c) => c.split(/\s+/)[0]!)) assert.ok(existsSync(ROOT + copied), `${copied} exists`);

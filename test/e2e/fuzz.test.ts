@@ -1,7 +1,7 @@
 // Seeded fuzzing of every body-taking endpoint against a real api and worker: 10,000 bodies over
 // /predict, /predict/batch and /jobs in JSON, NDJSON and CSV (malformed, wrong types, huge
 // numbers, unicode, deep nesting, wrong content types…). No answer may be a 5xx and every error must
-// be the contract's body; the api's memory should come back to where it was (todo below).
+// be the contract's body; the api's RSS after the run is within 100 MB of before.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
@@ -13,8 +13,7 @@ const SEED = 20261125;
 const BODIES = 10_000;
 /**
  * Bodies sent first, not counted, so the api's heap and allocator reach their working size before
- * RSS is read: the bound is on growth over the run (a leak), not on V8 sizing its heap. Measured
- * on this code: ~130 MB of high-water growth over the first ~2,000 bodies, flat after.
+ * RSS is read: the bound is on growth over the run (a leak), not on V8 sizing its heap.
  */
 const WARM_UP = 2_000;
 const CONCURRENCY = 8;
@@ -72,12 +71,13 @@ test(`${BODIES} seeded hostile bodies: no 5xx, every error in the contract's sha
   rssGrowth = rssBytes(pid) - rssBefore;
 });
 
-// Open: the api's RSS still grows by ~90-105 MB over the 10,000 counted bodies (after warm-up), as
-// it did before this round. Not a JS leak: in process, heapUsed after a full GC stays flat (~45 MB)
-// while V8 grows new space to 128 MB and keeps old-space pages committed, and native memory grows
-// too. Not the body parsers (a 300 MB field costs < 50 MB), not the bulk enqueue, not the chunk size.
-test('the api RSS after the run is within 100 MB of before', { todo: 'api RSS grows ~100 MB per 10,000 fuzz bodies; cause not yet found' }, () => {
+// What grew was V8's young generation, not a leak: with its default cap V8 grew the api's new space
+// to 2 × 32 MB under this burst of short-lived garbage and kept the pages resident (~87 MB of RSS
+// growth over the 10,000 counted bodies). The api runs with it capped at 2 × 4 MB (V8_FLAGS in
+// src/shared/node-args.ts, as its image and npm script do): measured ~22-64 MB of growth since.
+test('the api RSS after the run is within 100 MB of before', (t) => {
   assert.ok(rssGrowth !== undefined, 'the fuzz run did not finish');
+  t.diagnostic(`api RSS grew by ${(rssGrowth / 1048576).toFixed(1)} MB over ${BODIES} bodies`);
   assert.ok(rssGrowth < 100 * 1024 * 1024, `api RSS grew by ${(rssGrowth / 1048576).toFixed(1)} MB`);
 });
 

@@ -2,12 +2,15 @@
 // streaming, and record validation that names the row a problem is on.
 import { BulkRecordSchema, type BulkRecord } from '../../shared/schemas/record.ts';
 import { PayloadTooLargeError, issuesToDetails, type ErrorDetail } from '../../shared/errors.ts';
+import { acceptBulkRecord } from './record-check.ts';
 
 /** One row of a body: a valid record (fraud's, unless R says another model's), or the problems that make it invalid. */
 export type ParsedRow<R = BulkRecord> = { ok: true; record: R } | { ok: false; details: ErrorDetail[] };
 
 /** Validates one record; problems carry `path` (e.g. ['lines', 18] or ['records', 17]) before the field. */
 export function validateRecord(value: unknown, path: readonly PropertyKey[]): ParsedRow {
+  const record = acceptBulkRecord(value);
+  if (record) return { ok: true, record };
   const parsed = BulkRecordSchema.safeParse(value);
   if (parsed.success) return { ok: true, record: parsed.data };
   return { ok: false, details: issuesToDetails(parsed.error.issues, path) };

@@ -1,12 +1,14 @@
 // POST /jobs behind the route: validated records → columnar chunks staged in Redis as they
-// arrive → only once the whole body is valid, the job's hash (staging) and one queue job per
-// chunk → only once every chunk is queued, the job becomes visible (promoted).
+// arrive, each queued (and so scored) at once from the first full chunk on, under a job that is
+// still staging: invisible, of unknown size, unable to complete → once the whole body is valid,
+// the job's size, its idempotency key and its last chunk → only once every chunk is queued, the
+// job becomes visible (promoted). Scoring thus overlaps the upload instead of following it.
 // A body with problems stages nothing that outlives the request, and enqueues nothing. An api that
 // dies anywhere on the way leaves only keys that expire within STAGING_TTL_SECONDS, and a retry
 // under the same Idempotency-Key finishes (or replaces) what it left.
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { BulkJobState, BulkStore } from '../../shared/bulk-store.ts';
+import type { BulkJobState, BulkStore, OpenedBulkJob } from '../../shared/bulk-store.ts';
 import { ValidationError, type ErrorDetail } from '../../shared/errors.ts';
 import type { BulkChunkEncoding, BulkChunkJob } from '../../shared/queues.ts';
 import type { BulkRecord } from '../../shared/schemas/record.ts';
@@ -68,12 +70,13 @@ export function idempotencyDigest(key: string): string {
 type QueuedJob = { jobId: string; total: number; chunks: number; chunkSize: number; model: PinnedModel; encoding: BulkChunkEncoding };
 
 /**
- * One queue job per chunk, each naming the job's model, pin and encoding (the worker scores it by
- * that version only). Ids are fixed per chunk, so queuing a chunk twice adds it once.
+ * One queue job per chunk of [first, chunks), each naming the job's model, pin and encoding (the
+ * worker scores it by that version only). Ids are fixed per chunk, so queuing a chunk twice adds
+ * it once (or, once it is done and removed, again: its claim then finds it scored).
  */
-async function enqueueChunks(deps: SubmitDeps, job: QueuedJob): Promise<void> {
+async function enqueueChunks(deps: SubmitDeps, job: QueuedJob, first = 0): Promise<void> {
   const { model, encoding } = job;
-  for (let from = 0; from < job.chunks; from += ENQUEUE_BATCH) {
+  for (let from = first; from < job.chunks; from += ENQUEUE_BATCH) {
     const jobs: { data: BulkChunkJob; jobId: string }[] = [];
     for (let chunk = from; chunk < Math.min(job.chunks, from + ENQUEUE_BATCH); chunk++) {
       const data: BulkChunkJob = {
@@ -139,11 +142,49 @@ export async function submitBulkJob<R>(deps: SubmitDeps, request: SubmitRequest<
   const problems: ErrorDetail[] = [];
   let total = 0;
   let staged = 0;
+  /** The job's hash exists (staging): chunks are queued as they are staged. */
+  let opened = false;
+  /** Chunks [0, queued) are queued. */
+  let queued = 0;
+  const opening: OpenedBulkJob = {
+    jobId,
+    owner: request.owner,
+    chunkSize,
+    createdAt,
+    expiresAt,
+    stagingUntil,
+    modelName: model.name,
+    modelVersionNumber: model.version ?? null,
+    modelVersion: model.displayVersion ?? null,
+    modelAlias: model.alias ?? null,
+    encoding,
+  };
 
   const stage = async () => {
     await store.stageChunk(jobId, staged, builder.encode(), stagingUntil);
     staged++;
     builder.reset();
+  };
+  /** A full chunk: staged, then queued under the opened job, whose workers may start on it. */
+  const stageAndQueue = async () => {
+    await stage();
+    if (!opened) {
+      await store.openJob(opening);
+      opened = true;
+    }
+    await enqueueChunks(deps, { jobId, total: staged * chunkSize, chunks: staged, chunkSize, model, encoding }, queued);
+    queued = staged;
+  };
+  /**
+   * Whatever the request left in Redis. The job goes first: a chunk job already queued then finds
+   * no job and is skipped, and a worker scoring one commits nothing. Then its chunks, and the
+   * chunk jobs no worker holds (one that is active ends as skipped).
+   */
+  const discard = async () => {
+    await store.deleteJob(jobId);
+    if (!opened) return store.dropStagedChunks(jobId, staged);
+    await store.dropJobChunks(jobId, staged);
+    for (let chunk = 0; chunk < queued; chunk++) await deps.producer.queue.remove(`${jobId}.${chunk}`).catch(() => 0);
   };
 
   try {
@@ -161,7 +202,7 @@ export async function submitBulkJob<R>(deps: SubmitDeps, request: SubmitRequest<
       // Once a problem is known the job will not run: keep validating, stop staging.
       if (problems.length > 0) continue;
       builder.push(row.record);
-      if (builder.full) await stage();
+      if (builder.full) await stageAndQueue();
     }
     if (problems.length === 0 && total === 0) {
       problems.push({ path: 'records', message: 'At least one record is required' });
@@ -171,7 +212,7 @@ export async function submitBulkJob<R>(deps: SubmitDeps, request: SubmitRequest<
     }
     if (builder.length > 0) await stage();
   } catch (err) {
-    await store.dropStagedChunks(jobId, staged).catch(() => undefined);
+    await discard().catch(() => undefined);
     // A fatal parse error after some row problems: report both, the rows first.
     if (err instanceof ValidationError && problems.length > 0 && !err.message.startsWith('The job was refused')) {
       throw new ValidationError('The job was refused', [...problems, ...(err.details ?? [])].slice(0, MAX_REPORTED_PROBLEMS));
@@ -184,38 +225,24 @@ export async function submitBulkJob<R>(deps: SubmitDeps, request: SubmitRequest<
   try {
     // Recorded first, but invisible and short-lived until promoted: a worker that takes a chunk
     // must find its job, and a client must never be handed one whose chunks are not all queued.
-    await store.createJob({
-      jobId,
-      owner: request.owner,
-      total,
-      chunks: staged,
-      chunkSize,
-      createdAt,
-      expiresAt,
-      stagingUntil,
-      modelName: model.name,
-      modelVersionNumber: model.version ?? null,
-      modelVersion: model.displayVersion ?? null,
-      modelAlias: model.alias ?? null,
-      encoding,
-    });
+    if (opened) await store.sealJob(jobId, total, staged);
+    else await store.createJob({ ...opening, total, chunks: staged });
     if (digest !== undefined) {
       const owner = await store.claimIdempotencyKey(request.owner, digest, jobId, expiresAt, request.replaces ?? null);
       if (owner !== jobId) {
         // The same key won a race with this request: that job is the answer.
-        await Promise.all([store.deleteJob(jobId), store.dropStagedChunks(jobId, staged)]);
+        await discard();
         return { jobId: owner, created: false };
       }
       claimed = true;
     }
     if (deps.pauseBeforeEnqueueMs) await sleep(deps.pauseBeforeEnqueueMs);
-    await enqueueChunks(deps, { jobId, total, chunks: staged, chunkSize, model, encoding });
+    await enqueueChunks(deps, { jobId, total, chunks: staged, chunkSize, model, encoding }, queued);
     await store.promoteJob(jobId, expiresAt, Date.now());
   } catch (err) {
     // Undo what can be undone; chunk jobs already queued find no job and are skipped.
     await Promise.allSettled([
-      store.deleteJob(jobId),
-      store.dropStagedChunks(jobId, staged),
+      discard(),
       claimed && digest !== undefined ? store.releaseIdempotencyKey(request.owner, digest) : undefined,
     ]);
     throw err;
