@@ -126,6 +126,10 @@ test('a body refused after chunks were queued and scored leaves no job, no input
   held.resume();
   await assert.rejects(submitting, { name: 'ValidationError' });
   assert.equal(await store.readJob(jobId), null);
+  // Listed when it was opened, it is no longer: no owner key keeps a job that never was.
+  const listed: string[] = [];
+  for await (const member of store.ownerJobIds('o', null, 100)) listed.push(member.jobId);
+  assert.ok(!listed.includes(jobId));
   // The job's own keys (hash, input, results) are gone, and so are its chunk jobs no worker held.
   const left = (await redis.keys()).filter((k) => k.includes(`bulk:{${jobId}}`));
   assert.deepEqual(left, []);

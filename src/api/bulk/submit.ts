@@ -177,11 +177,13 @@ export async function submitBulkJob<R>(deps: SubmitDeps, request: SubmitRequest<
   };
   /**
    * Whatever the request left in Redis. The job goes first: a chunk job already queued then finds
-   * no job and is skipped, and a worker scoring one commits nothing. Then its chunks, and the
+   * no job and is skipped, and a worker scoring one commits nothing. Then its listing entry, its chunks, and the
    * chunk jobs no worker holds (one that is active ends as skipped).
    */
   const discard = async () => {
     await store.deleteJob(jobId);
+    // Listed once opened (or created): the member goes too, not left for a later listing to drop.
+    await store.forgetJobs(request.owner, [jobId]);
     if (!opened) return store.dropStagedChunks(jobId, staged);
     await store.dropJobChunks(jobId, staged);
     for (let chunk = 0; chunk < queued; chunk++) await deps.producer.queue.remove(`${jobId}.${chunk}`).catch(() => 0);
