@@ -75,10 +75,7 @@ export default defineConfig(
       'no-restricted-imports': [
         'error',
         {
-          patterns: [
-            forbidArea('api', 'api and worker share only src/shared.'),
-            forbidArea('client', 'the worker does not import client code.'),
-          ],
+          patterns: [forbidArea('api', 'api and worker share only src/shared.'), forbidArea('client', 'the worker does not import client code.')],
         },
       ],
     },
