@@ -4,7 +4,7 @@
 // scored on its own, the way an in-process service without a batcher would. It runs as its
 // own process so it does not share the load generator's event loop; the queue's cost is the
 // ratio of the api's figures to these. Configured by the same environment as the api and
-// worker (PORT, MODEL_DIR, INTRA_OP_THREADS, LOG_LEVEL, BODY_LIMIT_BYTES, MAX_BATCH_RECORDS).
+// worker (PORT, MODEL_REPOSITORY, INTRA_OP_THREADS, LOG_LEVEL, BODY_LIMIT_BYTES, MAX_BATCH_RECORDS).
 import Fastify from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -15,10 +15,13 @@ import { FraudRecordSchema } from '../src/shared/schemas/record.ts';
 import { BatchResponseSchema, PredictionSchema, batchRequestSchema } from '../src/shared/schemas/prediction.ts';
 import errorsPlugin from '../src/api/plugins/errors.ts';
 import { loadModel } from '../src/worker/model.ts';
+import { defaultVersionDir } from '../src/worker/repository-scan.ts';
 import { decide } from '../src/worker/decide.ts';
 
 const config = loadConfig();
-const model = await loadModel(config.worker.modelDir, { intraOpNumThreads: config.worker.intraOpThreads });
+const model = await loadModel(await defaultVersionDir(config.worker.modelRepository, 'fraud'), {
+  intraOpNumThreads: config.worker.intraOpThreads,
+});
 const thresholds = {
   approve: config.worker.approveThreshold ?? model.manifest.thresholds.approve,
   review: config.worker.reviewThreshold ?? model.manifest.thresholds.review,

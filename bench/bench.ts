@@ -2,7 +2,8 @@
 // the in-process baseline, drives them with autocannon from this process, prints a table and
 // writes bench/results/latest.json plus a dated copy. `--quick` is the one-minute version.
 // Everything shares this machine's cores, the load generator included: compare the ratios one
-// run measures, not absolute figures across runs.
+// run measures, not absolute figures across runs. `--cluster` adds a step: /predict at c=64
+// against a local Redis Cluster of three shards beside the single Redis, in the same run.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,8 @@ import { buildNdjson, runBulk, type BulkOutcome } from './bulk.ts';
 import { measureBreakdown, type LatencyBreakdown } from './breakdown.ts';
 import { newestProfile, profileClockUs, summarizeProfile, type ProfileSummary } from './profile.ts';
 import { printReport } from './report.ts';
+import { startBenchCluster, type BenchCluster } from './cluster.ts';
+import type { CommandStats } from './redis-stats.ts';
 import { evaluateTargets } from './targets.ts';
 
 const { values: flags } = parseArgs({
@@ -27,6 +30,7 @@ const { values: flags } = parseArgs({
     'no-bulk': { type: 'boolean', default: false },
     'no-profile': { type: 'boolean', default: false },
     'no-telemetry-compare': { type: 'boolean', default: false },
+    cluster: { type: 'boolean', default: false },
     'bulk-records': { type: 'string' },
     'log-level': { type: 'string', default: 'warn' },
     help: { type: 'boolean', default: false },
@@ -34,7 +38,7 @@ const { values: flags } = parseArgs({
 });
 
 if (flags.help) {
-  console.log('npm run bench [-- --quick] [--no-bulk] [--no-profile] [--no-telemetry-compare] [--bulk-records N] [--log-level L]');
+  console.log('npm run bench [-- --quick] [--cluster] [--no-bulk] [--no-profile] [--no-telemetry-compare] [--bulk-records N] [--log-level L]');
   process.exit(0);
 }
 
@@ -48,16 +52,23 @@ const BATCH_CONCURRENCY = 8;
 const BATCH_SIZES = [100, 1000];
 /** The concurrency the targets, the Redis count, scaling, telemetry and the profile are measured at. */
 const REFERENCE_CONCURRENCY = 64;
+/** Concurrencies of the second model's online row. */
+const SECOND_MODEL_CONCURRENCIES = [1, 64];
 const ONLINE_WORKERS = 1;
 /** One worker per core: during a bulk job the api is mostly idle once the body is parsed. */
 const BULK_WORKERS = 2;
 const CENSUS_S = 2;
 /** Records of the bulk job run under the profiler: enough for the shares, short enough not to matter. */
 const PROFILE_BULK_RECORDS = 200_000;
+/** Masters of the --cluster step's local Redis Cluster, and the online and bulk queue shards on it. */
+const CLUSTER_SHARDS = 3;
+/** Rounds of the --cluster step: single Redis and cluster alternate, each round in the other order. */
+const CLUSTER_ROUNDS = 2;
 const RESULTS_DIR = join(ROOT, 'bench/results');
 const PROFILE_DIR = join(RESULTS_DIR, 'profiles');
 
-type Target = 'queue' | 'baseline';
+/** queue: fraud's /predict; species: the second model's online route, /models/species/predict (the generic path). */
+type Target = 'queue' | 'baseline' | 'species';
 
 type OnlineRow = {
   target: Target;
@@ -85,12 +96,20 @@ type BatchRow = OnlineRow & { records_per_request: number; records_per_s: number
 /** api + workers on one queue prefix. */
 type Stack = { name: string; env: Record<string, string>; api: ServerProcess; workers: ServerProcess[] };
 
-type Subject = { target: Target; url: string; stack?: Stack; baseline?: ServerProcess };
+type Subject = {
+  target: Target;
+  url: string;
+  stack?: Stack;
+  baseline?: ServerProcess;
+  /** The Redis the stack runs on, when it is not the bench's single Redis: its command counters and node pids. */
+  redis?: { commandStats: () => Promise<CommandStats>; pids: Record<string, number> };
+};
 
 type Step = { row: OnlineRow; commands: CommandDelta; windowUs: { startUs: number; endUs: number } };
 
 let redis: TestRedis | undefined;
 let redisPid = 0;
+let benchCluster: BenchCluster | undefined;
 const stacks: Stack[] = [];
 
 function log(message: string): void {
@@ -150,8 +169,9 @@ async function measureStep(subject: Subject, concurrency: number, bodies: string
   const readBatches = (): Promise<BatchCounters> =>
     stack ? readWorkerBatches(stack.workers.map((w) => w.url)) : readBaselineBatches(baseline!.url);
   const batchesBefore = await readBatches();
-  const commandsBefore = await readCommandStats(redis!.client);
-  const pids: Record<string, number> = { loadgen: 0, redis: redisPid };
+  const readCommands = subject.redis?.commandStats ?? (() => readCommandStats(redis!.client));
+  const commandsBefore = await readCommands();
+  const pids: Record<string, number> = { loadgen: 0, ...(subject.redis?.pids ?? { redis: redisPid }) };
   for (const p of processes) pids[stack ? p.name.slice(stack.name.length + 1) : p.name] = p.pid;
   const cpu = meterCpu(pids);
   const startUs = profileClockUs();
@@ -160,7 +180,7 @@ async function measureStep(subject: Subject, concurrency: number, bodies: string
 
   const endUs = profileClockUs();
   const cpuCores = cpu.stop();
-  const commands = diffCommandStats(commandsBefore, await readCommandStats(redis!.client));
+  const commands = diffCommandStats(commandsBefore, await readCommands());
   const batchesAfter = await readBatches();
   assertAlive(processes);
   const row: OnlineRow = {
@@ -191,14 +211,26 @@ function servingCpuMs(cores: Record<string, number>, rps: number): number | null
   return rps > 0 ? round((serving * 1000) / rps, 3) : null;
 }
 
+/** Flower measurements (cm) around the three species' means, varied so batches are not one record repeated. */
+function generateSpeciesRecords(n: number): { measurements: number[] }[] {
+  const means = [
+    [5.0, 3.4, 1.5, 0.2],
+    [5.9, 2.8, 4.3, 1.3],
+    [6.6, 3.0, 5.6, 2.0],
+  ];
+  return Array.from({ length: n }, (_, i) => ({
+    measurements: means[i % 3]!.map((m, j) => Number((m + (((i * 7 + j * 13) % 11) - 5) * 0.04).toFixed(2))),
+  }));
+}
+
 function mean(values: number[]): number {
   return values.reduce((s, v) => s + v, 0) / Math.max(1, values.length);
 }
 
 async function main(): Promise<void> {
   const startedAt = new Date();
-  if (!existsSync(join(ROOT, 'models/fraud/manifest.json'))) {
-    throw new StartError('models/fraud/manifest.json is missing: build the model first (npm run model:build)');
+  if (!existsSync(join(ROOT, 'models/fraud/1/manifest.json'))) {
+    throw new StartError('models/fraud/1/manifest.json is missing: build the model first (npm run model:build)');
   }
   log(`${PLAN.name} run: ${PLAN.stepS} s per step after ${PLAN.warmupS} s of warm-up; bulk job of ${BULK_RECORDS} records`);
 
@@ -232,6 +264,12 @@ async function main(): Promise<void> {
       if (subject.target === 'queue' && c === REFERENCE_CONCURRENCY) reference = step;
     }
   }
+
+  // The second model (a different signature, records of its graph's inputs) on its own online route.
+  const speciesBodies = generateSpeciesRecords(64).map((r) => JSON.stringify(r));
+  const species: Subject = { target: 'species', url: `${main.api.url}/models/species/predict`, stack: main };
+  await checkPath(species.url, speciesBodies[0]!, 'the api (POST /models/species/predict)');
+  for (const c of SECOND_MODEL_CONCURRENCIES) online.push((await measureStep(species, c, speciesBodies)).row);
 
   log(`latency breakdown at c=1: ${PLAN.breakdownRequests} sequential requests (Server-Timing)`);
   const breakdown: LatencyBreakdown = await measureBreakdown(queue.url, singleBodies, PLAN.breakdownRequests);
@@ -316,6 +354,8 @@ async function main(): Promise<void> {
   }
   await stopStack(main);
   await baseline.stop();
+
+  const cluster = flags.cluster ? await measureCluster(singleBodies) : null;
 
   type BulkReport = BulkOutcome & {
     workers?: number;
@@ -456,6 +496,7 @@ async function main(): Promise<void> {
     },
     latency_breakdown_c1: breakdown,
     telemetry,
+    cluster,
     profile,
     targets: [] as ReturnType<typeof evaluateTargets>,
   };
@@ -470,9 +511,98 @@ async function main(): Promise<void> {
   log(`wrote bench/results/latest.json and bench/results/${stamp}-${PLAN.name}.json (${report.duration_s} s)`);
 }
 
+/** Summary of one side of the --cluster comparison over its rounds. */
+type ClusterSide = {
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+  /** Commands Redis ran per 2xx response, script-internal ones included (on a cluster: every master's). */
+  redis_commands_per_prediction: number;
+  /** Redis command time per prediction (INFO commandstats usec; on a cluster: the masters'). */
+  redis_command_us_per_prediction: number;
+  /** CPU of the Redis processes per prediction (on a cluster: masters and replicas). */
+  redis_process_us_per_prediction: number;
+  /** The same for the replicas alone (0 on the single Redis, which has none). */
+  replica_process_us_per_prediction: number;
+  cpu_ms_per_request: number;
+};
+
+/**
+ * /predict at the reference concurrency against a local Redis Cluster (three masters with a
+ * replica each; the online and bulk queues in three shards) beside the single Redis, one api
+ * and one worker on each, alternating. One api sends to one shard: what the step measures is
+ * the cost of cluster mode per prediction (the cluster client, sharded pub/sub, replication),
+ * not the gain of more shards, which needs more cores than this machine has.
+ */
+async function measureCluster(bodies: string[]) {
+  log(`cluster: a local Redis Cluster (${CLUSTER_SHARDS} masters, ${CLUSTER_SHARDS} replicas) beside the single Redis, one api and one worker on each`);
+  benchCluster = await startBenchCluster();
+  const shards = { ONLINE_QUEUE_SHARDS: String(CLUSTER_SHARDS), BULK_QUEUE_SHARDS: String(CLUSTER_SHARDS) };
+  const [single, onCluster] = await Promise.all([
+    startStack('cmp-single', ONLINE_WORKERS),
+    startStack('cmp-cluster', ONLINE_WORKERS, { REDIS_CLUSTER_NODES: benchCluster.nodes.join(','), ...shards }),
+  ]);
+  // The bench starts the api on /health; in cluster mode it may still be discovering the slots.
+  const readyBy = Date.now() + 30_000;
+  while ((await fetch(`${onCluster.api.url}/ready`).then((r) => r.status, () => 0)) !== 200) {
+    if (Date.now() > readyBy) throw new StartError(`the api on the cluster was not ready within 30 s:\n${onCluster.api.output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await checkPath(`${onCluster.api.url}/predict`, bodies[0]!, 'the api on the cluster (POST /predict)');
+  const subjects: Record<'single' | 'cluster', Subject> = {
+    single: { target: 'queue', url: `${single.api.url}/predict`, stack: single },
+    cluster: {
+      target: 'queue',
+      url: `${onCluster.api.url}/predict`,
+      stack: onCluster,
+      redis: { commandStats: benchCluster.masterCommandStats, pids: benchCluster.pids },
+    },
+  };
+  const steps: Record<'single' | 'cluster', Step[]> = { single: [], cluster: [] };
+  for (let i = 0; i < CLUSTER_ROUNDS; i++) {
+    for (const side of i % 2 === 0 ? (['single', 'cluster'] as const) : (['cluster', 'single'] as const)) {
+      log(`cluster: round ${i + 1}, ${side}`);
+      steps[side].push(await measureStep(subjects[side], REFERENCE_CONCURRENCY, bodies));
+    }
+  }
+  await Promise.all([stopStack(single), stopStack(onCluster)]);
+  const summarize = (list: Step[]): ClusterSide => {
+    const ok = Math.max(1, list.reduce((n, s) => n + s.row.requests, 0));
+    const durationS = PLAN.stepS * list.length;
+    const coresOf = (prefix: string) => mean(list.map((s) => Object.entries(s.row.cpu_cores).reduce((n, [k, v]) => (k.startsWith(prefix) ? n + v : n), 0)));
+    const perPrediction = (cores: number) => round((cores * durationS * 1e6) / ok, 2);
+    return {
+      rps: round(mean(list.map((s) => s.row.rps)), 1),
+      p50_ms: round(mean(list.map((s) => s.row.p50_ms)), 2),
+      p99_ms: round(mean(list.map((s) => s.row.p99_ms)), 2),
+      errors: list.reduce((n, s) => n + s.row.errors, 0),
+      redis_commands_per_prediction: round(list.reduce((n, s) => n + s.commands.total, 0) / ok, 2),
+      redis_command_us_per_prediction: round(list.reduce((n, s) => n + s.commands.usec, 0) / ok, 2),
+      redis_process_us_per_prediction: perPrediction(coresOf('redis')),
+      replica_process_us_per_prediction: perPrediction(coresOf('redis-r')),
+      cpu_ms_per_request: round(mean(list.map((s) => s.row.cpu_ms_per_request ?? 0)), 3),
+    };
+  };
+  return {
+    concurrency: REFERENCE_CONCURRENCY,
+    shards: CLUSTER_SHARDS,
+    rounds: CLUSTER_ROUNDS,
+    apis: 1,
+    workers: ONLINE_WORKERS,
+    single: summarize(steps.single),
+    cluster: summarize(steps.cluster),
+    cluster_commands_by_command: steps.cluster.at(-1)?.commands.byCommand ?? {},
+    steps: (['single', 'cluster'] as const).flatMap((side) =>
+      steps[side].map(({ row }) => ({ redis: side, rps: row.rps, p99_ms: row.p99_ms, redis_commands_per_request: row.redis_commands_per_request, cpu_cores: row.cpu_cores })),
+    ),
+  };
+}
+
 async function cleanUp(): Promise<void> {
   killAll();
   await redis?.close().catch(() => undefined);
+  await benchCluster?.close().catch(() => undefined);
 }
 
 process.once('SIGINT', () => {

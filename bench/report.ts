@@ -17,6 +17,17 @@ type Row = {
   cpu_ms_per_request: number | null;
 };
 
+type ClusterSideView = {
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+  redis_commands_per_prediction: number;
+  redis_command_us_per_prediction: number;
+  redis_process_us_per_prediction: number;
+  cpu_ms_per_request: number;
+};
+
 export type ReportView = {
   machine: { cpu_model: string; cores: number; node: string; redis: string };
   settings: { run: string; step_seconds: number; online_workers: number; max_batch_size: number; max_batch_delay_ms: number; worker_concurrency: number };
@@ -29,6 +40,12 @@ export type ReportView = {
   redis_commands_per_prediction: number | null;
   redis: { census: { client_commands_per_prediction: number; script_commands_per_prediction: number } };
   telemetry: { on_rps: number; off_rps: number; ratio: number; on_cpu_ms_per_request: number; off_cpu_ms_per_request: number } | null;
+  cluster: {
+    shards: number;
+    concurrency: number;
+    single: ClusterSideView;
+    cluster: ClusterSideView;
+  } | null;
   latency_breakdown_c1: Record<'total' | 'queue' | 'batch' | 'inference' | 'rest', { mean_ms: number; p50_ms: number; p99_ms: number }>;
   profile: {
     rps: number;
@@ -113,6 +130,20 @@ export function printReport(report: ReportView): void {
     out.push(
       `Telemetry at c=64: on ${t.on_rps} req/s, off ${t.off_rps} req/s (on/off ${t.ratio}); ` +
         `CPU per request on ${t.on_cpu_ms_per_request} ms, off ${t.off_cpu_ms_per_request} ms`,
+    );
+  }
+  if (report.cluster) {
+    const c = report.cluster;
+    out.push(
+      '',
+      `POST /predict c=${c.concurrency}: single Redis vs a local Redis Cluster (${c.shards} masters + replicas, ${c.shards} queue shards), same run`,
+      table(
+        ['redis', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'commands/pred', 'cmd µs/pred', 'redis CPU µs/pred', 'cpu ms/req'],
+        (['single', 'cluster'] as const).map((side) => {
+          const s = c[side];
+          return [side, s.rps.toFixed(0), s.p50_ms.toFixed(2), s.p99_ms.toFixed(2), s.errors, s.redis_commands_per_prediction, s.redis_command_us_per_prediction, s.redis_process_us_per_prediction, s.cpu_ms_per_request];
+        }),
+      ),
     );
   }
   const b = report.latency_breakdown_c1;

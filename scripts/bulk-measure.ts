@@ -1,10 +1,25 @@
 // One 1,000,000-record bulk job end to end on a private Redis, one api and one worker: records/s
 // from the first byte of POST /jobs to the last byte of the NDJSON results, and the api's peak
-// RSS (VmHWM) over the whole run. Usage: node scripts/bulk-measure.ts [records] [chunk size]
+// RSS (VmHWM) over the whole run, and what the job cost Redis (CPU, commands, bytes, memory
+// held afterwards), for docs/scaling.md. Usage: node scripts/bulk-measure.ts [records] [chunk size]
 import { startTestRedis } from '../test/helpers/redis-server.ts';
 import { startApi, startWorker } from '../test/helpers/processes.ts';
 import { buildNdjson, runBulk } from '../bench/bulk.ts';
 import { statusMb } from '../bench/process-stats.ts';
+
+/** Redis's own counters (INFO), so a run's cost is the difference of two readings. */
+async function redisCounters(client: { info: (section: string) => Promise<string> }) {
+  const text = (await client.info('stats')) + (await client.info('cpu')) + (await client.info('memory'));
+  const n = (field: string) => Number(new RegExp(`^${field}:(\\S+)`, 'm').exec(text)?.[1] ?? NaN);
+  return {
+    cpuS: n('used_cpu_sys') + n('used_cpu_user'),
+    commands: n('total_commands_processed'),
+    netIn: n('total_net_input_bytes'),
+    netOut: n('total_net_output_bytes'),
+    usedMemory: n('used_memory'),
+    usedMemoryPeak: n('used_memory_peak'),
+  };
+}
 
 const records = Number(process.argv[2] ?? 1_000_000);
 const chunkSize = process.argv[3] ?? '10000';
@@ -14,6 +29,7 @@ const api = await startApi(env);
 const worker = await startWorker(env);
 try {
   const body = buildNdjson(records);
+  const redisBefore = await redisCounters(redis.client);
   const apiBefore = statusMb(api.proc.pid!, 'VmHWM');
   // /predict, one record every 50 ms, while the job runs: the online path must keep its latency.
   const latencies: number[] = [];
@@ -35,7 +51,7 @@ try {
   const pct = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]?.toFixed(1);
   const apiPeak = statusMb(api.proc.pid!, 'VmHWM');
   const workerPeak = statusMb(worker.proc.pid!, 'VmHWM');
-  const used = await redis.client.info('memory');
+  const redisAfter = await redisCounters(redis.client);
   console.log(
     JSON.stringify(
       {
@@ -45,7 +61,16 @@ try {
         api_peak_rss_mb: apiPeak?.toFixed(1),
         worker_peak_rss_mb: workerPeak?.toFixed(1),
         predict_during_job_ms: { n: latencies.length, p50: pct(0.5), p99: pct(0.99), max: latencies.at(-1)?.toFixed(1) },
-        redis_used_memory_peak: /used_memory_peak_human:(\S+)/.exec(used)?.[1],
+        // Includes the /predict probe's calls (about 60 commands each at one call at a time).
+        redis: {
+          cpu_s: +(redisAfter.cpuS - redisBefore.cpuS).toFixed(3),
+          commands: redisAfter.commands - redisBefore.commands,
+          net_in_bytes: redisAfter.netIn - redisBefore.netIn,
+          net_out_bytes: redisAfter.netOut - redisBefore.netOut,
+          // What the job's results (and state) hold until RESULT_TTL_SECONDS, and the peak while chunks were staged.
+          used_memory_after_bytes: redisAfter.usedMemory - redisBefore.usedMemory,
+          used_memory_peak_bytes: redisAfter.usedMemoryPeak - redisBefore.usedMemory,
+        },
       },
       null,
       2,

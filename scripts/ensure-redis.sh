@@ -12,7 +12,18 @@ elif command -v redis-server >/dev/null; then
   for _ in $(seq 50); do node scripts/redis-ping.ts "redis://127.0.0.1:$_port" 2>/dev/null && break; sleep 0.1; done
   export REDIS_URL="redis://127.0.0.1:$_port"
   echo "ensure-redis: nothing answered at the default address; started a private redis-server at $REDIS_URL" >&2
-  trap 'kill $(cat "'"$_dir"'/redis.pid") 2>/dev/null; rm -rf "'"$_dir"'"' EXIT
+  # Stopped when the calling shell exits, also on Ctrl-C or SIGTERM (which then exit through EXIT).
+  # The shell must not `exec` away after sourcing this, or the trap never runs.
+  _REDIS_DIR="$_dir"
+  _stop_private_redis() {
+    local pid
+    pid=$(cat "$_REDIS_DIR/redis.pid" 2>/dev/null) && kill "$pid" 2>/dev/null &&
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -rf "$_REDIS_DIR"
+  }
+  trap _stop_private_redis EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
 else
   cat >&2 <<MSG
 ensure-redis: no Redis answers at $REDIS_URL and redis-server is not installed.

@@ -1,13 +1,15 @@
-// `npm run model:build`: rebuilds models/fraud/ (model.onnx + manifest.json) from nothing.
-// Trainer options can be overridden for experiments; the committed model uses the defaults.
+// `npm run model:build`: rebuilds the shipped models of the repository from nothing:
+// models/fraud/1/ and models/species/1/ (model.onnx + manifest.json each). Fraud's trainer options
+// can be overridden for experiments; the committed models use the defaults.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildFraudModel, serializeManifest } from './build-fraud-model.ts';
+import { SPECIES_MODEL, buildSpeciesModel } from './build-species-model.ts';
 
 const { values } = parseArgs({
   options: {
-    out: { type: 'string', default: 'models/fraud' },
+    repository: { type: 'string', default: 'models' },
     seed: { type: 'string' },
     trees: { type: 'string' },
     'max-depth': { type: 'string' },
@@ -38,7 +40,7 @@ const trainer = Object.fromEntries(
 
 const started = performance.now();
 const { onnx, manifest, trainSeconds } = buildFraudModel({ seed: numberOption('seed', values.seed), trainer });
-const outDir = resolve(values.out);
+const outDir = resolve(values.repository, 'fraud', '1');
 mkdirSync(outDir, { recursive: true });
 writeFileSync(join(outDir, manifest.file), onnx);
 writeFileSync(join(outDir, 'manifest.json'), serializeManifest(manifest));
@@ -56,3 +58,14 @@ console.log(
     `decline ${(metrics.decisions.decline * 100).toFixed(1)} %, fraud caught ${(metrics.decisions.fraud_caught * 100).toFixed(1)} %`,
 );
 console.log(`training ${trainSeconds.toFixed(1)} s, whole build ${((performance.now() - started) / 1000).toFixed(1)} s`);
+
+const species = buildSpeciesModel();
+const speciesDir = resolve(values.repository, SPECIES_MODEL.name, '1');
+mkdirSync(speciesDir, { recursive: true });
+writeFileSync(join(speciesDir, 'model.onnx'), species.onnx);
+writeFileSync(join(speciesDir, 'manifest.json'), species.manifestText);
+const speciesMetrics = species.manifest.metrics as { rows: number; accuracy: number };
+console.log(
+  `wrote ${join(speciesDir, 'model.onnx')} (${species.onnx.length} bytes); held-out ${speciesMetrics.rows} rows: ` +
+    `accuracy ${(speciesMetrics.accuracy * 100).toFixed(1)} %`,
+);

@@ -139,3 +139,14 @@ export function fraudRowsToCsv(rows: readonly FraudRow[]): string {
 export function generateFraudRecords(seed: number, count: number): FraudRecord[] {
   return generateFraudRows(seed, count).map(({ is_fraud: _label, ...record }) => record);
 }
+
+export const RECORD_CSV_HEADER = 'transaction_amount,merchant_category,card_present,hour_of_day,days_since_last_transaction';
+
+/** Request records as a bulk CSV body (header row, no label), the way POST /jobs takes them. */
+export function fraudRecordsToCsv(records: readonly FraudRecord[]): string {
+  let text = RECORD_CSV_HEADER + '\n';
+  for (const r of records) {
+    text += `${r.transaction_amount},${r.merchant_category},${r.card_present},${r.hour_of_day},${r.days_since_last_transaction}\n`;
+  }
+  return text;
+}

@@ -8,7 +8,7 @@ import { generateFraudRecords } from './fraud-data.ts';
 
 const { values } = parseArgs({
   options: {
-    model: { type: 'string', default: 'models/fraud' },
+    model: { type: 'string', default: 'models/fraud/1' },
     sizes: { type: 'string', default: '1,64,1024,16384' },
     'seconds-per-size': { type: 'string', default: '1.5' },
   },

@@ -1,5 +1,6 @@
-// Turns trained trees into an ONNX model: one ai.onnx.ml TreeEnsembleClassifier with a LOGISTIC
-// post-transform, encoded by protobufjs from the onnx.proto subset beside this file.
+// Turns trained models into ONNX: trees as one ai.onnx.ml TreeEnsembleClassifier with a LOGISTIC
+// post-transform, a linear softmax as MatMul/Add/Softmax/ArgMax; encoded by protobufjs from the
+// onnx.proto subset beside this file.
 import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
 import type { GbdtModel } from './gbdt.ts';
@@ -7,7 +8,7 @@ import type { GbdtModel } from './gbdt.ts';
 export interface OnnxExportOptions {
   /** Graph input, float32 [N, width]. */
   inputName: string;
-  /** Graph output with class probabilities, float32 [N, 2]; column 1 is the positive class. */
+  /** Graph output with class probabilities, float32 [N, classes] (trees: [N, 2], column 1 the positive class). */
   probabilityName: string;
   /** Graph output with the predicted class, int64 [N]. */
   labelName: string;
@@ -139,6 +140,66 @@ export function exportGbdtToOnnx(model: GbdtModel, options: OnnxExportOptions): 
       output: [
         tensorValue(options.labelName, DataType.INT64, ['N']),
         tensorValue(options.probabilityName, DataType.FLOAT, ['N', 2]),
+      ],
+    },
+  });
+  const problem = ModelProto.verify(message);
+  if (problem) throw new Error(`ONNX ModelProto is invalid: ${problem}`);
+  return ModelProto.encode(message).finish();
+}
+
+export interface LinearSoftmaxModel {
+  /** Features per row. */
+  width: number;
+  classes: number;
+  /** Row-major [width, classes]: the logit of class c gains weights[f·classes + c] per unit of feature f. */
+  weights: Float32Array;
+  /** [classes] */
+  bias: Float32Array;
+}
+
+function floatInitializer(name: string, dims: readonly number[], values: Float32Array) {
+  return { name, dims, data_type: DataType.FLOAT, float_data: Array.from(values) };
+}
+
+/**
+ * A multinomial logistic regression as standard operators: probabilities = Softmax(x·W + b) and
+ * label = ArgMax(probabilities). Deterministic bytes, as exportGbdtToOnnx.
+ */
+export function exportLinearSoftmaxToOnnx(model: LinearSoftmaxModel, options: OnnxExportOptions): Uint8Array {
+  const { width, classes } = model;
+  if (model.weights.length !== width * classes || model.bias.length !== classes) {
+    throw new RangeError(`weights hold ${model.weights.length} values and bias ${model.bias.length}, expected ${width}×${classes} and ${classes}`);
+  }
+  const node = (op_type: string, input: string[], output: string[], attribute: object[] = []) => ({
+    name: output[0],
+    op_type,
+    domain: '',
+    input,
+    output,
+    attribute,
+  });
+  const attrInt = (name: string, i: number) => ({ name, type: AttributeType.INT, i });
+  const message = ModelProto.fromObject({
+    ir_version: IR_VERSION,
+    opset_import: [{ domain: '', version: OPSET_DEFAULT }],
+    producer_name: 'scoring-service scripts/model',
+    producer_version: '1.0.0',
+    model_version: 1,
+    doc_string: options.docString ?? '',
+    graph: {
+      name: 'linear_softmax',
+      initializer: [floatInitializer('weights', [width, classes], model.weights), floatInitializer('bias', [classes], model.bias)],
+      node: [
+        node('MatMul', [options.inputName, 'weights'], ['xw']),
+        node('Add', ['xw', 'bias'], ['logits']),
+        node('Softmax', ['logits'], [options.probabilityName], [attrInt('axis', 1)]),
+        node('ArgMax', [options.probabilityName], [options.labelName], [attrInt('axis', 1), attrInt('keepdims', 0)]),
+      ],
+      input: [tensorValue(options.inputName, DataType.FLOAT, ['N', width])],
+      output: [
+        tensorValue(options.probabilityName, DataType.FLOAT, ['N', classes]),
+        tensorValue(options.labelName, DataType.INT64, ['N']),
       ],
     },
   });

@@ -1,20 +1,24 @@
 // buildApp(): the api as a Fastify application, every plugin and route registered in order.
 // It never listens; main.ts does, and tests use inject() or a real port.
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../shared/config.ts';
 import { loggerOptions } from '../shared/logger.ts';
 import type { Telemetry } from '../shared/telemetry.ts';
-import errorsPlugin from './plugins/errors.ts';
+import errorsPlugin, { clientErrorHandler, frameworkErrors } from './plugins/errors.ts';
+import bodyTimeoutPlugin from './plugins/body-timeout.ts';
 import authPlugin from './plugins/auth.ts';
 import openapiPlugin from './plugins/openapi.ts';
-import onlinePlugin from './plugins/online.ts';
+import queuesPlugin from './plugins/queues.ts';
+import onlineDispatcherPlugin from './plugins/online-dispatcher.ts';
+import modelRegistryPlugin from './plugins/model-registry.ts';
 import observabilityPlugin from './plugins/observability.ts';
 import adminPlugin from './plugins/admin.ts';
 import { predictRoutes } from './routes/predict.ts';
 import { healthRoutes } from './routes/health.ts';
 import { jobsRoutes } from './routes/jobs.ts';
+import { modelRoutes } from './routes/models.ts';
 
 export type AppDeps = { config: Config; telemetry: Telemetry };
 
@@ -24,11 +28,20 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
     genReqId: () => randomUUID(),
     requestIdHeader: 'x-request-id',
     // The same name as the error body's request_id, so a client's error leads to its log lines.
-    requestIdLogLabel: 'request_id',
+    logController: new LogController({ requestIdLogLabel: 'request_id' }),
     bodyLimit: config.api.bodyLimitBytes,
     // A drained api answers the requests in flight, then closes idle keep-alive sockets.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    // Every answer in the contract's shape, even to requests Fastify cannot route or Node cannot parse.
+    clientErrorHandler,
+    frameworkErrors,
+    // The longest path parameter is a job id (64 characters); a longer one names nothing (404).
+    routerOptions: { maxParamLength: 64 },
+    // Headers must arrive within HEADERS_TIMEOUT_MS. The whole request's backstop is the longest
+    // body time plus that; the body-timeout plugin cuts each route off at its own time first.
+    requestTimeout: config.api.jobBodyTimeoutMs + config.api.headersTimeoutMs,
+    http: { headersTimeout: config.api.headersTimeoutMs, connectionsCheckingInterval: 1000 },
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -45,15 +58,27 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
     if (draining) reply.header('connection', 'close');
   });
 
-  await app.register(errorsPlugin);
-  await app.register(authPlugin, { apiKeys: config.api.apiKeys });
-  await app.register(openapiPlugin);
-  await app.register(onlinePlugin, { config, telemetry });
+  await app.register(errorsPlugin, { telemetry });
+  await app.register(bodyTimeoutPlugin, { bodyTimeoutMs: config.api.bodyTimeoutMs });
+  await app.register(authPlugin, { apiKeys: config.api.apiKeys, adminApiKeys: config.api.adminApiKeys });
+  await app.register(openapiPlugin, { docsPublic: config.api.docsPublic });
+  await app.register(queuesPlugin, { config });
+  await app.register(onlineDispatcherPlugin, { config, telemetry });
+  await app.register(modelRegistryPlugin, { config });
   await app.register(observabilityPlugin, { config, telemetry });
-  await app.register(adminPlugin);
+  await app.register(adminPlugin, {
+    apiKeys: config.api.apiKeys,
+    adminApiKeys: config.api.adminApiKeys,
+    showJobData: config.api.adminShowJobData,
+  });
   // keyPrefix, not prefix: Fastify reads a `prefix` option as a route prefix.
   await app.register(healthRoutes, { keyPrefix: config.redis.prefix, telemetry });
   await app.register(predictRoutes, {
+    predictTimeoutMs: config.api.predictTimeoutMs,
+    maxBatchRecords: config.api.maxBatchRecords,
+    bodyLimitBytes: config.api.bodyLimitBytes,
+  });
+  await app.register(modelRoutes, {
     predictTimeoutMs: config.api.predictTimeoutMs,
     maxBatchRecords: config.api.maxBatchRecords,
     bodyLimitBytes: config.api.bodyLimitBytes,

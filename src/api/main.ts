@@ -3,6 +3,7 @@ import { loadConfigOrExit } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
 import { startTelemetry } from '../shared/telemetry.ts';
 import { Shutdown } from '../shared/shutdown.ts';
+import { listenFailure } from '../shared/listen-error.ts';
 import { buildApp } from './app.ts';
 
 const config = loadConfigOrExit();
@@ -16,4 +17,9 @@ shutdown.add('http', () => app.close());
 shutdown.add('telemetry', () => telemetry.shutdown());
 shutdown.listen();
 
-await app.listen({ port: config.api.port, host: config.api.host });
+try {
+  await app.listen({ port: config.api.port, host: config.api.host });
+} catch (err) {
+  console.error(listenFailure('api', 'PORT', config.api.host, config.api.port, err));
+  process.exit(1);
+}

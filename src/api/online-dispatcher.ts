@@ -4,131 +4,242 @@
 // bookkeeping (~35 Redis commands a job) is paid once per turn, not once per call; a lone
 // call is flushed on the next turn and never waits for company.
 //
-// Replies come back on this process's own pub/sub channel: a worker PUBLISHes each batch's
-// replies once per api process it serves. Each api reads only its own replies, so its cost
-// does not grow with the number of api processes (a shared QueueEvents stream would make
-// every api read every completion), and nothing depends on the job still existing when the
-// reply arrives, so removeOnComplete cannot race the waiter.
+// Replies come back on this process's own pub/sub channel (reply-channel.ts): a worker
+// PUBLISHes each batch's replies once per api process it serves. Each api reads only its own
+// replies, so its cost does not grow with the number of api processes (a shared QueueEvents
+// stream would make every api read every completion), and nothing depends on the job still
+// existing when the reply arrives, so removeOnComplete cannot race the waiter.
+//
+// Admission: a call is refused at once (429) when the records already waiting, at the rate the
+// workers were measured to score while busy, would not be done within the call's own timeout.
 import { randomUUID } from 'node:crypto';
-import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { replyChannel } from '../shared/keys.ts';
-import { QUEUES, ReplyMessageSchema, type CallTimings, type OnlineCall, type PredictJob } from '../shared/queues.ts';
-import { OverloadedError, TimeoutError, UnavailableError } from '../shared/errors.ts';
-import { isRedisReady } from '../shared/redis.ts';
-import type { FraudRecord } from '../shared/schemas/record.ts';
+import type { Tracer } from '@opentelemetry/api';
+import { recordsScoredKey } from '../shared/keys.ts';
+import { predictQueue, type CallTimings, type OnlineCall, type OnlineReply, type PredictJob, type PredictOutcome } from '../shared/queues.ts';
+import { createProducer, enqueue, enqueueBulk, type Producer, type Sharding } from '../shared/queue-clients.ts';
+import { replyChannel, subscribeReplies } from '../shared/reply-channel.ts';
+import {
+  ModelError,
+  ModelNotFoundError,
+  ModelUnavailableError,
+  OverloadedError,
+  TimeoutError,
+  UnavailableError,
+} from '../shared/errors.ts';
+import { isRedisReady, type RedisClient } from '../shared/redis.ts';
+import { busyScoringRate, predictedWaitMs, trimSamples, windowScoringRate, type RateSample } from '../shared/scoring-rate.ts';
 import type { Decision } from '../shared/schemas/prediction.ts';
 import type { LogSink } from '../shared/logger.ts';
-import type { Tracer } from '@opentelemetry/api';
 import { injectSpan } from '../shared/trace-carrier.ts';
 import { endCallSpanError, endCallSpanOk, startCallSpan } from './call-spans.ts';
 
+/**
+ * What a call got back: from a record-encoded model with a decision policy (fraud), probabilities
+ * and decisions, as /predict answers them; from any other, each output by name per record.
+ * outputsOf() gives both as outputs by name.
+ */
 export type CallResult = {
-  probabilities: number[];
-  decisions: Decision[];
+  modelName: string;
+  /** The version that scored the call, as replies name it (fraud: its manifest's display version). */
   modelVersion: string;
   timings: CallTimings;
-};
+} & ({ probabilities: number[]; decisions: Decision[]; outputs?: undefined } | { outputs: Record<string, unknown>[]; probabilities?: undefined });
+
+/** Per record, each output by name (fraud's as `fraud_probability` and `decision`). */
+export function outputsOf(result: CallResult): Record<string, unknown>[] {
+  if (result.outputs) return result.outputs;
+  const { decisions } = result;
+  return result.probabilities.map((p, i) => ({ fraud_probability: p, decision: decisions[i] }));
+}
+
+export type PredictProducer = Producer<PredictJob, PredictOutcome, 'predict'>;
 
 type Pending = {
   resolve: (result: CallResult) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
+  records: number;
 };
 
 export type OnlineDispatcherOptions = {
-  queue: Queue;
-  /** Connection the queue uses; checked so a call fails fast with 503 while Redis is away. */
-  producer: Redis;
+  /** Connection the queues use; checked so a call fails fast with 503 while Redis is away. */
+  redis: RedisClient;
+  /**
+   * Shards of every online queue (ONLINE_QUEUE_SHARDS) and the one this process sends to, picked
+   * at start: a fleet of api processes spreads over the shards, while every worker drains them all.
+   */
+  sharding: Sharding;
   /** A connection of its own: a subscribed ioredis connection can do nothing else. */
-  subscriber: Redis;
+  subscriber: RedisClient;
   prefix: string;
   /** Records per queue job; calls of one turn past it are split across jobs. */
   maxRecordsPerJob: number;
-  /** Waiting online jobs past which calls are refused with 429. */
+  /** Waiting online jobs past which calls are refused with 429, whatever the predicted wait. */
   maxWaiting: number;
   logger: LogSink;
-  /** Set when spans are exported; each call then gets a span and carries its context. */
-  tracer?: Tracer | undefined;
+  /** OpenTelemetry's no-op tracer when spans are not exported. */
+  tracer: Tracer;
 };
 
-/** How often the queue depth behind the 429 bound is sampled: a Redis call per request would cost more than it saves. */
-const DEPTH_SAMPLE_INTERVAL_MS = 200;
+/** How often queue depth and scoring rate are sampled: a Redis call per request would cost more than it saves. */
+export const ADMISSION_SAMPLE_INTERVAL_MS = 200;
+/** The scoring rate behind admission is measured over this window: short, so a frozen worker shows within seconds. */
+const RATE_WINDOW_MS = 3000;
+/** Busy time the window must hold before its rate is trusted: one slow batch is not a stalled worker. */
+const MIN_BUSY_MS = 1000;
+/**
+ * The last moments' plain rate (idle time included, so never above what the workers can do),
+ * taken when higher: once a stalled worker scores again its callers are admitted at once rather
+ * than when its stall has left the window. Refusing everyone would otherwise keep the busy rate
+ * at zero: nothing admitted, nothing scored.
+ */
+const RECENT_WINDOW_MS = 2 * ADMISSION_SAMPLE_INTERVAL_MS;
+/** Retry-After when nothing is being scored at all: the wait cannot be predicted, only bounded. */
+const MAX_RETRY_AFTER_S = 30;
 
 export class OnlineDispatcher {
   readonly apiId = randomUUID();
   readonly #options: OnlineDispatcherOptions;
   readonly #channel: string;
+  readonly #scoredKey: string;
   readonly #pending = new Map<string, Pending>();
-  #turn: OnlineCall[] = [];
+  readonly #rateSamples: RateSample[] = [];
+  readonly #producers = new Map<string, PredictProducer>();
+  readonly #producerListeners: ((producer: PredictProducer) => void)[] = [];
+  /** This turn's calls by queue name: a queue job never mixes model versions. */
+  #turn = new Map<string, OnlineCall[]>();
+  #turnCalls = 0;
   #nextCallId = 0;
-  #waiting = 0;
+  #waitingJobs = 0;
+  #recordsInFlight = 0;
+  #ratePerSecond: number | undefined;
+  /** Jobs and records enqueued since the last sample: the mean of the recent jobs, not of the process's life. */
   #jobsEnqueued = 0;
   #recordsEnqueued = 0;
-  #depthTimer: NodeJS.Timeout | undefined;
+  #meanRecordsPerJob = 1;
+  #sampleTimer: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => Promise<void>) | undefined;
   #closed = false;
 
   constructor(options: OnlineDispatcherOptions) {
     this.#options = options;
     this.#channel = replyChannel(options.prefix, this.apiId);
+    this.#scoredKey = recordsScoredKey(options.prefix);
   }
 
-  /** Subscribes to this api's reply channel and starts sampling the queue depth. */
-  async start(): Promise<void> {
-    const { subscriber } = this.#options;
-    subscriber.on('message', (channel: string, message: string) => {
-      if (channel === this.#channel) this.#onReplies(message);
-    });
-    // Resolves once subscribed; while Redis is away ioredis re-subscribes when it returns.
-    void subscriber.subscribe(this.#channel).catch((err: unknown) => {
-      this.#options.logger.warn({ err }, 'reply channel subscription failed; ioredis will retry');
-    });
-    this.#depthTimer = setInterval(() => void this.#sampleDepth(), DEPTH_SAMPLE_INTERVAL_MS);
-    this.#depthTimer.unref();
+  /** Subscribes to this api's reply channel and starts sampling queue depth and scoring rate. */
+  start(): void {
+    this.#unsubscribe = subscribeReplies(this.#options.subscriber, this.#channel, (reply) => this.#onReply(reply), this.#options.logger);
+    this.#sampleTimer = setInterval(() => void this.#sample(), ADMISSION_SAMPLE_INTERVAL_MS);
+    this.#sampleTimer.unref();
   }
 
   get pendingCalls(): number {
     return this.#pending.size;
   }
 
-  /** Records per queue job this api has enqueued (1 before the first): turns a job count into records. */
+  /** Records per queue job this api enqueued over the last sample interval that had any (1 before the first): turns a job count into records. */
   get meanRecordsPerJob(): number {
-    return this.#jobsEnqueued === 0 ? 1 : this.#recordsEnqueued / this.#jobsEnqueued;
+    return this.#meanRecordsPerJob;
   }
 
   /**
-   * Scores records through the queue. Rejects with UnavailableError (Redis away),
-   * OverloadedError (queue past its bound) or TimeoutError (no reply within timeoutMs).
+   * Records waiting to be scored as this api sees them: its own calls not yet answered, or the
+   * queue's waiting jobs in records when other apis have put more there.
    */
-  submit(records: FraudRecord[], timeoutMs: number): Promise<CallResult> {
-    if (this.#closed || !isRedisReady(this.#options.producer)) return Promise.reject(new UnavailableError());
-    if (this.#waiting > this.#options.maxWaiting) return Promise.reject(new OverloadedError(1));
+  get recordsWaiting(): number {
+    return Math.max(this.#recordsInFlight, this.#waitingJobs * this.meanRecordsPerJob);
+  }
 
+  /** Records per second the workers scored while work was waiting; undefined until measured. */
+  get ratePerSecond(): number | undefined {
+    return this.#ratePerSecond;
+  }
+
+  /** The producer of one model version's online queue, made on first use and kept. */
+  producer(model: string, version: number): PredictProducer {
+    // Keyed by the version's catalog name (the metrics' queue label); its shards are one producer.
+    const definition = predictQueue(model, version);
+    let producer = this.#producers.get(definition.name);
+    if (!producer) {
+      producer = createProducer(definition, this.#options.redis, this.#options.prefix, this.#options.sharding);
+      for (const queue of producer.shards) queue.on('error', (err) => this.#options.logger.debug({ err, queue: queue.name }, 'queue error'));
+      this.#producers.set(definition.name, producer);
+      for (const listener of this.#producerListeners) listener(producer);
+    }
+    return producer;
+  }
+
+  /** Calls `listener` with every online producer made from now on (the admin board shows their queues). */
+  onProducer(listener: (producer: PredictProducer) => void): void {
+    this.#producerListeners.push(listener);
+  }
+
+  /** Every online producer made so far. */
+  get producers(): PredictProducer[] {
+    return [...this.#producers.values()];
+  }
+
+  /**
+   * Scores records of model `model` version `version` (already resolved and validated for it)
+   * through that version's queue. Rejects with UnavailableError (Redis away), OverloadedError
+   * (queue past its bound, or its predicted wait past timeoutMs), ModelError (the model failed on
+   * them), ModelNotFoundError / ModelUnavailableError (the version left the worker after the call
+   * was queued) or TimeoutError (no reply within timeoutMs).
+   */
+  submit(model: string, version: number, records: Record<string, unknown>[], timeoutMs: number): Promise<CallResult> {
+    if (this.#closed || !isRedisReady(this.#options.redis)) return Promise.reject(new UnavailableError());
+    const refusal = this.#admit(timeoutMs);
+    if (refusal) return Promise.reject(refusal);
+
+    const queueName = this.producer(model, version).definition.name;
     const callId = String(this.#nextCallId++);
-    const span = this.#options.tracer ? startCallSpan(this.#options.tracer, QUEUES.predict.name, records.length) : undefined;
+    const span = startCallSpan(this.#options.tracer, queueName, records.length, model);
+    this.#recordsInFlight += records.length;
     return new Promise<CallResult>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.#pending.delete(callId);
-        const error = new TimeoutError(timeoutMs);
-        if (span) endCallSpanError(span, error);
-        reject(error);
+        this.#settle(callId, (p) => p.reject(new TimeoutError(timeoutMs)));
       }, timeoutMs);
       this.#pending.set(callId, {
-        resolve: span ? (result) => (endCallSpanOk(span, result.timings, result.modelVersion), resolve(result)) : resolve,
-        reject: span ? (error) => (endCallSpanError(span, error), reject(error)) : reject,
+        resolve: (result) => (endCallSpanOk(span, result.timings, result.modelVersion), resolve(result)),
+        reject: (error) => (endCallSpanError(span, error), reject(error)),
         timer,
+        records: records.length,
       });
-      if (this.#turn.length === 0) setImmediate(() => void this.#flush());
+      if (this.#turnCalls === 0) setImmediate(() => void this.#flush());
       const call: OnlineCall = { call_id: callId, deadline: Date.now() + timeoutMs, records };
-      const carrier = span && injectSpan(span);
+      const carrier = injectSpan(span);
       if (carrier) call.trace = carrier;
-      this.#turn.push(call);
+      const calls = this.#turn.get(queueName);
+      if (calls) calls.push(call);
+      else this.#turn.set(queueName, [call]);
+      this.#turnCalls++;
     });
   }
 
+  /** The refusal of a call that would not be answered in time, or undefined to take it. */
+  #admit(timeoutMs: number): OverloadedError | undefined {
+    const waitMs = predictedWaitMs(this.recordsWaiting, this.#ratePerSecond);
+    if (this.#waitingJobs > this.#options.maxWaiting) {
+      return new OverloadedError(Math.min(MAX_RETRY_AFTER_S, waitMs / 1000));
+    }
+    if (waitMs > timeoutMs) {
+      return new OverloadedError(
+        Math.min(MAX_RETRY_AFTER_S, waitMs / 1000),
+        `The records already waiting would take longer than this call's timeout (${timeoutMs} ms); retry later`,
+      );
+    }
+    return undefined;
+  }
+
   async #flush(): Promise<void> {
-    const calls = this.#turn;
-    this.#turn = [];
+    const turn = this.#turn;
+    this.#turn = new Map();
+    this.#turnCalls = 0;
+    await Promise.all([...turn].map(([queueName, calls]) => this.#flushQueue(this.#producers.get(queueName)!, calls)));
+  }
+
+  async #flushQueue(producer: PredictProducer, calls: OnlineCall[]): Promise<void> {
     const jobs: OnlineCall[][] = [];
     let current: OnlineCall[] = [];
     let records = 0;
@@ -143,17 +254,13 @@ export class OnlineDispatcher {
     }
     jobs.push(current);
 
-    const { queue } = this.#options;
     const now = Date.now();
-    const batch = jobs.map((jobCalls) => {
-      const data: PredictJob = { reply_to: this.#channel, enqueued_at: now, calls: jobCalls };
-      return { name: QUEUES.predict.jobName, data, opts: QUEUES.predict.jobOptions };
-    });
+    const data = jobs.map((jobCalls) => ({ reply_to: this.#channel, enqueued_at: now, calls: jobCalls }));
     try {
-      if (batch.length === 1) await queue.add(batch[0]!.name, batch[0]!.data, batch[0]!.opts);
-      else await queue.addBulk(batch);
-      this.#waiting += batch.length;
-      this.#jobsEnqueued += batch.length;
+      if (data.length === 1) await enqueue(producer, data[0]!);
+      else await enqueueBulk(producer, data.map((d) => ({ data: d })));
+      this.#waitingJobs += data.length;
+      this.#jobsEnqueued += data.length;
       for (const call of calls) this.#recordsEnqueued += call.records.length;
     } catch (err) {
       this.#options.logger.warn({ err }, 'enqueue failed');
@@ -161,28 +268,26 @@ export class OnlineDispatcher {
     }
   }
 
-  #onReplies(message: string): void {
-    let parsed;
-    try {
-      parsed = ReplyMessageSchema.parse(JSON.parse(message));
-    } catch (err) {
-      this.#options.logger.error({ err }, 'malformed reply message');
-      return;
-    }
-    for (const reply of parsed.replies) {
-      this.#settle(reply.call_id, (p) => {
-        if (reply.status === 'ok') {
-          p.resolve({
-            probabilities: reply.probabilities,
-            decisions: reply.decisions,
-            modelVersion: reply.model_version,
-            timings: reply.timings,
-          });
-        } else {
-          p.reject(new Error(`worker could not score the call: ${reply.message}`));
-        }
-      });
-    }
+  #onReply(reply: OnlineReply): void {
+    this.#settle(reply.call_id, (p) => {
+      if (reply.status === 'ok') {
+        p.resolve({
+          probabilities: reply.probabilities,
+          decisions: reply.decisions,
+          modelName: reply.model_name,
+          modelVersion: reply.model_version,
+          timings: reply.timings,
+        });
+      } else if (reply.status === 'outputs') {
+        p.resolve({ outputs: reply.outputs, modelName: reply.model_name, modelVersion: reply.model_version, timings: reply.timings });
+      } else if (reply.code === 'model_not_found') {
+        p.reject(new ModelNotFoundError(reply.message));
+      } else if (reply.code === 'model_unavailable') {
+        p.reject(new ModelUnavailableError(reply.message));
+      } else {
+        p.reject(new ModelError(reply.message));
+      }
+    });
   }
 
   /** Settles a call once; a reply that comes after its timeout finds nothing to settle. */
@@ -190,14 +295,33 @@ export class OnlineDispatcher {
     const pending = this.#pending.get(callId);
     if (!pending) return;
     this.#pending.delete(callId);
+    this.#recordsInFlight -= pending.records;
     clearTimeout(pending.timer);
     settle(pending);
   }
 
-  async #sampleDepth(): Promise<void> {
-    if (!isRedisReady(this.#options.producer)) return;
+  async #sample(): Promise<void> {
+    if (!isRedisReady(this.#options.redis)) return;
     try {
-      this.#waiting = await this.#options.queue.getWaitingCount();
+      // Every version's waiting jobs on every shard: the workers drain all of them, and the rate they are measured at is all of theirs.
+      const [scored, ...waiting] = await Promise.all([
+        this.#options.redis.get(this.#scoredKey),
+        ...this.producers.flatMap((p) => p.shards.map((queue) => queue.getWaitingCount())),
+      ]);
+      this.#waitingJobs = (waiting as number[]).reduce((a, b) => a + b, 0);
+      // A lifetime mean would let a past burst of large jobs (tens of records each) count every
+      // one-record job waiting now as tens of records, and refuse callers at low load for it.
+      if (this.#jobsEnqueued > 0) {
+        this.#meanRecordsPerJob = this.#recordsEnqueued / this.#jobsEnqueued;
+        this.#jobsEnqueued = 0;
+        this.#recordsEnqueued = 0;
+      }
+      const now = Date.now();
+      this.#rateSamples.push({ at: now, scored: Number(scored ?? 0), waiting: this.recordsWaiting });
+      trimSamples(this.#rateSamples, now, RATE_WINDOW_MS);
+      const sustained = busyScoringRate(this.#rateSamples, now, RATE_WINDOW_MS, MIN_BUSY_MS);
+      const recent = windowScoringRate(this.#rateSamples, now, RECENT_WINDOW_MS) ?? 0;
+      this.#ratePerSecond = sustained === undefined ? undefined : Math.max(sustained, recent);
     } catch {
       // Redis went away between the check and the call; the next sample tries again.
     }
@@ -207,10 +331,11 @@ export class OnlineDispatcher {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#depthTimer);
+    clearInterval(this.#sampleTimer);
     // Let the callers still waiting hear their replies before unsubscribing.
     const deadline = Date.now() + 30_000;
     while (this.#pending.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    await this.#options.subscriber.unsubscribe(this.#channel).catch(() => undefined);
+    await this.#unsubscribe?.();
+    await Promise.all(this.producers.flatMap((p) => p.shards.map((queue) => queue.close())));
   }
 }

@@ -7,7 +7,7 @@
 // in Redis or on the wire. msgpackr frames the columns; typed arrays travel as raw bytes in the
 // host's byte order (little-endian on every platform Node and onnxruntime ship for).
 import { pack, unpack } from 'msgpackr';
-import type { BulkRecord, FraudRecord } from './schemas/record.ts';
+import type { BulkRecord } from './schemas/record.ts';
 import { DECISIONS, type Decision } from './schemas/prediction.ts';
 
 const CHUNK_FORMAT = 1;
@@ -132,21 +132,6 @@ export function decodeChunk(buffer: Uint8Array): ChunkColumns {
     daysSinceLastTransaction: new Float64Array(alignedCopy(packed.days)),
     ids: packed.ids,
   };
-}
-
-/** Rows [from, to) of a chunk as records, for the model's encoder. */
-export function chunkRecords(columns: ChunkColumns, from: number, to: number): FraudRecord[] {
-  const records: FraudRecord[] = new Array(to - from);
-  for (let i = from; i < to; i++) {
-    records[i - from] = {
-      transaction_amount: columns.transactionAmount[i]!,
-      merchant_category: columns.categories[columns.categoryCodes[i]!]!,
-      card_present: columns.cardPresent[i] === 1,
-      hour_of_day: columns.hourOfDay[i]!,
-      days_since_last_transaction: columns.daysSinceLastTransaction[i]!,
-    };
-  }
-  return records;
 }
 
 export type ChunkResults = {

@@ -2,9 +2,11 @@
 // idempotency key. The api creates, reads and cancels jobs; the worker moves them along. Every
 // transition is one Lua script, so two workers (or a worker and a DELETE) cannot interleave, and
 // every key of a job expires at the same instant, expires_at (PEXPIREAT), never lazily.
-import type { Redis } from 'ioredis';
-import { bulkIdempotencyKey, bulkInputKey, bulkJobKey, bulkResultKey } from './keys.ts';
-import type { JobStatusName } from './schemas/bulk-job.ts';
+import type { Cluster, Redis } from 'ioredis';
+import keySlot from 'cluster-key-slot';
+import type { RedisClient } from './redis.ts';
+import { bulkIdempotencyKey, bulkInputKey, bulkJobKey, bulkOwnerJobsKey, bulkResultKey, recordsScoredKey } from './keys.ts';
+import { JobStatusNameSchema, type JobCursor, type JobStatusName } from './schemas/bulk-job.ts';
 
 export type BulkJobState = {
   jobId: string;
@@ -20,7 +22,12 @@ export type BulkJobState = {
   finishedAt: number | null;
   expiresAt: number;
   error: string | null;
+  /** Recorded but not yet wholly queued: invisible to clients, expires within the staging TTL. */
+  staging: boolean;
 };
+
+/** Where a job sits in its owner's listing (created_at, then job id, both descending): a cursor. */
+export type JobPosition = JobCursor;
 
 export type NewBulkJob = {
   jobId: string;
@@ -30,26 +37,35 @@ export type NewBulkJob = {
   chunkSize: number;
   createdAt: number;
   expiresAt: number;
+  /** Until every chunk is queued, the job and its staged input expire at this instant. */
+  stagingUntil: number;
 };
 
 /** Outcome of writing a chunk's results. */
 export const COMMIT_OUTCOMES = { written: 1, duplicate: 0, gone: -1, finished: -2 } as const;
 export type CommitOutcome = keyof typeof COMMIT_OUTCOMES;
 
-// queued → running on the first chunk a worker takes; returns the status after the call, or
-// nothing when the job is gone (expired).
-const START_CHUNK = `
+// Everything a worker needs before scoring a chunk, in one round trip: queued → running on the
+// first chunk taken, then the staged input, unless the chunk need not be scored. Replies
+// {'claimed', input}; {'scored'} when an earlier attempt wrote its results; {'missing'} when
+// neither input nor results exist; {status} of a job that is over; {'gone'} once it expired.
+const CLAIM_CHUNK = `
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return false end
+if not status then return {'gone'} end
 if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
-  return 'running'
+  status = 'running'
 end
-return status`;
+if status ~= 'running' then return {status} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'scored'} end
+local input = redis.call('GET', KEYS[2])
+if not input then return {'missing'} end
+return {'claimed', input}`;
 
 // Writes a chunk's results once. Only a new write counts toward progress, so a chunk scored twice
 // (a worker killed after the write, before BullMQ heard of it) still counts once. The last chunk
-// completes the job. The staged input is no longer needed once its results exist.
+// completes the job. The staged input is no longer needed once its results exist. Every key is
+// under the job's hash tag, so on a Redis Cluster the script runs on one slot.
 const COMMIT_CHUNK = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
@@ -77,18 +93,94 @@ if status == 'queued' or status == 'running' then
 end
 return status`;
 
-type ScriptedRedis = Redis & {
-  bulkStartChunk(job: string, now: number): Promise<string | null>;
-  bulkCommitChunk(job: string, out: string, input: string, result: Buffer, rows: number, now: number, modelVersion: string): Promise<number>;
+// Adds a job to its owner's listing. The listing key lives as long as its newest job: its expiry
+// only ever moves later (PEXPIREAT with GT would say this, but needs Redis 7). A member whose
+// job has expired is removed by the next listing that meets it.
+const INDEX_JOB = `
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 or ttl < tonumber(ARGV[3]) - tonumber(ARGV[4]) then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
+return 1`;
+
+/** Why a chunk is not to be scored, or its input when it is. */
+export type ChunkClaim =
+  | { outcome: 'claimed'; input: Buffer }
+  /** An earlier attempt wrote its results (and died before BullMQ heard of it). */
+  | { outcome: 'scored' }
+  /** The job runs but the chunk has neither input nor results: it cannot be scored. */
+  | { outcome: 'missing' }
+  /** The job is over (cancelled, failed or completed): its chunks are not scored. */
+  | { outcome: 'finished'; status: JobStatusName }
+  /** The job expired. */
+  | { outcome: 'gone' };
+
+// staging → visible, once every chunk is queued: the job, its staged input and any results
+// already written take the job's real expiry. A chunk with neither input nor result (the input
+// expired: the upload outlived the staging TTL) cannot be scored, so the job ends failed instead.
+// Chunk keys share the job's hash tag, so on a cluster they sit on KEYS[1]'s slot.
+const PROMOTE_JOB = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return false end
+if redis.call('HGET', KEYS[1], 'staging') ~= '1' then return status end
+local expires = ARGV[1]
+local missing = false
+for chunk = 0, tonumber(redis.call('HGET', KEYS[1], 'chunks')) - 1 do
+  local input = KEYS[1] .. ':in:' .. chunk
+  local output = KEYS[1] .. ':out:' .. chunk
+  local kept = redis.call('PEXPIREAT', input, expires) + redis.call('PEXPIREAT', output, expires)
+  if kept == 0 then missing = true end
+end
+redis.call('HDEL', KEYS[1], 'staging')
+redis.call('PEXPIREAT', KEYS[1], expires)
+if missing and (status == 'queued' or status == 'running') then
+  redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[3])
+  return 'failed'
+end
+return status`;
+
+// An Idempotency-Key goes to jobId when it is free or still names a job that will never run
+// (ARGV[3], a stale staging job); otherwise the job it names is the answer.
+const CLAIM_IDEMPOTENCY_KEY = `
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[3] then return current end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return ARGV[1]`;
+
+type ScriptedRedis = RedisClient & {
+  bulkClaimChunkBuffer(job: string, input: string, out: string, now: number): Promise<[Buffer, Buffer?]>;
+  bulkCommitChunk(
+    job: string,
+    out: string,
+    input: string,
+    result: Buffer,
+    rows: number,
+    now: number,
+    modelVersion: string,
+  ): Promise<number>;
+  bulkPromoteJob(job: string, expiresAt: number, now: number, reason: string): Promise<string | null>;
+  bulkClaimIdempotencyKey(key: string, jobId: string, expiresAt: number, replaceable: string): Promise<string>;
   bulkFinishJob(job: string, status: string, now: number, reason: string): Promise<string | null>;
+  bulkIndexJob(ownerJobs: string, createdAt: number, jobId: string, expiresAt: number, now: number): Promise<number>;
 };
 
-function withScripts(redis: Redis): ScriptedRedis {
+function withScripts(redis: RedisClient): ScriptedRedis {
   // defineCommand sends EVALSHA and falls back to EVAL once per connection; redefining is harmless.
-  redis.defineCommand('bulkStartChunk', { numberOfKeys: 1, lua: START_CHUNK });
+  redis.defineCommand('bulkClaimChunk', { numberOfKeys: 3, lua: CLAIM_CHUNK });
   redis.defineCommand('bulkCommitChunk', { numberOfKeys: 3, lua: COMMIT_CHUNK });
   redis.defineCommand('bulkFinishJob', { numberOfKeys: 1, lua: FINISH_JOB });
+  redis.defineCommand('bulkPromoteJob', { numberOfKeys: 1, lua: PROMOTE_JOB });
+  redis.defineCommand('bulkClaimIdempotencyKey', { numberOfKeys: 1, lua: CLAIM_IDEMPOTENCY_KEY });
+  redis.defineCommand('bulkIndexJob', { numberOfKeys: 1, lua: INDEX_JOB });
   return redis as ScriptedRedis;
+}
+
+/** How long a chunk's commit may take to reach a replica before the chunk is retried. */
+const REPLICATION_WAIT_MS = 2000;
+
+/** The connection a Cluster client sends a key's commands on: its slot's master. */
+function masterConnection(cluster: Cluster, key: string): Redis | undefined {
+  const nodeKey = cluster.slots[keySlot(key)]?.[0];
+  return cluster.nodes('master').find((node) => `${node.options.host}:${node.options.port}` === nodeKey);
 }
 
 function optionalNumber(value: string | undefined): number | null {
@@ -96,12 +188,15 @@ function optionalNumber(value: string | undefined): number | null {
 }
 
 /** Redis access for bulk jobs under one key prefix. */
-export function createBulkStore(connection: Redis, prefix: string) {
+export function createBulkStore(connection: RedisClient, prefix: string) {
   const redis = withScripts(connection);
   const jobKey = (jobId: string) => bulkJobKey(prefix, jobId);
 
   return {
-    /** Stages one input chunk; it expires with the job, so an abandoned submission cleans itself up. */
+    /**
+     * Stages one input chunk until expiresAt (the staging deadline): an upload that never becomes
+     * a queued job leaves nothing behind for long. Promotion gives it the job's expiry.
+     */
     async stageChunk(jobId: string, chunk: number, data: Buffer, expiresAt: number): Promise<void> {
       await redis.set(bulkInputKey(prefix, jobId, chunk), data, 'PXAT', expiresAt);
     },
@@ -128,9 +223,53 @@ export function createBulkStore(connection: Redis, prefix: string) {
           chunk_size: job.chunkSize,
           created_at: job.createdAt,
           expires_at: job.expiresAt,
+          staging: 1,
         })
-        .pexpireat(jobKey(job.jobId), job.expiresAt)
+        .pexpireat(jobKey(job.jobId), job.stagingUntil)
         .exec();
+      // After the job exists, so a listing never meets a member before its job (and drops it as
+      // expired). A separate step: the owner's key is not on the job's Redis Cluster slot.
+      await redis.bulkIndexJob(bulkOwnerJobsKey(prefix, job.owner), job.createdAt, job.jobId, job.expiresAt, Date.now());
+    },
+
+    /**
+     * An owner's jobs, newest first, from just after `after` (exclusive), in the order of
+     * (created_at desc, job id desc). Yields members whose jobs have expired too: the caller
+     * reads each job and hands the gone ones to forgetJobs.
+     */
+    async *ownerJobIds(owner: string, after: JobPosition | null, batch: number): AsyncGenerator<JobPosition> {
+      const key = bulkOwnerJobsKey(prefix, owner);
+      let position = after;
+      for (;;) {
+        const page: JobPosition[] = [];
+        if (position) {
+          // Jobs created in the same millisecond as the position, after it in job id order.
+          const ties = await redis.zrange(key, position.createdAt, position.createdAt, 'BYSCORE', 'REV');
+          for (const jobId of ties) if (jobId < position.jobId) page.push({ createdAt: position.createdAt, jobId });
+        }
+        const max = position ? `(${position.createdAt}` : '+inf';
+        const older = await redis.zrange(key, max, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, batch, 'WITHSCORES');
+        for (let i = 0; i < older.length; i += 2) page.push({ jobId: older[i]!, createdAt: Number(older[i + 1]) });
+        if (page.length === 0) return;
+        for (const entry of page) {
+          position = entry;
+          yield entry;
+        }
+      }
+    },
+
+    /** Removes expired jobs from their owner's listing. */
+    async forgetJobs(owner: string, jobIds: readonly string[]): Promise<void> {
+      if (jobIds.length > 0) await redis.zrem(bulkOwnerJobsKey(prefix, owner), ...jobIds);
+    },
+
+    /**
+     * Makes a staging job visible once all its chunks are queued. Returns its status after the
+     * call ('failed' when staged input was missing), or null when the job is gone.
+     */
+    async promoteJob(jobId: string, expiresAt: number, now: number): Promise<JobStatusName | null> {
+      const reason = 'the staged input expired before the job was queued (STAGING_TTL_SECONDS)';
+      return (await redis.bulkPromoteJob(jobKey(jobId), expiresAt, now, reason)) as JobStatusName | null;
     },
 
     async deleteJob(jobId: string): Promise<void> {
@@ -154,18 +293,17 @@ export function createBulkStore(connection: Redis, prefix: string) {
         finishedAt: optionalNumber(h.finished_at),
         expiresAt: Number(h.expires_at),
         error: h.error ?? null,
+        staging: h.staging === '1',
       };
     },
 
     /**
      * Claims an Idempotency-Key for a job. Returns the job id the key belongs to: jobId when the
-     * claim won, another job's id when that key was claimed first.
+     * claim won, another job's id when that key was claimed first. A key that names `replaceable`
+     * (a job that will never run) is taken over.
      */
-    async claimIdempotencyKey(owner: string, keyDigest: string, jobId: string, expiresAt: number): Promise<string> {
-      const key = bulkIdempotencyKey(prefix, owner, keyDigest);
-      const claimed = await redis.set(key, jobId, 'PXAT', expiresAt, 'NX');
-      if (claimed === 'OK') return jobId;
-      return (await redis.get(key)) ?? jobId;
+    async claimIdempotencyKey(owner: string, keyDigest: string, jobId: string, expiresAt: number, replaceable: string | null = null): Promise<string> {
+      return redis.bulkClaimIdempotencyKey(bulkIdempotencyKey(prefix, owner, keyDigest), jobId, expiresAt, replaceable ?? '');
     },
 
     async findIdempotentJob(owner: string, keyDigest: string): Promise<string | null> {
@@ -176,20 +314,34 @@ export function createBulkStore(connection: Redis, prefix: string) {
       await redis.unlink(bulkIdempotencyKey(prefix, owner, keyDigest));
     },
 
-    /** Marks a job running when a worker takes its first chunk. Null when the job is gone. */
-    async startChunk(jobId: string, now: number): Promise<JobStatusName | null> {
-      return (await redis.bulkStartChunk(jobKey(jobId), now)) as JobStatusName | null;
+    /** Takes a chunk for scoring (marking its job running), or says why it is not to be scored. */
+    async claimChunk(jobId: string, chunk: number, now: number): Promise<ChunkClaim> {
+      const [what, input] = await redis.bulkClaimChunkBuffer(
+        jobKey(jobId),
+        bulkInputKey(prefix, jobId, chunk),
+        bulkResultKey(prefix, jobId, chunk),
+        now,
+      );
+      const outcome = what.toString();
+      switch (outcome) {
+        case 'claimed':
+          if (!input) throw new Error(`claim of chunk ${chunk} of job ${jobId} came back without its input`);
+          return { outcome, input };
+        case 'scored':
+        case 'missing':
+        case 'gone':
+          return { outcome };
+        default:
+          return { outcome: 'finished', status: JobStatusNameSchema.parse(outcome) };
+      }
     },
 
-    async readStagedChunk(jobId: string, chunk: number): Promise<Buffer | null> {
-      return redis.getBuffer(bulkInputKey(prefix, jobId, chunk));
-    },
-
-    async hasResultChunk(jobId: string, chunk: number): Promise<boolean> {
-      return (await redis.exists(bulkResultKey(prefix, jobId, chunk))) === 1;
-    },
-
-    /** Writes a chunk's results and progress at once, idempotently. */
+    /**
+     * Writes a chunk's results and its job's progress at once, idempotently; then, for a new
+     * write, adds its rows to the records-scored count. The count lives outside the job's slot,
+     * so it moves in a command of its own: a worker that dies between the two leaves the rate
+     * gauge one chunk short, never the job.
+     */
     async commitChunk(jobId: string, chunk: number, results: Buffer, rows: number, modelVersion: string, now: number): Promise<CommitOutcome> {
       const code = await redis.bulkCommitChunk(
         jobKey(jobId),
@@ -202,7 +354,30 @@ export function createBulkStore(connection: Redis, prefix: string) {
       );
       const outcome = (Object.keys(COMMIT_OUTCOMES) as CommitOutcome[]).find((k) => COMMIT_OUTCOMES[k] === code);
       if (!outcome) throw new Error(`unexpected commit outcome ${code}`);
+      if (outcome === 'written') await redis.incrby(recordsScoredKey(prefix), rows);
       return outcome;
+    },
+
+    /**
+     * On a Redis Cluster, resolves once a replica of the job's master holds every write this
+     * connection made there (WAIT 1), and throws when none does in time, so the chunk is retried.
+     * Why: the job's keys and the chunk's queue may sit on different masters. Replication is
+     * asynchronous, so a failover of the job's master could lose a chunk's commit while BullMQ's
+     * record that the chunk is done survives on the other: nothing would score it again and the
+     * job would never finish. On a single Redis both are on one primary, and a replica holds a
+     * prefix of its writes: if the chunk's completion survived, so did its commit. A master
+     * without replicas cannot fail over: nothing to wait for.
+     */
+    async awaitReplica(jobId: string): Promise<void> {
+      if (!redis.isCluster) return;
+      const key = jobKey(jobId);
+      const master = masterConnection(redis as Cluster, key);
+      if (!master) throw new Error(`no master known for the slot of job ${jobId}`);
+      const [role, , replicas] = (await master.role()) as [string, number, unknown[]];
+      if (role !== 'master') throw new Error(`the node serving job ${jobId} is no longer a master`);
+      if (replicas.length === 0) return;
+      const acknowledged = Number(await master.call('WAIT', 1, REPLICATION_WAIT_MS));
+      if (acknowledged < 1) throw new Error(`the results of job ${jobId} reached no replica within ${REPLICATION_WAIT_MS} ms`);
     },
 
     async readResultChunk(jobId: string, chunk: number): Promise<Buffer | null> {

@@ -1,6 +1,7 @@
 // The one place that reads process.env. Both processes call loadConfig() once at start and
 // pass the groups down; a bad variable stops the process with a message naming it.
 import { z } from 'zod';
+import { parseModelSelectors } from './model-selector.ts';
 
 const positiveInt = z.coerce.number().int().positive();
 const nonNegativeInt = z.coerce.number().int().min(0);
@@ -11,7 +12,26 @@ const EnvSchema = z.object({
     .string()
     .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
     .default('redis://127.0.0.1:6379'),
-  QUEUE_PREFIX: z.string().min(1).default('scoring').describe('Prefix of every Redis key the service writes'),
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((n) => n.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'each node must be host:port')))
+    .describe("Comma-separated host:port of Redis Cluster nodes (some or all); set, every connection is in cluster mode, and of REDIS_URL only its credentials and rediss:// (TLS) are used"),
+  QUEUE_PREFIX: z
+    .string()
+    .min(1)
+    .regex(/^[^{}]*$/, 'must not hold { or }: the service adds its own hash tags')
+    .default('scoring')
+    .describe('Prefix of every Redis key the service writes'),
+  ONLINE_QUEUE_SHARDS: positiveInt
+    .max(1024)
+    .default(1)
+    .describe('Online queues (hash-tagged, on different slots); each api sends to one, every worker drains all'),
+  BULK_QUEUE_SHARDS: positiveInt
+    .max(1024)
+    .default(1)
+    .describe('Bulk chunk queues, split like ONLINE_QUEUE_SHARDS'),
 
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().default('0.0.0.0'),
@@ -20,19 +40,55 @@ const EnvSchema = z.object({
     .default('')
     .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
     .describe('Comma-separated bearer keys; empty means the API is open'),
+  ADMIN_API_KEYS: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
+    .describe('Comma-separated bearer keys of the admin board; with API_KEYS set and none here, the board is off'),
+  ADMIN_SHOW_JOB_DATA: z.stringbool().default(false).describe('Show queue job data (record contents) on the admin board'),
   PREDICT_TIMEOUT_MS: positiveInt.max(30_000).default(2000),
   MAX_BATCH_RECORDS: positiveInt.default(1000),
   MAX_JOB_RECORDS: positiveInt.default(1_000_000),
   BODY_LIMIT_BYTES: positiveInt.default(1_048_576).describe('Body limit of /predict and /predict/batch'),
   JOB_BODY_LIMIT_BYTES: positiveInt.default(256 * 1024 * 1024).describe('Body limit of POST /jobs'),
+  BODY_TIMEOUT_MS: positiveInt.default(5_000).describe('Time a request body may take to arrive, but POST /jobs'),
+  JOB_BODY_TIMEOUT_MS: positiveInt.default(30_000).describe('Time a POST /jobs body may take to arrive'),
+  HEADERS_TIMEOUT_MS: positiveInt.default(10_000).describe("Time a request's headers may take to arrive"),
+  STAGING_TTL_SECONDS: positiveInt
+    .default(300)
+    .describe('Staged input of an upload that has not become a queued job expires after this'),
+  TEST_PAUSE_BEFORE_ENQUEUE_MS: nonNegativeInt
+    .default(0)
+    .describe('Tests only: pause between a bulk job record and its enqueue, to make that crash window reachable'),
   ONLINE_MAX_WAITING: positiveInt
     .default(2000)
-    .describe('Waiting online queue jobs past which /predict answers 429 overloaded'),
+    .describe('Waiting online queue jobs past which /predict answers 429 overloaded, whatever the predicted wait'),
+  DOCS_PUBLIC: z
+    .stringbool()
+    .default(true)
+    .describe('/docs and /openapi.json open without a key even when API_KEYS is set (they hold no secrets)'),
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
   WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(9100),
-  MODEL_DIR: z.string().default('models/fraud'),
+  MODEL_REPOSITORY: z
+    .string()
+    .min(1)
+    .default('models')
+    .describe('Directory of <name>/<version>/model.onnx (+ manifest.json), <name>/aliases.json'),
+  MODELS: z
+    .string()
+    .default('')
+    .transform((text, ctx) => {
+      try {
+        return parseModelSelectors(text);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    })
+    .describe('name[:version|@alias],… the worker holds; empty means every model of the repository'),
+  MODEL_POLL_SECONDS: nonNegativeInt.default(10).describe('How often workers look for new versions; 0 = only on SIGHUP'),
   MAX_BATCH_SIZE: positiveInt.max(65_536).default(1024).describe('Records per session.run for online work'),
   MAX_BATCH_DELAY_MS: nonNegativeInt
     .default(0)
@@ -62,24 +118,43 @@ export class ConfigError extends Error {
   }
 }
 
+function parseNode(address: string): { host: string; port: number } {
+  const at = address.lastIndexOf(':');
+  return { host: address.slice(0, at), port: Number(address.slice(at + 1)) };
+}
+
 function group(env: Env) {
   return {
-    redis: { url: env.REDIS_URL, prefix: env.QUEUE_PREFIX },
+    redis: {
+      url: env.REDIS_URL,
+      clusterNodes: env.REDIS_CLUSTER_NODES.map(parseNode),
+      prefix: env.QUEUE_PREFIX,
+    },
+    /** Shards of each queue of the catalog (queues.ts), by its key. */
+    queueShards: { predict: env.ONLINE_QUEUE_SHARDS, bulk: env.BULK_QUEUE_SHARDS },
     api: {
       port: env.PORT,
       host: env.HOST,
       apiKeys: env.API_KEYS,
+      adminApiKeys: env.ADMIN_API_KEYS,
+      adminShowJobData: env.ADMIN_SHOW_JOB_DATA,
       predictTimeoutMs: env.PREDICT_TIMEOUT_MS,
       maxBatchRecords: env.MAX_BATCH_RECORDS,
       maxJobRecords: env.MAX_JOB_RECORDS,
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
       jobBodyLimitBytes: env.JOB_BODY_LIMIT_BYTES,
+      bodyTimeoutMs: env.BODY_TIMEOUT_MS,
+      jobBodyTimeoutMs: env.JOB_BODY_TIMEOUT_MS,
+      headersTimeoutMs: env.HEADERS_TIMEOUT_MS,
       onlineMaxWaiting: env.ONLINE_MAX_WAITING,
+      docsPublic: env.DOCS_PUBLIC,
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     },
     worker: {
       port: env.WORKER_PORT,
-      modelDir: env.MODEL_DIR,
+      modelRepository: env.MODEL_REPOSITORY,
+      models: env.MODELS,
+      modelPollSeconds: env.MODEL_POLL_SECONDS,
       maxBatchSize: env.MAX_BATCH_SIZE,
       maxBatchDelayMs: env.MAX_BATCH_DELAY_MS,
       concurrency: env.WORKER_CONCURRENCY,
@@ -91,6 +166,8 @@ function group(env: Env) {
     bulk: {
       chunkSize: env.BULK_CHUNK_SIZE,
       resultTtlSeconds: env.RESULT_TTL_SECONDS,
+      stagingTtlSeconds: env.STAGING_TTL_SECONDS,
+      testPauseBeforeEnqueueMs: env.TEST_PAUSE_BEFORE_ENQUEUE_MS,
       lockDurationMs: env.LOCK_DURATION_MS,
       stalledIntervalMs: env.STALLED_INTERVAL_MS,
     },
@@ -134,4 +211,25 @@ export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
     console.error(err.message);
     process.exit(1);
   }
+}
+
+// The `scoring` CLI is a client, not the service: its own two variables, read here so that
+// process.env is still read in one place. --url and --api-key override them.
+const CliEnvSchema = z.object({
+  SCORING_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8080').describe('Base URL of the api'),
+  SCORING_API_KEY: z.string().optional().describe('A key of the api\'s API_KEYS'),
+});
+
+export type CliConfig = { url: string; apiKey: string | undefined };
+
+/** Every variable the CLI reads. */
+export const CLI_ENV_VARIABLES: readonly string[] = Object.keys(CliEnvSchema.shape);
+
+export function loadCliConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
+  const parsed = CliEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid environment variables:\n${lines.join('\n')}`);
+  }
+  return { url: parsed.data.SCORING_URL, apiKey: parsed.data.SCORING_API_KEY || undefined };
 }

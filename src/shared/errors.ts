@@ -3,14 +3,23 @@
 
 export type ErrorDetail = { path: string; message: string };
 
+export type AppErrorOptions = {
+  code: string;
+  statusCode: number;
+  message: string;
+  details?: ErrorDetail[] | undefined;
+  headers?: Record<string, string>;
+  cause?: unknown;
+};
+
 export class AppError extends Error {
   readonly code: string;
   readonly statusCode: number;
   readonly details: ErrorDetail[] | undefined;
   readonly headers: Record<string, string>;
 
-  constructor(code: string, statusCode: number, message: string, details?: ErrorDetail[], headers: Record<string, string> = {}) {
-    super(message);
+  constructor({ code, statusCode, message, details, headers = {}, cause }: AppErrorOptions) {
+    super(message, cause === undefined ? undefined : { cause });
     this.name = this.constructor.name;
     this.code = code;
     this.statusCode = statusCode;
@@ -21,59 +30,114 @@ export class AppError extends Error {
 
 export class ValidationError extends AppError {
   constructor(message: string, details?: ErrorDetail[]) {
-    super('validation_error', 400, message, details);
+    super({ code: 'validation_error', statusCode: 400, message, details });
   }
 }
 
 export class UnauthorizedError extends AppError {
   constructor() {
-    super('unauthorized', 401, 'A valid "Authorization: Bearer <key>" header is required', undefined, {
-      'www-authenticate': 'Bearer',
+    super({
+      code: 'unauthorized',
+      statusCode: 401,
+      message: 'A valid "Authorization: Bearer <key>" header is required',
+      headers: { 'www-authenticate': 'Bearer' },
+    });
+  }
+}
+
+export class ForbiddenError extends AppError {
+  constructor(message: string) {
+    super({ code: 'forbidden', statusCode: 403, message, headers: { 'www-authenticate': 'Bearer error="insufficient_scope"' } });
+  }
+}
+
+export class RequestTimeoutError extends AppError {
+  constructor(timeoutMs: number) {
+    super({
+      code: 'request_timeout',
+      statusCode: 408,
+      message: `The request did not arrive within ${timeoutMs} ms`,
+      headers: { connection: 'close' },
+    });
+  }
+}
+
+export class InsufficientStorageError extends AppError {
+  constructor() {
+    super({
+      code: 'insufficient_storage',
+      statusCode: 507,
+      message: 'Redis is out of memory; retry once jobs have finished or expired',
+      headers: { 'retry-after': '30' },
     });
   }
 }
 
 export class NotFoundError extends AppError {
   constructor(message = 'Not found') {
-    super('not_found', 404, message);
+    super({ code: 'not_found', statusCode: 404, message });
+  }
+}
+
+/** No such model, version or alias. */
+export class ModelNotFoundError extends AppError {
+  constructor(message: string) {
+    super({ code: 'model_not_found', statusCode: 404, message });
+  }
+}
+
+/** The model version exists but no live worker holds it: answered at once, not after the timeout. */
+export class ModelUnavailableError extends AppError {
+  constructor(message: string) {
+    super({ code: 'model_unavailable', statusCode: 503, message, headers: { 'retry-after': '1' } });
   }
 }
 
 export class NotReadyError extends AppError {
   constructor(message: string) {
-    super('not_ready', 409, message);
+    super({ code: 'not_ready', statusCode: 409, message });
   }
 }
 
 export class PayloadTooLargeError extends AppError {
   constructor(message: string) {
-    super('payload_too_large', 413, message);
+    super({ code: 'payload_too_large', statusCode: 413, message });
   }
 }
 
 export class UnsupportedMediaTypeError extends AppError {
   constructor(message: string) {
-    super('unsupported_media_type', 415, message);
+    super({ code: 'unsupported_media_type', statusCode: 415, message });
   }
 }
 
 export class OverloadedError extends AppError {
-  constructor(retryAfterSeconds: number) {
-    super('overloaded', 429, 'The service is past its queue bound; retry later', undefined, {
-      'retry-after': String(retryAfterSeconds),
-    });
+  readonly retryAfterSeconds: number;
+
+  /** retryAfterSeconds: when the work already waiting is predicted to be done (≥ 1). */
+  constructor(retryAfterSeconds: number, message = 'The service is past its queue bound; retry later') {
+    const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
+    super({ code: 'overloaded', statusCode: 429, message, headers: { 'retry-after': String(seconds) } });
+    this.retryAfterSeconds = seconds;
+  }
+}
+
+/** The model failed on the call's records; the message names the model and the failure, never a stack. */
+export class ModelError extends AppError {
+  constructor(message: string) {
+    super({ code: 'model_error', statusCode: 500, message });
   }
 }
 
 export class UnavailableError extends AppError {
   constructor(message = 'Redis does not answer') {
-    super('unavailable', 503, message, undefined, { 'retry-after': '1' });
+    super({ code: 'unavailable', statusCode: 503, message, headers: { 'retry-after': '1' } });
   }
 }
 
 export class TimeoutError extends AppError {
   constructor(timeoutMs: number) {
-    super('timeout', 504, `No worker answered within ${timeoutMs} ms`);
+    super({ code: 'timeout', statusCode: 504, message: `No worker answered within ${timeoutMs} ms` });
   }
 }
 

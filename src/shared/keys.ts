@@ -1,18 +1,46 @@
-// Every Redis key the service writes outside BullMQ's own, built in one place.
+// Every Redis key the service writes outside BullMQ's own, built in one place. Every key holds a
+// hash tag ({…}): on a Redis Cluster the keys one command, MULTI or Lua script touches share a
+// slot, and the tags spread what need not be together over the masters. BullMQ's keys are tagged
+// by queue shard (queues.ts, shardQueueName).
 
-/** Pub/sub channel on which workers answer the online calls of one api process. */
+/**
+ * Pub/sub channel on which workers answer the online calls of one api process. Tagged by the
+ * api's id: on a cluster the channel is sharded (SPUBLISH), so a reply goes to the one master
+ * serving its slot, and the apis' channels spread over the masters.
+ */
 export function replyChannel(prefix: string, apiId: string): string {
-  return `${prefix}:reply:${apiId}`;
+  return `${prefix}:reply:{${apiId}}`;
 }
+
+// The small keys every process shares (the worker registry, the records-scored counter) sit
+// under one tag: a heartbeat writes three of them in one MULTI.
 
 /** Sorted set of live workers: member `${workerId}`, score = last heartbeat (epoch ms). */
 export function workersKey(prefix: string): string {
-  return `${prefix}:workers`;
+  return `${prefix}:{shared}:workers`;
 }
 
 /** Hash workerId → model version, beside workersKey. */
 export function workerModelsKey(prefix: string): string {
-  return `${prefix}:worker-models`;
+  return `${prefix}:{shared}:worker-models`;
+}
+
+/** Counter: records scored by all workers, ever; the api derives the scoring rate from it. */
+export function recordsScoredKey(prefix: string): string {
+  return `${prefix}:{shared}:stats:records-scored`;
+}
+
+/** Hash workerId → the worker's RepositorySnapshot (JSON): what it holds of the model repository. */
+export function workerSnapshotsKey(prefix: string): string {
+  return `${prefix}:{shared}:worker-snapshots`;
+}
+
+/**
+ * Pub/sub channel a worker publishes on when what it holds changes, so apis refresh at once. On
+ * a cluster it is a sharded channel (pubsub.ts), under the registry's tag.
+ */
+export function modelsChangedChannel(prefix: string): string {
+  return `${prefix}:{shared}:models-changed`;
 }
 
 // A bulk job's keys share the hash tag {jobId}, so a Lua script may touch all of them on one
@@ -33,12 +61,16 @@ export function bulkResultKey(prefix: string, jobId: string, chunk: number): str
   return `${prefix}:bulk:{${jobId}}:out:${chunk}`;
 }
 
-/** String: Idempotency-Key → job id, per owner; keyDigest is a hash of the client's key. */
+/** String: Idempotency-Key → job id, per owner; keyDigest is a hash of the client's key. Tagged by the digest: keys spread over the masters. */
 export function bulkIdempotencyKey(prefix: string, owner: string, keyDigest: string): string {
-  return `${prefix}:bulk-idem:${owner}:${keyDigest}`;
+  return `${prefix}:bulk-idem:${owner}:{${keyDigest}}`;
 }
 
-/** Counter: records scored by all workers, ever; the api derives the scoring rate from it. */
-export function recordsScoredKey(prefix: string): string {
-  return `${prefix}:stats:records-scored`;
+/**
+ * Sorted set: the bulk jobs of one owner, member job id, score created_at (epoch ms), for GET /jobs.
+ * Members outlive their jobs until a listing meets them; the key expires with the newest job.
+ * Tagged by the owner: the owners' listings spread over the masters, apart from their jobs' slots.
+ */
+export function bulkOwnerJobsKey(prefix: string, owner: string): string {
+  return `${prefix}:bulk-owner:{${owner}}:jobs`;
 }

@@ -10,8 +10,31 @@ function traceFields(): Record<string, string> {
   return isSpanContextValid(ctx) ? { trace_id: ctx.traceId, span_id: ctx.spanId } : {};
 }
 
-export function loggerOptions(service: string, level: string): LoggerOptions {
+/** pino-pretty's options for a terminal: local time, the service before the message. */
+export const PRETTY_OPTIONS = {
+  colorize: true,
+  translateTime: 'SYS:HH:MM:ss.l',
+  ignore: 'pid,hostname,service',
+  messageFormat: '{service}: {msg}',
+};
+
+/**
+ * On a terminal, lines for a person (pino-pretty, in a worker thread); anywhere else (a pipe,
+ * a container's log driver, npm start's prefixer) one JSON object per line for the machines.
+ */
+export function prettyTransport(pretty: boolean): Pick<LoggerOptions, 'transport'> {
+  if (!pretty) return {};
   return {
+    transport: {
+      target: 'pino-pretty',
+      options: PRETTY_OPTIONS,
+    },
+  };
+}
+
+export function loggerOptions(service: string, level: string, pretty = Boolean(process.stdout.isTTY)): LoggerOptions {
+  return {
+    ...prettyTransport(pretty),
     level,
     base: { service, pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
@@ -20,8 +43,8 @@ export function loggerOptions(service: string, level: string): LoggerOptions {
   };
 }
 
-export function createLogger(service: string, level: string): Logger {
-  return pino(loggerOptions(service, level));
+export function createLogger(service: string, level: string, pretty?: boolean): Logger {
+  return pino(loggerOptions(service, level, pretty));
 }
 
 export type { Logger };

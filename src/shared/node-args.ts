@@ -5,6 +5,13 @@ import { fileURLToPath } from 'node:url';
 
 const PRELOAD = fileURLToPath(new URL('./telemetry-preload.ts', import.meta.url));
 
+/**
+ * Reads the repository's .env (when there is one) into the environment, which keeps precedence.
+ * In `npm run api|worker|start` and the images' CMD (the images hold no .env: .dockerignore), not
+ * in serviceArgs: a test's or the stack's children get their environment from their parent.
+ */
+export const ENV_FILE_ARG = '--env-file-if-exists=.env';
+
 /** Node arguments that come before the entry script. */
 export const NODE_ARGS: readonly string[] = ['--import', PRELOAD];
 

@@ -7,7 +7,8 @@ import { NodeSDK } from '@opentelemetry/sdk-node';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { AggregationType, type ViewOptions } from '@opentelemetry/sdk-metrics';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
-import { metrics, trace, type Meter, type Tracer } from '@opentelemetry/api';
+import { RuntimeNodeInstrumentation } from '@opentelemetry/instrumentation-runtime-node';
+import { metrics, ProxyTracerProvider, trace, type Meter, type Tracer } from '@opentelemetry/api';
 import { BullMQOtel } from 'bullmq-otel';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -24,6 +25,7 @@ const UNTRACED_PATHS = new Set(['/metrics', '/health', '/ready']);
 
 export type Telemetry = {
   meter: Meter;
+  /** Always present: OpenTelemetry's no-op tracer while spans are not exported, so callers never check. */
   tracer: Tracer;
   /** True when spans are recorded and exported (an OTLP endpoint is set and the SDK is on). */
   tracing: boolean;
@@ -60,7 +62,24 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
  * online calls carry their context per call instead (trace-carrier.ts).
  */
 export function bullmqTelemetry(): { telemetry?: BullMQOtel } {
-  return current?.tracing ? { telemetry: new BullMQOtel('scoring-bullmq') } : {};
+  return current?.tracing ? { telemetry: new BullMQOtel({ tracerName: 'scoring-bullmq' }) } : {};
+}
+
+/**
+ * CPU time and resident memory of the process, which the runtime instrumentation does not
+ * report (it covers V8 and the event loop), under OpenTelemetry's process.* names.
+ */
+function observeProcess(meter: Meter): void {
+  meter
+    .createObservableCounter('process.cpu.time', { description: 'CPU seconds used by the process', unit: 's' })
+    .addCallback((result) => {
+      const { user, system } = process.cpuUsage();
+      result.observe(user / 1e6, { 'cpu.mode': 'user' });
+      result.observe(system / 1e6, { 'cpu.mode': 'system' });
+    });
+  meter
+    .createObservableGauge('process.memory.usage', { description: 'Resident set size of the process', unit: 'By' })
+    .addCallback((result) => result.observe(process.memoryUsage.rss()));
 }
 
 function create(options: TelemetryOptions): Telemetry {
@@ -68,7 +87,7 @@ function create(options: TelemetryOptions): Telemetry {
   if (options.disabled) {
     return {
       meter: metrics.getMeter(scope),
-      tracer: trace.getTracer(scope),
+      tracer: noopTracer(scope),
       tracing: false,
       serveMetrics: (_req, res) => {
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end('# telemetry disabled (OTEL_SDK_DISABLED=true)\n');
@@ -87,6 +106,10 @@ function create(options: TelemetryOptions): Telemetry {
       name: 'http.server.request.duration_seconds',
       aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: DURATION_BUCKETS_S } },
     },
+    // Runtime metrics named with their unit too (process_cpu_time_seconds_total, …).
+    { instrumentName: 'process.cpu.time', name: 'process.cpu.time_seconds' },
+    { instrumentName: 'process.memory.usage', name: 'process.memory.usage_bytes' },
+    { instrumentName: 'v8js.gc.duration', name: 'v8js.gc.duration_seconds' },
   ];
   const sdk = new NodeSDK({
     serviceName: options.serviceName,
@@ -104,22 +127,34 @@ function create(options: TelemetryOptions): Telemetry {
     // Fastify hook (plugins/observability.ts). The route is set by the api, which is all
     // Fastify's own instrumentation would add here: its per-hook spans cost more than they tell.
     // Outgoing requests are not instrumented: the only client is the OTLP exporter itself.
-    instrumentations: tracing
-      ? [
-          new HttpInstrumentation({
-            disableOutgoingRequestInstrumentation: true,
-            ignoreIncomingRequestHook: (req) => UNTRACED_PATHS.has((req.url ?? '/').split('?')[0] ?? ''),
-          }),
-        ]
-      : [],
+    // The runtime's own metrics, always: event-loop delay and utilization, heap spaces, GC
+    // durations (read from perf_hooks when Prometheus scrapes; no per-request cost).
+    instrumentations: [
+      new RuntimeNodeInstrumentation(),
+      ...(tracing
+        ? [
+            new HttpInstrumentation({
+              disableOutgoingRequestInstrumentation: true,
+              ignoreIncomingRequestHook: (req) => UNTRACED_PATHS.has((req.url ?? '/').split('?')[0] ?? ''),
+            }),
+          ]
+        : []),
+    ],
   });
   sdk.start();
+  observeProcess(metrics.getMeter(scope));
   let stopped: Promise<void> | undefined;
   return {
     meter: metrics.getMeter(scope),
-    tracer: trace.getTracer(scope),
+    // Without an exporter the SDK would still build (and drop) a span per call: the no-op tracer builds none.
+    tracer: tracing ? trace.getTracer(scope) : noopTracer(scope),
     tracing,
     serveMetrics: (req, res) => prometheus.getMetricsRequestHandler(req, res),
     shutdown: () => (stopped ??= sdk.shutdown()),
   };
+}
+
+/** A provider with no delegate hands out OpenTelemetry's no-op tracer: spans that record nothing. */
+function noopTracer(scope: string): Tracer {
+  return new ProxyTracerProvider().getTracer(scope);
 }

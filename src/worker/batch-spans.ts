@@ -29,11 +29,13 @@ export function startBatchSpan(tracer: Tracer, calls: TracedCall[], records: num
   );
 }
 
-export function recordInferenceSpan(tracer: Tracer, batch: Span, startTime: number, endTime: number, modelVersion: string): void {
-  batch.setAttribute('model.version', modelVersion);
-  tracer
-    .startSpan('inference', { startTime, attributes: { 'model.version': modelVersion } }, trace.setSpan(ROOT_CONTEXT, batch))
-    .end(endTime);
+/** The model that scored a batch: its name and the version its replies name. */
+export type ScoredBy = { modelName: string; modelVersion: string };
+
+export function recordInferenceSpan(tracer: Tracer, batch: Span, startTime: number, endTime: number, by: ScoredBy): void {
+  const attributes = { 'model.name': by.modelName, 'model.version': by.modelVersion };
+  batch.setAttributes(attributes);
+  tracer.startSpan('inference', { startTime, attributes }, trace.setSpan(ROOT_CONTEXT, batch)).end(endTime);
 }
 
 /** The spans of one call in its own request's trace; batch is absent for a call that expired. */
@@ -41,7 +43,7 @@ export function recordCallSpans(
   tracer: Tracer,
   traced: TracedCall,
   batchStart: number,
-  batch: { span: Span; records: number; modelVersion: string } | undefined,
+  batch: ({ span: Span; records: number } & ScoredBy) | undefined,
   endTime: number,
 ): void {
   const { call, enqueuedAt, pickedAt } = traced;
@@ -61,7 +63,7 @@ export function recordCallSpans(
         'scoring.call_id': call.call_id,
         'scoring.records': call.records.length,
         'scoring.queue_ms': Math.max(0, pickedAt - enqueuedAt),
-        ...(batch ? { 'batch.size': batch.records, 'model.version': batch.modelVersion } : {}),
+        ...(batch ? { 'batch.size': batch.records, 'model.name': batch.modelName, 'model.version': batch.modelVersion } : {}),
       },
     },
     parent,

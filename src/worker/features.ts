@@ -8,9 +8,31 @@ export interface FeatureEncoder {
   readonly width: number;
   /** Row-major float32 [records.length, width], ready for an ONNX tensor. */
   encode(records: readonly FraudRecord[]): Float32Array;
+  /**
+   * Rows [from, to) of columnar records (a bulk chunk), in exactly the layout and float32 values
+   * `encode` gives the same records, without building a record per row.
+   */
+  encodeColumns(columns: FeatureColumns, from: number, to: number): Float32Array;
 }
 
+/** A record's fields as one array per field; the category as codes into `categories`. */
+export type FeatureColumns = {
+  readonly transactionAmount: ArrayLike<number>;
+  readonly hourOfDay: ArrayLike<number>;
+  readonly daysSinceLastTransaction: ArrayLike<number>;
+  /** 1 where the card was present. */
+  readonly cardPresent: ArrayLike<number>;
+  readonly categoryCodes: ArrayLike<number>;
+  readonly categories: readonly string[];
+};
+
 type NumberField = 'transaction_amount' | 'hour_of_day' | 'days_since_last_transaction';
+
+const NUMBER_COLUMNS = {
+  transaction_amount: 'transactionAmount',
+  hour_of_day: 'hourOfDay',
+  days_since_last_transaction: 'daysSinceLastTransaction',
+} as const satisfies Record<NumberField, keyof FeatureColumns>;
 
 /**
  * Builds the encoder a manifest's `input` describes. A category outside the vocabulary sets the
@@ -59,6 +81,26 @@ export function createFeatureEncoder(input: Pick<ModelInput, 'features' | 'width
         if (unknownCategoryColumn >= 0) {
           out[base + (categoryColumns.get(record.merchant_category) ?? unknownCategoryColumn)] = 1;
         }
+      }
+      return out;
+    },
+    encodeColumns(columns, from, to) {
+      const rows = to - from;
+      const out = new Float32Array(rows * width);
+      // Column by column: each source array is read in order, and no row becomes an object.
+      for (const { field, column: c } of numbers) {
+        const values = columns[NUMBER_COLUMNS[field]];
+        for (let r = 0; r < rows; r++) out[r * width + c] = values[from + r]!;
+      }
+      if (cardPresentColumn >= 0) {
+        const card = columns.cardPresent;
+        for (let r = 0; r < rows; r++) out[r * width + cardPresentColumn] = card[from + r] === 1 ? 1 : 0;
+      }
+      if (unknownCategoryColumn >= 0) {
+        // The chunk's dictionary is small: resolve each of its categories to a column once.
+        const columnOfCode = Int32Array.from(columns.categories, (category) => categoryColumns.get(category) ?? unknownCategoryColumn);
+        const codes = columns.categoryCodes;
+        for (let r = 0; r < rows; r++) out[r * width + columnOfCode[codes[from + r]!]!] = 1;
       }
       return out;
     },

@@ -1,32 +1,15 @@
 // Counts every job a BullMQ worker finishes by outcome, from the worker's own events:
 // completed, expired (an online job whose every call had passed its deadline: the processor
-// returns EXPIRED), retried (failed with attempts left) and failed (BullMQ gave up on it).
-import type { Job, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { recordsScoredKey } from '../shared/keys.ts';
+// returns 'expired'), retried (failed with attempts left) and failed (BullMQ gave up on it).
+import type { Consumer } from '../shared/queue-clients.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
 
-/** What a processor returns for a job it did not score because its callers had gone. */
-export const EXPIRED = 'expired';
-
-export function countJobOutcomes(worker: Worker, queue: string, metrics: WorkerMetrics): void {
-  worker.on('completed', (_job: Job, result: unknown) => {
-    metrics.jobs.add(1, { queue, outcome: result === EXPIRED ? 'expired' : 'completed' });
+export function countJobOutcomes<R, N extends string>(worker: Consumer<R, N>, queue: string, metrics: WorkerMetrics): void {
+  worker.on('completed', (_job, result) => {
+    metrics.jobs.add(1, { queue, outcome: result === 'expired' ? 'expired' : 'completed' });
   });
-  worker.on('failed', (job: Job | undefined) => {
+  worker.on('failed', (job) => {
     // finishedOn is set only once BullMQ has given up; a job with attempts left is retried.
     metrics.jobs.add(1, { queue, outcome: job && !job.finishedOn ? 'retried' : 'failed' });
-  });
-}
-
-/**
- * Adds each chunk a bulk worker wrote to the records-scored counter in Redis, so the api's
- * drain-time gauge divides by the rate of all scoring, online and bulk.
- */
-export function countScoredChunks(worker: Worker, redis: Redis, prefix: string): void {
-  const key = recordsScoredKey(prefix);
-  worker.on('completed', (job: Job, result: unknown) => {
-    const count = (job.data as { count?: unknown }).count;
-    if (result === 'written' && typeof count === 'number') void redis.incrby(key, count).catch(() => undefined);
   });
 }

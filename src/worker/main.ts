@@ -1,19 +1,23 @@
-// The worker process: config → telemetry → model → Redis → consumers → ops port.
-// SIGTERM: stop fetching, finish the batch in hand, close, release the model, exit.
+// The worker process: config → telemetry → models → Redis → consumers → ops port.
+// One online consumer per loaded model version, started when the version loads and closed when it
+// retires; what the worker holds is published with its heartbeat and at once on every change.
+// SIGTERM: stop fetching, finish the batches in hand, close, release the models, exit.
 import { randomUUID } from 'node:crypto';
 import { loadConfigOrExit } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
 import { startTelemetry } from '../shared/telemetry.ts';
 import { Shutdown } from '../shared/shutdown.ts';
-import { createRedis, isRedisReady } from '../shared/redis.ts';
-import { HEARTBEAT_INTERVAL_MS, recordHeartbeat, removeWorker } from '../shared/worker-registry.ts';
-import { loadModel } from './model.ts';
-import { startPredictConsumer } from './predict-consumer.ts';
+import { createRedis, isRedisReady, reportReachability } from '../shared/redis.ts';
+import { HEARTBEAT_INTERVAL_MS, announceChange, recordHeartbeat, removeWorker, type Heartbeat } from '../shared/worker-registry.ts';
+import { QUEUES } from '../shared/queues.ts';
+import { ModelRepository, type ModelLease } from './model-repository.ts';
 import { startBulkConsumer } from './bulk-consumer.ts';
 import { startOpsServer } from './ops-server.ts';
-import { createWorkerMetrics } from './worker-metrics.ts';
-import { countJobOutcomes, countScoredChunks } from './job-outcomes.ts';
-import { QUEUES } from '../shared/queues.ts';
+import { listenFailure } from '../shared/listen-error.ts';
+import { createWorkerMetrics, observeModelLoadFailures } from './worker-metrics.ts';
+import { countJobOutcomes } from './job-outcomes.ts';
+import { OnlineConsumers } from './online-consumers.ts';
+import type { Thresholds } from './decide.ts';
 
 const config = loadConfigOrExit();
 
@@ -21,34 +25,47 @@ const telemetry = startTelemetry({ serviceName: 'scoring-worker', ...config.tele
 const logger = createLogger('worker', config.logLevel);
 const workerId = `${process.pid}-${randomUUID().slice(0, 8)}`;
 
-// A model that is missing or does not match its manifest stops the process before it takes work.
-let model;
-try {
-  model = await loadModel(config.worker.modelDir, { intraOpNumThreads: config.worker.intraOpThreads });
-} catch (err) {
-  logger.fatal({ err }, 'model could not be loaded');
+// Set once the consumers exist; a change before that is published by the first heartbeat.
+let onRepositoryChange: (() => void) | undefined;
+const repository = new ModelRepository({
+  root: config.worker.modelRepository,
+  models: config.worker.models,
+  pollSeconds: config.worker.modelPollSeconds,
+  session: { intraOpNumThreads: config.worker.intraOpThreads },
+  logger,
+  onChange: () => onRepositoryChange?.(),
+});
+await repository.refresh();
+// A worker that holds nothing would only take a place in the registry: stop before taking work.
+if (repository.held().length === 0) {
+  const { problems, models } = repository.snapshot();
+  const failures = models.flatMap((m) => m.versions.filter((v) => v.reason).map((v) => `${m.name}/${v.version}: ${v.reason}`));
+  logger.fatal({ repository: config.worker.modelRepository, problems, failures }, 'model could not be loaded: the worker holds no model');
   process.exit(1);
 }
-const thresholds = {
-  approve: config.worker.approveThreshold ?? model.manifest.thresholds.approve,
-  review: config.worker.reviewThreshold ?? model.manifest.thresholds.review,
-};
-if (thresholds.approve > thresholds.review) {
-  logger.fatal({ thresholds }, 'APPROVE_THRESHOLD must not exceed REVIEW_THRESHOLD');
-  process.exit(1);
-}
+repository.startPolling();
 
-const blocking = createRedis(config.redis.url, 'consumer', `worker-${workerId}`);
-const plain = createRedis(config.redis.url, 'consumer', `worker-${workerId}-plain`);
+// Only the thresholds set in config: they override a record-encoded model's manifest.
+const thresholdOverride: Partial<Thresholds> = {
+  ...(config.worker.approveThreshold === undefined ? {} : { approve: config.worker.approveThreshold }),
+  ...(config.worker.reviewThreshold === undefined ? {} : { review: config.worker.reviewThreshold }),
+};
+
+const blocking = createRedis(config.redis, 'consumer', `worker-${workerId}`);
+const plain = createRedis(config.redis, 'consumer', `worker-${workerId}-plain`);
 for (const conn of [blocking, plain]) conn.on('error', (err) => logger.debug({ err }, 'redis connection error'));
+// A worker started before its Redis (or with no node of its cluster answering) waits, says so, and is not ready.
+reportReachability(plain, config.redis, logger, 'worker');
 
 const metrics = createWorkerMetrics(telemetry.meter);
-const predictWorker = startPredictConsumer({
+observeModelLoadFailures(telemetry.meter, () => repository.snapshot());
+const online = new OnlineConsumers({
   connection: blocking,
   publisher: plain,
   prefix: config.redis.prefix,
-  model,
-  thresholds,
+  shards: config.queueShards.predict,
+  repository,
+  thresholds: thresholdOverride,
   maxBatchSize: config.worker.maxBatchSize,
   maxBatchDelayMs: config.worker.maxBatchDelayMs,
   concurrency: config.worker.concurrency,
@@ -56,56 +73,100 @@ const predictWorker = startPredictConsumer({
   stalledIntervalMs: config.bulk.stalledIntervalMs,
   metrics,
   logger,
-  tracer: telemetry.tracing ? telemetry.tracer : undefined,
+  tracer: telemetry.tracer,
 });
-countJobOutcomes(predictWorker, QUEUES.predict.name, metrics);
+online.follow(repository.held());
+
+// Bulk jobs are fraud's for now: scored by the fraud version resolved at start, held for the
+// process's life. A worker without fraud takes no chunks.
+let fraud: ModelLease | undefined;
+const resolved = repository.acquire('fraud');
+if ('model' in resolved && resolved.model.scoring) fraud = resolved;
+else if ('model' in resolved) resolved.release();
+const fraudModel = fraud?.model.scoring;
+const bulkThresholds = fraudModel ? { ...fraudModel.manifest.thresholds, ...thresholdOverride } : undefined;
+if (bulkThresholds && bulkThresholds.approve > bulkThresholds.review) {
+  logger.fatal({ thresholds: bulkThresholds }, 'APPROVE_THRESHOLD must not exceed REVIEW_THRESHOLD');
+  process.exit(1);
+}
 
 // Bulk chunks on a connection of their own, so a chunk's Redis traffic never queues behind online replies.
-const bulkConnection = createRedis(config.redis.url, 'consumer', `worker-${workerId}-bulk`);
+const bulkConnection = createRedis(config.redis, 'consumer', `worker-${workerId}-bulk`);
 bulkConnection.on('error', (err) => logger.debug({ err }, 'redis connection error'));
-const bulkWorker = startBulkConsumer({
-  connection: bulkConnection,
-  prefix: config.redis.prefix,
-  model,
-  thresholds,
-  lockDurationMs: config.bulk.lockDurationMs,
-  stalledIntervalMs: config.bulk.stalledIntervalMs,
-  metrics,
-  logger,
-});
-countJobOutcomes(bulkWorker, QUEUES.bulk.name, metrics);
-countScoredChunks(bulkWorker, plain, config.redis.prefix);
+const bulkWorkers =
+  fraudModel && bulkThresholds
+    ? startBulkConsumer({
+        connection: bulkConnection,
+        prefix: config.redis.prefix,
+        shards: config.queueShards.bulk,
+        model: fraudModel,
+        thresholds: bulkThresholds,
+        lockDurationMs: config.bulk.lockDurationMs,
+        stalledIntervalMs: config.bulk.stalledIntervalMs,
+        metrics,
+        logger,
+      })
+    : [];
+for (const worker of bulkWorkers) countJobOutcomes(worker, QUEUES.bulk.name, metrics);
+
+/** The fraud version a /predict call would get from this worker now, for /ready. */
+function fraudVersion(): string {
+  const r = repository.resolve('fraud');
+  return r.ok ? (r.model.scoring?.version ?? r.model.displayVersion) : 'none';
+}
+const heartbeat = (): Heartbeat => ({ modelVersion: fraudVersion(), snapshot: repository.snapshot() });
 
 let draining = false;
+// Ready once the apis can know what this worker holds: its first snapshot is in Redis.
+let announced = false;
 const ops = await startOpsServer(
   config.worker.port,
   '0.0.0.0',
-  { isReady: () => !draining && isRedisReady(plain), modelVersion: model.version },
+  { isReady: () => announced && !draining && isRedisReady(plain), modelVersion: fraudVersion() },
   telemetry,
-);
+).catch((err: unknown) => {
+  // A chunk this worker may have taken meanwhile is handed back by the stalled check.
+  console.error(listenFailure('worker', 'WORKER_PORT', '0.0.0.0', config.worker.port, err));
+  process.exit(1);
+});
 
 const beat = () =>
-  recordHeartbeat(plain, config.redis.prefix, workerId, model.version).catch((err: unknown) =>
-    logger.debug({ err }, 'heartbeat failed'),
+  recordHeartbeat(plain, config.redis.prefix, workerId, heartbeat()).then(
+    () => (announced = true),
+    (err: unknown) => logger.debug({ err }, 'heartbeat failed'),
   );
-void beat();
-const heartbeat = setInterval(beat, HEARTBEAT_INTERVAL_MS);
+onRepositoryChange = () => {
+  if (draining) return;
+  online.follow(repository.held());
+  announceChange(plain, config.redis.prefix, workerId, heartbeat()).then(
+    () => (announced = true),
+    (err: unknown) => logger.debug({ err }, 'announce failed'),
+  );
+};
+// The consumers of what loaded before onRepositoryChange was set are running: tell the apis.
+onRepositoryChange();
+const heartbeatTimer = setInterval(beat, HEARTBEAT_INTERVAL_MS);
 
 const shutdown = new Shutdown(logger, config.worker.shutdownTimeoutMs);
 shutdown.add('stop taking work', async () => {
   draining = true;
-  clearInterval(heartbeat);
+  clearInterval(heartbeatTimer);
   await removeWorker(plain, config.redis.prefix, workerId).catch(() => undefined);
 });
 // close() waits for the jobs in hand (the batch in flight) to finish.
 // Bulk first: it stops taking chunks and finishes (writes) the one in hand while the online
-// consumer still serves. A chunk not finished by the deadline is handed back by the stalled
+// consumers still serve. A chunk not finished by the deadline is handed back by the stalled
 // check and scored once elsewhere.
-shutdown.add('bulk consumer', () => bulkWorker.close());
-shutdown.add('predict consumer', () => predictWorker.close());
-shutdown.add('model', () => model.close());
+shutdown.add('bulk consumer', async () => {
+  await Promise.all(bulkWorkers.map((w) => w.close()));
+});
+shutdown.add('predict consumers', () => online.close());
+shutdown.add('models', async () => {
+  fraud?.release();
+  await repository.close();
+});
 shutdown.add('redis', async () => {
-  await plain.quit().catch(() => plain.disconnect());
+  await Promise.resolve(plain.quit()).catch(() => plain.disconnect());
   blocking.disconnect();
   bulkConnection.disconnect();
 });
@@ -113,4 +174,7 @@ shutdown.add('ops server', () => new Promise<void>((resolve) => ops.close(() => 
 shutdown.add('telemetry', () => telemetry.shutdown());
 shutdown.listen();
 
-logger.info({ worker_id: workerId, model_version: model.version, port: config.worker.port, thresholds }, 'worker started');
+logger.info(
+  { worker_id: workerId, models: repository.held().map((m) => `${m.name}/${m.version}`), port: config.worker.port },
+  'worker started',
+);

@@ -56,7 +56,7 @@ export const ModelInputSchema = z
   });
 export type ModelInput = z.infer<typeof ModelInputSchema>;
 
-const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex sha256');
+export const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex sha256');
 
 export const ModelManifestSchema = z.strictObject({
   name: z.literal('fraud'),

@@ -31,8 +31,11 @@ export interface LoadModelOptions {
   intraOpNumThreads?: number;
 }
 
+/** What ScoringModel reads of a manifest: fraud's, or a repository manifest with a record encoding. */
+export type ScoringManifest = Pick<ModelManifest, 'version' | 'input' | 'output' | 'thresholds'>;
+
 export class ScoringModel {
-  readonly manifest: ModelManifest;
+  readonly manifest: ScoringManifest;
   /** The manifest's version, returned to clients as `model_version`. */
   readonly version: string;
   readonly featureWidth: number;
@@ -40,7 +43,7 @@ export class ScoringModel {
   readonly #encoder: FeatureEncoder;
   #closing: Promise<void> | undefined;
 
-  constructor(manifest: ModelManifest, session: InferenceSession) {
+  constructor(manifest: ScoringManifest, session: InferenceSession) {
     this.manifest = manifest;
     this.version = manifest.version;
     this.#session = session;
@@ -87,7 +90,7 @@ export class ScoringModel {
   }
 }
 
-async function readModelFile(file: string): Promise<Buffer> {
+export async function readModelFile(file: string): Promise<Buffer> {
   try {
     return await readFile(file);
   } catch (error) {
@@ -113,7 +116,11 @@ function readManifest(file: string, text: string): ModelManifest {
 }
 
 /** Compares the session's graph signature with what the manifest promises; returns the problems. */
-function signatureProblems(session: InferenceSession, manifest: ModelManifest, width: number): string[] {
+export function signatureProblems(
+  session: InferenceSession,
+  manifest: Pick<ModelManifest, 'input' | 'output'>,
+  width: number,
+): string[] {
   const problems: string[] = [];
   const { input, output } = manifest;
   const graphInput = session.inputMetadata.find((m) => m.name === input.name);
@@ -144,17 +151,8 @@ function signatureProblems(session: InferenceSession, manifest: ModelManifest, w
   return problems;
 }
 
-/**
- * Loads `dir/manifest.json` and the ONNX file it names, verifies size, sha256 and the graph's
- * inputs/outputs against the manifest, and opens one session.
- * @throws ModelLoadError naming the file and the problem; nothing is left open when it throws.
- */
-export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<ScoringModel> {
-  const manifestFile = join(dir, MANIFEST_FILE);
-  const manifest = readManifest(manifestFile, (await readModelFile(manifestFile)).toString('utf8'));
-  const modelFile = join(dir, manifest.file);
-  const bytes = await readModelFile(modelFile);
-
+/** Throws ModelLoadError when `bytes` are not the ones the manifest's size and sha256 describe. */
+export function verifyIntegrity(modelFile: string, bytes: Buffer, manifest: { bytes: number; sha256: string }): void {
   if (bytes.length < manifest.bytes) {
     throw new ModelLoadError(modelFile, `truncated: ${bytes.length} bytes, manifest says ${manifest.bytes}`);
   }
@@ -166,10 +164,16 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
         `(${manifest.bytes} bytes); the file is corrupt or belongs to another manifest`,
     );
   }
+}
 
-  let session: InferenceSession;
+/** One onnxruntime session over `bytes`, or a ModelLoadError naming the file. */
+export async function openSession(
+  modelFile: string,
+  bytes: Uint8Array,
+  options: LoadModelOptions = {},
+): Promise<InferenceSession> {
   try {
-    session = await InferenceSession.create(bytes, {
+    return await InferenceSession.create(bytes, {
       intraOpNumThreads: options.intraOpNumThreads ?? 1,
       interOpNumThreads: 1,
       executionMode: 'sequential',
@@ -180,6 +184,21 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
       cause: error,
     });
   }
+}
+
+/**
+ * Loads `dir/manifest.json` and the ONNX file it names, verifies size, sha256 and the graph's
+ * inputs/outputs against the manifest, and opens one session.
+ * @throws ModelLoadError naming the file and the problem; nothing is left open when it throws.
+ */
+export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<ScoringModel> {
+  const manifestFile = join(dir, MANIFEST_FILE);
+  const manifest = readManifest(manifestFile, (await readModelFile(manifestFile)).toString('utf8'));
+  const modelFile = join(dir, manifest.file);
+  const bytes = await readModelFile(modelFile);
+
+  verifyIntegrity(modelFile, bytes, manifest);
+  const session = await openSession(modelFile, bytes, options);
 
   const width = manifest.input.width;
   const problems = signatureProblems(session, manifest, width);

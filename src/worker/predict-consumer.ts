@@ -1,28 +1,43 @@
-// Drains the online queue: every job a worker holds joins the batcher, one session.run scores
-// all their calls, and the replies go back on each api's own channel. A call whose caller has
-// already had its 504 (deadline passed) is not scored; it is counted as expired.
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { QUEUES, type OnlineReply, type PredictJob } from '../shared/queues.ts';
-import type { FraudRecord } from '../shared/schemas/record.ts';
+// Drains the online queue of one model version: every job a worker holds joins the batcher, one
+// session.run scores all their calls, and the replies go back on each api's own channel. A batch
+// is handled in three steps: partition (a call whose caller has already had its 504 is not
+// scored; it is counted as expired), score (one session.run, under a lease on the version, so a
+// retired session closes only after the batch), reply (one PUBLISH per api process). When the
+// model throws, every live call of the batch is answered at once with a model_error reply rather
+// than left to time out; a call whose own records came out non-finite fails alone.
+//
+// A version with a record encoding and a decision policy (fraud) is scored on its feature path
+// and answers probabilities and decisions; any other answers each output by name per record.
+import type { Tracer, Span } from '@opentelemetry/api';
+import { predictQueue, type OnlineCall, type OnlineReply, type PredictJob, type PredictOutcome } from '../shared/queues.ts';
+import { createConsumers, type Consumer } from '../shared/queue-clients.ts';
+import type { RedisClient } from '../shared/redis.ts';
+import { publishReplies } from '../shared/reply-channel.ts';
 import type { LogSink } from '../shared/logger.ts';
+import type { FraudRecord } from '../shared/schemas/record.ts';
+import type { SignatureRecord } from '../shared/model-signature.ts';
+import { recordsScoredKey } from '../shared/keys.ts';
 import { Batcher } from './batcher.ts';
 import { decide, type Thresholds } from './decide.ts';
-import type { ScoringModel } from './model.ts';
+import type { ModelLease, ResolveFailure } from './model-repository.ts';
+import type { ModelVersion } from './model-version.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
-import type { Tracer } from '@opentelemetry/api';
-import { recordsScoredKey } from '../shared/keys.ts';
-import { recordCallSpans, recordInferenceSpan, startBatchSpan, type TracedCall } from './batch-spans.ts';
-import { EXPIRED } from './job-outcomes.ts';
+import { recordCallSpans, recordInferenceSpan, startBatchSpan, type ScoredBy, type TracedCall } from './batch-spans.ts';
 
 export type PredictConsumerOptions = {
   /** Blocking connection for BullMQ; it must have maxRetriesPerRequest null. */
-  connection: Redis;
+  connection: RedisClient;
   /** Plain connection the replies are published on. */
-  publisher: Redis;
+  publisher: RedisClient;
   prefix: string;
-  model: ScoringModel;
-  thresholds: Thresholds;
+  /** Shards of every online queue (ONLINE_QUEUE_SHARDS); the worker drains every shard of the version's queue. */
+  shards: number;
+  modelName: string;
+  version: number;
+  /** A lease on the version's current session (a reload may replace it), or why it is gone. */
+  acquire: () => ModelLease | ResolveFailure;
+  /** APPROVE_THRESHOLD / REVIEW_THRESHOLD when set (keys absent otherwise): they override a record-encoded model's manifest. */
+  thresholds: Partial<Thresholds>;
   maxBatchSize: number;
   maxBatchDelayMs: number;
   concurrency: number;
@@ -30,91 +45,183 @@ export type PredictConsumerOptions = {
   stalledIntervalMs: number;
   metrics: WorkerMetrics;
   logger: LogSink;
-  /** Set when spans are exported (batch-spans.ts). */
-  tracer?: Tracer | undefined;
+  /** OpenTelemetry's no-op tracer when spans are not exported (batch-spans.ts). */
+  tracer: Tracer;
 };
 
 /** expired is set by the batch: every call of the job had passed its deadline. */
 type Arrival = { job: PredictJob; pickedAt: number; expired?: boolean };
+type LiveCall = { arrival: Arrival; call: OnlineCall };
 
-export function startPredictConsumer(options: PredictConsumerOptions): Worker {
-  const { model, thresholds, metrics, publisher, tracer } = options;
+/** What one session.run gave for a batch, in call order, or why it failed. */
+type Scored =
+  | { ok: true; probabilities: Float32Array; inferenceMs: number; records: number }
+  | { ok: true; outputs: Record<string, unknown>[]; inferenceMs: number; records: number }
+  | { ok: false; code: 'model_error' | 'model_not_found' | 'model_unavailable'; message: string; inferenceMs: number; records: number };
+
+const traced = ({ arrival, call }: LiveCall): TracedCall => ({ call, enqueuedAt: arrival.job.enqueued_at, pickedAt: arrival.pickedAt });
+
+/** Splits a batch into the calls still awaited and those whose deadline has passed. */
+export function partitionByDeadline(arrivals: Arrival[], now: number): { live: LiveCall[]; expired: LiveCall[] } {
+  const live: LiveCall[] = [];
+  const expired: LiveCall[] = [];
+  for (const arrival of arrivals) {
+    let jobLive = 0;
+    for (const call of arrival.job.calls) {
+      if (call.deadline <= now) expired.push({ arrival, call });
+      else {
+        live.push({ arrival, call });
+        jobLive++;
+      }
+    }
+    arrival.expired = jobLive === 0;
+  }
+  return { live, expired };
+}
+
+/**
+ * The message of a failed session.run for the callers: model and failure named, no stack and
+ * not the runtime's own text, which may quote input values, and a batch holds the records of
+ * many callers (and API keys). The worker's log has the runtime's message.
+ */
+function modelFailure(by: ScoredBy, records: number): string {
+  return `model ${by.modelName} version ${by.modelVersion} failed: inference threw on a batch of ${records} records`;
+}
+
+const scoredBy = (model: ModelVersion): ScoredBy => ({ modelName: model.name, modelVersion: model.scoring?.version ?? model.displayVersion });
+
+export function startPredictConsumer(options: PredictConsumerOptions): Consumer<PredictOutcome, 'predict'>[] {
+  const { metrics, publisher, tracer, logger } = options;
   const scoredKey = recordsScoredKey(options.prefix);
-  const traced = (arrival: Arrival, call: PredictJob['calls'][number]): TracedCall => ({
-    call,
-    enqueuedAt: arrival.job.enqueued_at,
-    pickedAt: arrival.pickedAt,
-  });
+  const definition = predictQueue(options.modelName, options.version);
+  const labels = { model_name: options.modelName, model_version: String(options.version) };
+
+  async function score(model: ModelVersion, live: LiveCall[], batchSpan: Span): Promise<Scored> {
+    const records: Record<string, unknown>[] = [];
+    for (const { call } of live) for (const r of call.records) records.push(r);
+    const by = scoredBy(model);
+    const startedAt = Date.now();
+    const started = performance.now();
+    try {
+      const result = model.scoring
+        ? { probabilities: await model.scoring.score(records as unknown as FraudRecord[]) }
+        : { outputs: await model.run(records as SignatureRecord[]) };
+      const inferenceMs = performance.now() - started;
+      recordInferenceSpan(tracer, batchSpan, startedAt, startedAt + inferenceMs, by);
+      metrics.batchRecords.record(records.length, labels);
+      metrics.inferenceDuration.record(inferenceMs / 1000, labels);
+      return { ok: true, ...result, inferenceMs, records: records.length };
+    } catch (err) {
+      metrics.modelErrors.add(1, { kind: 'online', ...labels });
+      logger.error({ err, ...labels, records: records.length, calls: live.length }, 'model failed on an online batch');
+      return { ok: false, code: 'model_error', message: modelFailure(by, records.length), inferenceMs: performance.now() - started, records: records.length };
+    }
+  }
+
+  /** One reply per live call; returns the replies by api channel and the records actually scored. */
+  function buildReplies(
+    model: ModelVersion | undefined,
+    live: LiveCall[],
+    scored: Scored,
+    batchStart: number,
+  ): { byChannel: Map<string, OnlineReply[]>; recordsScored: number } {
+    const byChannel = new Map<string, OnlineReply[]>();
+    let offset = 0;
+    let recordsScored = 0;
+    const thresholds = model?.scoring ? { ...model.scoring.manifest.thresholds, ...options.thresholds } : undefined;
+    for (const { arrival, call } of live) {
+      const n = call.records.length;
+      let reply: OnlineReply;
+      const timings = () => ({
+        queue_ms: Math.max(0, arrival.pickedAt - arrival.job.enqueued_at),
+        batch_wait_ms: batchStart - arrival.pickedAt,
+        inference_ms: scored.inferenceMs,
+        batch_records: scored.records,
+      });
+      if (!scored.ok || !model) {
+        const failure = scored.ok ? { code: 'model_error' as const, message: 'no model' } : scored;
+        reply = { call_id: call.call_id, status: 'error', code: failure.code, message: failure.message };
+      } else if ('outputs' in scored) {
+        recordsScored += n;
+        const by = scoredBy(model);
+        reply = {
+          call_id: call.call_id,
+          status: 'outputs',
+          outputs: scored.outputs.slice(offset, offset + n),
+          model_name: by.modelName,
+          model_version: by.modelVersion,
+          timings: timings(),
+        };
+      } else {
+        const probabilities = Array.from(scored.probabilities.subarray(offset, offset + n));
+        const bad = probabilities.findIndex((p) => !Number.isFinite(p));
+        const by = scoredBy(model);
+        if (bad >= 0) {
+          metrics.modelErrors.add(1, { kind: 'record', ...labels });
+          reply = {
+            call_id: call.call_id,
+            status: 'error',
+            code: 'model_error',
+            message: `model ${by.modelName} version ${by.modelVersion} gave no probability for record ${bad} of the call (${String(probabilities[bad])})`,
+          };
+        } else {
+          recordsScored += n;
+          reply = {
+            call_id: call.call_id,
+            status: 'ok',
+            probabilities,
+            decisions: probabilities.map((p) => decide(p, thresholds!)),
+            model_name: by.modelName,
+            model_version: by.modelVersion,
+            timings: timings(),
+          };
+        }
+      }
+      offset += n;
+      const replies = byChannel.get(arrival.job.reply_to) ?? [];
+      replies.push(reply);
+      byChannel.set(arrival.job.reply_to, replies);
+    }
+    return { byChannel, recordsScored };
+  }
+
+  async function reply(byChannel: Map<string, OnlineReply[]>, recordsScored: number): Promise<void> {
+    await Promise.all([
+      publishReplies(publisher, byChannel),
+      // The scoring rate behind the api's admission and drain-time gauge, sent beside the replies.
+      recordsScored > 0 ? publisher.incrby(scoredKey, recordsScored) : undefined,
+    ]);
+  }
 
   async function scoreBatch(arrivals: Arrival[]): Promise<void> {
     const batchStart = Date.now();
-    const live: { arrival: Arrival; call: PredictJob['calls'][number] }[] = [];
-    let expired = 0;
-    for (const arrival of arrivals) {
-      let jobLive = 0;
-      for (const call of arrival.job.calls) {
-        if (call.deadline <= batchStart) {
-          expired++;
-          if (tracer) recordCallSpans(tracer, traced(arrival, call), batchStart, undefined, batchStart);
-        } else {
-          live.push({ arrival, call });
-          jobLive++;
-        }
-      }
-      arrival.expired = jobLive === 0;
-      metrics.batchWait.record(Math.max(0, batchStart - arrival.pickedAt) / 1000);
-    }
-    if (expired > 0) metrics.onlineCalls.add(expired, { outcome: 'expired' });
+    for (const arrival of arrivals) metrics.batchWait.record(Math.max(0, batchStart - arrival.pickedAt) / 1000, labels);
+    const { live, expired } = partitionByDeadline(arrivals, batchStart);
+    for (const call of expired) recordCallSpans(tracer, traced(call), batchStart, undefined, batchStart);
+    if (expired.length > 0) metrics.onlineCalls.add(expired.length, { outcome: 'expired', ...labels });
     if (live.length === 0) return;
 
-    const records: FraudRecord[] = [];
-    for (const { call } of live) for (const r of call.records) records.push(r);
-    const batchSpan = tracer && startBatchSpan(tracer, live.map((l) => traced(l.arrival, l.call)), records.length, batchStart);
-    const inferenceStartedAt = Date.now();
-    const inferenceStart = performance.now();
-    const probabilities = await model.score(records);
-    const inferenceMs = performance.now() - inferenceStart;
-    if (tracer && batchSpan) recordInferenceSpan(tracer, batchSpan, inferenceStartedAt, inferenceStartedAt + inferenceMs, model.version);
+    const records = live.reduce((n, { call }) => n + call.records.length, 0);
+    const batchSpan = startBatchSpan(tracer, live.map(traced), records, batchStart);
+    // The lease keeps the session open until this batch has replied, even if the version retires meanwhile.
+    const lease = options.acquire();
+    try {
+      const model = 'model' in lease ? lease.model : undefined;
+      const scored: Scored = model
+        ? await score(model, live, batchSpan)
+        : { ok: false, code: (lease as ResolveFailure).error, message: (lease as ResolveFailure).message, inferenceMs: 0, records };
+      const { byChannel, recordsScored } = buildReplies(model, live, scored, batchStart);
+      metrics.recordsScored.add(recordsScored, { kind: 'online', ...labels });
+      metrics.onlineCalls.add(live.length, { outcome: scored.ok ? 'scored' : 'failed', ...labels });
+      logger.debug({ ...labels, records, calls: live.length, inference_ms: scored.inferenceMs }, 'batch done');
+      await reply(byChannel, recordsScored);
 
-    metrics.batchRecords.record(records.length);
-    metrics.inferenceDuration.record(inferenceMs / 1000);
-    metrics.recordsScored.add(records.length, { kind: 'online' });
-    metrics.onlineCalls.add(live.length, { outcome: 'scored' });
-    options.logger.debug({ records: records.length, calls: live.length, inference_ms: inferenceMs }, 'batch scored');
-
-    const byChannel = new Map<string, OnlineReply[]>();
-    let offset = 0;
-    for (const { arrival, call } of live) {
-      const n = call.records.length;
-      const probs = Array.from(probabilities.subarray(offset, offset + n));
-      offset += n;
-      const replies = byChannel.get(arrival.job.reply_to) ?? [];
-      replies.push({
-        call_id: call.call_id,
-        status: 'ok',
-        probabilities: probs,
-        decisions: probs.map((p) => decide(p, thresholds)),
-        model_version: model.version,
-        timings: {
-          queue_ms: Math.max(0, arrival.pickedAt - arrival.job.enqueued_at),
-          batch_wait_ms: batchStart - arrival.pickedAt,
-          inference_ms: inferenceMs,
-          batch_records: records.length,
-        },
-      });
-      byChannel.set(arrival.job.reply_to, replies);
-    }
-    // One PUBLISH per api process per batch, however many calls it holds.
-    const pipeline = publisher.pipeline();
-    for (const [channel, replies] of byChannel) pipeline.publish(channel, JSON.stringify({ replies }));
-    // The scoring rate behind the api's drain-time gauge; it rides in the same round trip.
-    pipeline.incrby(scoredKey, records.length);
-    await pipeline.exec();
-    if (tracer && batchSpan) {
       const end = Date.now();
-      const batch = { span: batchSpan, records: records.length, modelVersion: model.version };
-      for (const { arrival, call } of live) recordCallSpans(tracer, traced(arrival, call), batchStart, batch, end);
+      const batch = model ? { span: batchSpan, records, ...scoredBy(model) } : undefined;
+      for (const call of live) recordCallSpans(tracer, traced(call), batchStart, batch, end);
       batchSpan.end(end);
+    } finally {
+      if ('model' in lease) lease.release();
     }
   }
 
@@ -125,30 +232,29 @@ export function startPredictConsumer(options: PredictConsumerOptions): Worker {
     run: scoreBatch,
   });
 
-  const worker = new Worker(
-    QUEUES.predict.name,
-    async (job: Job) => {
+  // One BullMQ Worker per shard of the version's queue, all feeding the one batcher: a batch mixes
+  // the shards' calls, never two versions'.
+  const workers = createConsumers(
+    definition,
+    async (job): Promise<PredictOutcome> => {
       const pickedAt = Date.now();
-      const parsed = QUEUES.predict.data.safeParse(job.data);
-      // Data this worker cannot read will not become readable on a retry (version skew).
-      if (!parsed.success) throw new UnrecoverableError(`predict job ${job.id} has bad data: ${parsed.error.message}`);
-      metrics.queueWait.record(Math.max(0, pickedAt - parsed.data.enqueued_at) / 1000);
-      const arrival: Arrival = { job: parsed.data, pickedAt };
+      metrics.queueWait.record(Math.max(0, pickedAt - job.enqueued_at) / 1000, labels);
+      const arrival: Arrival = { job, pickedAt };
       await batcher.add(arrival);
-      return arrival.expired ? EXPIRED : undefined;
+      return arrival.expired ? 'expired' : 'scored';
     },
     {
       connection: options.connection,
       prefix: options.prefix,
       concurrency: options.concurrency,
-      lockDuration: options.lockDurationMs,
-      stalledInterval: options.stalledIntervalMs,
-      // Online jobs are removed as they finish: their replies went out on pub/sub.
-      removeOnComplete: { count: 0 },
-      removeOnFail: { count: 0 },
+      lockDurationMs: options.lockDurationMs,
+      stalledIntervalMs: options.stalledIntervalMs,
+      shards: options.shards,
     },
   );
-  worker.on('error', (err) => options.logger.warn({ err }, 'predict worker error'));
-  worker.on('failed', (job, err) => options.logger.warn({ job_id: job?.id, err: err.message }, 'predict job failed'));
-  return worker;
+  for (const worker of workers) {
+    worker.on('error', (err) => logger.warn({ err, queue: worker.name, ...labels }, 'predict worker error'));
+    worker.on('failed', (job, err) => logger.warn({ job_id: job?.id, queue: worker.name, err: err.message, ...labels }, 'predict job failed'));
+  }
+  return workers;
 }

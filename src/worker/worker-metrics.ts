@@ -2,6 +2,7 @@
 // the way Triton's execution count vs inference count does.
 import type { Meter } from '@opentelemetry/api';
 import { DURATION_BUCKETS_S } from '../shared/telemetry.ts';
+import type { RepositorySnapshot } from '../shared/model-catalog.ts';
 
 const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
 
@@ -31,9 +32,30 @@ export function createWorkerMetrics(meter: Meter) {
       description: 'Queue jobs this worker finished, by queue and outcome (completed, failed, expired, retried)',
     }),
     onlineCalls: meter.createCounter('scoring_online_calls_total', {
-      description: 'Online calls taken by this worker, by outcome (scored, expired)',
+      description: 'Online calls taken by this worker, by outcome (scored, expired, failed)',
+    }),
+    modelErrors: meter.createCounter('scoring_model_errors_total', {
+      description: 'Model failures by kind: online (a session.run of an online batch threw), record (a record with no finite output)',
     }),
   };
 }
 
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
+
+/**
+ * scoring_model_load_failures: 1 per model version whose last load failed (the loaded session, if
+ * any, keeps serving), read from the repository at each collection so a fixed version drops out.
+ */
+export function observeModelLoadFailures(meter: Meter, snapshot: () => RepositorySnapshot): void {
+  meter
+    .createObservableGauge('scoring_model_load_failures', {
+      description: 'Model versions whose last load failed (1 each), by model_name and model_version; the reason is in the log and GET /models/{name}',
+    })
+    .addCallback((result) => {
+      for (const model of snapshot().models) {
+        for (const v of model.versions) {
+          if (v.reason) result.observe(1, { model_name: model.name, model_version: String(v.version) });
+        }
+      }
+    });
+}

@@ -3,15 +3,30 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   ChunkBuilder,
-  chunkRecords,
   decodeChunk,
   decodeResults,
   encodeResults,
   decisionCode,
   decisionOf,
 } from '../../src/shared/bulk-chunk.ts';
-import type { BulkRecord } from '../../src/shared/schemas/record.ts';
+import type { ChunkColumns } from '../../src/shared/bulk-chunk.ts';
+import type { BulkRecord, FraudRecord } from '../../src/shared/schemas/record.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
+
+/** Rows [from, to) of decoded columns read back as records. */
+function recordsOf(columns: ChunkColumns, from: number, to: number): FraudRecord[] {
+  const records: FraudRecord[] = [];
+  for (let i = from; i < to; i++) {
+    records.push({
+      transaction_amount: columns.transactionAmount[i]!,
+      merchant_category: columns.categories[columns.categoryCodes[i]!]!,
+      card_present: columns.cardPresent[i] === 1,
+      hour_of_day: columns.hourOfDay[i]!,
+      days_since_last_transaction: columns.daysSinceLastTransaction[i]!,
+    });
+  }
+  return records;
+}
 
 test('a chunk of records decodes to the same records, ids included', () => {
   const records: BulkRecord[] = generateFraudRecords(7, 500).map((r, i) => (i % 3 === 0 ? { ...r, id: `tx-${i}` } : r));
@@ -21,7 +36,7 @@ test('a chunk of records decodes to the same records, ids included', () => {
   const encoded = builder.encode();
   const columns = decodeChunk(encoded);
   assert.equal(columns.length, 500);
-  assert.deepEqual(chunkRecords(columns, 0, 500), records.map(({ id: _id, ...rest }) => rest));
+  assert.deepEqual(recordsOf(columns, 0, 500), records.map(({ id: _id, ...rest }) => rest));
   assert.deepEqual(columns.ids, records.map((r) => r.id ?? ''));
   // Far smaller than the JSON it replaces.
   assert.ok(encoded.length < JSON.stringify(records).length / 2, `${encoded.length} bytes`);
@@ -37,7 +52,7 @@ test('a reset builder starts a fresh chunk, and a chunk without ids carries none
   const columns = decodeChunk(builder.encode());
   assert.equal(columns.length, 3);
   assert.equal(columns.ids, null);
-  assert.deepEqual(chunkRecords(columns, 1, 3), records.slice(1));
+  assert.deepEqual(recordsOf(columns, 1, 3), records.slice(1));
 });
 
 test('results keep the exact float32 probabilities, decisions and ids', () => {

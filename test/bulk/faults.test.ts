@@ -9,6 +9,7 @@ import { startApi, startWorker, type ServiceProcess } from '../helpers/processes
 import { request } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
+import { QUEUES, shardQueueName } from '../../src/shared/queues.ts';
 
 const PREFIX = 'bulk-faults';
 const RECORDS = 200_000;
@@ -107,7 +108,7 @@ test('a worker SIGKILLed mid-job: a second worker finishes it, exactly one resul
     await second.stop();
   }
   // The kill landed on a chunk in hand, and BullMQ's stalled check is what brought it back.
-  const events = await redis.client.xrange(`${PREFIX}:bulk-chunk:events`, '-', '+');
+  const events = await redis.client.xrange(`${PREFIX}:${shardQueueName(QUEUES.bulk.name, 0, 1)}:events`, '-', '+');
   assert.ok(
     events.some(([, fields]) => fields[0] === 'event' && fields[1] === 'stalled'),
     'no chunk job went through the stalled check',

@@ -9,6 +9,9 @@ import { request } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
 import type { BulkRecord } from '../../src/shared/schemas/record.ts';
+import { QUEUES, shardQueueName } from '../../src/shared/queues.ts';
+
+const BULK_QUEUE = shardQueueName(QUEUES.bulk.name, 0, 1);
 
 const KEY_A = 'key-a-0123456789';
 const KEY_B = 'key-b-0123456789';
@@ -308,7 +311,7 @@ test('a worker that comes later skips a cancelled job and fails a job whose chun
   const late = await startWorker({ REDIS_URL: redis.url, QUEUE_PREFIX: IDLE_PREFIX, OTEL_SDK_DISABLED: 'true' });
   try {
     await waitFor(
-      async () => (await redis.client.llen(`${IDLE_PREFIX}:bulk-chunk:wait`)) + (await redis.client.llen(`${IDLE_PREFIX}:bulk-chunk:active`)) === 0,
+      async () => (await redis.client.llen(`${IDLE_PREFIX}:${BULK_QUEUE}:wait`)) + (await redis.client.llen(`${IDLE_PREFIX}:${BULK_QUEUE}:active`)) === 0,
       { what: 'the chunk jobs to drain' },
     );
     const broken = await waitFor(

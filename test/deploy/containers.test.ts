@@ -3,26 +3,20 @@
 // is one the config reads.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
-import { DockerfileParser } from 'dockerfile-ast';
+import { existsSync } from 'node:fs';
 import { ENV_VARIABLES } from '../../src/shared/config.ts';
+import { ENV_FILE_ARG } from '../../src/shared/node-args.ts';
+import { ROOT, dockerfile, isServiceVariable, readCompose, readRepoFile as read } from '../helpers/deploy-files.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const read = (path: string) => readFileSync(ROOT + path, 'utf8');
 const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
-
-function dockerfile(path: string) {
-  const instructions = DockerfileParser.parse(read(path)).getInstructions();
-  const all = (keyword: string) => instructions.filter((i) => i.getKeyword() === keyword).map((i) => i.getArgumentsContent() ?? '');
-  return { all, one: (keyword: string) => all(keyword).at(-1) ?? '' };
-}
+/** The Node version ./dev and CI run, which the images pin too. */
+const NODE_PINNED = /^NODE_PINNED_VERSION=(\S+)$/m.exec(read('scripts/ensure-node.sh'))?.[1];
 
 for (const [file, script] of [['Dockerfile.api', 'api'], ['Dockerfile.worker', 'worker']] as const) {
-  test(`${file} builds on Node 24 slim, installs production packages, runs as non-root, starts like npm run ${script}`, () => {
+  test(`${file} builds on the pinned Node 24 slim, installs production packages, runs as non-root, starts like npm run ${script}`, () => {
     const d = dockerfile(file);
-    assert.match(d.one('FROM'), /^node:24-slim$/);
+    assert.match(NODE_PINNED ?? '', /^24\.\d+\.\d+$/);
+    assert.equal(d.one('FROM'), `node:${NODE_PINNED}-slim`, 'the patch version ./dev runs');
     assert.ok(d.all('RUN').some((r) => /npm ci --omit=dev/.test(r)));
     assert.match(d.one('USER'), /^node$/);
     assert.match(d.one('HEALTHCHECK'), /\/health/);
@@ -35,10 +29,7 @@ for (const [file, script] of [['Dockerfile.api', 'api'], ['Dockerfile.worker', '
 }
 
 test('docker-compose.yml runs Redis with AOF on a volume, the api, and a scalable worker', () => {
-  const compose = parseYaml(read('docker-compose.yml')) as {
-    services: Record<string, { command?: string[]; volumes?: string[]; environment?: Record<string, string>; ports?: string[]; build?: { dockerfile: string } }>;
-    volumes: Record<string, unknown>;
-  };
+  const compose = readCompose();
   const { redis, api, worker } = compose.services;
   assert.ok(redis && api && worker);
   assert.ok(redis.command!.join(' ').includes('--appendonly yes'));
@@ -48,7 +39,7 @@ test('docker-compose.yml runs Redis with AOF on a volume, the api, and a scalabl
   assert.equal(worker.ports, undefined, 'a worker publishes no host port, so --scale worker=N works');
   for (const service of [api, worker]) {
     for (const name of Object.keys(service.environment ?? {})) {
-      assert.ok(ENV_VARIABLES.includes(name) || name.startsWith('OTEL_'), `${name} is read by src/shared/config.ts`);
+      assert.ok(isServiceVariable(name), `${name} is read by src/shared/config.ts`);
     }
   }
 });
@@ -61,4 +52,18 @@ test('.env.example lists every variable the config reads', () => {
       .filter(Boolean),
   );
   for (const name of ENV_VARIABLES) assert.ok(listed.has(name), `${name} is in .env.example`);
+});
+
+test('npm run api|worker|start read .env when there is one; the images get none', () => {
+  for (const script of ['api', 'worker', 'start']) assert.ok(pkg.scripts[script]!.split(' ').includes(ENV_FILE_ARG), script);
+  const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
+  assert.ok(ignored.includes('.env'), '.env is in .dockerignore');
+});
+
+test('the api image carries no onnxruntime-node: removed after npm ci, in the same layer', () => {
+  const runs = dockerfile('Dockerfile.api').all('RUN');
+  const install = runs.find((r) => /npm ci --omit=dev/.test(r));
+  assert.ok(install);
+  assert.match(install, /rm -rf node_modules\/onnxruntime-node\b/);
+  assert.doesNotMatch(dockerfile('Dockerfile.worker').all('RUN').join('\n'), /onnxruntime/, 'the worker keeps it');
 });

@@ -19,8 +19,9 @@ export type ServiceProcess = {
 };
 
 async function startProcess(kind: 'api' | 'worker', env: Record<string, string>, readyPath: string): Promise<ServiceProcess> {
-  const port = await freePort();
   const portVar = kind === 'api' ? 'PORT' : 'WORKER_PORT';
+  // A port given is kept, so a test can restart a process where its clients expect it.
+  const port = env[portVar] ? Number(env[portVar]) : await freePort();
   const proc = spawn(process.execPath, serviceArgs(kind), {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', OTEL_SDK_DISABLED: 'false', ...env, [portVar]: String(port) },
@@ -64,4 +65,12 @@ export function startApi(env: Record<string, string>): Promise<ServiceProcess> {
 /** Resolves once the worker's ops port says it is ready (model loaded, Redis answers). */
 export function startWorker(env: Record<string, string>): Promise<ServiceProcess> {
   return startProcess('worker', env, '/ready');
+}
+
+/**
+ * Resolves once the process listens (/health answers), ready or not: for a process started
+ * before its Redis, whose /ready is to be watched.
+ */
+export function startListening(kind: 'api' | 'worker', env: Record<string, string>): Promise<ServiceProcess> {
+  return startProcess(kind, env, '/health');
 }

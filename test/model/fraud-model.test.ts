@@ -12,7 +12,7 @@ import { predictGbdtProbability } from '../../scripts/model/gbdt.ts';
 import { rocAuc } from '../../scripts/model/metrics.ts';
 import { createFeatureEncoder } from '../../src/worker/features.ts';
 
-const MODEL_DIR = new URL('../../models/fraud/', import.meta.url);
+const MODEL_DIR = new URL('../../models/fraud/1/', import.meta.url);
 const SKLEARN_AUC = 0.8977;
 
 describe('committed fraud model', () => {

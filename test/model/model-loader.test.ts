@@ -10,7 +10,7 @@ import { ModelLoadError, loadModel } from '../../src/worker/model.ts';
 import type { ModelManifest } from '../../src/worker/model-manifest.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
 
-const COMMITTED = new URL('../../models/fraud/', import.meta.url).pathname;
+const COMMITTED = new URL('../../models/fraud/1/', import.meta.url).pathname;
 
 describe('loadModel', () => {
   let root: string;

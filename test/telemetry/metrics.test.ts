@@ -8,7 +8,12 @@ import { startApi, startWorker, type ServiceProcess } from '../helpers/processes
 import { postJson, readMetric, request } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
-import { QUEUES } from '../../src/shared/queues.ts';
+import { QUEUES, predictQueue, predictQueueName } from '../../src/shared/queues.ts';
+import { recordsScoredKey } from '../../src/shared/keys.ts';
+
+/** fraud/1's online queue in Redis (its one shard), and its metrics label (the version's queue, shards together). */
+const FRAUD_QUEUE = predictQueueName('fraud', 1);
+const FRAUD_LABEL = predictQueue('fraud', 1).name;
 
 const PREFIX = 'telemetry-metrics';
 let redis: TestRedis;
@@ -28,22 +33,20 @@ after(async () => {
 });
 
 test('metrics on both ports follow the traffic', async () => {
-  // --- No worker yet: a backlog builds, and the gauges see it. ---
+  // --- No worker yet: a bulk backlog builds, and the gauges see it; an online call is refused at once. ---
   const bulk = await postJson(`${a.url}/jobs`, { records: generateFraudRecords(31, 25) });
   assert.equal(bulk.status, 202, JSON.stringify(bulk.body));
-  const expired = await postJson(`${a.url}/predict?timeout_ms=50`, generateFraudRecords(32, 1)[0]);
-  assert.equal(expired.status, 504);
+  const unheld = await postJson(`${a.url}/predict?timeout_ms=50`, generateFraudRecords(32, 1)[0]);
+  assert.equal(unheld.status, 503);
+  assert.equal(unheld.body.error.code, 'model_unavailable');
   // A job no worker can read fails at once (UnrecoverableError): the failed counter.
-  const queue = new Queue(QUEUES.predict.name, { connection: { url: redis.url }, prefix: PREFIX });
+  const queue = new Queue(FRAUD_QUEUE, { connection: { url: redis.url }, prefix: PREFIX });
   await queue.add(QUEUES.predict.jobName, { not: 'a predict job' }, QUEUES.predict.jobOptions);
   await queue.close();
 
   await waitFor(async () => (await readMetric(a.url, 'scoring_queue_jobs', { queue: QUEUES.bulk.name, state: 'waiting' })) === 3, {
     what: 'three waiting bulk chunks (25 records in chunks of 10)',
   });
-  assert.equal(await readMetric(a.url, 'scoring_queue_jobs', { queue: QUEUES.predict.name, state: 'waiting' }), 2);
-  assert.equal(await readMetric(a.url, 'scoring_queue_jobs', { queue: QUEUES.predict.name, state: 'delayed' }), 0);
-  assert.equal(await readMetric(a.url, 'scoring_queue_jobs', { queue: QUEUES.predict.name, state: 'prioritized' }), 0);
   assert.equal(await readMetric(a.url, 'scoring_bulk_records_pending'), 25);
   // Nothing scored yet: the drain time assumes one record a second rather than reading zero.
   assert.ok((await readMetric(a.url, 'scoring_backlog_drain_seconds')) >= 25);
@@ -54,6 +57,16 @@ test('metrics on both ports follow the traffic', async () => {
     timeoutMs: 20_000,
     what: 'the bulk job to complete',
   });
+  // The online queue of each version a live worker holds is reported, by its name.
+  await waitFor(async () => (await fetch(`${a.url}/metrics`).then((r) => r.text())).includes(`queue="${FRAUD_LABEL}"`), {
+    what: `the api to report ${FRAUD_LABEL}`,
+  });
+  assert.equal(await readMetric(a.url, 'scoring_queue_jobs', { queue: FRAUD_LABEL, state: 'delayed' }), 0);
+  // A call the frozen worker cannot take in time: 504, and the worker counts it expired once thawed.
+  assert.ok(w.proc.kill('SIGSTOP'));
+  const expired = await postJson(`${a.url}/predict?timeout_ms=50`, generateFraudRecords(32, 1)[0]);
+  w.proc.kill('SIGCONT');
+  assert.equal(expired.status, 504);
   const singles = generateFraudRecords(33, 40);
   const responses = await Promise.all(singles.map((r) => postJson(`${a.url}/predict`, r)));
   assert.deepEqual(new Set(responses.map((r) => r.status)), new Set([200]));
@@ -63,16 +76,17 @@ test('metrics on both ports follow the traffic', async () => {
 
   // --- Worker: records scored = records sent; inference count / batch count = mean batch size. ---
   const m = (name: string, labels: Record<string, string> = {}) => readMetric(w!.url, name, labels);
-  await waitFor(async () => (await m('scoring_jobs_total', { queue: QUEUES.predict.name, outcome: 'failed' })) === 1, {
+  await waitFor(async () => (await m('scoring_jobs_total', { queue: FRAUD_LABEL, outcome: 'failed' })) === 1, {
     what: 'the bad job counted failed',
   });
   assert.equal(await m('scoring_records_scored_total', { kind: 'online' }), 50);
   assert.equal(await m('scoring_records_scored_total', { kind: 'bulk' }), 25);
   assert.equal(await m('scoring_online_calls_total', { outcome: 'scored' }), 41);
+  assert.equal(await m('scoring_online_calls_total', { outcome: 'scored', model_name: 'fraud', model_version: '1' }), 41);
   assert.equal(await m('scoring_online_calls_total', { outcome: 'expired' }), 1);
-  assert.equal(await m('scoring_jobs_total', { queue: QUEUES.predict.name, outcome: 'expired' }), 1);
+  assert.equal(await m('scoring_jobs_total', { queue: FRAUD_LABEL, outcome: 'expired' }), 1);
   assert.equal(await m('scoring_jobs_total', { queue: QUEUES.bulk.name, outcome: 'completed' }), 3);
-  const predictJobs = await m('scoring_jobs_total', { queue: QUEUES.predict.name, outcome: 'completed' });
+  const predictJobs = await m('scoring_jobs_total', { queue: FRAUD_LABEL, outcome: 'completed' });
   assert.ok(predictJobs >= 2 && predictJobs <= 41, `${predictJobs} predict jobs for 41 calls`);
   // Queue wait and batch wait are timed for each job read: the completed ones and the expired one
   // (the unreadable one is refused before).
@@ -90,6 +104,7 @@ test('metrics on both ports follow the traffic', async () => {
   const http = (labels: Record<string, string>) => readMetric(a.url, 'http_server_request_duration_seconds_count', labels);
   assert.equal(await http({ http_route: '/predict', http_response_status_code: '200' }), 40);
   assert.equal(await http({ http_route: '/predict', http_response_status_code: '504' }), 1);
+  assert.equal(await http({ http_route: '/predict', http_response_status_code: '503' }), 1);
   assert.equal(await http({ http_route: '/predict', http_response_status_code: '400' }), 1);
   assert.equal(await http({ http_route: '/predict/batch', http_response_status_code: '200' }), 1);
   assert.equal(await http({ http_route: '/jobs', http_response_status_code: '202' }), 1);
@@ -101,7 +116,7 @@ test('metrics on both ports follow the traffic', async () => {
   await waitFor(async () => (await readMetric(a.url, 'scoring_bulk_records_pending')) === 0, { what: 'bulk pending 0' });
   await waitFor(async () => (await readMetric(a.url, 'scoring_records_scored_rate')) > 0, { what: 'a scoring rate' });
   assert.equal(await readMetric(a.url, 'scoring_backlog_drain_seconds'), 0);
-  assert.equal(Number(await redis.client.get(`${PREFIX}:stats:records-scored`)), 75);
+  assert.equal(Number(await redis.client.get(recordsScoredKey(PREFIX))), 75);
 });
 
 test('OTEL_SDK_DISABLED=true turns telemetry off and the api still serves', async () => {

@@ -10,6 +10,8 @@ import { validateRecord, type ParsedRow } from './parsed-row.ts';
 const NUMBER_FIELDS = new Set(['transaction_amount', 'hour_of_day', 'days_since_last_transaction']);
 const REQUIRED_FIELDS = ['transaction_amount', 'merchant_category', 'card_present', 'hour_of_day', 'days_since_last_transaction'];
 const KNOWN_FIELDS = new Set([...REQUIRED_FIELDS, 'id']);
+/** Longest line (and so cell) taken: a record is ~150 bytes; csv-parse refuses a longer one before it grows. */
+export const MAX_RECORD_CHARS = 65_536;
 const NUMBER_TEXT = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
 
 function readCell(field: string, text: string): unknown {
@@ -42,7 +44,7 @@ function checkHeader(header: string[]): void {
 }
 
 export async function* parseCsv(body: AsyncIterable<Buffer>): AsyncGenerator<ParsedRow> {
-  const parser = parse({ bom: true, info: true, skip_empty_lines: true, relax_column_count: false });
+  const parser = parse({ bom: true, info: true, skip_empty_lines: true, relax_column_count: false, max_record_size: MAX_RECORD_CHARS });
   // pipeline, not pipe: an error of the body (too large, aborted) must reach the reader below.
   pipeline(Readable.from(body), parser, () => undefined);
   let header: string[] | undefined;

@@ -1,6 +1,10 @@
 // JSON bodies, {"records": [...]}, tokenized by stream-json as the bytes arrive. Each element
 // of `records` is assembled on its own and handed on, so at most one record exists at a time,
 // whatever the size of the array. Problems name the element: records.17.hour_of_day.
+//
+// Memory stays a small constant whatever the body: strings, keys and numbers arrive in pieces
+// and are packed here under MAX_VALUE_CHARS, and an element is refused once it is larger than
+// MAX_ELEMENT_CHARS or nested deeper than a record can be, before it is ever held whole.
 import { Readable, pipeline } from 'node:stream';
 import { parser as jsonTokens } from 'stream-json';
 import Assembler from 'stream-json/assembler.js';
@@ -10,20 +14,69 @@ import { validateRecord, type ParsedRow } from './parsed-row.ts';
 
 type State = 'start' | 'key' | 'records-value' | 'records' | 'element' | 'end';
 
+/** Longest key, string or number taken: far past any record field (an id is 128 characters). */
+export const MAX_VALUE_CHARS = 4096;
+/** Largest element of `records`, counted in characters of its keys and values. */
+export const MAX_ELEMENT_CHARS = 65_536;
+/** A record is an object of scalars; a little more depth than that is let through for zod to name. */
+const MAX_ELEMENT_DEPTH = 3;
+
+const PACKED = { endKey: 'keyValue', endString: 'stringValue', endNumber: 'numberValue' } as const;
+
+/**
+ * stream-json's pieces (startString, stringChunk…, endString) packed into single tokens, each value
+ * refused once longer than MAX_VALUE_CHARS instead of growing with the body.
+ */
+async function* packedTokens(pieces: AsyncIterable<Token>): AsyncGenerator<Token> {
+  let text = '';
+  for await (const piece of pieces) {
+    switch (piece.name) {
+      case 'startKey':
+      case 'startString':
+      case 'startNumber':
+        text = '';
+        break;
+      case 'stringChunk':
+      case 'numberChunk':
+        text += piece.value;
+        if (text.length > MAX_VALUE_CHARS) {
+          throw new ValidationError('A value in the body is too long', [
+            { path: 'body', message: `A key, string or number is longer than ${MAX_VALUE_CHARS} characters` },
+          ]);
+        }
+        break;
+      case 'endKey':
+      case 'endString':
+      case 'endNumber':
+        yield { name: PACKED[piece.name], value: text };
+        text = '';
+        break;
+      default:
+        yield piece;
+    }
+  }
+}
+
+function tokenChars(token: Token): number {
+  return 1 + ('value' in token && typeof token.value === 'string' ? token.value.length : 0);
+}
+
 function shapeError(message: string, path = 'body'): ValidationError {
   return new ValidationError('The body must be {"records": [...]}', [{ path, message }]);
 }
 
 export async function* parseJson(body: AsyncIterable<Buffer>): AsyncGenerator<ParsedRow> {
-  // Packed tokens only: one token per key, string or number, not its pieces.
-  const tokens = jsonTokens.asStream({ packValues: true, streamValues: false });
+  // Pieces only, packed by packedTokens under a limit: stream-json's own packing has none.
+  const tokens = jsonTokens.asStream({ packValues: false, streamValues: true });
   pipeline(Readable.from(body), tokens, () => undefined);
   const assembler = new Assembler();
   let state: State = 'start';
   let index = 0;
   let sawRecords = false;
+  let elementChars = 0;
+  let depth = 0;
   try {
-    for await (const token of tokens as AsyncIterable<Token>) {
+    for await (const token of packedTokens(tokens as AsyncIterable<Token>)) {
       switch (state) {
         case 'start':
           if (token.name !== 'startObject') throw shapeError('Expected an object');
@@ -48,6 +101,18 @@ export async function* parseJson(body: AsyncIterable<Buffer>): AsyncGenerator<Pa
           if (state === 'records' && token.name === 'endArray') {
             state = 'key';
             break;
+          }
+          if (state === 'records') {
+            elementChars = 0;
+            depth = 0;
+          }
+          elementChars += tokenChars(token);
+          if (token.name === 'startObject' || token.name === 'startArray') depth++;
+          if (token.name === 'endObject' || token.name === 'endArray') depth--;
+          if (elementChars > MAX_ELEMENT_CHARS || depth > MAX_ELEMENT_DEPTH) {
+            throw new ValidationError('A record is too large or too deeply nested', [
+              { path: `records.${index}`, message: `Larger than ${MAX_ELEMENT_CHARS} characters or nested deeper than ${MAX_ELEMENT_DEPTH}` },
+            ]);
           }
           assembler.consume(token);
           if (assembler.done) {

@@ -1,9 +1,11 @@
-// Bearer-key auth. With API_KEYS set every route but the ones marked public needs a valid
-// key; request.owner then names the key (a hash, never the key) so jobs belong to it.
+// Bearer-key auth. With API_KEYS set every route but the ones marked public needs a valid key;
+// request.owner then names the key (a hash, never the key) so jobs belong to it. Routes marked
+// admin (the queue board) take only ADMIN_API_KEYS: a tenant's key does not open them.
 import fp from 'fastify-plugin';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { UnauthorizedError } from '../../shared/errors.ts';
+import { ForbiddenError, UnauthorizedError } from '../../shared/errors.ts';
+import { sendAppError } from './errors.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -12,28 +14,56 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     public?: boolean;
+    /** Only an admin key opens this route. */
+    admin?: boolean;
   }
 }
+
+export type AuthOptions = { apiKeys: readonly string[]; adminApiKeys: readonly string[] };
 
 function digest(key: string): Buffer {
   return createHash('sha256').update(key).digest();
 }
 
-async function authPlugin(app: FastifyInstance, { apiKeys }: { apiKeys: readonly string[] }) {
+/** Compares digests in constant time so the check does not leak how much of a key matched. */
+function matches(known: readonly Buffer[], given: Buffer): boolean {
+  let found = false;
+  for (const k of known) found = timingSafeEqual(k, given) || found;
+  return found;
+}
+
+function bearer(header: string | undefined): Buffer | undefined {
+  const match = /^Bearer\s+(\S+)$/i.exec(header ?? '');
+  return match ? digest(match[1]!) : undefined;
+}
+
+async function authPlugin(app: FastifyInstance, { apiKeys, adminApiKeys }: AuthOptions) {
   app.decorateRequest('owner', 'anonymous');
-  if (apiKeys.length === 0) {
-    app.log.warn('API_KEYS is not set: the api is open to anyone who can reach it');
-    return;
-  }
+  if (apiKeys.length === 0) app.log.warn('API_KEYS is not set: the api is open to anyone who can reach it');
+  if (apiKeys.length === 0 && adminApiKeys.length === 0) return;
   const known = apiKeys.map(digest);
-  app.addHook('onRequest', async (request) => {
-    if (request.routeOptions.config.public) return;
-    const header = request.headers.authorization ?? '';
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!match) throw new UnauthorizedError();
-    const given = digest(match[1]!);
-    // Compare digests in constant time so the check does not leak how much of a key matched.
-    if (!known.some((k) => timingSafeEqual(k, given))) throw new UnauthorizedError();
+  const admins = adminApiKeys.map(digest);
+
+  // Errors are sent from here, not thrown: the admin board's scope has an error handler of its own
+  // (bull-board's), which would answer in its own shape.
+  app.addHook('onRequest', async (request, reply) => {
+    const { config } = request.routeOptions;
+    if (config.public) return;
+    if (config.admin) {
+      // Without admin keys the board is registered only when the whole api is open.
+      if (admins.length === 0) return;
+      const given = bearer(request.headers.authorization);
+      if (!given) return sendAppError(reply, request, new UnauthorizedError());
+      if (!matches(admins, given)) {
+        return matches(known, given)
+          ? sendAppError(reply, request, new ForbiddenError('This key does not open the admin board'))
+          : sendAppError(reply, request, new UnauthorizedError());
+      }
+      return;
+    }
+    if (known.length === 0) return;
+    const given = bearer(request.headers.authorization);
+    if (!given || !matches(known, given)) return sendAppError(reply, request, new UnauthorizedError());
     request.owner = given.subarray(0, 12).toString('hex');
   });
 }

@@ -1,23 +1,159 @@
-// One error handler for the whole api: AppErrors, zod schema errors and Fastify's own
-// errors become the contract's error body; anything else is logged and answered with a
-// bare 500 that reveals nothing.
+// One error map for the whole api: AppErrors, zod schema errors, Redis refusing writes, Fastify's
+// own errors (in a handler, in routing, or before a request exists at all) become the contract's
+// error body; anything else is logged and answered with a bare 500 that reveals nothing. No body
+// echoes a stack, a file path or the URL.
 import fp from 'fastify-plugin';
+import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { AppError, NotFoundError, issuesToDetails, type ErrorDetail } from '../../shared/errors.ts';
+import {
+  AppError,
+  InsufficientStorageError,
+  NotFoundError,
+  issuesToDetails,
+  type ErrorDetail,
+} from '../../shared/errors.ts';
+import { isRedisOutOfMemory } from '../../shared/redis.ts';
+import type { Telemetry } from '../../shared/telemetry.ts';
+import { WarningTally } from '../warning-tally.ts';
 
-function sendError(reply: FastifyReply, request: FastifyRequest, status: number, code: string, message: string, details?: ErrorDetail[]) {
-  const error: { code: string; message: string; details?: ErrorDetail[] } = { code, message };
+export type ErrorBody = { error: { code: string; message: string; details?: ErrorDetail[] }; request_id: string };
+
+export function errorBody(requestId: string, code: string, message: string, details?: ErrorDetail[]): ErrorBody {
+  const error: ErrorBody['error'] = { code, message };
   if (details) error.details = details;
-  return reply.code(status).type('application/json').send({ error, request_id: request.id });
+  return { error, request_id: requestId };
 }
 
-/** Maps the statuses Fastify itself raises (bad JSON, body limit, content type) to contract codes. */
+function sendError(reply: FastifyReply, request: FastifyRequest, status: number, code: string, message: string, details?: ErrorDetail[]) {
+  return reply.code(status).type('application/json').send(errorBody(request.id, code, message, details));
+}
+
+/** Sends an AppError from places the error handler does not reach (hooks of scopes with their own handler). */
+export function sendAppError(reply: FastifyReply, request: FastifyRequest, error: AppError) {
+  for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
+  return sendError(reply, request, error.statusCode, error.code, error.message, error.details);
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  408: 'Request Timeout',
+  413: 'Payload Too Large',
+  414: 'URI Too Long',
+  431: 'Request Header Fields Too Large',
+};
+
+/**
+ * A whole HTTP response as bytes, for a socket that has no request object (a malformed request,
+ * headers too large or too slow) or whose request is being cut off. The connection is closed after it.
+ */
+export function rawErrorResponse(status: number, code: string, message: string, requestId: string = randomUUID()): string {
+  const body = JSON.stringify(errorBody(requestId, code, message));
+  return (
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
+    'content-type: application/json; charset=utf-8\r\n' +
+    `content-length: ${Buffer.byteLength(body)}\r\n` +
+    'connection: close\r\n\r\n' +
+    body
+  );
+}
+
+/** Maps the statuses Fastify itself raises (bad JSON, body limit, content type, routing) to contract codes. */
 const FASTIFY_STATUS_CODES: Record<number, string> = {
   400: 'validation_error',
+  408: 'request_timeout',
   413: 'payload_too_large',
   415: 'unsupported_media_type',
 };
+
+/**
+ * Fastify's messages that may quote what the client sent (a URL, a header) get a fixed one. JSON
+ * syntax messages stay: they say where the body is broken, which is what a client needs.
+ */
+const FIXED_MESSAGES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'This endpoint does not take that content type',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'The body is larger than this endpoint takes',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'Content-Length does not match the body',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'The body is empty; a JSON body is required',
+  FST_ERR_BAD_URL: 'The URL is not valid',
+};
+
+/** Errors Node's HTTP parser raises on a connection, before Fastify has a request (clientError). */
+const CLIENT_ERRORS: Record<string, { status: number; code: string; message: string }> = {
+  HPE_HEADER_OVERFLOW: { status: 431, code: 'validation_error', message: 'The request headers are too large' },
+  HPE_URI_TOO_LONG: { status: 414, code: 'validation_error', message: 'The URL is too long' },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: 'request_timeout', message: 'The request did not arrive in time' },
+  ERR_HTTP_HEADERS_TIMEOUT: { status: 408, code: 'request_timeout', message: 'The request headers did not arrive in time' },
+};
+const MALFORMED = { status: 400, code: 'validation_error', message: 'The request is not valid HTTP' };
+
+/** Fastify's clientErrorHandler: a malformed or overlong request gets the contract's body, then the socket closes. */
+export function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
+  // A client that went away (or a socket already answered) has nobody to read a reply.
+  if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const { status, code, message } = CLIENT_ERRORS[err.code ?? ''] ?? MALFORMED;
+  socket.end(rawErrorResponse(status, code, message));
+}
+
+/** The request's client is gone (its socket closed, or cut off for being too slow): nothing can be answered. */
+function clientGone(request: FastifyRequest): boolean {
+  // Not request.raw.destroyed: a body read to its end is destroyed too (autoDestroy).
+  // inject() requests have a socket of light-my-request's that says neither: they are never gone.
+  const socket = request.raw.socket as Socket | null;
+  return socket != null && (socket.destroyed === true || socket.writable === false);
+}
+
+export type ErrorsPluginOptions = { telemetry?: Telemetry; warningIntervalMs?: number };
+
+async function errorsPlugin(app: FastifyInstance, options: ErrorsPluginOptions) {
+  // Under overload every call may end in the same 504 or 429: one line per interval says how many.
+  const tally = new WarningTally(app.log, options.warningIntervalMs ?? 10_000);
+  const redisFull = options.telemetry?.meter.createCounter('scoring_redis_oom_refusals_total', {
+    description: 'Requests refused with 507 because Redis reached maxmemory',
+  });
+  app.addHook('onClose', async () => tally.close());
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (clientGone(request)) {
+      // A client that hung up mid-upload (or was cut off for being too slow) is routine, not a fault.
+      request.log.info({ request_id: request.id, reason: error.code ?? error.message }, 'client gone before the answer');
+      reply.hijack();
+      return;
+    }
+    if (error instanceof AppError) {
+      if (error.statusCode === 504 || error.statusCode === 429) tally.count(error.code);
+      else if (error.statusCode >= 500) request.log.warn({ code: error.code, request_id: request.id }, error.message);
+      return sendAppError(reply, request, error);
+    }
+    if (isRedisOutOfMemory(error)) {
+      redisFull?.add(1);
+      tally.count('insufficient_storage');
+      return sendAppError(reply, request, new InsufficientStorageError());
+    }
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      const where = error.validationContext ?? 'body';
+      return sendError(reply, request, 400, 'validation_error', `Invalid request ${where}`, schemaErrorDetails(error));
+    }
+    const status = error.statusCode ?? 500;
+    const code = FASTIFY_STATUS_CODES[status];
+    if (code) {
+      const message = FIXED_MESSAGES[error.code] ?? error.message.slice(0, 200);
+      return sendError(reply, request, status, code, message);
+    }
+    request.log.error({ err: error, request_id: request.id }, 'unhandled error');
+    return sendError(reply, request, 500, 'internal_error', 'Internal server error');
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const error = new NotFoundError('No such route');
+    return sendError(reply, request, error.statusCode, error.code, error.message);
+  });
+}
 
 function schemaErrorDetails(error: FastifyError): ErrorDetail[] {
   const issues = (error.validation ?? []).map((v) => ({
@@ -29,28 +165,13 @@ function schemaErrorDetails(error: FastifyError): ErrorDetail[] {
   return issuesToDetails(issues);
 }
 
-async function errorsPlugin(app: FastifyInstance) {
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error instanceof AppError) {
-      if (error.statusCode >= 500) request.log.warn({ code: error.code, request_id: request.id }, error.message);
-      for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
-      return sendError(reply, request, error.statusCode, error.code, error.message, error.details);
-    }
-    if (hasZodFastifySchemaValidationErrors(error)) {
-      const where = error.validationContext ?? 'body';
-      return sendError(reply, request, 400, 'validation_error', `Invalid request ${where}`, schemaErrorDetails(error));
-    }
-    const status = error.statusCode ?? 500;
-    const code = FASTIFY_STATUS_CODES[status];
-    if (code) return sendError(reply, request, status, code, error.message);
-    request.log.error({ err: error, request_id: request.id }, 'unhandled error');
-    return sendError(reply, request, 500, 'internal_error', 'Internal server error');
-  });
-
-  app.setNotFoundHandler((request, reply) => {
-    const error = new NotFoundError(`No route ${request.method} ${request.url.split('?')[0]}`);
-    return sendError(reply, request, error.statusCode, error.code, error.message);
-  });
+/**
+ * Fastify's frameworkErrors: routing failures that happen before any route (a URL that does not
+ * decode, a path parameter past maxParamLength). A parameter too long to be any id names nothing: 404.
+ */
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') return sendError(reply, request, 404, 'not_found', 'No such resource');
+  return sendError(reply, request, 400, 'validation_error', FIXED_MESSAGES.FST_ERR_BAD_URL!);
 }
 
 export default fp(errorsPlugin, { name: 'errors' });

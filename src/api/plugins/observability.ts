@@ -14,6 +14,7 @@ import { recordsScoredKey } from '../../shared/keys.ts';
 import { QUEUES } from '../../shared/queues.ts';
 import { isRedisReady } from '../../shared/redis.ts';
 import { HTTP_SERVER_DURATION, type Telemetry } from '../../shared/telemetry.ts';
+import { busyScoringRate, drainSeconds, trimSamples, windowScoringRate, type RateSample } from '../../shared/scoring-rate.ts';
 
 export type ObservabilityOptions = { config: Config; telemetry: Telemetry };
 
@@ -57,49 +58,58 @@ async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: 
   }
 
   const { prefix } = config.redis;
-  // Keyed by queue name: the name is the metrics' queue label.
-  const queues: Record<string, Queue> = Object.fromEntries(Object.values(app.queues).map((q) => [q.name, q]));
+  const { queues } = app;
   const scoredKey = recordsScoredKey(prefix);
-  const rateSamples: { at: number; scored: number }[] = [];
-  let lastRate = 0;
+  const rateSamples: RateSample[] = [];
+  let lastBusyRate: number | undefined;
   let last: { at: number; sample: Promise<Sample | undefined> } | undefined;
 
-  async function bulkRecordsPending(queue: Queue, jobs: number): Promise<number> {
+  async function bulkRecordsPending(jobs: number): Promise<number> {
     if (jobs === 0) return 0;
-    const pending = await queue.getJobs([...STATES], 0, MAX_CHUNKS_READ - 1);
+    const perShard = Math.ceil(MAX_CHUNKS_READ / queues.bulk.shards.length);
+    const pending = (await Promise.all(queues.bulk.shards.map((queue) => queue.getJobs([...STATES], 0, perShard - 1)))).flat();
     let records = 0;
-    for (const job of pending) records += Number((job?.data as { count?: number } | undefined)?.count ?? 0);
+    // A job removed between listing and reading comes back undefined.
+    for (const job of pending) records += job ? Number(job.data.count) : 0;
     return records + Math.max(0, jobs - pending.length) * config.bulk.chunkSize;
   }
 
-  function scoringRate(now: number, scored: number): number {
-    rateSamples.push({ at: now, scored });
-    while (rateSamples.length > 2 && now - rateSamples[1]!.at >= RATE_WINDOW_MS) rateSamples.shift();
-    const first = rateSamples[0]!;
-    if (now - first.at < SAMPLE_MIN_INTERVAL_MS) return lastRate;
-    const rate = Math.max(0, (scored - first.scored) / ((now - first.at) / 1000));
-    if (rate > 0) lastRate = rate;
-    return rate;
+  /** A queue's job counts by state, added up over its shards. */
+  async function jobCounts(shards: readonly Queue[]) {
+    const total: Record<string, number> = {};
+    for (const counts of await Promise.all(shards.map((queue) => queue.getJobCounts(...STATES)))) {
+      for (const state of STATES) total[state] = (total[state] ?? 0) + (counts[state] ?? 0);
+    }
+    return total;
   }
 
   async function takeSample(): Promise<Sample | undefined> {
     if (!isRedisReady(app.redis)) return undefined;
     const counts: Sample['counts'] = {};
-    for (const [name, queue] of Object.entries(queues)) counts[name] = await queue.getJobCounts(...STATES);
+    // Keyed by the queue's catalog name, the metrics' queue label: one per model version the
+    // dispatcher has a producer for (every version a live worker holds), and bulk; a queue's shards add up.
+    let onlineJobs = 0;
+    for (const { definition, shards } of app.online.producers) {
+      const byState = await jobCounts(shards);
+      counts[definition.name] = byState;
+      onlineJobs += STATES.reduce((n, s) => n + (byState[s] ?? 0), 0);
+    }
+    counts[queues.bulk.definition.name] = await jobCounts(queues.bulk.shards);
     const scored = Number((await app.redis.get(scoredKey)) ?? 0);
     const now = Date.now();
-    const ratePerSecond = scoringRate(now, scored);
 
-    const predict = counts[QUEUES.predict.name]!;
     const bulk = counts[QUEUES.bulk.name]!;
-    const bulkPending = await bulkRecordsPending(queues[QUEUES.bulk.name]!, STATES.reduce((n, s) => n + (bulk[s] ?? 0), 0));
-    const onlineJobs = STATES.reduce((n, s) => n + (predict[s] ?? 0), 0);
+    const bulkPending = await bulkRecordsPending(STATES.reduce((n, s) => n + (bulk[s] ?? 0), 0));
     const onlineRecordsWaiting = onlineJobs * app.online.meanRecordsPerJob;
     const backlog = onlineRecordsWaiting + bulkPending;
-    // No rate yet (no worker has scored anything): assume one record a second, so a backlog
-    // with nobody draining it reads as large and growing rather than as zero.
-    const drainSeconds = backlog === 0 ? 0 : backlog / (ratePerSecond > 0 ? ratePerSecond : lastRate > 0 ? lastRate : 1);
-    return { counts, bulkRecordsPending: bulkPending, onlineRecordsWaiting, drainSeconds, ratePerSecond };
+
+    rateSamples.push({ at: now, scored, waiting: backlog });
+    trimSamples(rateSamples, now, RATE_WINDOW_MS);
+    const ratePerSecond = windowScoringRate(rateSamples, now, RATE_WINDOW_MS) ?? 0;
+    const busyRate = busyScoringRate(rateSamples, now, RATE_WINDOW_MS);
+    const drain = drainSeconds(backlog, busyRate, lastBusyRate);
+    if (busyRate !== undefined && busyRate > 0) lastBusyRate = busyRate;
+    return { counts, bulkRecordsPending: bulkPending, onlineRecordsWaiting, drainSeconds: drain, ratePerSecond };
   }
 
   function sample(): Promise<Sample | undefined> {
@@ -140,4 +150,4 @@ async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: 
 
 }
 
-export default fp(observabilityPlugin, { name: 'observability', dependencies: ['online'] });
+export default fp(observabilityPlugin, { name: 'observability', dependencies: ['queues', 'online-dispatcher'] });

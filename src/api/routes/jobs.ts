@@ -1,13 +1,13 @@
-// Bulk jobs: POST /jobs, GET /jobs/:id, GET /jobs/:id/results, DELETE /jobs/:id.
+// Bulk jobs: POST /jobs, GET /jobs, GET /jobs/:id, GET /jobs/:id/results, DELETE /jobs/:id.
 // An encapsulated plugin: its own content-type parsers hand POST /jobs the raw body stream
 // (JSON, NDJSON or CSV), which is parsed, limited and validated as it arrives, never buffered.
-import { Readable } from 'node:stream';
+// Body formats, status and results rendering live in ../bulk/.
+import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Config } from '../../shared/config.ts';
-import { createBulkStore, type BulkJobState, type BulkStore } from '../../shared/bulk-store.ts';
-import { decisionOf, decodeResults, type ChunkResults } from '../../shared/bulk-chunk.ts';
+import { createBulkStore, type BulkJobState } from '../../shared/bulk-store.ts';
 import {
   AppError,
   NotFoundError,
@@ -17,133 +17,66 @@ import {
   UnsupportedMediaTypeError,
 } from '../../shared/errors.ts';
 import { isRedisReady } from '../../shared/redis.ts';
-import { ErrorBodySchema } from '../../shared/schemas/error.ts';
+import { errorResponses } from '../../shared/schemas/error.ts';
 import {
   JobAcceptedSchema,
   JobIdParamsSchema,
+  JobListQuerySchema,
+  JobListSchema,
   JobStatusSchema,
+  encodeJobCursor,
   ResultsPageSchema,
   ResultsQuerySchema,
-  type JobResult,
-  type JobStatus,
+  bulkJobRequestSchema,
   type JobStatusName,
 } from '../../shared/schemas/bulk-job.ts';
-import { parseCsv } from '../bulk/parse-csv.ts';
-import { parseJson } from '../bulk/parse-json.ts';
-import { parseNdjson } from '../bulk/parse-ndjson.ts';
-import { limitBytes, type ParsedRow } from '../bulk/parsed-row.ts';
-import { findIdempotentJob, submitBulkJob } from '../bulk/submit.ts';
+import { BODY_MEDIA_TYPES, bodyParserFor } from '../bulk/body-formats.ts';
+import { renderAccepted, renderStatus, statusUrl } from '../bulk/job-status.ts';
+import { listJobs } from '../bulk/job-list.ts';
+import { limitBytes } from '../bulk/parsed-row.ts';
+import { RESULT_CONTENT_TYPES, preferredResultFormat, resultsPage, resultsStream } from '../bulk/results-format.ts';
+import { resumeIdempotentJob, submitBulkJob, type SubmitDeps } from '../bulk/submit.ts';
+import { HEADERS, componentRef } from '../openapi/operation-docs.ts';
+import {
+  jobAcceptedExamples,
+  jobBodyExamples,
+  jobCancelledExamples,
+  jobListExamples,
+  jobStatusExamples,
+  resultsExamples,
+} from '../openapi/examples.ts';
 
 export type JobsRoutesOptions = { config: Config };
 
-const BODY_FORMATS = {
-  'application/json': parseJson,
-  'application/x-ndjson': parseNdjson,
-  'application/ndjson': parseNdjson,
-  'text/csv': parseCsv,
-} as const satisfies Record<string, (body: AsyncIterable<Buffer>) => AsyncGenerator<ParsedRow>>;
-type BodyFormat = keyof typeof BODY_FORMATS;
-
-const RESULT_FORMATS = ['application/json', 'application/x-ndjson', 'text/csv'] as const;
-type ResultFormat = (typeof RESULT_FORMATS)[number];
-
-const IdempotencyHeadersSchema = z.object({ 'idempotency-key': z.string().min(1).max(255).optional() });
-
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorBodySchema]));
-
-function mediaType(header: string | undefined): string {
-  return (header ?? '').split(';')[0]!.trim().toLowerCase();
-}
-
-/** The first supported type in the client's Accept preference (q-values honoured); JSON by default. */
-export function preferredResultFormat(accept: string | undefined): ResultFormat {
-  let best: { format: ResultFormat; q: number } = { format: 'application/json', q: -1 };
-  for (const part of (accept ?? '').split(',')) {
-    const [type, ...params] = part.split(';').map((s) => s.trim().toLowerCase());
-    const qParam = params.find((p) => p.startsWith('q='));
-    const q = qParam ? Number(qParam.slice(2)) : 1;
-    const format = type === '*/*' || type === 'application/*' ? 'application/json' : RESULT_FORMATS.find((f) => f === type);
-    if (format && q > best.q) best = { format, q };
-  }
-  return best.format;
-}
-
-function iso(ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString();
-}
-
-function renderStatus(job: BulkJobState): JobStatus {
-  return {
-    job_id: job.jobId,
-    status: job.status,
-    progress: { total: job.total, done: job.done },
-    model_version: job.modelVersion,
-    created_at: iso(job.createdAt)!,
-    started_at: iso(job.startedAt),
-    finished_at: iso(job.finishedAt),
-    expires_at: iso(job.expiresAt)!,
-    error: job.error,
-  };
-}
-
-function csvCell(text: string): string {
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-}
-
-function resultAt(results: ChunkResults, row: number, index: number): JobResult {
-  const result: JobResult = {
-    index,
-    fraud_probability: results.probabilities[row]!,
-    decision: decisionOf(results.decisions[row]!),
-  };
-  const id = results.ids?.[row];
-  if (id) result.id = id;
-  return result;
-}
-
-/** Rows per piece of a streamed download (~80 kB). */
-const STREAM_PIECE_ROWS = 1000;
-
-/** Every result of a job in order, one result chunk in memory at a time, as NDJSON or CSV text. */
-async function* streamResults(store: BulkStore, job: BulkJobState, format: 'application/x-ndjson' | 'text/csv'): AsyncGenerator<string> {
-  if (format === 'text/csv') yield 'index,id,fraud_probability,decision\n';
-  for (let chunk = 0; chunk < job.chunks; chunk++) {
-    const bytes = await store.readResultChunk(job.jobId, chunk);
-    // Only expiry removes a result chunk of a completed job; the response cannot be finished.
-    if (!bytes) throw new Error(`result chunk ${chunk} of job ${job.jobId} is gone (expired)`);
-    const results = decodeResults(bytes);
-    const base = chunk * job.chunkSize;
-    // Small pieces, built without an object per result: the download's garbage, not the job,
-    // would otherwise set the api's peak memory.
-    for (let from = 0; from < results.length; from += STREAM_PIECE_ROWS) {
-      let piece = '';
-      for (let row = from; row < Math.min(results.length, from + STREAM_PIECE_ROWS); row++) {
-        const index = base + row;
-        const p = results.probabilities[row]!;
-        const decision = decisionOf(results.decisions[row]!);
-        const id = results.ids?.[row];
-        piece +=
-          format === 'text/csv'
-            ? `${index},${csvCell(id ?? '')},${p},${decision}\n`
-            : `{"index":${index},${id ? `"id":${JSON.stringify(id)},` : ''}"fraud_probability":${p},"decision":"${decision}"}\n`;
-      }
-      yield piece;
-    }
-  }
-}
+const IdempotencyHeadersSchema = z.object({
+  'idempotency-key': z
+    .string()
+    .min(1)
+    .max(255)
+    .optional()
+    .describe("The same key (per API key, until the job expires) returns the same job instead of making another"),
+});
 
 export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOptions) {
   const { prefix } = config.redis;
   const { chunkSize, resultTtlSeconds } = config.bulk;
-  const { maxJobRecords, jobBodyLimitBytes } = config.api;
-  // The producer connection of the online plugin: fail-fast, shared, closed by that plugin.
+  const { maxJobRecords, jobBodyLimitBytes, jobBodyTimeoutMs } = config.api;
+  // The producer connection of the queues plugin: fail-fast, shared, closed by that plugin.
   const store = createBulkStore(app.redis, prefix);
-  const queue = app.queues.bulk;
+  const submitDeps: SubmitDeps = {
+    store,
+    producer: app.queues.bulk,
+    chunkSize,
+    maxRecords: maxJobRecords,
+    ttlSeconds: resultTtlSeconds,
+    stagingTtlSeconds: config.bulk.stagingTtlSeconds,
+    pauseBeforeEnqueueMs: config.bulk.testPauseBeforeEnqueueMs,
+  };
 
   // This scope's bodies are streams: the default JSON parser (which buffers) gives way to one that
   // passes the request through. Other content types get Fastify's 415.
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser(Object.keys(BODY_FORMATS), (_request, payload, done) => done(null, payload));
+  app.addContentTypeParser([...BODY_MEDIA_TYPES], (_request, payload, done) => done(null, payload));
 
   /** Redis faults become 503; everything the client can act on passes through. */
   const guard = async <T>(work: () => Promise<T>): Promise<T> => {
@@ -159,14 +92,13 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
   /** The job, if it exists and belongs to the caller; a job of another key is as unknown as none. */
   const readOwnedJob = async (jobId: string, owner: string): Promise<BulkJobState> => {
     const job = await store.readJob(jobId);
-    if (!job || job.owner !== owner) throw new NotFoundError(`No job ${jobId}`);
+    if (!job || job.staging || job.owner !== owner) throw new NotFoundError(`No job ${jobId}`);
     return job;
   };
 
   const accept = (reply: FastifyReply, jobId: string, status: JobStatusName) => {
-    const statusUrl = `/jobs/${jobId}`;
-    reply.code(202).header('location', statusUrl);
-    return { job_id: jobId, status, status_url: statusUrl, results_url: `${statusUrl}/results` };
+    reply.code(202).header('location', statusUrl(jobId));
+    return renderAccepted(jobId, status);
   };
 
   const routes = app.withTypeProvider<ZodTypeProvider>();
@@ -175,26 +107,69 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
     '/jobs',
     {
       bodyLimit: jobBodyLimitBytes,
+      config: { bodyTimeoutMs: jobBodyTimeoutMs },
       schema: {
-        summary: `Submit 1..${maxJobRecords} records for bulk scoring: {records: [...]} JSON, NDJSON, or CSV with a header row`,
+        operationId: 'submitJob',
+        tags: ['bulk'],
+        summary: `Submit 1..${maxJobRecords} records for bulk scoring`,
+        description:
+          'The body is `{"records": [...]}` JSON, NDJSON (one record per line) or CSV with a header row, read and ' +
+          'validated as it arrives. Only a wholly valid body makes a job; a bad one is refused naming up to 100 ' +
+          'problems by line (NDJSON, CSV) or index (JSON) and field. Records may carry an `id`, echoed with their result.',
         headers: IdempotencyHeadersSchema,
-        response: { 202: JobAcceptedSchema, ...errors(400, 401, 413, 415, 503) },
+        response: {
+          202: JobAcceptedSchema,
+          ...errorResponses(
+            'validation_error',
+            'unauthorized',
+            'request_timeout',
+            'payload_too_large',
+            'unsupported_media_type',
+            'unavailable',
+            'insufficient_storage',
+          ),
+        },
+        docs: {
+          requestBody: {
+            description: `1..${maxJobRecords} records (MAX_JOB_RECORDS), at most ${jobBodyLimitBytes} bytes (JOB_BODY_LIMIT_BYTES)`,
+            content: {
+              'application/json': { schema: componentRef(bulkJobRequestSchema(maxJobRecords)), examples: jobBodyExamples['application/json'] },
+              'application/x-ndjson': {
+                schema: { type: 'string', description: 'One BulkRecord JSON object per line (application/ndjson is taken too)' },
+                examples: jobBodyExamples['application/x-ndjson'],
+              },
+              'text/csv': {
+                schema: {
+                  type: 'string',
+                  description: `A header row naming BulkRecord's fields (any order; id optional), then one record per line`,
+                },
+                examples: jobBodyExamples['text/csv'],
+              },
+            },
+          },
+          responses: {
+            202: {
+              description: 'The job exists and is queued; follow status_url',
+              headers: { Location: HEADERS.location, 'Idempotent-Replayed': HEADERS.idempotentReplayed },
+              examples: jobAcceptedExamples,
+            },
+          },
+        },
       },
     },
     async (request, reply) => {
-      const format = mediaType(request.headers['content-type']) as BodyFormat;
-      const parse = BODY_FORMATS[format];
+      const parse = bodyParserFor(request.headers['content-type']);
       const body = request.body as Readable | undefined;
       if (!parse || !body || typeof body[Symbol.asyncIterator] !== 'function') {
-        throw new UnsupportedMediaTypeError(`POST /jobs takes ${Object.keys(BODY_FORMATS).join(', ')}`);
+        throw new UnsupportedMediaTypeError(`POST /jobs takes ${BODY_MEDIA_TYPES.join(', ')}`);
       }
       const declared = Number(request.headers['content-length']);
       if (declared > jobBodyLimitBytes) throw new PayloadTooLargeError(`The body is larger than ${jobBodyLimitBytes} bytes`);
       const idempotencyKey = request.headers['idempotency-key'];
 
       return guard(async () => {
-        const known = await findIdempotentJob(store, request.owner, idempotencyKey);
-        const knownJob = known ? await store.readJob(known) : null;
+        const known = await resumeIdempotentJob(submitDeps, request.owner, idempotencyKey);
+        const knownJob = known.job;
         if (knownJob) {
           // The body is not needed; it is left unread and the connection closed after the answer.
           if (!body.readableEnded) reply.header('connection', 'close');
@@ -206,10 +181,12 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         const source = body.iterator({ destroyOnReturn: false });
         let outcome;
         try {
-          outcome = await submitBulkJob(
-            { store, queue, chunkSize, maxRecords: maxJobRecords, ttlSeconds: resultTtlSeconds },
-            { rows: parse(limitBytes(source, jobBodyLimitBytes)), owner: request.owner, idempotencyKey },
-          );
+          outcome = await submitBulkJob(submitDeps, {
+            rows: parse(limitBytes(source, jobBodyLimitBytes)),
+            owner: request.owner,
+            idempotencyKey,
+            replaces: known.stale,
+          });
         } catch (err) {
           if (!body.readableEnded) reply.header('connection', 'close');
           throw err;
@@ -226,12 +203,36 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
   );
 
   routes.get(
+    '/jobs',
+    {
+      schema: {
+        operationId: 'listJobs',
+        tags: ['bulk'],
+        summary: "The caller's jobs, newest first, a page at a time",
+        description: 'With API_KEYS set, the jobs made with the same key; expired jobs are gone from the list.',
+        querystring: JobListQuerySchema,
+        response: { 200: JobListSchema, ...errorResponses('validation_error', 'unauthorized', 'unavailable') },
+        docs: { responses: { 200: { description: 'A page of jobs', examples: jobListExamples } } },
+      },
+    },
+    async (request) =>
+      guard(async () => {
+        const { status, limit, cursor } = request.query;
+        const page = await listJobs(store, { owner: request.owner, status, limit, after: cursor ?? null });
+        return { jobs: page.jobs.map(renderStatus), next_cursor: page.next ? encodeJobCursor(page.next) : null };
+      }),
+  );
+
+  routes.get(
     '/jobs/:id',
     {
       schema: {
+        operationId: 'getJob',
+        tags: ['bulk'],
         summary: 'Status and progress of a bulk job',
         params: JobIdParamsSchema,
-        response: { 200: JobStatusSchema, ...errors(401, 404, 503) },
+        response: { 200: JobStatusSchema, ...errorResponses('validation_error', 'unauthorized', 'not_found', 'unavailable') },
+        docs: { responses: { 200: { description: 'The job', examples: jobStatusExamples } } },
       },
     },
     async (request) => guard(async () => renderStatus(await readOwnedJob(request.params.id, request.owner))),
@@ -241,11 +242,37 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
     '/jobs/:id/results',
     {
       schema: {
-        summary:
-          'Results in input order: a JSON page (offset, limit), or with Accept: application/x-ndjson or text/csv every result, streamed',
+        operationId: 'getJobResults',
+        tags: ['bulk'],
+        summary: 'Results of a completed job, in input order',
+        description:
+          'A JSON page (`offset`, `limit`) by default; with `Accept: application/x-ndjson` or `Accept: text/csv`, ' +
+          'every result, streamed (offset and limit do not apply). Each result has its `index` in the input and ' +
+          "the record's `id` when it had one.",
         params: JobIdParamsSchema,
         querystring: ResultsQuerySchema,
-        response: { 200: ResultsPageSchema, ...errors(401, 404, 409, 503) },
+        response: {
+          200: ResultsPageSchema,
+          ...errorResponses('validation_error', 'unauthorized', 'not_found', 'not_ready', 'unavailable'),
+        },
+        docs: {
+          responses: {
+            200: {
+              description: 'Results, in the format the Accept header prefers',
+              examples: resultsExamples['application/json'],
+              content: {
+                'application/x-ndjson': {
+                  schema: { type: 'string', description: 'One JobResult JSON object per line, every result' },
+                  examples: resultsExamples['application/x-ndjson'],
+                },
+                'text/csv': {
+                  schema: { type: 'string', description: 'Header `index,id,fraud_probability,decision`, then every result' },
+                  examples: resultsExamples['text/csv'],
+                },
+              },
+            },
+          },
+        },
       },
     },
     async (request, reply) =>
@@ -256,25 +283,11 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
           throw new NotReadyError(`Job ${job.jobId} is ${job.status}${why}; results exist once it has completed`);
         }
         const format = preferredResultFormat(request.headers.accept);
-        if (format !== 'application/json') {
-          // A stream is sent as it is, past the page schema's serializer.
-          const raw = reply as FastifyReply;
-          raw.type(format === 'text/csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson');
-          return raw.send(Readable.from(streamResults(store, job, format), { objectMode: false }));
-        }
-        const { offset, limit } = request.query;
-        const end = Math.min(job.total, offset + limit);
-        const results: JobResult[] = [];
-        for (let chunk = Math.floor(offset / job.chunkSize); chunk * job.chunkSize < end; chunk++) {
-          const bytes = await store.readResultChunk(job.jobId, chunk);
-          if (!bytes) throw new NotFoundError(`No job ${job.jobId}`);
-          const chunkResults = decodeResults(bytes);
-          const base = chunk * job.chunkSize;
-          for (let index = Math.max(offset, base); index < Math.min(end, base + chunkResults.length); index++) {
-            results.push(resultAt(chunkResults, index - base, index));
-          }
-        }
-        return { results, next_offset: end < job.total ? end : null };
+        // Text in the chosen format, sent as it is, past the page schema's serializer (the
+        // schema documents the JSON page; the row formatter writes exactly its fields).
+        const raw = (reply as FastifyReply).type(RESULT_CONTENT_TYPES[format]);
+        if (format !== 'application/json') return raw.send(resultsStream(store, job, format));
+        return raw.send(await resultsPage(store, job, request.query.offset, request.query.limit));
       }),
   );
 
@@ -282,9 +295,13 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
     '/jobs/:id',
     {
       schema: {
+        operationId: 'cancelJob',
+        tags: ['bulk'],
         summary: 'Cancel a queued or running job: chunks not yet scored are not scored',
+        description: 'A job that is already over is left as it is and returned.',
         params: JobIdParamsSchema,
-        response: { 202: JobStatusSchema, ...errors(401, 404, 503) },
+        response: { 202: JobStatusSchema, ...errorResponses('validation_error', 'unauthorized', 'not_found', 'unavailable') },
+        docs: { responses: { 202: { description: 'The job after the cancel', examples: jobCancelledExamples } } },
       },
     },
     async (request, reply) =>

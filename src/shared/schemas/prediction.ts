@@ -29,5 +29,11 @@ export const BatchResponseSchema = z
   .meta({ id: 'BatchResponse' });
 
 export const PredictQuerySchema = z.strictObject({
-  timeout_ms: z.coerce.number().int().min(1).max(30_000).optional(),
+  timeout_ms: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(30_000)
+    .optional()
+    .describe('How long to wait for a worker, in ms; PREDICT_TIMEOUT_MS when absent. Past it: 504 timeout'),
 });

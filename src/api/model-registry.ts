@@ -1,0 +1,317 @@
+// What the live workers hold of the model repository, as the api sees it: read from their
+// heartbeat snapshots every second and at once when a worker announces a change. It answers
+// which version a call goes to (resolve(): one rule for every route), the record schema of a
+// version, and what GET /models shows.
+import type { RedisClient } from '../shared/redis.ts';
+import { subscribeChannel } from '../shared/pubsub.ts';
+import { z } from 'zod';
+import type { LogSink } from '../shared/logger.ts';
+import type { RepositorySnapshot, VersionSnapshot } from '../shared/model-catalog.ts';
+import type { ModelSignature } from '../shared/model-signature.ts';
+import { recordSchemaFromSignature } from '../shared/model-signature.ts';
+import { DEFAULT_ALIAS, LATEST_ALIAS, type VersionSelector } from '../shared/model-selector.ts';
+import { FraudRecordSchema } from '../shared/schemas/record.ts';
+import { ModelNotFoundError, ModelUnavailableError } from '../shared/errors.ts';
+import { modelsChangedChannel } from '../shared/keys.ts';
+import { readLiveWorkers } from '../shared/worker-registry.ts';
+
+/** loaded: at least one live worker holds it; unavailable: on disk, held by no live worker. */
+export type VersionState = 'loaded' | 'loading' | 'failed' | 'unavailable';
+
+export interface VersionView {
+  version: number;
+  state: VersionState;
+  /** Why it failed on some worker (a loaded session may keep serving elsewhere). */
+  reason?: string;
+  display_version?: string;
+  signature?: ModelSignature;
+  record_fields?: string[];
+  decision?: { output: string; labels: string[] };
+  class_labels?: Record<string, string[]>;
+  ignored_outputs?: { name: string; reason: string }[];
+  /** Live workers that hold it loaded. */
+  workers: number;
+}
+
+export interface ModelView {
+  name: string;
+  versions: VersionView[];
+  aliases: Record<string, number>;
+  /** Where a call naming no version goes now; null when no version of it is servable. */
+  default_version: number | null;
+  problems: string[];
+}
+
+export type Resolved = { name: string; version: number; view: VersionView };
+
+interface ModelState extends ModelView {
+  byVersion: Map<number, VersionView>;
+  /** alias → versions some worker still serves it with (a moved alias whose new target loads). */
+  serving: Map<string, Set<number>>;
+}
+
+export const REGISTRY_REFRESH_MS = 1_000;
+
+const STATE_RANK: Record<VersionState, number> = { loaded: 3, loading: 2, failed: 1, unavailable: 0 };
+
+export type ModelRegistryOptions = {
+  redis: RedisClient;
+  /** The api's subscriber connection (shared with the reply channel: handlers filter by channel). */
+  subscriber?: RedisClient;
+  prefix: string;
+  logger: LogSink;
+  refreshMs?: number;
+  /** Called after each refresh with what is servable, e.g. to create producers ahead of the first call. */
+  onRefresh?: (registry: ModelRegistry) => void;
+};
+
+export class ModelRegistry {
+  readonly #options: ModelRegistryOptions;
+  #models = new Map<string, ModelState>();
+  #workers = 0;
+  /** Live workers that published a snapshot, at the last refresh. */
+  #snapshots = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => Promise<void>) | undefined;
+  #refreshing: Promise<void> | undefined;
+  #again = false;
+  readonly #schemas = new Map<string, { key: string; schema: z.ZodType<Record<string, unknown>> }>();
+
+  constructor(options: ModelRegistryOptions) {
+    this.#options = options;
+  }
+
+  async start(): Promise<void> {
+    const { subscriber } = this.#options;
+    if (subscriber) {
+      this.#unsubscribe = subscribeChannel(subscriber, modelsChangedChannel(this.#options.prefix), () => void this.refresh(), this.#options.logger);
+    }
+    this.#timer = setInterval(() => void this.refresh(), this.#options.refreshMs ?? REGISTRY_REFRESH_MS);
+    this.#timer.unref();
+    await this.refresh();
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    // Not awaited: while Redis is away an unsubscribe would wait for it, and the connection closes next anyway.
+    void this.#unsubscribe?.();
+  }
+
+  /** Re-reads the live workers' snapshots. A refresh asked for while one runs runs once more after it. */
+  refresh(): Promise<void> {
+    if (this.#refreshing) {
+      this.#again = true;
+      return this.#refreshing;
+    }
+    this.#refreshing = this.#read()
+      .catch((err: unknown) => this.#options.logger.debug({ err }, 'model registry refresh failed'))
+      .finally(() => {
+        this.#refreshing = undefined;
+        if (this.#again) {
+          this.#again = false;
+          void this.refresh();
+        }
+      });
+    return this.#refreshing;
+  }
+
+  /** Live workers at the last refresh. */
+  get workers(): number {
+    return this.#workers;
+  }
+
+  list(): ModelView[] {
+    return [...this.#models.values()].sort((a, b) => a.name.localeCompare(b.name)).map(view);
+  }
+
+  get(name: string): ModelView | undefined {
+    const m = this.#models.get(name);
+    return m && view(m);
+  }
+
+  /** Per model, the versions held by at least one live worker. */
+  held(): Record<string, number[]> {
+    const held: Record<string, number[]> = {};
+    for (const m of this.#models.values()) {
+      const versions = m.versions.filter((v) => v.state === 'loaded').map((v) => v.version);
+      if (versions.length > 0) held[m.name] = versions;
+    }
+    return held;
+  }
+
+  /**
+   * The version a call goes to. An explicit version must be known (else ModelNotFoundError) and held
+   * by a live worker (else ModelUnavailableError). No version: `selector.alias`, else `champion`
+   * when the model has one, else `latest` (the highest version held). An alias whose new target is
+   * still loading keeps its previous version while a worker still serves with it.
+   */
+  resolve(name: string, selector: VersionSelector = {}): Resolved {
+    const m = this.#models.get(name);
+    if (!m) {
+      // With no live worker there is no one to say what the repository holds: not found cannot be told from not held.
+      if (this.#snapshots === 0) throw new ModelUnavailableError(`No live worker holds a model (model ${name} asked for)`);
+      throw new ModelNotFoundError(`Model ${name} is not in the repository`);
+    }
+    const held = (version: number) => m.byVersion.get(version)?.state === 'loaded';
+    const ok = (version: number): Resolved => ({ name, version, view: m.byVersion.get(version)! });
+    if (selector.version !== undefined) {
+      const v = m.byVersion.get(selector.version);
+      if (!v) throw new ModelNotFoundError(`Model ${name} has no version ${selector.version}`);
+      if (v.state !== 'loaded') throw new ModelUnavailableError(`No live worker holds model ${name} version ${v.version} (${describe(v)})`);
+      return ok(v.version);
+    }
+    const alias = selector.alias ?? (m.aliases[DEFAULT_ALIAS] !== undefined ? DEFAULT_ALIAS : LATEST_ALIAS);
+    if (alias === LATEST_ALIAS) {
+      const versions = m.versions.filter((v) => v.state === 'loaded').map((v) => v.version);
+      if (versions.length > 0) return ok(Math.max(...versions));
+      if (m.versions.length === 0) throw new ModelNotFoundError(`Model ${name} has no versions`);
+      throw new ModelUnavailableError(`No live worker holds a version of model ${name} (${m.versions.map((v) => `${v.version}: ${describe(v)}`).join('; ')})`);
+    }
+    const target = m.aliases[alias];
+    if (target === undefined) throw new ModelNotFoundError(`Model ${name} has no alias ${alias}`);
+    if (held(target)) return ok(target);
+    const previous = [...(m.serving.get(alias) ?? [])].filter(held);
+    if (previous.length > 0) return ok(Math.max(...previous));
+    const v = m.byVersion.get(target);
+    if (!v) throw new ModelNotFoundError(`Alias ${alias} of model ${name} names version ${target}, which is not in the repository`);
+    throw new ModelUnavailableError(`Alias ${alias} of model ${name} names version ${target}, which no live worker holds (${describe(v)})`);
+  }
+
+  /**
+   * resolve(), and when it fails, once more after reading the workers' snapshots again: a worker
+   * that has just started (or a version that has just loaded) is servable at once, not a second later.
+   */
+  async resolveFresh(name: string, selector: VersionSelector = {}): Promise<Resolved> {
+    try {
+      return this.resolve(name, selector);
+    } catch (error) {
+      if (!(error instanceof ModelNotFoundError || error instanceof ModelUnavailableError)) throw error;
+      await this.refresh();
+      return this.resolve(name, selector);
+    }
+  }
+
+  /**
+   * The schema of one record of a resolved version: its manifest's record fields (fraud's schema
+   * for fraud's fields), else one field per graph input. Built once per signature.
+   */
+  recordSchema(resolved: Resolved): z.ZodType<Record<string, unknown>> {
+    const { view: v } = resolved;
+    const key = JSON.stringify([v.record_fields, v.signature?.inputs]);
+    const cacheKey = `${resolved.name}/${resolved.version}`;
+    const cached = this.#schemas.get(cacheKey);
+    if (cached?.key === key) return cached.schema;
+    const schema = buildRecordSchema(v);
+    this.#schemas.set(cacheKey, { key, schema });
+    return schema;
+  }
+
+  async #read(): Promise<void> {
+    const workers = await readLiveWorkers(this.#options.redis, this.#options.prefix);
+    const snapshots = workers.map((w) => w.snapshot).filter((s): s is RepositorySnapshot => s !== undefined);
+    this.#workers = workers.length;
+    this.#snapshots = snapshots.length;
+    const next = merge(snapshots);
+    // With no live worker to say what the repository holds, the models last seen stay known (503, not 404).
+    if (snapshots.length === 0) {
+      for (const [name, m] of this.#models) next.set(name, forgotten(m));
+    }
+    this.#models = next;
+    this.#options.onRefresh?.(this);
+  }
+}
+
+function describe(v: VersionView): string {
+  if (v.state === 'unavailable') return 'held by no live worker';
+  return v.reason ? `${v.state}: ${v.reason}` : v.state;
+}
+
+function view(m: ModelState): ModelView {
+  return { name: m.name, versions: m.versions, aliases: m.aliases, default_version: m.default_version, problems: m.problems };
+}
+
+/** A model no live worker reports: every version unavailable. */
+function forgotten(m: ModelState): ModelState {
+  const versions = m.versions.map((v): VersionView => ({ version: v.version, state: 'unavailable', workers: 0 }));
+  return { ...m, versions, byVersion: new Map(versions.map((v) => [v.version, v])), serving: new Map(), default_version: null };
+}
+
+function merge(snapshots: readonly RepositorySnapshot[]): Map<string, ModelState> {
+  const models = new Map<string, ModelState>();
+  const entry = (name: string): ModelState => {
+    let m = models.get(name);
+    if (!m) {
+      m = { name, versions: [], byVersion: new Map(), aliases: {}, serving: new Map(), default_version: null, problems: [] };
+      models.set(name, m);
+    }
+    return m;
+  };
+  const version = (m: ModelState, n: number): VersionView => {
+    let v = m.byVersion.get(n);
+    if (!v) {
+      v = { version: n, state: 'unavailable', workers: 0 };
+      m.byVersion.set(n, v);
+    }
+    return v;
+  };
+  // Newest scan last, so its aliases win.
+  const ordered = [...snapshots].sort((a, b) => (a.refreshed_at ?? '').localeCompare(b.refreshed_at ?? ''));
+  for (const snapshot of ordered) {
+    for (const [name, versions] of Object.entries(snapshot.other_models ?? {})) {
+      const m = entry(name);
+      for (const n of versions) version(m, n);
+    }
+    for (const model of snapshot.models) {
+      const m = entry(model.name);
+      m.aliases = { ...model.aliases };
+      for (const p of model.problems) if (!m.problems.includes(p)) m.problems.push(p);
+      for (const n of model.on_disk ?? []) version(m, n);
+      for (const [alias, n] of Object.entries(model.serving)) {
+        const set = m.serving.get(alias) ?? new Set<number>();
+        set.add(n);
+        m.serving.set(alias, set);
+      }
+      for (const v of model.versions) mergeVersion(version(m, v.version), v);
+    }
+  }
+  for (const m of models.values()) {
+    m.versions = [...m.byVersion.values()].sort((a, b) => a.version - b.version);
+    m.default_version = defaultVersion(m);
+  }
+  return models;
+}
+
+function mergeVersion(into: VersionView, v: VersionSnapshot): void {
+  if (v.reason) into.reason = v.reason;
+  if (v.state === 'loaded') {
+    into.workers++;
+    into.display_version = v.display_version;
+    into.signature = v.signature;
+    if (v.record_fields) into.record_fields = v.record_fields;
+    if (v.decision) into.decision = v.decision;
+    if (v.class_labels) into.class_labels = v.class_labels;
+    if (v.ignored_outputs) into.ignored_outputs = v.ignored_outputs;
+  }
+  if (STATE_RANK[v.state] > STATE_RANK[into.state]) into.state = v.state;
+}
+
+function defaultVersion(m: ModelState): number | null {
+  const held = m.versions.filter((v) => v.state === 'loaded').map((v) => v.version);
+  const champion = m.aliases[DEFAULT_ALIAS];
+  if (champion === undefined) return held.length > 0 ? Math.max(...held) : null;
+  if (held.includes(champion)) return champion;
+  const previous = [...(m.serving.get(DEFAULT_ALIAS) ?? [])].filter((n) => held.includes(n));
+  return previous.length > 0 ? Math.max(...previous) : null;
+}
+
+const FRAUD_FIELDS = Object.keys(FraudRecordSchema.shape).sort().join(',');
+
+function buildRecordSchema(v: VersionView): z.ZodType<Record<string, unknown>> {
+  if (v.record_fields) {
+    // The service's one record encoding is fraud's; a manifest naming other fields gets them checked by name.
+    if ([...v.record_fields].sort().join(',') === FRAUD_FIELDS) return FraudRecordSchema;
+    return z.strictObject(Object.fromEntries(v.record_fields.map((f) => [f, z.union([z.number(), z.string(), z.boolean()])])));
+  }
+  if (!v.signature) throw new ModelUnavailableError(`Version ${v.version} has no signature yet`);
+  return recordSchemaFromSignature(v.signature) as z.ZodType<Record<string, unknown>>;
+}

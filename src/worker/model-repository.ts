@@ -1,0 +1,381 @@
+// The models a worker holds: every version of every model of MODEL_REPOSITORY (or those MODELS
+// names), one onnxruntime session each. refresh() re-reads the directory: a new version or a moved
+// alias is loaded beside the old one and calls switch only once it is ready; a version that fails
+// leaves the previous one serving; a removed or replaced session is closed after the work that
+// holds it (its leases) is done.
+import type { LogSink } from '../shared/logger.ts';
+import type { ModelSnapshot, RepositorySnapshot, VersionSnapshot, VersionState } from '../shared/model-catalog.ts';
+import { DEFAULT_ALIAS, LATEST_ALIAS, type ModelSelector, type VersionSelector } from '../shared/model-selector.ts';
+import type { LoadModelOptions } from './model.ts';
+import { loadModelVersion, type ModelVersion } from './model-version.ts';
+import { scanRepository, type ScannedModel } from './repository-scan.ts';
+
+export interface ModelRepositoryOptions {
+  root: string;
+  /** MODELS: the models and versions to hold; empty holds every one. */
+  models?: readonly ModelSelector[];
+  /** MODEL_POLL_SECONDS for startPolling(); 0 polls only on SIGHUP. Default 10. */
+  pollSeconds?: number;
+  session?: LoadModelOptions;
+  logger?: LogSink;
+  /** Called after every change of what is held (a load, a failure, a removal, a moved alias). */
+  onChange?: (snapshot: RepositorySnapshot) => void;
+}
+
+export type ResolveError = 'model_not_found' | 'model_unavailable';
+export type ResolveFailure = { ok: false; error: ResolveError; message: string };
+export type ResolveResult = { ok: true; model: ModelVersion } | ResolveFailure;
+
+/** A version held for one piece of work; release() (idempotent) lets a retired session close. */
+export interface ModelLease {
+  readonly model: ModelVersion;
+  release(): void;
+}
+
+interface VersionEntry {
+  version: number;
+  dir: string;
+  fingerprint: string;
+  state: VersionState;
+  reason?: string;
+  model?: ModelVersion;
+  /**
+   * No longer selected (MODELS follows an alias that moved away) but still on disk: held only
+   * while an alias still serves it, i.e. until the alias's new target has loaded.
+   */
+  unselected?: boolean;
+}
+
+interface ModelEntry {
+  name: string;
+  versions: Map<number, VersionEntry>;
+  /** aliases.json as last read successfully. */
+  aliases: Record<string, number>;
+  /** alias → version calls go to now; `latest` included. */
+  serving: Map<string, number>;
+  /** Every version directory of the last complete scan, selected or not. */
+  onDisk: number[];
+  problems: string[];
+}
+
+const notFound = (message: string): ResolveFailure => ({ ok: false, error: 'model_not_found', message });
+const unavailable = (message: string): ResolveFailure => ({ ok: false, error: 'model_unavailable', message });
+
+export class ModelRepository {
+  readonly root: string;
+  readonly #options: ModelRepositoryOptions;
+  readonly #models = new Map<string, ModelEntry>();
+  #problems: string[] = [];
+  #others: Record<string, number[]> = {};
+  #refreshedAt: Date | undefined;
+  #running: Promise<RepositorySnapshot> | undefined;
+  #queued: Promise<RepositorySnapshot> | undefined;
+  #stopPolling: (() => void) | undefined;
+  #closed = false;
+
+  constructor(options: ModelRepositoryOptions) {
+    this.root = options.root;
+    this.#options = options;
+  }
+
+  /**
+   * The version a call goes to: `selector.version` when given, else `selector.alias`, else the
+   * alias `champion` when the model has one, else `latest` (the highest loaded version). An alias
+   * that moved keeps answering with its previous version until the new one has loaded.
+   * model_not_found: no such model, version or alias; model_unavailable: it exists but is loading
+   * or failed to load.
+   */
+  resolve(name: string, selector: VersionSelector = {}): ResolveResult {
+    const entry = this.#models.get(name);
+    if (!entry) return notFound(`model ${name} is not in the repository`);
+    if (selector.version !== undefined) {
+      const v = entry.versions.get(selector.version);
+      if (!v) return notFound(`model ${name} has no version ${selector.version}`);
+      if (v.model) return { ok: true, model: v.model };
+      return unavailable(`model ${name} version ${selector.version} is ${v.state}${v.reason ? `: ${v.reason}` : ''}`);
+    }
+    const alias = selector.alias ?? (entry.aliases[DEFAULT_ALIAS] !== undefined ? DEFAULT_ALIAS : LATEST_ALIAS);
+    const serving = entry.serving.get(alias);
+    if (serving !== undefined) return { ok: true, model: entry.versions.get(serving)!.model! };
+    if (alias === LATEST_ALIAS) {
+      return entry.versions.size === 0
+        ? notFound(`model ${name} has no versions`)
+        : unavailable(`no version of model ${name} is loaded (${describeVersions(entry)})`);
+    }
+    const target = entry.aliases[alias];
+    if (target === undefined) return notFound(`model ${name} has no alias ${alias}`);
+    const v = entry.versions.get(target);
+    if (!v) return notFound(`alias ${alias} of model ${name} names version ${target}, which is not in the repository`);
+    return unavailable(`alias ${alias} of model ${name} names version ${target}, which is ${v.state}${v.reason ? `: ${v.reason}` : ''}`);
+  }
+
+  /** resolve() and a lease on the version, in one step (nothing can retire it in between). */
+  acquire(name: string, selector: VersionSelector = {}): ModelLease | ResolveFailure {
+    const resolved = this.resolve(name, selector);
+    if (!resolved.ok) return resolved;
+    const model = resolved.model.acquire();
+    let released = false;
+    return {
+      model,
+      release: () => {
+        if (released) return;
+        released = true;
+        model.release();
+      },
+    };
+  }
+
+  /**
+   * Re-reads the repository and loads, reloads or retires what changed. Calls made while one runs
+   * share the next run. Resolves with the snapshot once every load it started has settled.
+   */
+  refresh(): Promise<RepositorySnapshot> {
+    if (this.#closed) return Promise.resolve(this.snapshot());
+    if (this.#running) {
+      this.#queued ??= this.#running.then(() => {
+        this.#queued = undefined;
+        return this.refresh();
+      });
+      return this.#queued;
+    }
+    this.#running = this.#refreshOnce().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  /**
+   * Refreshes every `pollSeconds` (when above 0) and on SIGHUP. Returns (and close() calls) the stop.
+   * Failures are logged, never thrown: a poll that cannot read the directory tries again next time.
+   */
+  startPolling(): () => void {
+    this.#stopPolling?.();
+    const poll = () => {
+      this.refresh().catch((err: unknown) => this.#options.logger?.error({ err }, 'model repository refresh failed'));
+    };
+    const seconds = this.#options.pollSeconds ?? 10;
+    const timer = seconds > 0 ? setInterval(poll, seconds * 1000).unref() : undefined;
+    process.on('SIGHUP', poll);
+    this.#stopPolling = () => {
+      clearInterval(timer);
+      process.off('SIGHUP', poll);
+      this.#stopPolling = undefined;
+    };
+    return this.#stopPolling;
+  }
+
+  /** Every model, version, alias and state, JSON-serializable. */
+  snapshot(): RepositorySnapshot {
+    return {
+      root: this.root,
+      refreshed_at: this.#refreshedAt?.toISOString() ?? null,
+      problems: [...this.#problems],
+      models: [...this.#models.values()].map((entry) => this.#modelSnapshot(entry)),
+      other_models: structuredClone(this.#others),
+    };
+  }
+
+  /** Every version loaded now (a reloaded version once: its newest session), for the consumers to follow. */
+  held(): ModelVersion[] {
+    const held: ModelVersion[] = [];
+    for (const entry of this.#models.values()) {
+      for (const v of entry.versions.values()) if (v.model && !v.model.retired) held.push(v.model);
+    }
+    return held;
+  }
+
+  /** Stops polling and retires every version; resolves when their sessions are closed (leases released). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#stopPolling?.();
+    await this.#running?.catch(() => undefined);
+    const retiring: Promise<void>[] = [];
+    for (const entry of this.#models.values()) {
+      for (const v of entry.versions.values()) if (v.model) retiring.push(v.model.retire());
+    }
+    this.#models.clear();
+    await Promise.all(retiring);
+  }
+
+  async #refreshOnce(): Promise<RepositorySnapshot> {
+    const scan = await scanRepository(this.root, this.#options.models ?? []);
+    for (const problem of scan.problems) {
+      if (!this.#problems.includes(problem)) this.#options.logger?.warn({ problem }, 'model repository problem');
+    }
+    this.#problems = scan.problems;
+    if (scan.complete) this.#others = scan.others ?? {};
+    // An unreadable root (a volume being remounted, a symlink being swapped) is not an empty
+    // repository: what is held keeps serving until a scan can see again.
+    if (!scan.complete) {
+      this.#changed();
+      return this.snapshot();
+    }
+
+    const seen = new Set(scan.models.map((m) => m.name));
+    for (const [name, entry] of this.#models) {
+      if (seen.has(name)) continue;
+      this.#models.delete(name);
+      for (const v of entry.versions.values()) this.#retire(entry, v, 'its model directory is gone');
+    }
+    const loads = scan.models.flatMap((scanned) => this.#apply(scanned));
+    this.#recomputeServing();
+    this.#changed();
+    // One version at a time: loading is CPU-heavy and the worker serves meanwhile.
+    for (const load of loads) await load();
+    this.#refreshedAt = new Date();
+    return this.snapshot();
+  }
+
+  /** Applies one model's scan at once (aliases, removals, `loading` states); returns the loads to run. */
+  #apply(scanned: ScannedModel): (() => Promise<void>)[] {
+    let entry = this.#models.get(scanned.name);
+    if (!entry) {
+      entry = { name: scanned.name, versions: new Map(), aliases: {}, serving: new Map(), onDisk: [], problems: [] };
+      this.#models.set(scanned.name, entry);
+    }
+    for (const problem of scanned.problems) {
+      if (!entry.problems.includes(problem)) this.#options.logger?.warn({ model_name: scanned.name, problem }, 'model problem');
+    }
+    entry.problems = scanned.problems;
+    entry.onDisk = [...scanned.present].sort((a, b) => a - b);
+    // An unreadable aliases.json keeps the aliases last read, so a half-written file moves nothing.
+    if (scanned.aliases) entry.aliases = scanned.aliases;
+
+    const selected = new Set(scanned.versions.map((v) => v.version));
+    const servingNow = new Set(entry.serving.values());
+    for (const v of entry.versions.values()) {
+      if (selected.has(v.version)) {
+        delete v.unselected;
+      } else if (scanned.present.includes(v.version) && v.model && servingNow.has(v.version)) {
+        v.unselected = true;
+      } else {
+        entry.versions.delete(v.version);
+        this.#retire(entry, v, scanned.present.includes(v.version) ? 'MODELS no longer selects it' : 'its directory is gone');
+      }
+    }
+    const loads: (() => Promise<void>)[] = [];
+    for (const found of scanned.versions) {
+      const known = entry.versions.get(found.version);
+      // A failed version is tried again only when its files change, not on every poll.
+      if (known && known.fingerprint === found.fingerprint) continue;
+      const target: VersionEntry = known ?? { version: found.version, dir: found.dir, fingerprint: found.fingerprint, state: 'loading' };
+      target.fingerprint = found.fingerprint;
+      if (!known) entry.versions.set(found.version, target);
+      else if (!known.model) {
+        known.state = 'loading';
+        delete known.reason;
+      }
+      loads.push(() => this.#load(entry, target));
+    }
+    return loads;
+  }
+
+  async #load(entry: ModelEntry, target: VersionEntry): Promise<void> {
+    const log = { model_name: entry.name, model_version: target.version };
+    // Gone (or the repository closed) before its turn came.
+    if (this.#closed || entry.versions.get(target.version) !== target) return;
+    let model: ModelVersion;
+    try {
+      model = await loadModelVersion(target.dir, entry.name, target.version, this.#options.session);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      // Replaced files that fail keep the loaded session serving, with the reason shown.
+      if (!target.model) target.state = 'failed';
+      target.reason = reason;
+      this.#options.logger?.error({ ...log, reason }, 'model version failed to load');
+      this.#recomputeServing();
+      this.#changed();
+      return;
+    }
+    if (this.#closed || entry.versions.get(target.version) !== target || this.#models.get(entry.name) !== entry) {
+      void model.retire(); // removed while it loaded
+      return;
+    }
+    const previous = target.model;
+    target.model = model;
+    target.state = 'loaded';
+    delete target.reason;
+    this.#recomputeServing();
+    if (previous) void previous.retire();
+    this.#options.logger?.info(
+      { ...log, display_version: model.displayVersion, reloaded: Boolean(previous) },
+      'model version loaded',
+    );
+    this.#changed();
+  }
+
+  #retire(entry: ModelEntry, v: VersionEntry, why: string): void {
+    if (v.model) {
+      this.#options.logger?.info({ model_name: entry.name, model_version: v.version, why }, 'model version retired');
+      void v.model.retire();
+    }
+  }
+
+  /** Points each alias at its target when loaded, else keeps its previous version while that is still held. */
+  #recomputeServing(): void {
+    for (const entry of this.#models.values()) {
+      const loaded = [...entry.versions.values()].filter((v) => v.model && !v.unselected).map((v) => v.version);
+      const serving = new Map<string, number>();
+      const previousLatest = entry.serving.get(LATEST_ALIAS);
+      if (loaded.length > 0) serving.set(LATEST_ALIAS, Math.max(...loaded));
+      else if (previousLatest !== undefined && entry.versions.get(previousLatest)?.model) serving.set(LATEST_ALIAS, previousLatest);
+      for (const [alias, target] of Object.entries(entry.aliases)) {
+        if (entry.versions.get(target)?.model) serving.set(alias, target);
+        else if (entry.versions.has(target)) {
+          // The target is loading or failed: the version the alias named before keeps serving.
+          // A target whose directory is gone ends the alias instead (404 until it is moved).
+          const previous = entry.serving.get(alias);
+          if (previous !== undefined && entry.versions.get(previous)?.model) serving.set(alias, previous);
+        }
+      }
+      entry.serving = serving;
+      const served = new Set(serving.values());
+      for (const v of [...entry.versions.values()]) {
+        if (v.unselected && !served.has(v.version)) {
+          entry.versions.delete(v.version);
+          this.#retire(entry, v, 'MODELS no longer selects it');
+        }
+      }
+    }
+  }
+
+  #changed(): void {
+    this.#options.onChange?.(this.snapshot());
+  }
+
+  #modelSnapshot(entry: ModelEntry): ModelSnapshot {
+    const defaultAlias = entry.aliases[DEFAULT_ALIAS] !== undefined ? DEFAULT_ALIAS : LATEST_ALIAS;
+    return {
+      name: entry.name,
+      versions: [...entry.versions.values()].sort((a, b) => a.version - b.version).map(versionSnapshot),
+      aliases: { ...entry.aliases },
+      serving: Object.fromEntries(entry.serving),
+      default_version: entry.serving.get(defaultAlias) ?? null,
+      on_disk: [...entry.onDisk],
+      problems: [...entry.problems],
+    };
+  }
+}
+
+function describeVersions(entry: ModelEntry): string {
+  return [...entry.versions.values()].map((v) => `version ${v.version} ${v.state}${v.reason ? `: ${v.reason}` : ''}`).join('; ');
+}
+
+function versionSnapshot(v: VersionEntry): VersionSnapshot {
+  const snapshot: VersionSnapshot = { version: v.version, state: v.state };
+  if (v.reason) snapshot.reason = v.reason;
+  const model = v.model;
+  if (!model) return snapshot;
+  snapshot.display_version = model.displayVersion;
+  snapshot.signature = model.signature;
+  if (model.ignoredOutputs.length > 0) snapshot.ignored_outputs = [...model.ignoredOutputs];
+  if (model.manifest?.input) snapshot.record_fields = model.manifest.input.features.map((f) => f.name);
+  if (model.decision) {
+    snapshot.decision = { output: model.decision.output, labels: [...model.decision.thresholds.map((t) => t.label), model.decision.otherwise] };
+  }
+  if (Object.keys(model.classLabels).length > 0) {
+    snapshot.class_labels = Object.fromEntries(Object.entries(model.classLabels).map(([k, v]) => [k, [...v]]));
+  }
+  snapshot.leases = model.leases;
+  return snapshot;
+}

@@ -1,0 +1,121 @@
+// A bulk job becomes visible only together with its queued work. An api SIGKILLed between the job
+// record and its enqueue (held there by TEST_PAUSE_BEFORE_ENQUEUE_MS) leaves an invisible staging
+// job whose keys expire within STAGING_TTL_SECONDS; a retry under the same Idempotency-Key resumes
+// it (every record scored, exactly once) or, once it has expired, replaces it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { startApi, startWorker, type ServiceProcess } from '../helpers/processes.ts';
+import { request } from '../helpers/http.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
+
+const PREFIX = 'atomic';
+const RECORDS = 2000;
+const STAGING_TTL_SECONDS = 3;
+
+let redis: TestRedis;
+let worker: ServiceProcess;
+let env: Record<string, string>;
+const body = generateFraudRecords(9, RECORDS)
+  .map((r, i) => JSON.stringify({ ...r, id: `a-${i}` }))
+  .join('\n');
+
+before(async () => {
+  redis = await startTestRedis();
+  env = {
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: PREFIX,
+    BULK_CHUNK_SIZE: '500',
+    STAGING_TTL_SECONDS: String(STAGING_TTL_SECONDS),
+    OTEL_SDK_DISABLED: 'true',
+  };
+  worker = await startWorker(env);
+});
+
+after(async () => {
+  await worker?.stop();
+  await redis?.close();
+});
+
+function submit(api: ServiceProcess, key: string) {
+  return request(`${api.url}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-ndjson', 'idempotency-key': key },
+    body,
+  });
+}
+
+/** Starts an api that stops between recording a job and queuing it, submits, and SIGKILLs it there. */
+async function killBetweenRecordAndEnqueue(key: string): Promise<string> {
+  const api = await startApi({ ...env, TEST_PAUSE_BEFORE_ENQUEUE_MS: '60000' });
+  const pending = submit(api, key).catch(() => undefined);
+  const jobKey = await waitFor(
+    async () => {
+      for (const k of await redis.client.keys(`${PREFIX}:bulk:{*}`)) {
+        if ((await redis.client.hget(k, 'staging')) === '1') return k;
+      }
+      return undefined;
+    },
+    { timeoutMs: 20_000, what: 'a staging job' },
+  );
+  // Everything it staged expires within the staging TTL unless the job is promoted.
+  for (const k of await redis.client.keys(`${jobKey}*`)) {
+    const ttl = await redis.client.pttl(k);
+    assert.ok(ttl > 0 && ttl <= STAGING_TTL_SECONDS * 1000, `${k} expires in ${ttl} ms`);
+  }
+  await api.stop('SIGKILL');
+  await pending;
+  return /\{(.+)\}/.exec(jobKey)![1]!;
+}
+
+async function assertCompletedWithEveryRecord(api: ServiceProcess, jobId: string) {
+  await waitFor(async () => (await request(`${api.url}/jobs/${jobId}`)).body.status === 'completed', {
+    timeoutMs: 60_000,
+    what: `job ${jobId} completed`,
+  });
+  const res = await fetch(`${api.url}/jobs/${jobId}/results`, { headers: { accept: 'application/x-ndjson' } });
+  const lines = (await res.text()).trim().split('\n');
+  assert.equal(lines.length, RECORDS);
+  lines.forEach((line, i) => {
+    const result = JSON.parse(line) as { index: number; id: string };
+    assert.equal(result.index, i);
+    assert.equal(result.id, `a-${i}`);
+  });
+}
+
+test('an api killed between job record and enqueue: the job stays invisible, and a retry with the same key completes it', async () => {
+  const jobId = await killBetweenRecordAndEnqueue('resume-me');
+  const api = await startApi(env);
+  try {
+    assert.equal((await request(`${api.url}/jobs/${jobId}`)).status, 404, 'a staging job is not visible');
+    const retry = await submit(api, 'resume-me');
+    assert.equal(retry.status, 202, JSON.stringify(retry.body));
+    assert.equal(retry.body.job_id, jobId, 'the staged job is resumed, not made again');
+    assert.equal(retry.headers.get('idempotent-replayed'), 'true');
+    await assertCompletedWithEveryRecord(api, jobId);
+    // Promoted: the job now lives for RESULT_TTL_SECONDS, not the staging TTL.
+    assert.ok((await redis.client.pttl(`${PREFIX}:bulk:{${jobId}}`)) > STAGING_TTL_SECONDS * 1000);
+  } finally {
+    await api.stop();
+  }
+});
+
+test('a staging job left to expire is gone with its chunks, and a retry with the same key makes a new job', async () => {
+  const staleId = await killBetweenRecordAndEnqueue('replace-me');
+  await waitFor(async () => (await redis.client.keys(`${PREFIX}:bulk:{${staleId}}*`)).length === 0, {
+    timeoutMs: (STAGING_TTL_SECONDS + 10) * 1000,
+    what: 'the staging job and its chunks to expire',
+  });
+  const api = await startApi(env);
+  try {
+    const retry = await submit(api, 'replace-me');
+    assert.equal(retry.status, 202, JSON.stringify(retry.body));
+    assert.notEqual(retry.body.job_id, staleId);
+    await assertCompletedWithEveryRecord(api, retry.body.job_id);
+    const again = await submit(api, 'replace-me');
+    assert.equal(again.body.job_id, retry.body.job_id, 'the key now names the new job');
+  } finally {
+    await api.stop();
+  }
+});

@@ -1,0 +1,74 @@
+// Redis at maxmemory under noeviction (the policy BullMQ requires) refuses writes with OOM. A bulk
+// submission it refuses is 507 insufficient_storage in the contract's shape and leaves nothing
+// behind; /ready and a metric say Redis is full.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { startApi, type ServiceProcess } from '../helpers/processes.ts';
+import { readMetric, request } from '../helpers/http.ts';
+import { isContractError } from '../helpers/raw-http.ts';
+import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
+
+const PREFIX = 'full';
+
+let redis: TestRedis;
+let api: ServiceProcess;
+const ndjson = (count: number, seed: number) =>
+  generateFraudRecords(seed, count)
+    .map((r) => JSON.stringify(r))
+    .join('\n');
+
+before(async () => {
+  redis = await startTestRedis();
+  await redis.client.config('SET', 'maxmemory-policy', 'noeviction');
+  // Telemetry on: the refusals metric is read.
+  api = await startApi({ REDIS_URL: redis.url, QUEUE_PREFIX: PREFIX, BULK_CHUNK_SIZE: '2000' });
+});
+
+after(async () => {
+  await api?.stop();
+  await redis?.close();
+});
+
+async function usedMemory(): Promise<number> {
+  return Number(/used_memory:(\d+)/.exec(await redis.client.info('memory'))![1]);
+}
+
+function submit(body: string, key: string) {
+  return request(`${api.url}/jobs`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', 'idempotency-key': key }, body });
+}
+
+test('a job Redis runs out of memory for midway is 507 and leaves no key behind', async () => {
+  const keysBefore = (await redis.client.keys('*')).sort();
+  // Room for a chunk or two of the 40,000-record body, not for all twenty.
+  await redis.client.config('SET', 'maxmemory', String((await usedMemory()) + 256 * 1024));
+  try {
+    const res = await submit(ndjson(40_000, 3), 'midway');
+    assert.equal(res.status, 507, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, 'insufficient_storage');
+    assert.ok(isContractError(res.body));
+    assert.ok(Number(res.headers.get('retry-after')) > 0);
+    assert.deepEqual((await redis.client.keys('*')).sort(), keysBefore, 'nothing of the refused job is left');
+    assert.ok((await readMetric(api.url, 'scoring_redis_oom_refusals_total')) >= 1);
+  } finally {
+    await redis.client.config('SET', 'maxmemory', '0');
+  }
+});
+
+test('/ready says when Redis is full, and a job then is refused at once', async () => {
+  await redis.client.config('SET', 'maxmemory', String((await usedMemory()) - 1024));
+  try {
+    const ready = await request(`${api.url}/ready`);
+    assert.equal(ready.status, 200);
+    assert.equal(ready.body.redis_memory.full, true);
+    const res = await submit(ndjson(10, 4), 'full-now');
+    assert.equal(res.status, 507, JSON.stringify(res.body));
+    assert.ok(isContractError(res.body));
+  } finally {
+    await redis.client.config('SET', 'maxmemory', '0');
+  }
+  const ready = await request(`${api.url}/ready`);
+  assert.equal(ready.body.redis_memory.full, false);
+  const res = await submit(ndjson(10, 4), 'full-now');
+  assert.equal(res.status, 202, 'with room again, the same key makes the job');
+});
