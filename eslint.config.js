@@ -96,4 +96,14 @@ export default defineConfig(
       ],
     },
   },
+  {
+    // Tests and the bench read whatever JSON comes back and call gRPC clients that proto-loader
+    // builds at run time (no static types exist for them): `any` and `Function` are the honest
+    // types there. src/ keeps both rules.
+    files: ['test/**/*.ts', 'bench/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-explicit-any': 'off',
+      '@typescript-eslint/no-unsafe-function-type': 'off',
+    },
+  },
 );

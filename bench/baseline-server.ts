@@ -44,16 +44,12 @@ await app.register(errorsPlugin);
 /** session.run calls and records scored, for the bench's avg_batch column. */
 const stats = { runs: 0, records: 0 };
 
-app.post(
-  '/predict',
-  { schema: { body: FraudRecordSchema, response: { 200: PredictionSchema } } },
-  async (request) => {
-    const [p] = await model.score([request.body]);
-    stats.runs++;
-    stats.records++;
-    return { fraud_probability: p!, decision: decide(p!, thresholds), model_version: model.version };
-  },
-);
+app.post('/predict', { schema: { body: FraudRecordSchema, response: { 200: PredictionSchema } } }, async (request) => {
+  const [p] = await model.score([request.body]);
+  stats.runs++;
+  stats.records++;
+  return { fraud_probability: p!, decision: decide(p!, thresholds), model_version: model.version };
+});
 
 app.post(
   '/predict/batch',

@@ -171,11 +171,11 @@ async function measureStep(subject: Subject, concurrency: number, bodies: string
   const { stack, baseline } = subject;
   const processes = stack ? [stack.api, ...stack.workers] : [baseline!];
   assertAlive(processes);
-  const drive = (durationS: number) => (subject.run ? subject.run(concurrency, durationS) : runLoad({ url: subject.url, concurrency, durationS, bodies }));
+  const drive = (durationS: number) =>
+    subject.run ? subject.run(concurrency, durationS) : runLoad({ url: subject.url, concurrency, durationS, bodies });
   await drive(PLAN.warmupS);
 
-  const readBatches = (): Promise<BatchCounters> =>
-    stack ? readWorkerBatches(stack.workers.map((w) => w.url)) : readBaselineBatches(baseline!.url);
+  const readBatches = (): Promise<BatchCounters> => (stack ? readWorkerBatches(stack.workers.map((w) => w.url)) : readBaselineBatches(baseline!.url));
   const batchesBefore = await readBatches();
   const readCommands = subject.redis?.commandStats ?? (() => readCommandStats(redis!.client));
   const commandsBefore = await readCommands();
@@ -399,7 +399,14 @@ async function main(): Promise<void> {
   for (const n of PLAN.scaling) {
     await scaleWorkers(main, n);
     const { row } = await measureStep(queue, REFERENCE_CONCURRENCY, singleBodies);
-    scaling.push({ workers: n, rps: row.rps, p99_ms: row.p99_ms, avg_batch: row.avg_batch, cpu_cores: row.cpu_cores, cpu_ms_per_request: row.cpu_ms_per_request });
+    scaling.push({
+      workers: n,
+      rps: row.rps,
+      p99_ms: row.p99_ms,
+      avg_batch: row.avg_batch,
+      cpu_cores: row.cpu_cores,
+      cpu_ms_per_request: row.cpu_ms_per_request,
+    });
   }
   await stopStack(main);
   await baseline.stop();
@@ -585,7 +592,9 @@ type ClusterSide = {
  * not the gain of more shards, which needs more cores than this machine has.
  */
 async function measureCluster(bodies: string[]) {
-  log(`cluster: a local Redis Cluster (${CLUSTER_SHARDS} masters, ${CLUSTER_SHARDS} replicas) beside the single Redis, one api and one worker on each`);
+  log(
+    `cluster: a local Redis Cluster (${CLUSTER_SHARDS} masters, ${CLUSTER_SHARDS} replicas) beside the single Redis, one api and one worker on each`,
+  );
   benchCluster = await startBenchCluster();
   const shards = { ONLINE_QUEUE_SHARDS: String(CLUSTER_SHARDS), BULK_QUEUE_SHARDS: String(CLUSTER_SHARDS) };
   const [single, onCluster] = await Promise.all([
@@ -594,7 +603,12 @@ async function measureCluster(bodies: string[]) {
   ]);
   // The bench starts the api on /health; in cluster mode it may still be discovering the slots.
   const readyBy = Date.now() + 30_000;
-  while ((await fetch(`${onCluster.api.url}/ready`).then((r) => r.status, () => 0)) !== 200) {
+  while (
+    (await fetch(`${onCluster.api.url}/ready`).then(
+      (r) => r.status,
+      () => 0,
+    )) !== 200
+  ) {
     if (Date.now() > readyBy) throw new StartError(`the api on the cluster was not ready within 30 s:\n${onCluster.api.output()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -617,9 +631,13 @@ async function measureCluster(bodies: string[]) {
   }
   await Promise.all([stopStack(single), stopStack(onCluster)]);
   const summarize = (list: Step[]): ClusterSide => {
-    const ok = Math.max(1, list.reduce((n, s) => n + s.row.requests, 0));
+    const ok = Math.max(
+      1,
+      list.reduce((n, s) => n + s.row.requests, 0),
+    );
     const durationS = PLAN.stepS * list.length;
-    const coresOf = (prefix: string) => mean(list.map((s) => Object.entries(s.row.cpu_cores).reduce((n, [k, v]) => (k.startsWith(prefix) ? n + v : n), 0)));
+    const coresOf = (prefix: string) =>
+      mean(list.map((s) => Object.entries(s.row.cpu_cores).reduce((n, [k, v]) => (k.startsWith(prefix) ? n + v : n), 0)));
     const perPrediction = (cores: number) => round((cores * durationS * 1e6) / ok, 2);
     return {
       rps: round(mean(list.map((s) => s.row.rps)), 1),
@@ -643,7 +661,13 @@ async function measureCluster(bodies: string[]) {
     cluster: summarize(steps.cluster),
     cluster_commands_by_command: steps.cluster.at(-1)?.commands.byCommand ?? {},
     steps: (['single', 'cluster'] as const).flatMap((side) =>
-      steps[side].map(({ row }) => ({ redis: side, rps: row.rps, p99_ms: row.p99_ms, redis_commands_per_request: row.redis_commands_per_request, cpu_cores: row.cpu_cores })),
+      steps[side].map(({ row }) => ({
+        redis: side,
+        rps: row.rps,
+        p99_ms: row.p99_ms,
+        redis_commands_per_request: row.redis_commands_per_request,
+        cpu_cores: row.cpu_cores,
+      })),
     ),
   };
 }

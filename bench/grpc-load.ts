@@ -52,7 +52,9 @@ export async function runGrpcLoad(options: GrpcLoadOptions): Promise<LoadResult 
     { length: channels },
     () => new RawClient(options.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.enable_channelz': 0 }),
   );
-  await Promise.all(clients.map((c) => new Promise<void>((resolve, reject) => c.waitForReady(Date.now() + 5000, (e) => (e ? reject(e) : resolve())))));
+  await Promise.all(
+    clients.map((c) => new Promise<void>((resolve, reject) => c.waitForReady(Date.now() + 5000, (e) => (e ? reject(e) : resolve())))),
+  );
 
   const latencies: number[] = [];
   const statusCodes: Record<string, number> = {};
@@ -64,14 +66,18 @@ export async function runGrpcLoad(options: GrpcLoadOptions): Promise<LoadResult 
   const call = (client: grpc.Client, request: Buffer) =>
     new Promise<void>((resolve) => {
       const t0 = performance.now();
-      (client as unknown as { ModelInfer: Function }).ModelInfer(request, { deadline: Date.now() + CALL_TIMEOUT_MS }, (error: grpc.ServiceError | null, response?: Buffer) => {
-        last = response ?? last;
-        const code = error ? grpc.status[error.code] : 'OK';
-        statusCodes[code!] = (statusCodes[code!] ?? 0) + 1;
-        if (error) errors++;
-        else latencies.push(performance.now() - t0);
-        resolve();
-      });
+      (client as unknown as { ModelInfer: Function }).ModelInfer(
+        request,
+        { deadline: Date.now() + CALL_TIMEOUT_MS },
+        (error: grpc.ServiceError | null, response?: Buffer) => {
+          last = response ?? last;
+          const code = error ? grpc.status[error.code] : 'OK';
+          statusCodes[code!] = (statusCodes[code!] ?? 0) + 1;
+          if (error) errors++;
+          else latencies.push(performance.now() - t0);
+          resolve();
+        },
+      );
     });
   await Promise.all(
     Array.from({ length: options.concurrency }, async (_, i) => {

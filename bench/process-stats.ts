@@ -63,7 +63,7 @@ export type CpuMeter = {
 
 /** Measures the share of a core each named process (pid 0: this process) used over a phase. */
 export function meterCpu(processes: Record<string, number>): CpuMeter {
-  const read = (pid: number) => (pid === 0 ? ownCpuSeconds() : cpuSeconds(pid) ?? 0);
+  const read = (pid: number) => (pid === 0 ? ownCpuSeconds() : (cpuSeconds(pid) ?? 0));
   const started = performance.now();
   const before = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, read(pid)]));
   return {

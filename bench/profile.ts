@@ -145,6 +145,8 @@ export function summarizeProfile(file: string, window?: { startUs: number; endUs
 
 /** The newest .cpuprofile in dir, or undefined. */
 export function newestProfile(dir: string): string | undefined {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .sort();
   return files.length > 0 ? join(dir, files.at(-1)!) : undefined;
 }

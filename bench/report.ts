@@ -30,11 +30,31 @@ type ClusterSideView = {
 
 export type ReportView = {
   machine: { cpu_model: string; cores: number; node: string; redis: string };
-  settings: { run: string; step_seconds: number; online_workers: number; max_batch_size: number; max_batch_delay_ms: number; worker_concurrency: number };
+  settings: {
+    run: string;
+    step_seconds: number;
+    online_workers: number;
+    max_batch_size: number;
+    max_batch_delay_ms: number;
+    worker_concurrency: number;
+  };
   online: Row[];
   batch: (Row & { records_per_request: number; records_per_s: number })[];
   bulk:
-    | { available: true; records: number; seconds: number; records_per_s: number; submit_s: number; scoring_s: number; download_s: number; results: number; workers?: number; api_peak_rss_mb?: number; worker_peak_rss_mb?: number; cpu_cores_by_phase?: Record<string, Record<string, number>> }
+    | {
+        available: true;
+        records: number;
+        seconds: number;
+        records_per_s: number;
+        submit_s: number;
+        scoring_s: number;
+        download_s: number;
+        results: number;
+        workers?: number;
+        api_peak_rss_mb?: number;
+        worker_peak_rss_mb?: number;
+        cpu_cores_by_phase?: Record<string, Record<string, number>>;
+      }
     | { available: false; reason: string };
   scaling: { workers: number; rps: number; p99_ms: number; avg_batch: number | null; cpu_ms_per_request: number | null }[];
   redis_commands_per_prediction: number | null;
@@ -96,19 +116,45 @@ export function printReport(report: ReportView): void {
             : r.target.startsWith('oip-') && predict && predict.rps > 0
               ? `${(r.rps / predict.rps).toFixed(2)} of /predict`
               : '';
-        return [r.target, r.concurrency, r.rps.toFixed(0), r.p50_ms.toFixed(2), r.p90_ms.toFixed(2), r.p99_ms.toFixed(2), r.max_ms.toFixed(1), r.errors, r.avg_batch, r.redis_commands_per_request, r.cpu_ms_per_request, ratio];
+        return [
+          r.target,
+          r.concurrency,
+          r.rps.toFixed(0),
+          r.p50_ms.toFixed(2),
+          r.p90_ms.toFixed(2),
+          r.p99_ms.toFixed(2),
+          r.max_ms.toFixed(1),
+          r.errors,
+          r.avg_batch,
+          r.redis_commands_per_request,
+          r.cpu_ms_per_request,
+          ratio,
+        ];
       }),
     ),
     '',
     'CPU (cores) per step',
-    table(['target', 'conc', 'cores used'], [...online, ...report.batch].map((r) => [r.target, r.concurrency, cpuText(r.cpu_cores)])),
+    table(
+      ['target', 'conc', 'cores used'],
+      [...online, ...report.batch].map((r) => [r.target, r.concurrency, cpuText(r.cpu_cores)]),
+    ),
     '',
     'POST /predict/batch',
   );
   out.push(
     table(
       ['target', 'records', 'conc', 'req/s', 'records/s', 'p50 ms', 'p99 ms', 'non-2xx', 'avg batch'],
-      report.batch.map((r) => [r.target, r.records_per_request, r.concurrency, r.rps.toFixed(0), r.records_per_s, r.p50_ms.toFixed(2), r.p99_ms.toFixed(2), r.errors, r.avg_batch]),
+      report.batch.map((r) => [
+        r.target,
+        r.records_per_request,
+        r.concurrency,
+        r.rps.toFixed(0),
+        r.records_per_s,
+        r.p50_ms.toFixed(2),
+        r.p99_ms.toFixed(2),
+        r.errors,
+        r.avg_batch,
+      ]),
     ),
     '',
   );
@@ -126,7 +172,10 @@ export function printReport(report: ReportView): void {
   out.push(
     '',
     'Scaling at c=64',
-    table(['workers', 'req/s', 'p99 ms', 'avg batch', 'cpu ms/req'], report.scaling.map((s) => [s.workers, s.rps.toFixed(0), s.p99_ms.toFixed(2), s.avg_batch, s.cpu_ms_per_request])),
+    table(
+      ['workers', 'req/s', 'p99 ms', 'avg batch', 'cpu ms/req'],
+      report.scaling.map((s) => [s.workers, s.rps.toFixed(0), s.p99_ms.toFixed(2), s.avg_batch, s.cpu_ms_per_request]),
+    ),
     '',
     `Redis commands per online prediction at c=64: ${report.redis_commands_per_prediction} ` +
       `(MONITOR census: ${report.redis.census.client_commands_per_prediction} sent by clients, ` +
@@ -148,7 +197,17 @@ export function printReport(report: ReportView): void {
         ['redis', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'commands/pred', 'cmd µs/pred', 'redis CPU µs/pred', 'cpu ms/req'],
         (['single', 'cluster'] as const).map((side) => {
           const s = c[side];
-          return [side, s.rps.toFixed(0), s.p50_ms.toFixed(2), s.p99_ms.toFixed(2), s.errors, s.redis_commands_per_prediction, s.redis_command_us_per_prediction, s.redis_process_us_per_prediction, s.cpu_ms_per_request];
+          return [
+            side,
+            s.rps.toFixed(0),
+            s.p50_ms.toFixed(2),
+            s.p99_ms.toFixed(2),
+            s.errors,
+            s.redis_commands_per_prediction,
+            s.redis_command_us_per_prediction,
+            s.redis_process_us_per_prediction,
+            s.cpu_ms_per_request,
+          ];
         }),
       ),
     );
@@ -169,7 +228,12 @@ export function printReport(report: ReportView): void {
   );
   if (report.profile) {
     const shares = (list: { area: string; share: number }[] | undefined) =>
-      list ? list.slice(0, 6).map((a) => `${a.area} ${(a.share * 100).toFixed(0)}%`).join(', ') : 'no profile';
+      list
+        ? list
+            .slice(0, 6)
+            .map((a) => `${a.area} ${(a.share * 100).toFixed(0)}%`)
+            .join(', ')
+        : 'no profile';
     const { api, worker } = report.profile;
     out.push(
       '',

@@ -36,7 +36,13 @@ try {
   const latencies: number[] = [];
   let running = true;
   const probe = (async () => {
-    const one = JSON.stringify({ transaction_amount: 42, merchant_category: 'grocery', card_present: true, hour_of_day: 12, days_since_last_transaction: 1 });
+    const one = JSON.stringify({
+      transaction_amount: 42,
+      merchant_category: 'grocery',
+      card_present: true,
+      hour_of_day: 12,
+      days_since_last_transaction: 1,
+    });
     while (running) {
       const t = performance.now();
       const res = await fetch(`${api.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: one });

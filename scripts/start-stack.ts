@@ -126,7 +126,7 @@ if (!(await redisAnswers(config.redis.url))) {
     const probe = async () => {
       if (await redisAnswers(env.REDIS_URL!)) resolve(undefined);
       else if (Date.now() > deadline) resolve(new Error(`no answer within ${REDIS_START_MS} ms`));
-      else setTimeout(probe, 50);
+      else setTimeout(() => void probe(), 50);
     };
     void probe();
   });

@@ -25,12 +25,9 @@ export const FRAUD_CATEGORIES = [
 export const FRAUD_CATEGORY_NAMES: readonly string[] = FRAUD_CATEGORIES.map((c) => c.name);
 
 const CATEGORY_WEIGHTS: readonly number[] = FRAUD_CATEGORIES.map((c) => c.weight);
-const HOUR_WEIGHTS: readonly number[] = [
-  1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 9, 8, 8, 8, 8, 8, 8, 8, 7, 5, 4, 3,
-];
+const HOUR_WEIGHTS: readonly number[] = [1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 9, 8, 8, 8, 8, 8, 8, 8, 7, 5, 4, 3];
 
-export const FRAUD_CSV_HEADER =
-  'transaction_amount,merchant_category,card_present,hour_of_day,days_since_last_transaction,is_fraud';
+export const FRAUD_CSV_HEADER = 'transaction_amount,merchant_category,card_present,hour_of_day,days_since_last_transaction,is_fraud';
 
 /** The reference data set: seed, size, split and the sha256 of its CSV (fraud-data.md). */
 export const REFERENCE_DATA = {

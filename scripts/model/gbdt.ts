@@ -110,14 +110,7 @@ function newHistogram(totalBins: number): Histogram {
   return { grad: new Float64Array(totalBins), hess: new Float64Array(totalBins), count: new Int32Array(totalBins) };
 }
 
-function fillHistogram(
-  hist: Histogram,
-  bins: Bins,
-  width: number,
-  rowIds: Uint32Array,
-  grad: Float64Array,
-  hess: Float64Array,
-): void {
+function fillHistogram(hist: Histogram, bins: Bins, width: number, rowIds: Uint32Array, grad: Float64Array, hess: Float64Array): void {
   const { codes, offsets } = bins;
   for (let i = 0; i < rowIds.length; i++) {
     const row = rowIds[i]!;
@@ -189,12 +182,7 @@ function findBestSplit(hist: Histogram, bins: Bins, width: number, options: Gbdt
  * Trains on row-major float32 features (the encoder's output) and 0/1 labels.
  * Deterministic: the same inputs and options give the same trees, bit for bit.
  */
-export function trainGbdt(
-  features: Float32Array,
-  labels: Uint8Array,
-  width: number,
-  options: Partial<GbdtOptions> = {},
-): GbdtModel {
+export function trainGbdt(features: Float32Array, labels: Uint8Array, width: number, options: Partial<GbdtOptions> = {}): GbdtModel {
   const opts: GbdtOptions = { ...DEFAULT_GBDT_OPTIONS, ...options };
   const rows = labels.length;
   if (features.length !== rows * width) {
@@ -237,8 +225,7 @@ export function trainGbdt(
     tree.right.push(-1);
     tree.value.push(0);
 
-    const split =
-      depth < opts.maxDepth && rowIds.length >= 2 * opts.minLeafSize ? findBestSplit(hist, bins, width, opts) : null;
+    const split = depth < opts.maxDepth && rowIds.length >= 2 * opts.minLeafSize ? findBestSplit(hist, bins, width, opts) : null;
     if (split === null) {
       let g = 0;
       let h = 0;

@@ -74,9 +74,13 @@ try {
         String(size).padStart(5),
         String(latencies.length).padStart(6),
         inferMs.toFixed(3).padStart(10),
-        Math.round((size / inferMs) * 1000).toLocaleString('en-US').padStart(16),
+        Math.round((size / inferMs) * 1000)
+          .toLocaleString('en-US')
+          .padStart(16),
         median(blocks).toFixed(3).padStart(15),
-        Math.round((size / median(withEncoding)) * 1000).toLocaleString('en-US').padStart(23),
+        Math.round((size / median(withEncoding)) * 1000)
+          .toLocaleString('en-US')
+          .padStart(23),
       ].join(' '),
     );
   }

@@ -137,10 +137,7 @@ export function exportGbdtToOnnx(model: GbdtModel, options: OnnxExportOptions): 
       name: 'fraud_gbdt',
       node: [classifier],
       input: [tensorValue(options.inputName, DataType.FLOAT, ['N', model.width])],
-      output: [
-        tensorValue(options.labelName, DataType.INT64, ['N']),
-        tensorValue(options.probabilityName, DataType.FLOAT, ['N', 2]),
-      ],
+      output: [tensorValue(options.labelName, DataType.INT64, ['N']), tensorValue(options.probabilityName, DataType.FLOAT, ['N', 2])],
     },
   });
   const problem = ModelProto.verify(message);
@@ -197,10 +194,7 @@ export function exportLinearSoftmaxToOnnx(model: LinearSoftmaxModel, options: On
         node('ArgMax', [options.probabilityName], [options.labelName], [attrInt('axis', 1), attrInt('keepdims', 0)]),
       ],
       input: [tensorValue(options.inputName, DataType.FLOAT, ['N', width])],
-      output: [
-        tensorValue(options.probabilityName, DataType.FLOAT, ['N', classes]),
-        tensorValue(options.labelName, DataType.INT64, ['N']),
-      ],
+      output: [tensorValue(options.probabilityName, DataType.FLOAT, ['N', classes]), tensorValue(options.labelName, DataType.INT64, ['N'])],
     },
   });
   const problem = ModelProto.verify(message);

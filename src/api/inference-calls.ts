@@ -12,7 +12,9 @@ export type InferenceProtocol = 'http' | 'rest' | 'grpc';
 export const INFERENCE_CALLS = 'scoring_inference_calls_total';
 
 export function inferenceCallsCounter(meter: Meter): Counter {
-  return meter.createCounter(INFERENCE_CALLS, { description: 'Inference calls, by protocol (http: /predict and /models; rest and grpc: the Open Inference Protocol) and status' });
+  return meter.createCounter(INFERENCE_CALLS, {
+    description: 'Inference calls, by protocol (http: /predict and /models; rest and grpc: the Open Inference Protocol) and status',
+  });
 }
 
 const HTTP_INFERENCE_ROUTE = /^\/(predict(\/batch)?|models\/:name(\/versions\/:version)?\/predict(\/batch)?)$/;

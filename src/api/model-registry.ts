@@ -165,7 +165,9 @@ export class ModelRegistry {
       const versions = m.versions.filter((v) => v.state === 'loaded').map((v) => v.version);
       if (versions.length > 0) return ok(Math.max(...versions));
       if (m.versions.length === 0) throw new ModelNotFoundError(`Model ${name} has no versions`);
-      throw new ModelUnavailableError(`No live worker holds a version of model ${name} (${m.versions.map((v) => `${v.version}: ${describe(v)}`).join('; ')})`);
+      throw new ModelUnavailableError(
+        `No live worker holds a version of model ${name} (${m.versions.map((v) => `${v.version}: ${describe(v)}`).join('; ')})`,
+      );
     }
     const target = m.aliases[alias];
     if (target === undefined) throw new ModelNotFoundError(`Model ${name} has no alias ${alias}`);

@@ -18,14 +18,7 @@ import { recordsScoredKey } from '../shared/keys.ts';
 import { predictQueue, type CallTimings, type OnlineCall, type OnlineReply, type PredictJob, type PredictOutcome } from '../shared/queues.ts';
 import { createProducer, enqueue, enqueueBulk, type Producer, type Sharding } from '../shared/queue-clients.ts';
 import { replyChannel, subscribeReplies } from '../shared/reply-channel.ts';
-import {
-  ModelError,
-  ModelNotFoundError,
-  ModelUnavailableError,
-  OverloadedError,
-  TimeoutError,
-  UnavailableError,
-} from '../shared/errors.ts';
+import { ModelError, ModelNotFoundError, ModelUnavailableError, OverloadedError, TimeoutError, UnavailableError } from '../shared/errors.ts';
 import { isRedisReady, type RedisClient } from '../shared/redis.ts';
 import { busyScoringRate, predictedWaitMs, trimSamples, windowScoringRate, type RateSample } from '../shared/scoring-rate.ts';
 import type { Decision } from '../shared/schemas/prediction.ts';
@@ -258,7 +251,12 @@ export class OnlineDispatcher {
     const data = jobs.map((jobCalls) => ({ reply_to: this.#channel, enqueued_at: now, calls: jobCalls }));
     try {
       if (data.length === 1) await enqueue(producer, data[0]!);
-      else await enqueueBulk(producer, data.map((d) => ({ data: d })));
+      else {
+        await enqueueBulk(
+          producer,
+          data.map((d) => ({ data: d })),
+        );
+      }
       this.#waitingJobs += data.length;
       this.#jobsEnqueued += data.length;
       for (const call of calls) this.#recordsEnqueued += call.records.length;

@@ -4,6 +4,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { pipeline } from 'node:stream/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { loadCliConfig } from '../shared/config.ts';
@@ -50,7 +51,7 @@ function parseJson(text: string, what: string): unknown {
 }
 
 function formatOption(): Option {
-  return new Option('--format <format>', 'results as csv or ndjson (default: from --out\'s extension, else ndjson)').choices(['csv', 'ndjson']);
+  return new Option('--format <format>', "results as csv or ndjson (default: from --out's extension, else ndjson)").choices(['csv', 'ndjson']);
 }
 
 function resultsFormat(format: string | undefined, out: string | undefined): ResultsFormat {
@@ -157,7 +158,7 @@ export function buildProgram(): Command {
 
   program
     .command('predict')
-    .description("score records online: one JSON record as an argument, or --file records.ndjson; prints JSON lines")
+    .description('score records online: one JSON record as an argument, or --file records.ndjson; prints JSON lines')
     .argument('[record]', 'a record as JSON, e.g. \'{"transaction_amount":12.5,...}\'')
     .option('--file <path>', 'an NDJSON file of records, scored in batches')
     .option('--timeout-ms <ms>', 'how long the service waits for a worker (1..30000)', (v) => Number(v))
@@ -165,7 +166,7 @@ export function buildProgram(): Command {
       const client = clientOf(command);
       if (opts.file && record) throw new UsageError('give a record or --file, not both');
       if (opts.file) return predictFile(client, opts.file, PREDICT_BATCH);
-      if (!record) throw new UsageError("give a record as JSON, e.g. scoring predict '{\"transaction_amount\": 12.5, ...}', or --file");
+      if (!record) throw new UsageError('give a record as JSON, e.g. scoring predict \'{"transaction_amount": 12.5, ...}\', or --file');
       const value = parseJson(record, 'the record');
       if (Array.isArray(value)) {
         const { results, model_version } = await client.predictBatch(value as FraudRecord[]);
@@ -179,39 +180,41 @@ export function buildProgram(): Command {
     .command('submit')
     .description('submit a file as a bulk job (streamed from disk); prints the job, or with --wait its end')
     .argument('<file>', `records: ${UPLOAD_EXTENSIONS.join(' ')} (CSV with a header row)`)
-    .option('--model <name>', 'the model to score with (default: the service\'s)')
+    .option('--model <name>', "the model to score with (default: the service's)")
     .option('--idempotency-key <key>', 'the same key returns the same job')
     .option('--wait', 'wait until the job has finished, with progress')
     .option('--out <file>', 'write the results here when done (implies --wait; continues a partial file)')
     .addOption(formatOption())
-    .action(async (file: string, opts: { model?: string; idempotencyKey?: string; wait?: boolean; out?: string; format?: string }, command: Command) => {
-      if (!contentTypeFor(file)) throw new UsageError(`${file}: the file name must end in ${UPLOAD_EXTENSIONS.join(', ')}`);
-      const client = clientOf(command);
-      const progress = createProgress(command.optsWithGlobals<GlobalOptions>().progress ? 'auto' : 'none');
-      let accepted;
-      try {
-        accepted = await client.submitJob(file, {
-          model: opts.model,
-          idempotencyKey: opts.idempotencyKey,
-          onUploadProgress: (sent, total) => progress.update('upload', sent, total),
-        });
-      } catch (err) {
+    .action(
+      async (file: string, opts: { model?: string; idempotencyKey?: string; wait?: boolean; out?: string; format?: string }, command: Command) => {
+        if (!contentTypeFor(file)) throw new UsageError(`${file}: the file name must end in ${UPLOAD_EXTENSIONS.join(', ')}`);
+        const client = clientOf(command);
+        const progress = createProgress(command.optsWithGlobals<GlobalOptions>().progress ? 'auto' : 'none');
+        let accepted;
+        try {
+          accepted = await client.submitJob(file, {
+            model: opts.model,
+            idempotencyKey: opts.idempotencyKey,
+            onUploadProgress: (sent, total) => progress.update('upload', sent, total),
+          });
+        } catch (err) {
+          progress.stop();
+          process.exitCode = await reportError(err, file);
+          return;
+        }
+        if (!opts.wait && !opts.out) {
+          progress.stop();
+          print(accepted);
+          return;
+        }
+        progress.note(`job ${accepted.job_id} accepted; waiting for it (Ctrl-C leaves it running)`);
+        leaveRunningOnInterrupt(accepted.job_id, opts.out, progress);
+        const status = await waitUntilCompleted(client, accepted.job_id, progress);
+        if (opts.out) await download(client, status.job_id, opts.out, resultsFormat(opts.format, opts.out), progress);
         progress.stop();
-        process.exitCode = await reportError(err, file);
-        return;
-      }
-      if (!opts.wait && !opts.out) {
-        progress.stop();
-        print(accepted);
-        return;
-      }
-      progress.note(`job ${accepted.job_id} accepted; waiting for it (Ctrl-C leaves it running)`);
-      leaveRunningOnInterrupt(accepted.job_id, opts.out, progress);
-      const status = await waitUntilCompleted(client, accepted.job_id, progress);
-      if (opts.out) await download(client, status.job_id, opts.out, resultsFormat(opts.format, opts.out), progress);
-      progress.stop();
-      print(status);
-    });
+        print(status);
+      },
+    );
 
   program
     .command('status')
@@ -233,7 +236,7 @@ export function buildProgram(): Command {
       await waitUntilCompleted(client, jobId, progress);
       if (opts.out) return download(client, jobId, opts.out, format, progress);
       const body = await client.resultsStream(jobId, format);
-      await pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream), process.stdout);
+      await pipeline(Readable.fromWeb(body as WebReadableStream), process.stdout);
     });
 
   program

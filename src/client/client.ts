@@ -78,7 +78,7 @@ export class ScoringClient {
     const res = await this.#fetch(`/jobs${query.size ? `?${query}` : ''}`, {
       method: 'POST',
       headers,
-      body: body as unknown as RequestInit["body"],
+      body: body as unknown as RequestInit['body'],
       // A streamed request body must say so (fetch's half-duplex: the answer comes after the upload).
       duplex: 'half',
       signal: options.signal,
@@ -166,4 +166,3 @@ export class ScoringClient {
     return res;
   }
 }
-

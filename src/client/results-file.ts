@@ -46,12 +46,15 @@ export type PartialFile = {
  * the last whole line is result number count-1, so an unrelated file is never appended to.
  */
 export async function resultsAlreadyWritten(path: string, format: ResultsFormat): Promise<PartialFile> {
-  const size = await stat(path).then((s) => s.size, () => 0);
+  const size = await stat(path).then(
+    (s) => s.size,
+    () => 0,
+  );
   if (size === 0) return { results: 0, empty: true };
   const handle = await open(path, 'r');
   let lines = 0;
   let wholeBytes = 0;
-  let lastLine = '';
+  let lastLine: string;
   let firstLine: string | undefined;
   try {
     // One pass over the file counting newlines; the text of the first and last whole lines is kept.

@@ -187,15 +187,7 @@ return ARGV[1]`;
 
 type ScriptedRedis = RedisClient & {
   bulkClaimChunkBuffer(job: string, input: string, out: string, now: number): Promise<[Buffer, Buffer?]>;
-  bulkCommitChunk(
-    job: string,
-    out: string,
-    input: string,
-    result: Buffer,
-    rows: number,
-    now: number,
-    modelVersion: string,
-  ): Promise<number>;
+  bulkCommitChunk(job: string, out: string, input: string, result: Buffer, rows: number, now: number, modelVersion: string): Promise<number>;
   bulkPromoteJob(job: string, expiresAt: number, now: number, reason: string): Promise<string | null>;
   bulkClaimIdempotencyKey(key: string, jobId: string, expiresAt: number, replaceable: string): Promise<string>;
   bulkFinishJob(job: string, status: string, now: number, reason: string): Promise<string | null>;
@@ -387,7 +379,13 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
      * claim won, another job's id when that key was claimed first. A key that names `replaceable`
      * (a job that will never run) is taken over.
      */
-    async claimIdempotencyKey(owner: string, keyDigest: string, jobId: string, expiresAt: number, replaceable: string | null = null): Promise<string> {
+    async claimIdempotencyKey(
+      owner: string,
+      keyDigest: string,
+      jobId: string,
+      expiresAt: number,
+      replaceable: string | null = null,
+    ): Promise<string> {
       return redis.bulkClaimIdempotencyKey(bulkIdempotencyKey(prefix, owner, keyDigest), jobId, expiresAt, replaceable ?? '');
     },
 

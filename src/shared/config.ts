@@ -15,9 +15,16 @@ const EnvSchema = z.object({
   REDIS_CLUSTER_NODES: z
     .string()
     .default('')
-    .transform((s) => s.split(',').map((n) => n.trim()).filter(Boolean))
+    .transform((s) =>
+      s
+        .split(',')
+        .map((n) => n.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'each node must be host:port')))
-    .describe("Comma-separated host:port of Redis Cluster nodes (some or all); set, every connection is in cluster mode, and of REDIS_URL only its credentials and rediss:// (TLS) are used"),
+    .describe(
+      'Comma-separated host:port of Redis Cluster nodes (some or all); set, every connection is in cluster mode, and of REDIS_URL only its credentials and rediss:// (TLS) are used',
+    ),
   QUEUE_PREFIX: z
     .string()
     .min(1)
@@ -28,10 +35,7 @@ const EnvSchema = z.object({
     .max(1024)
     .default(1)
     .describe('Online queues (hash-tagged, on different slots); each api sends to one, every worker drains all'),
-  BULK_QUEUE_SHARDS: positiveInt
-    .max(1024)
-    .default(1)
-    .describe('Bulk chunk queues, split like ONLINE_QUEUE_SHARDS'),
+  BULK_QUEUE_SHARDS: positiveInt.max(1024).default(1).describe('Bulk chunk queues, split like ONLINE_QUEUE_SHARDS'),
 
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().default('0.0.0.0'),
@@ -45,12 +49,22 @@ const EnvSchema = z.object({
   API_KEYS: z
     .string()
     .default('')
-    .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
+    .transform((s) =>
+      s
+        .split(',')
+        .map((k) => k.trim())
+        .filter(Boolean),
+    )
     .describe('Comma-separated bearer keys; empty means the API is open'),
   ADMIN_API_KEYS: z
     .string()
     .default('')
-    .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
+    .transform((s) =>
+      s
+        .split(',')
+        .map((k) => k.trim())
+        .filter(Boolean),
+    )
     .describe('Comma-separated bearer keys of the admin board; with API_KEYS set and none here, the board is off'),
   ADMIN_SHOW_JOB_DATA: z.stringbool().default(false).describe('Show queue job data (record contents) on the admin board'),
   PREDICT_TIMEOUT_MS: positiveInt.max(30_000).default(2000),
@@ -61,28 +75,19 @@ const EnvSchema = z.object({
   BODY_TIMEOUT_MS: positiveInt.default(5_000).describe('Time a request body may take to arrive, but POST /jobs'),
   JOB_BODY_TIMEOUT_MS: positiveInt.default(30_000).describe('Time a POST /jobs body may take to arrive'),
   HEADERS_TIMEOUT_MS: positiveInt.default(10_000).describe("Time a request's headers may take to arrive"),
-  STAGING_TTL_SECONDS: positiveInt
-    .default(300)
-    .describe('Staged input of an upload that has not become a queued job expires after this'),
+  STAGING_TTL_SECONDS: positiveInt.default(300).describe('Staged input of an upload that has not become a queued job expires after this'),
   TEST_PAUSE_BEFORE_ENQUEUE_MS: nonNegativeInt
     .default(0)
     .describe('Tests only: pause between a bulk job record and its enqueue, to make that crash window reachable'),
   ONLINE_MAX_WAITING: positiveInt
     .default(2000)
     .describe('Waiting online queue jobs past which /predict answers 429 overloaded, whatever the predicted wait'),
-  DOCS_PUBLIC: z
-    .stringbool()
-    .default(true)
-    .describe('/docs and /openapi.json open without a key even when API_KEYS is set (they hold no secrets)'),
+  DOCS_PUBLIC: z.stringbool().default(true).describe('/docs and /openapi.json open without a key even when API_KEYS is set (they hold no secrets)'),
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
   WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(9100),
-  MODEL_REPOSITORY: z
-    .string()
-    .min(1)
-    .default('models')
-    .describe('Directory of <name>/<version>/model.onnx (+ manifest.json), <name>/aliases.json'),
+  MODEL_REPOSITORY: z.string().min(1).default('models').describe('Directory of <name>/<version>/model.onnx (+ manifest.json), <name>/aliases.json'),
   MODELS: z
     .string()
     .default('')
@@ -97,9 +102,7 @@ const EnvSchema = z.object({
     .describe('name[:version|@alias],… the worker holds; empty means every model of the repository'),
   MODEL_POLL_SECONDS: nonNegativeInt.default(10).describe('How often workers look for new versions; 0 = only on SIGHUP'),
   MAX_BATCH_SIZE: positiveInt.max(65_536).default(1024).describe('Records per session.run for online work'),
-  MAX_BATCH_DELAY_MS: nonNegativeInt
-    .default(0)
-    .describe('How long a batch may wait for company; 0 takes what is there and never waits idle'),
+  MAX_BATCH_DELAY_MS: nonNegativeInt.default(0).describe('How long a batch may wait for company; 0 takes what is there and never waits idle'),
   WORKER_CONCURRENCY: positiveInt.default(64).describe('Online queue jobs a worker holds at once'),
   APPROVE_THRESHOLD: probability.optional().describe("Defaults to the model manifest's"),
   REVIEW_THRESHOLD: probability.optional().describe("Defaults to the model manifest's"),
@@ -224,8 +227,11 @@ export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
 // The `scoring` CLI is a client, not the service: its own two variables, read here so that
 // process.env is still read in one place. --url and --api-key override them.
 const CliEnvSchema = z.object({
-  SCORING_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8080').describe('Base URL of the api'),
-  SCORING_API_KEY: z.string().optional().describe('A key of the api\'s API_KEYS'),
+  SCORING_URL: z
+    .url({ protocol: /^https?$/ })
+    .default('http://127.0.0.1:8080')
+    .describe('Base URL of the api'),
+  SCORING_API_KEY: z.string().optional().describe("A key of the api's API_KEYS"),
 });
 
 export type CliConfig = { url: string; apiKey: string | undefined };

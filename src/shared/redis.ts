@@ -73,7 +73,10 @@ export function reportReachability(redis: RedisClient, target: RedisTarget, logg
   const down = () => {
     if (waiting) return;
     waiting = true;
-    logger.warn({ redis: describeTarget(target), connection: what }, everReady ? 'Redis unreachable; reconnecting' : 'Redis unreachable; waiting for it before serving');
+    logger.warn(
+      { redis: describeTarget(target), connection: what },
+      everReady ? 'Redis unreachable; reconnecting' : 'Redis unreachable; waiting for it before serving',
+    );
   };
   redis.on('error', down);
   redis.on('reconnecting', down);

@@ -26,9 +26,7 @@ export class Shutdown {
   listen(): void {
     for (const signal of Object.keys(SIGNAL_NUMBERS) as (keyof typeof SIGNAL_NUMBERS)[]) {
       process.once(signal, () => {
-        void this.run(signal).then(
-          (clean) => process.exit(clean ? 0 : 128 + SIGNAL_NUMBERS[signal]),
-        );
+        void this.run(signal).then((clean) => process.exit(clean ? 0 : 128 + SIGNAL_NUMBERS[signal]));
       });
     }
   }

@@ -16,9 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
  * Buckets that resolve 1 ms at the low end, for durations recorded in seconds. Every duration
  * histogram of the service uses them, so api and worker latencies can be compared bucket by bucket.
  */
-export const DURATION_BUCKETS_S = [
-  0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-];
+export const DURATION_BUCKETS_S = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** Paths an orchestrator or Prometheus polls: no span for them, they would drown the traces. */
 const UNTRACED_PATHS = new Set(['/metrics', '/health', '/ready']);
@@ -70,13 +68,11 @@ export function bullmqTelemetry(): { telemetry?: BullMQOtel } {
  * report (it covers V8 and the event loop), under OpenTelemetry's process.* names.
  */
 function observeProcess(meter: Meter): void {
-  meter
-    .createObservableCounter('process.cpu.time', { description: 'CPU seconds used by the process', unit: 's' })
-    .addCallback((result) => {
-      const { user, system } = process.cpuUsage();
-      result.observe(user / 1e6, { 'cpu.mode': 'user' });
-      result.observe(system / 1e6, { 'cpu.mode': 'system' });
-    });
+  meter.createObservableCounter('process.cpu.time', { description: 'CPU seconds used by the process', unit: 's' }).addCallback((result) => {
+    const { user, system } = process.cpuUsage();
+    result.observe(user / 1e6, { 'cpu.mode': 'user' });
+    result.observe(system / 1e6, { 'cpu.mode': 'system' });
+  });
   meter
     .createObservableGauge('process.memory.usage', { description: 'Resident set size of the process', unit: 'By' })
     .addCallback((result) => result.observe(process.memoryUsage.rss()));

@@ -32,12 +32,7 @@ export async function announceChange(redis: RedisClient, prefix: string, workerI
 }
 
 export async function removeWorker(redis: RedisClient, prefix: string, workerId: string): Promise<void> {
-  await redis
-    .multi()
-    .zrem(workersKey(prefix), workerId)
-    .hdel(workerModelsKey(prefix), workerId)
-    .hdel(workerSnapshotsKey(prefix), workerId)
-    .exec();
+  await redis.multi().zrem(workersKey(prefix), workerId).hdel(workerModelsKey(prefix), workerId).hdel(workerSnapshotsKey(prefix), workerId).exec();
   await publishMessages(redis, [[modelsChangedChannel(prefix), workerId]]);
 }
 
@@ -46,10 +41,7 @@ export type LiveWorker = { id: string; modelVersion: string; snapshot: Repositor
 export async function readLiveWorkers(redis: RedisClient, prefix: string): Promise<LiveWorker[]> {
   const ids = await redis.zrangebyscore(workersKey(prefix), Date.now() - LIVE_WINDOW_MS, '+inf');
   if (ids.length === 0) return [];
-  const [versions, snapshots] = await Promise.all([
-    redis.hmget(workerModelsKey(prefix), ...ids),
-    redis.hmget(workerSnapshotsKey(prefix), ...ids),
-  ]);
+  const [versions, snapshots] = await Promise.all([redis.hmget(workerModelsKey(prefix), ...ids), redis.hmget(workerSnapshotsKey(prefix), ...ids)]);
   return ids.map((id, i) => ({ id, modelVersion: versions[i] ?? 'unknown', snapshot: parseSnapshot(snapshots[i]) }));
 }
 

@@ -63,7 +63,11 @@ export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'
     return store.pinVersion(data.job_id, resolved.model.version);
   }
 
-  async function processChunk(data: BulkChunkJob, job: { moveToDelayed(at: number, token?: string): Promise<void> }, token: string | undefined): Promise<ChunkOutcome> {
+  async function processChunk(
+    data: BulkChunkJob,
+    job: { moveToDelayed(at: number, token?: string): Promise<void> },
+    token: string | undefined,
+  ): Promise<ChunkOutcome> {
     const { job_id: jobId, chunk, count } = data;
     const version = await pinnedVersion(data);
     const lease = version === null ? undefined : repository.acquire(data.model, { version });
@@ -101,7 +105,8 @@ export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'
         throw new UnrecoverableError(`the staged input of chunk ${chunk} is gone`);
     }
     const scoring = { model, thresholds: options.thresholds, sliceRows: BULK_SLICE_ROWS, metrics, yieldTurn: nextTurn };
-    const scored: ScoredChunk = data.encoding === 'columns' ? await scoreColumnChunk(scoring, claim.input) : await scoreRowChunk(scoring, claim.input);
+    const scored: ScoredChunk =
+      data.encoding === 'columns' ? await scoreColumnChunk(scoring, claim.input) : await scoreRowChunk(scoring, claim.input);
     if (scored.rows !== count) throw new UnrecoverableError(`chunk ${chunk} holds ${scored.rows} records, expected ${count}`);
 
     // Results and progress move together, once; the records-scored count follows a new write.
@@ -109,7 +114,10 @@ export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'
     if (outcome === 'written') metrics.recordsScored.add(scored.rows, { kind: 'bulk', model_name: model.name, model_version: String(model.version) });
     // Only then may BullMQ hear the chunk is done (on a cluster, perhaps on another master).
     if (outcome === 'written' || outcome === 'duplicate') await store.awaitReplica(jobId);
-    logger.debug({ job_id: jobId, chunk, rows: scored.rows, outcome, model_name: model.name, model_version: scored.displayVersion }, 'bulk chunk done');
+    logger.debug(
+      { job_id: jobId, chunk, rows: scored.rows, outcome, model_name: model.name, model_version: scored.displayVersion },
+      'bulk chunk done',
+    );
     return outcome;
   }
 

@@ -26,6 +26,7 @@ const logger = createLogger('worker', config.logLevel);
 const workerId = `${process.pid}-${randomUUID().slice(0, 8)}`;
 
 // Set once the consumers exist; a change before that is published by the first heartbeat.
+// eslint-disable-next-line prefer-const -- assigned below, once the consumers exist; onChange reads it before
 let onRepositoryChange: (() => void) | undefined;
 const repository = new ModelRepository({
   root: config.worker.modelRepository,
@@ -139,7 +140,7 @@ onRepositoryChange = () => {
 };
 // The consumers of what loaded before onRepositoryChange was set are running: tell the apis.
 onRepositoryChange();
-const heartbeatTimer = setInterval(beat, HEARTBEAT_INTERVAL_MS);
+const heartbeatTimer = setInterval(() => void beat(), HEARTBEAT_INTERVAL_MS);
 
 const shutdown = new Shutdown(logger, config.worker.shutdownTimeoutMs);
 shutdown.add('stop taking work', async () => {
@@ -167,7 +168,4 @@ shutdown.add('ops server', () => new Promise<void>((resolve) => ops.close(() => 
 shutdown.add('telemetry', () => telemetry.shutdown());
 shutdown.listen();
 
-logger.info(
-  { worker_id: workerId, models: repository.held().map((m) => `${m.name}/${m.version}`), port: config.worker.port },
-  'worker started',
-);
+logger.info({ worker_id: workerId, models: repository.held().map((m) => `${m.name}/${m.version}`), port: config.worker.port }, 'worker started');

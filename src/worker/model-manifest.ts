@@ -16,9 +16,7 @@ const BooleanFeatureSchema = z.strictObject({
 const OneHotFeatureSchema = z
   .strictObject({
     name: z.literal('merchant_category'),
-    encoding: z
-      .literal('one_hot')
-      .describe('vocabulary.length + 1 columns: code i sets column i, any other value the unknown code'),
+    encoding: z.literal('one_hot').describe('vocabulary.length + 1 columns: code i sets column i, any other value the unknown code'),
     vocabulary: z.array(z.string().min(1)).min(1),
     unknown_code: z.number().int().nonnegative(),
   })

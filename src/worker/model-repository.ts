@@ -297,10 +297,7 @@ export class ModelRepository {
     delete target.reason;
     this.#recomputeServing();
     if (previous) void previous.retire();
-    this.#options.logger?.info(
-      { ...log, display_version: model.displayVersion, reloaded: Boolean(previous) },
-      'model version loaded',
-    );
+    this.#options.logger?.info({ ...log, display_version: model.displayVersion, reloaded: Boolean(previous) }, 'model version loaded');
     this.#changed();
   }
 

@@ -1,12 +1,7 @@
 // Reads a model's signature from its onnxruntime session: what the graph itself says about its
 // inputs and outputs, so a bare model.onnx needs no manifest to be served.
 import type { InferenceSession } from 'onnxruntime-node';
-import {
-  isElementType,
-  recordValueShape,
-  type ModelSignature,
-  type TensorSignature,
-} from '../shared/model-signature.ts';
+import { isElementType, recordValueShape, type ModelSignature, type TensorSignature } from '../shared/model-signature.ts';
 
 export interface IgnoredOutput {
   name: string;

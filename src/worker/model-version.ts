@@ -9,14 +9,7 @@ import type { ModelSignature, SignatureRecord } from '../shared/model-signature.
 import { ModelLoadError, ScoringModel, openSession, readModelFile, signatureProblems, verifyIntegrity, type LoadModelOptions } from './model.ts';
 import { readSignature, type IgnoredOutput } from './model-signature.ts';
 import { decodeOutputs, encodeRecords } from './tensor-codec.ts';
-import {
-  MODEL_FILE,
-  VersionManifestSchema,
-  applyDecision,
-  decisionPolicy,
-  type DecisionPolicy,
-  type VersionManifest,
-} from './version-manifest.ts';
+import { MODEL_FILE, VersionManifestSchema, applyDecision, decisionPolicy, type DecisionPolicy, type VersionManifest } from './version-manifest.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
 /** The per-record field a decision policy adds to the outputs. */
@@ -192,7 +185,9 @@ function manifestProblems(name: string, manifest: VersionManifest, signature: Mo
       problems.push(`class_labels apply to integer or probability outputs, ${name} is ${o.type}`);
     }
   }
-  if (manifest.input && manifest.output) problems.push(...signatureProblems(session, { input: manifest.input, output: manifest.output }, manifest.input.width));
+  if (manifest.input && manifest.output) {
+    problems.push(...signatureProblems(session, { input: manifest.input, output: manifest.output }, manifest.input.width));
+  }
   return problems;
 }
 
@@ -201,12 +196,7 @@ function manifestProblems(name: string, manifest: VersionManifest, signature: Mo
  * `version` of model `name`.
  * @throws ModelLoadError naming the file and the problem; nothing is left open when it throws.
  */
-export async function loadModelVersion(
-  dir: string,
-  name: string,
-  version: number,
-  options: LoadModelOptions = {},
-): Promise<ModelVersion> {
+export async function loadModelVersion(dir: string, name: string, version: number, options: LoadModelOptions = {}): Promise<ModelVersion> {
   const manifestFile = join(dir, MANIFEST_FILE);
   const modelFile = join(dir, MODEL_FILE);
   const manifest = await readVersionManifest(manifestFile);

@@ -68,10 +68,7 @@ export class ScoringModel {
     if (rows === 0) return new Float32Array(0);
     const { input, output } = this.manifest;
     // Fetch only the probabilities; the label output is never copied back to JS.
-    const results = await this.#session.run(
-      { [input.name]: new Tensor('float32', features, [rows, this.featureWidth]) },
-      [output.name],
-    );
+    const results = await this.#session.run({ [input.name]: new Tensor('float32', features, [rows, this.featureWidth]) }, [output.name]);
     const probabilities = results[output.name];
     if (!(probabilities instanceof Tensor) || !(probabilities.data instanceof Float32Array)) {
       throw new Error(`model ${this.version}: output ${output.name} is not a float32 tensor`);
@@ -116,11 +113,7 @@ function readManifest(file: string, text: string): ModelManifest {
 }
 
 /** Compares the session's graph signature with what the manifest promises; returns the problems. */
-export function signatureProblems(
-  session: InferenceSession,
-  manifest: Pick<ModelManifest, 'input' | 'output'>,
-  width: number,
-): string[] {
+export function signatureProblems(session: InferenceSession, manifest: Pick<ModelManifest, 'input' | 'output'>, width: number): string[] {
   const problems: string[] = [];
   const { input, output } = manifest;
   const graphInput = session.inputMetadata.find((m) => m.name === input.name);
@@ -129,9 +122,7 @@ export function signatureProblems(
   } else if (!graphInput.isTensor || graphInput.type !== 'float32') {
     problems.push(`input ${input.name} is not a float32 tensor`);
   } else if (graphInput.shape.length !== 2 || graphInput.shape[1] !== width) {
-    problems.push(
-      `input ${input.name} has shape [${graphInput.shape.join(', ')}], manifest encodes ${width} features per row`,
-    );
+    problems.push(`input ${input.name} has shape [${graphInput.shape.join(', ')}], manifest encodes ${width} features per row`);
   }
   const graphOutput = session.outputMetadata.find((m) => m.name === output.name);
   if (!graphOutput) {
@@ -142,10 +133,7 @@ export function signatureProblems(
   } else {
     const classes = graphOutput.shape[1];
     if (graphOutput.shape.length !== 2 || typeof classes !== 'number' || classes <= output.probability_column) {
-      problems.push(
-        `output ${output.name} has shape [${graphOutput.shape.join(', ')}], ` +
-          `manifest reads column ${output.probability_column}`,
-      );
+      problems.push(`output ${output.name} has shape [${graphOutput.shape.join(', ')}], ` + `manifest reads column ${output.probability_column}`);
     }
   }
   return problems;
@@ -167,11 +155,7 @@ export function verifyIntegrity(modelFile: string, bytes: Buffer, manifest: { by
 }
 
 /** One onnxruntime session over `bytes`, or a ModelLoadError naming the file. */
-export async function openSession(
-  modelFile: string,
-  bytes: Uint8Array,
-  options: LoadModelOptions = {},
-): Promise<InferenceSession> {
+export async function openSession(modelFile: string, bytes: Uint8Array, options: LoadModelOptions = {}): Promise<InferenceSession> {
   try {
     return await InferenceSession.create(bytes, {
       intraOpNumThreads: options.intraOpNumThreads ?? 1,

@@ -51,7 +51,9 @@ export class OnlineConsumers {
   /** Queue names consumed now, every shard of every version. */
   get queues(): string[] {
     const { shards } = this.#options;
-    return [...this.#running.values()].flatMap((r) => Array.from({ length: shards }, (_, shard) => predictQueueName(r.name, r.version, shard, shards)));
+    return [...this.#running.values()].flatMap((r) =>
+      Array.from({ length: shards }, (_, shard) => predictQueueName(r.name, r.version, shard, shards)),
+    );
   }
 
   /** Starts a consumer for every version in `held` without one; retires those of versions no longer there. */

@@ -114,7 +114,13 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
     } catch (err) {
       metrics.modelErrors.add(1, { kind: 'online', ...labels });
       logger.error({ err, ...labels, records: records.length, calls: live.length }, 'model failed on an online batch');
-      return { ok: false, code: 'model_error', message: modelFailure(by, records.length), inferenceMs: performance.now() - started, records: records.length };
+      return {
+        ok: false,
+        code: 'model_error',
+        message: modelFailure(by, records.length),
+        inferenceMs: performance.now() - started,
+        records: records.length,
+      };
     }
   }
 

@@ -4,14 +4,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import {
-  AliasNameSchema,
-  DEFAULT_ALIAS,
-  LATEST_ALIAS,
-  MODEL_NAME_PATTERN,
-  VERSION_PATTERN,
-  type ModelSelector,
-} from '../shared/model-selector.ts';
+import { AliasNameSchema, DEFAULT_ALIAS, LATEST_ALIAS, MODEL_NAME_PATTERN, VERSION_PATTERN, type ModelSelector } from '../shared/model-selector.ts';
 import { MANIFEST_FILE } from './model-version.ts';
 import { MODEL_FILE } from './version-manifest.ts';
 
@@ -60,7 +53,10 @@ async function fileFingerprint(file: string): Promise<string> {
 
 async function listDirs(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
-  return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  return entries
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
 }
 
 async function readAliases(file: string): Promise<{ aliases?: Record<string, number>; problem?: string }> {
@@ -118,7 +114,10 @@ export async function scanRepository(root: string, selectors: readonly ModelSele
     if (selected.size > 0 && !selected.has(name)) {
       // Listed, not held: the api can tell a model no live worker holds from one that does not exist.
       const dirs = await listDirs(join(root, name)).catch(() => []);
-      others[name] = dirs.filter((d) => VERSION_PATTERN.test(d)).map(Number).sort((a, b) => a - b);
+      others[name] = dirs
+        .filter((d) => VERSION_PATTERN.test(d))
+        .map(Number)
+        .sort((a, b) => a - b);
       continue;
     }
     const dir = join(root, name);
@@ -140,9 +139,9 @@ export async function scanRepository(root: string, selectors: readonly ModelSele
     for (const version of numbers.sort((a, b) => a - b)) {
       if (wanted && !wanted.has(version)) continue;
       const versionDir = join(dir, String(version));
-      const fingerprint = (
-        await Promise.all([fileFingerprint(join(versionDir, MODEL_FILE)), fileFingerprint(join(versionDir, MANIFEST_FILE))])
-      ).join('|');
+      const fingerprint = (await Promise.all([fileFingerprint(join(versionDir, MODEL_FILE)), fileFingerprint(join(versionDir, MANIFEST_FILE))])).join(
+        '|',
+      );
       versions.push({ version, dir: versionDir, fingerprint });
     }
     models.push({ name, versions, present: numbers, aliases, problems: modelProblems });

@@ -2,12 +2,7 @@
 // recordSchemaFromSignature) → one onnxruntime tensor per input, and output tensors → one JSON
 // value per record per output.
 import { Tensor } from 'onnxruntime-node';
-import {
-  valuesPerRecord,
-  type ElementType,
-  type SignatureRecord,
-  type TensorSignature,
-} from '../shared/model-signature.ts';
+import { valuesPerRecord, type ElementType, type SignatureRecord, type TensorSignature } from '../shared/model-signature.ts';
 
 type Feeds = Record<string, Tensor>;
 
@@ -65,9 +60,7 @@ export function encodeRecords(inputs: readonly TensorSignature[], records: reado
 // int64 values beyond 2^53 do not survive as JSON numbers; they are given as decimal strings.
 function jsonElement(value: unknown): unknown {
   if (typeof value === 'bigint') {
-    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
-      ? Number(value)
-      : value.toString();
+    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
   }
   return value;
 }

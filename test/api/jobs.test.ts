@@ -145,7 +145,13 @@ describe('POST /jobs', () => {
   test('an Idempotency-Key returns the same job, replayed; the same key of another owner does not', async (t) => {
     const j = await jobsApp(t);
     const post = (key: string) =>
-      j.inject({ method: 'POST', url: '/jobs', key, headers: { 'content-type': 'application/x-ndjson', 'idempotency-key': 'order-7' }, payload: ndjson([record(1)]) });
+      j.inject({
+        method: 'POST',
+        url: '/jobs',
+        key,
+        headers: { 'content-type': 'application/x-ndjson', 'idempotency-key': 'order-7' },
+        payload: ndjson([record(1)]),
+      });
     const first = await post(KEY_A);
     const again = await post(KEY_A);
     const other = await post(KEY_B);
@@ -234,7 +240,10 @@ describe('DELETE /jobs/:id', () => {
     const status = JobStatusSchema.parse(res.json());
     assert.equal(status.status, 'cancelled');
     assert.ok(status.finished_at);
-    assert.deepEqual((await j.redis.keys()).filter((k) => k.includes(`{${jobId}}:in:`)), []);
+    assert.deepEqual(
+      (await j.redis.keys()).filter((k) => k.includes(`{${jobId}}:in:`)),
+      [],
+    );
     const again = await j.inject({ method: 'DELETE', url: `/jobs/${jobId}` });
     assert.equal(again.statusCode, 202);
     assert.equal(again.json().finished_at, status.finished_at);
@@ -304,7 +313,13 @@ describe('GET /jobs/:id/results', () => {
       assert.equal(res.statusCode, 200);
       assert.match(String(res.headers['content-type']), /^application\/x-ndjson/);
       assert.ok(res.body.endsWith('\n'));
-      assert.deepEqual(res.body.trimEnd().split('\n').map((line) => JSON.parse(line)), expected);
+      assert.deepEqual(
+        res.body
+          .trimEnd()
+          .split('\n')
+          .map((line) => JSON.parse(line)),
+        expected,
+      );
     });
 
     await t.test('CSV: a header, then every result with its id quoted where it must be', async () => {

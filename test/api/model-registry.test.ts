@@ -78,7 +78,10 @@ test('unknown model, version or alias: 404; known but held by no live worker: 50
   // On disk beside a worker's MODELS selection, held by none.
   const other = errorOf(() => registry.resolve('other'));
   assert.ok(other instanceof ModelUnavailableError, String(other));
-  assert.deepEqual(registry.get('other')!.versions.map((v) => v.state), ['unavailable', 'unavailable']);
+  assert.deepEqual(
+    registry.get('other')!.versions.map((v) => v.state),
+    ['unavailable', 'unavailable'],
+  );
   assert.equal(registry.get('a')!.versions.find((v) => v.version === 2)!.reason, 'bad graph');
 });
 
@@ -87,7 +90,10 @@ test('a moved champion keeps its previous version while the new one loads on eve
   const { registry, prefix } = await registryWith([snapshot([moving])]);
   assert.equal(registry.resolve('a').version, 1);
   // One worker has loaded it: calls go to version 2 at once.
-  await recordHeartbeat(redis.client, prefix, 'w1', { modelVersion: 'none', snapshot: snapshot([model('a', [loaded(1), loaded(2)], { aliases: { champion: 2 } })]) });
+  await recordHeartbeat(redis.client, prefix, 'w1', {
+    modelVersion: 'none',
+    snapshot: snapshot([model('a', [loaded(1), loaded(2)], { aliases: { champion: 2 } })]),
+  });
   await registry.refresh();
   assert.equal(registry.resolve('a').version, 2);
   assert.equal(registry.get('a')!.versions.find((v) => v.version === 2)!.workers, 1);

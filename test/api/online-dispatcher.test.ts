@@ -116,7 +116,10 @@ test('calls of one event-loop turn share one queue job, and each gets its own re
   const { jobs } = consumer(prefix, ok);
   await ready(conn);
   const results = await Promise.all([1, 2, 3].map((i) => online.submit(MODEL, VERSION, [{ ...record, transaction_amount: i * 10 }], 5000)));
-  assert.deepEqual(results.map((r) => r.probabilities), [[0.1], [0.2], [0.3]]);
+  assert.deepEqual(
+    results.map((r) => r.probabilities),
+    [[0.1], [0.2], [0.3]],
+  );
   assert.equal(jobs.length, 1);
   assert.equal(jobs[0]!.calls.length, 3);
   assert.equal(online.pendingCalls, 0);
@@ -126,8 +129,15 @@ test('a turn past maxRecordsPerJob is split across jobs without splitting a call
   const { online, prefix, conn } = dispatcher({ maxRecordsPerJob: 3 });
   const { jobs } = consumer(prefix, ok);
   await ready(conn);
-  await Promise.all([online.submit(MODEL, VERSION, [record, record], 5000), online.submit(MODEL, VERSION, [record, record], 5000), online.submit(MODEL, VERSION, [record], 5000)]);
-  assert.deepEqual(jobs.map((j) => j.calls.map((c) => c.records.length)), [[2], [2, 1]]);
+  await Promise.all([
+    online.submit(MODEL, VERSION, [record, record], 5000),
+    online.submit(MODEL, VERSION, [record, record], 5000),
+    online.submit(MODEL, VERSION, [record], 5000),
+  ]);
+  assert.deepEqual(
+    jobs.map((j) => j.calls.map((c) => c.records.length)),
+    [[2], [2, 1]],
+  );
 });
 
 test('calls of one turn for two versions go to two queues, each answered by its own consumer', async () => {
@@ -192,7 +202,7 @@ test('past ONLINE_MAX_WAITING jobs: 429 at once', async () => {
   assert.equal(err.headers['retry-after'], '1');
 });
 
-test('sharded: each version is sent to this api\'s shard of its queue; waiting jobs of every version and shard add up to the bound', async () => {
+test("sharded: each version is sent to this api's shard of its queue; waiting jobs of every version and shard add up to the bound", async () => {
   const { online, prefix, conn } = dispatcher({ maxWaiting: 3, shards: 3, shard: 2 });
   await ready(conn);
   await assert.rejects(online.submit(MODEL, 1, [record], 20), TimeoutError);
@@ -202,7 +212,10 @@ test('sharded: each version is sent to this api\'s shard of its queue; waiting j
     assert.deepEqual(await Promise.all([0, 1, 2].map((shard) => waiting(version, shard))), [0, 0, 1], `version ${version}'s shards`);
   }
   // Another api's calls, sent to other shards: version 1's shard 0 and version 2's shard 1.
-  for (const [version, shard] of [[1, 0], [2, 1]] as const) {
+  for (const [version, shard] of [
+    [1, 0],
+    [2, 1],
+  ] as const) {
     const other = createProducerOnShard(conn, prefix, version, shard);
     await other.queue.add('predict', { reply_to: 'nobody', enqueued_at: Date.now(), calls: [{ call_id: 'x', deadline: 0, records: [record] }] });
     await other.queue.close();
@@ -219,7 +232,17 @@ test('records waiting past what the measured rate scores within the timeout: 429
   const { online, producer, prefix, conn } = dispatcher();
   await ready(conn);
   // 200 records wait in the queue (nobody consumes them) while the counter says 50 a second are scored.
-  for (let i = 0; i < 2; i++) await assert.rejects(online.submit(MODEL, VERSION, Array.from({ length: 100 }, () => record), 20), TimeoutError);
+  for (let i = 0; i < 2; i++) {
+    await assert.rejects(
+      online.submit(
+        MODEL,
+        VERSION,
+        Array.from({ length: 100 }, () => record),
+        20,
+      ),
+      TimeoutError,
+    );
+  }
   assert.equal(await producer.queue.getWaitingCount(), 2);
   const key = recordsScoredKey(prefix);
   const tick = setInterval(() => void redis.client.incrby(key, 5), 100);
@@ -248,7 +271,14 @@ test('after a burst of large jobs, one-record calls at low load are not refused 
   // A consumer that advances the records-scored counter, as workers do, so admission measures a rate.
   consumer(prefix, (call) => (void redis.client.incrby(scoredKey, call.records.length), ok(call)));
   await ready(conn);
-  for (let i = 0; i < 10; i++) await online.submit(MODEL, VERSION, Array.from({ length: 500 }, () => record), 5000);
+  for (let i = 0; i < 10; i++) {
+    await online.submit(
+      MODEL,
+      VERSION,
+      Array.from({ length: 500 }, () => record),
+      5000,
+    );
+  }
   // One sample past the burst, then one caller at a time: each waiting job holds one record, not 500.
   await waitFor(() => online.meanRecordsPerJob === 500, { what: 'the burst sampled' });
   const refused: unknown[] = [];

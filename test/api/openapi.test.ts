@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { ERROR_CODES, type ErrorCode } from '../../src/shared/schemas/error.ts';
 import { buildOpenapiExamples, EXAMPLES_FILE, examplesText } from '../../scripts/openapi-examples.ts';
 import { buildTestApp } from '../helpers/app.ts';
-import { z } from 'zod';
+import type { z } from 'zod';
 import * as oip from '../oip/oip-schemas.ts';
 import { conforms } from '../oip/oip-schemas.ts';
 
@@ -134,7 +134,7 @@ test('error responses list their codes as an enum, each of its status, with an e
   assert.ok(op(doc, '/jobs/{id}', 'get').responses['404'], 'status: 404 not_found');
 });
 
-test('the /v2 routes document their errors in the protocol\'s shape, and their examples follow open_inference_rest.yaml', async (t) => {
+test("the /v2 routes document their errors in the protocol's shape, and their examples follow open_inference_rest.yaml", async (t) => {
   const { doc } = await fetchDocument(t);
   const v2 = operations(doc).filter(([name]) => isOip(name));
   assert.equal(v2.length, 9, v2.map(([name]) => name).join(', '));

@@ -14,9 +14,42 @@ import { prng } from '../helpers/fuzz-bodies.ts';
 
 const FIELDS = ['transaction_amount', 'merchant_category', 'card_present', 'hour_of_day', 'days_since_last_transaction', 'id'];
 const ODD_VALUES: unknown[] = [
-  0, -0, -1, 1, 5e-324, -5e-324, 0.5, 22.9999, 23, 24, 23.0000001, -0.5, 1e308, 1.7976931348623157e308, Infinity, -Infinity, NaN,
-  2 ** 53, '', 'a', '1', 'x'.repeat(63), 'x'.repeat(64), 'x'.repeat(65), 'x'.repeat(127), 'x'.repeat(128), 'x'.repeat(129),
-  '😀'.repeat(32), '😀'.repeat(33), true, false, null, [], [1], {}, { a: 1 },
+  0,
+  -0,
+  -1,
+  1,
+  5e-324,
+  -5e-324,
+  0.5,
+  22.9999,
+  23,
+  24,
+  23.0000001,
+  -0.5,
+  1e308,
+  1.7976931348623157e308,
+  Infinity,
+  -Infinity,
+  NaN,
+  2 ** 53,
+  '',
+  'a',
+  '1',
+  'x'.repeat(63),
+  'x'.repeat(64),
+  'x'.repeat(65),
+  'x'.repeat(127),
+  'x'.repeat(128),
+  'x'.repeat(129),
+  '😀'.repeat(32),
+  '😀'.repeat(33),
+  true,
+  false,
+  null,
+  [],
+  [1],
+  {},
+  { a: 1 },
 ];
 
 /** Rows, and among them the generated records as a client sends them (the path to be fast). */
@@ -68,7 +101,10 @@ test('the fast row check agrees with the zod schema on 40,000 generated rows, va
     if (parsed.success) valid++;
     if (plain.has(value)) assert.ok(accepted, `the fast path does not take a generated record: ${JSON.stringify(value)}`);
     const row = validateRecord(value, ['lines', 7]);
-    assert.deepStrictEqual(row, parsed.success ? { ok: true, record: parsed.data } : { ok: false, details: issuesToDetails(parsed.error.issues, ['lines', 7]) });
+    assert.deepStrictEqual(
+      row,
+      parsed.success ? { ok: true, record: parsed.data } : { ok: false, details: issuesToDetails(parsed.error.issues, ['lines', 7]) },
+    );
   }
   // The corpus holds valid and invalid rows in numbers, or the agreement says little; a valid
   // row the fast path leaves to zod is a mutated one (e.g. a string long in units, short in code points).

@@ -128,7 +128,7 @@ test('a staging job left to expire is gone with its chunks, and a retry with the
   }
 });
 
-test("a species job killed between record and enqueue is resumed with its model, pin and row encoding", async () => {
+test('a species job killed between record and enqueue is resumed with its model, pin and row encoding', async () => {
   const jobId = await killBetweenRecordAndEnqueue('resume-species', '?model=species&version=1', speciesBody);
   assert.deepEqual(await redis.client.hmget(`${PREFIX}:bulk:{${jobId}}`, 'model_name', 'model_version_number', 'encoding'), ['species', '1', 'rows']);
   const api = await startApi(env);

@@ -1,14 +1,7 @@
 // The compact chunk and results codecs: what goes into Redis comes back field for field.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  ChunkBuilder,
-  decodeChunk,
-  decodeResults,
-  encodeResults,
-  decisionCode,
-  decisionOf,
-} from '../../src/shared/bulk-chunk.ts';
+import { ChunkBuilder, decodeChunk, decodeResults, encodeResults, decisionCode, decisionOf } from '../../src/shared/bulk-chunk.ts';
 import type { ChunkColumns } from '../../src/shared/bulk-chunk.ts';
 import type { BulkRecord, FraudRecord } from '../../src/shared/schemas/record.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
@@ -36,8 +29,14 @@ test('a chunk of records decodes to the same records, ids included', () => {
   const encoded = builder.encode();
   const columns = decodeChunk(encoded);
   assert.equal(columns.length, 500);
-  assert.deepEqual(recordsOf(columns, 0, 500), records.map(({ id: _id, ...rest }) => rest));
-  assert.deepEqual(columns.ids, records.map((r) => r.id ?? ''));
+  assert.deepEqual(
+    recordsOf(columns, 0, 500),
+    records.map(({ id: _id, ...rest }) => rest),
+  );
+  assert.deepEqual(
+    columns.ids,
+    records.map((r) => r.id ?? ''),
+  );
   // Far smaller than the JSON it replaces.
   assert.ok(encoded.length < JSON.stringify(records).length / 2, `${encoded.length} bytes`);
 });

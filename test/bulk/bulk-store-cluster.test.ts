@@ -45,7 +45,7 @@ function node(address: string): Redis {
   return client;
 }
 
-test('claim, commit and finish run on the job\'s slot; the records-scored count moves on its own', async () => {
+test("claim, commit and finish run on the job's slot; the records-scored count moves on its own", async () => {
   const jobId = await runningJob();
   assert.equal((await store.claimChunk(jobId, 0, Date.now())).outcome, 'claimed');
   assert.equal(await store.commitChunk(jobId, 0, Buffer.from('out 0'), 10, 'm-1', Date.now()), 'written');
@@ -84,7 +84,14 @@ test('after a commit, awaitReplica resolves once a replica holds the results, an
   } finally {
     frozen.kill('SIGCONT');
   }
-  await waitFor(async () => (await store.awaitReplica(jobId).then(() => true, () => false)) || undefined, { timeoutMs: 20_000, what: 'the replica back' });
+  await waitFor(
+    async () =>
+      (await store.awaitReplica(jobId).then(
+        () => true,
+        () => false,
+      )) || undefined,
+    { timeoutMs: 20_000, what: 'the replica back' },
+  );
 });
 
 test('on a single Redis there is nothing to wait for', async () => {

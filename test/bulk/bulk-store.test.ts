@@ -165,7 +165,20 @@ describe('the model a job is pinned to', () => {
   test('createJob keeps the model, its pin and the encoding; a job made without them is fraud, unpinned, columnar', async () => {
     const jobId = randomUUID();
     const expiresAt = Date.now() + 60_000;
-    await store.createJob({ jobId, owner: 'o', total: 1, chunks: 1, chunkSize: 10, createdAt: T0, expiresAt, stagingUntil: expiresAt, modelName: 'species', modelVersionNumber: 3, modelVersion: 'sp-3', encoding: 'rows' });
+    await store.createJob({
+      jobId,
+      owner: 'o',
+      total: 1,
+      chunks: 1,
+      chunkSize: 10,
+      createdAt: T0,
+      expiresAt,
+      stagingUntil: expiresAt,
+      modelName: 'species',
+      modelVersionNumber: 3,
+      modelVersion: 'sp-3',
+      encoding: 'rows',
+    });
     const job = await store.readJob(jobId);
     assert.deepEqual([job?.modelName, job?.modelVersionNumber, job?.modelVersion, job?.encoding, job?.scoredBy], ['species', 3, 'sp-3', 'rows', {}]);
     const { jobId: plain } = await queuedJob();
@@ -235,9 +248,24 @@ describe('a job opened while its body is read', () => {
     const jobId = randomUUID();
     const owner = `o-${randomUUID()}`;
     const until = Date.now() + 30_000;
-    await store.openJob({ jobId, owner, chunkSize: 10, createdAt: T0, expiresAt: until, stagingUntil: until, modelName: 'species', modelVersionNumber: 3, modelVersion: 'sp-3', modelAlias: 'prod', encoding: 'rows' });
+    await store.openJob({
+      jobId,
+      owner,
+      chunkSize: 10,
+      createdAt: T0,
+      expiresAt: until,
+      stagingUntil: until,
+      modelName: 'species',
+      modelVersionNumber: 3,
+      modelVersion: 'sp-3',
+      modelAlias: 'prod',
+      encoding: 'rows',
+    });
     const job = await store.readJob(jobId);
-    assert.deepEqual([job?.modelName, job?.modelVersionNumber, job?.modelVersion, job?.modelAlias, job?.encoding, job?.staging], ['species', 3, 'sp-3', 'prod', 'rows', true]);
+    assert.deepEqual(
+      [job?.modelName, job?.modelVersionNumber, job?.modelVersion, job?.modelAlias, job?.encoding, job?.staging],
+      ['species', 3, 'sp-3', 'prod', 'rows', true],
+    );
     const listed: string[] = [];
     for await (const member of store.ownerJobIds(owner, null, 10)) listed.push(member.jobId);
     assert.deepEqual(listed, [jobId]);

@@ -45,7 +45,13 @@ test('columns encode bit for bit like the records they hold, slice by slice', ()
     for (const r of chunk) builder.push(r);
     const columns = decodeChunk(builder.encode());
     // Slices that start and end off any round number, a one-row slice and the whole chunk.
-    for (const [from, to] of [[0, 1], [0, 2048], [2048, columns.length], [17, 1031], [0, columns.length]] as const) {
+    for (const [from, to] of [
+      [0, 1],
+      [0, 2048],
+      [2048, columns.length],
+      [17, 1031],
+      [0, columns.length],
+    ] as const) {
       const end = Math.min(to, columns.length);
       if (from >= end) continue;
       const columnar = encoder.encodeColumns(columns, from, end);

@@ -155,7 +155,10 @@ test('results stream as NDJSON and CSV by Accept, the same results as the pages'
   assert.equal(nd.status, 200);
   assert.match(nd.headers.get('content-type') ?? '', /application\/x-ndjson/);
   const lines = (await nd.text()).trimEnd().split('\n');
-  assert.deepEqual(lines.map((l) => JSON.parse(l)), paged);
+  assert.deepEqual(
+    lines.map((l) => JSON.parse(l)),
+    paged,
+  );
 
   const c = await fetch(`${api.url}/jobs/${jobId}/results`, { headers: { ...auth(KEY_A), accept: 'text/csv' } });
   assert.equal(c.status, 200);
@@ -311,7 +314,8 @@ test('a worker that comes later skips a cancelled job and fails a job whose chun
   const late = await startWorker({ REDIS_URL: redis.url, QUEUE_PREFIX: IDLE_PREFIX, OTEL_SDK_DISABLED: 'true' });
   try {
     await waitFor(
-      async () => (await redis.client.llen(`${IDLE_PREFIX}:${BULK_QUEUE}:wait`)) + (await redis.client.llen(`${IDLE_PREFIX}:${BULK_QUEUE}:active`)) === 0,
+      async () =>
+        (await redis.client.llen(`${IDLE_PREFIX}:${BULK_QUEUE}:wait`)) + (await redis.client.llen(`${IDLE_PREFIX}:${BULK_QUEUE}:active`)) === 0,
       { what: 'the chunk jobs to drain' },
     );
     const broken = await waitFor(

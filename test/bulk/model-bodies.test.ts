@@ -37,7 +37,10 @@ test('CSV: cells read by element type, the id kept, a bad cell named by line and
 
 test('CSV: an unknown or missing column is a header problem; a model with an array input takes no CSV', async () => {
   await assert.rejects(rows('text/csv', SCALARS, 'x,n,ok,extra\n1,2,true,3\n'), (err: ValidationError) => {
-    assert.deepEqual(err.details?.map((d) => d.path), ['header.extra', 'header.w']);
+    assert.deepEqual(
+      err.details?.map((d) => d.path),
+      ['header.extra', 'header.w'],
+    );
     return true;
   });
   assert.match(csvProblem(WITH_ARRAY)!, /v \[N, 3\] takes several values per record/);

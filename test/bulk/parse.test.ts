@@ -76,7 +76,10 @@ describe('CSV', () => {
   test('refuses a header with an unknown or missing column', async () => {
     const err = await refusal(parseCsv(pieces('transaction_amount,merchant_category,card_present,hour_of_day,colour\n1,a,true,1,red\n')));
     assert.equal(err.statusCode, 400);
-    assert.deepEqual(err.details?.map((d) => d.path), ['header.colour', 'header.days_since_last_transaction']);
+    assert.deepEqual(
+      err.details?.map((d) => d.path),
+      ['header.colour', 'header.days_since_last_transaction'],
+    );
   });
 
   test('refuses a row with the wrong number of cells, naming its line', async () => {

@@ -104,7 +104,10 @@ test('full chunks are queued while the body is read; the job stays staging until
   assert.equal(job?.staging, false);
   assert.equal(job?.total, 35);
   assert.equal(job?.chunks, 4);
-  assert.deepEqual(await chunkJobIds(), [0, 1, 2, 3].map((c) => `${jobId}.${c}`));
+  assert.deepEqual(
+    await chunkJobIds(),
+    [0, 1, 2, 3].map((c) => `${jobId}.${c}`),
+  );
   // The last two chunks complete it.
   for (const chunk of [2, 3]) {
     await store.claimChunk(jobId, chunk, Date.now());

@@ -34,12 +34,21 @@ test('CSV: the header alone is no result, but is not written again', async () =>
 });
 
 test('a torn last line is cut and the whole lines counted, CSV and NDJSON', async () => {
-  const csvText = CSV_HEADER + '\n' + results.slice(0, 3).map((r) => formatResult(r, 'csv')).join('');
+  const csvText =
+    CSV_HEADER +
+    '\n' +
+    results
+      .slice(0, 3)
+      .map((r) => formatResult(r, 'csv'))
+      .join('');
   const csv = file('torn.csv', csvText + '3,"r,3",0.');
   assert.deepEqual(await resultsAlreadyWritten(csv, 'csv'), { results: 3, empty: false });
   assert.equal(readFileSync(csv, 'utf8'), csvText);
 
-  const ndText = results.slice(0, 4).map((r) => formatResult(r, 'ndjson')).join('');
+  const ndText = results
+    .slice(0, 4)
+    .map((r) => formatResult(r, 'ndjson'))
+    .join('');
   const nd = file('torn.ndjson', ndText + '{"index":4,"fr');
   assert.deepEqual(await resultsAlreadyWritten(nd, 'ndjson'), { results: 4, empty: false });
   assert.equal(readFileSync(nd, 'utf8'), ndText);
@@ -47,7 +56,10 @@ test('a torn last line is cut and the whole lines counted, CSV and NDJSON', asyn
 
 test('a file that is not a partial download is refused, untouched', async () => {
   await assert.rejects(resultsAlreadyWritten(file('other.csv', 'a,b\n1,2\n'), 'csv'), ResultsFileError);
-  const gap = results.filter((r) => r.index !== 1).map((r) => formatResult(r, 'ndjson')).join('');
+  const gap = results
+    .filter((r) => r.index !== 1)
+    .map((r) => formatResult(r, 'ndjson'))
+    .join('');
   await assert.rejects(resultsAlreadyWritten(file('gap.ndjson', gap), 'ndjson'), ResultsFileError);
 });
 

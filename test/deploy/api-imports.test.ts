@@ -48,9 +48,18 @@ test('the api never loads onnxruntime-node; the worker does; neither warns at st
   const { modules: api, stderr: apiStderr } = await modulesLoadedBy('api');
   // Node prints deprecation and other process warnings to stderr (Fastify's FSTDEP… among them).
   assert.doesNotMatch(apiStderr, /Warning|FSTDEP/);
-  assert.ok(api.some((url) => url.includes('/node_modules/fastify/')), 'the hook saw the api load its packages');
-  assert.deepEqual(api.filter((url) => /onnxruntime/.test(url)), []);
+  assert.ok(
+    api.some((url) => url.includes('/node_modules/fastify/')),
+    'the hook saw the api load its packages',
+  );
+  assert.deepEqual(
+    api.filter((url) => /onnxruntime/.test(url)),
+    [],
+  );
   const { modules: worker, stderr: workerStderr } = await modulesLoadedBy('worker');
   assert.doesNotMatch(workerStderr, /Warning/);
-  assert.ok(worker.some((url) => url.includes('/node_modules/onnxruntime-node/')), 'the worker loads onnxruntime-node');
+  assert.ok(
+    worker.some((url) => url.includes('/node_modules/onnxruntime-node/')),
+    'the worker loads onnxruntime-node',
+  );
 });

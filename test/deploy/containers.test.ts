@@ -12,7 +12,10 @@ const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string
 /** The Node version ./dev and CI run, which the images pin too. */
 const NODE_PINNED = /^NODE_PINNED_VERSION=(\S+)$/m.exec(read('scripts/ensure-node.sh'))?.[1];
 
-for (const [file, script] of [['Dockerfile.api', 'api'], ['Dockerfile.worker', 'worker']] as const) {
+for (const [file, script] of [
+  ['Dockerfile.api', 'api'],
+  ['Dockerfile.worker', 'worker'],
+] as const) {
   test(`${file} builds on the pinned Node 24 slim, installs production packages, runs as non-root, starts like npm run ${script}`, () => {
     const d = dockerfile(file);
     assert.match(NODE_PINNED ?? '', /^24\.\d+\.\d+$/);
@@ -23,7 +26,11 @@ for (const [file, script] of [['Dockerfile.api', 'api'], ['Dockerfile.worker', '
     const cmd = JSON.parse(d.one('CMD')) as string[];
     assert.equal(cmd.join(' '), pkg.scripts[script], 'CMD and the npm script start the process the same way');
     // The V8 flags the tests and the bench start the process with, no other.
-    assert.deepEqual(cmd.filter((arg) => /^--(max|min)-|^--v8-/.test(arg)), [...V8_FLAGS[script]], 'the V8 flags of node-args.ts');
+    assert.deepEqual(
+      cmd.filter((arg) => /^--(max|min)-|^--v8-/.test(arg)),
+      [...V8_FLAGS[script]],
+      'the V8 flags of node-args.ts',
+    );
     for (const arg of cmd.slice(1)) if (/\.ts$/.test(arg)) assert.ok(existsSync(ROOT + arg), `${arg} exists`);
     for (const env of d.all('ENV')) assert.ok(ENV_VARIABLES.includes(env.split('=')[0]!) || env.startsWith('NODE_ENV'), env);
     for (const copied of d.all('COPY').map((c) => c.split(/\s+/)[0]!)) assert.ok(existsSync(ROOT + copied), `${copied} exists`);
@@ -58,7 +65,9 @@ test('.env.example lists every variable the config reads', () => {
 
 test('npm run api|worker|start read .env when there is one; the images get none', () => {
   for (const script of ['api', 'worker', 'start']) assert.ok(pkg.scripts[script]!.split(' ').includes(ENV_FILE_ARG), script);
-  const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
+  const ignored = read('.dockerignore')
+    .split('\n')
+    .map((l) => l.trim());
   assert.ok(ignored.includes('.env'), '.env is in .dockerignore');
 });
 

@@ -59,12 +59,16 @@ for (const [overlay, objects] of rendered) {
         for (const c of containersOf(workload)) {
           if (!c.image.includes('scoring-')) continue;
           const env = containerEnv(objects, c, placeholder);
-          for (const name of Object.keys(env)) assert.ok(isServiceVariable(name), `${workload.metadata.name}: ${name} is read by src/shared/config.ts`);
+          for (const name of Object.keys(env)) {
+            assert.ok(isServiceVariable(name), `${workload.metadata.name}: ${name} is read by src/shared/config.ts`);
+          }
           assert.doesNotThrow(() => loadConfig(env), `${workload.metadata.name}'s environment passes the config`);
         }
       }
       for (const configMap of objects.filter((o) => o.kind === 'ConfigMap')) {
-        for (const name of Object.keys(configMap.data ?? {})) assert.ok(ENV_VARIABLES.includes(name), `ConfigMap ${configMap.metadata.name}: ${name}`);
+        for (const name of Object.keys(configMap.data ?? {})) {
+          assert.ok(ENV_VARIABLES.includes(name), `ConfigMap ${configMap.metadata.name}: ${name}`);
+        }
       }
     });
 
@@ -75,13 +79,21 @@ for (const [overlay, objects] of rendered) {
       const secretVariables = new Set(refs.map(([name]) => name));
       assert.ok(secretVariables.has('API_KEYS') && secretVariables.has('REDIS_URL'), [...secretVariables].join(', '));
       for (const c of workloads(objects).flatMap((w) => containersOf(w))) {
-        for (const e of c.env ?? []) assert.ok(!['API_KEYS', 'REDIS_URL'].includes(e.name) || e.valueFrom?.secretKeyRef, `${e.name} is not written in the clear`);
+        for (const e of c.env ?? []) {
+          assert.ok(!['API_KEYS', 'REDIS_URL'].includes(e.name) || e.valueFrom?.secretKeyRef, `${e.name} is not written in the clear`);
+        }
       }
       const kustomization = readRepoFile(`${K8S_DIR}/overlays/${overlay}/kustomization.yaml`);
       for (const [, ref] of refs) {
         const secret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === ref.name);
         if (secret) assert.ok(ref.key in (secret.data ?? {}), `Secret ${ref.name} has ${ref.key}`);
-        else assert.match(kustomization, new RegExp(`create secret generic ${ref.name}[\\s\\S]*--from-literal=${ref.key}=`), `the overlay says how to create ${ref.name}.${ref.key}`);
+        else {
+          assert.match(
+            kustomization,
+            new RegExp(`create secret generic ${ref.name}[\\s\\S]*--from-literal=${ref.key}=`),
+            `the overlay says how to create ${ref.name}.${ref.key}`,
+          );
+        }
       }
     });
 
@@ -109,7 +121,7 @@ for (const [overlay, objects] of rendered) {
       const hpa = find(objects, 'HorizontalPodAutoscaler', 'scoring-api');
       assert.equal(hpa.spec.scaleTargetRef.name, 'scoring-api');
       assert.ok(hpa.spec.metrics.some((m: any) => m.type === 'Resource' && m.resource.name === 'cpu'));
-      assert.ok(api.resources?.requests?.cpu, 'a CPU request, which the HPA\'s utilization is a share of');
+      assert.ok(api.resources?.requests?.cpu, "a CPU request, which the HPA's utilization is a share of");
     });
 
     test('worker: /health for liveness, /ready for readiness, on the ops port; one core per onnxruntime thread', () => {
@@ -148,7 +160,10 @@ for (const [overlay, objects] of rendered) {
           assert.ok(c.resources?.requests?.cpu && c.resources.requests.memory && c.resources.limits?.memory, `${where} resources`);
           for (const mount of (c as { volumeMounts?: { name: string }[] }).volumeMounts ?? []) {
             const declared = [...(pod.volumes ?? []), ...(workload.spec.volumeClaimTemplates ?? []).map((v: K8sObject) => v.metadata)];
-            assert.ok(declared.some((v: { name: string }) => v.name === mount.name), `${where} mounts ${mount.name}`);
+            assert.ok(
+              declared.some((v: { name: string }) => v.name === mount.name),
+              `${where} mounts ${mount.name}`,
+            );
           }
         }
       }
@@ -159,7 +174,7 @@ for (const [overlay, objects] of rendered) {
       for (const [kind, image] of Object.entries(IMAGES)) {
         const c = container(objects, image);
         assert.equal(imageName(c.image), image);
-        assert.equal(c.command, undefined, 'the Dockerfile\'s CMD (what npm run starts) runs');
+        assert.equal(c.command, undefined, "the Dockerfile's CMD (what npm run starts) runs");
         assert.equal(c.args, undefined);
         const service = compose.services[kind];
         assert.equal(service?.image, image, `compose's ${kind} is tagged ${image}`);
@@ -174,7 +189,10 @@ for (const [overlay, objects] of rendered) {
     test('every PodDisruptionBudget and Service selects pods that exist', () => {
       for (const o of objects.filter((x) => x.kind === 'PodDisruptionBudget' || x.kind === 'Service')) {
         const selector = o.kind === 'Service' ? o.spec.selector : o.spec.selector.matchLabels;
-        assert.ok(workloads(objects).some((w) => matches(selector, w.spec.template.metadata.labels)), `${o.kind}/${o.metadata.name}`);
+        assert.ok(
+          workloads(objects).some((w) => matches(selector, w.spec.template.metadata.labels)),
+          `${o.kind}/${o.metadata.name}`,
+        );
       }
     });
 
@@ -184,7 +202,9 @@ for (const [overlay, objects] of rendered) {
         ...objects.filter((o) => o.kind === 'ScaledObject').map((o) => o.spec.scaleTargetRef.name as string),
       ];
       assert.ok(targets.includes('scoring-worker'), 'workers are autoscaled');
-      for (const name of targets) assert.equal(find(objects, 'Deployment', name).spec.replicas, undefined, `${name}: an apply must not reset the autoscaler's count`);
+      for (const name of targets) {
+        assert.equal(find(objects, 'Deployment', name).spec.replicas, undefined, `${name}: an apply must not reset the autoscaler's count`);
+      }
     });
 
     test('KEDA scales the workers with min/max replicas and a scale-down stabilization window', () => {
@@ -195,21 +215,32 @@ for (const [overlay, objects] of rendered) {
       const worker = container(objects, 'scoring-worker');
       const env = containerEnv(objects, worker, placeholder);
       const prefix = env.QUEUE_PREFIX ?? 'scoring';
-      for (const trigger of scaled.spec.triggers as { type: string; metadata: Record<string, string>; metricType?: string; authenticationRef?: { name: string } }[]) {
+      for (const trigger of scaled.spec.triggers as {
+        type: string;
+        metadata: Record<string, string>;
+        metricType?: string;
+        authenticationRef?: { name: string };
+      }[]) {
         if (trigger.type === 'prometheus') {
           assert.ok(Number(trigger.metadata.threshold) > 0 && Number(trigger.metadata.activationThreshold) >= 0);
           assert.deepEqual(metricNames(trigger.metadata.query!), ['scoring_backlog_drain_seconds']);
           // The drain already divides by the running workers' rate; AverageValue would divide again.
           assert.equal(trigger.metricType, 'Value');
           const namespaces = [...trigger.metadata.query!.matchAll(/namespace="([^"]+)"/g)].map((m) => m[1]);
-          for (const ns of namespaces) assert.equal(ns, scaled.metadata.namespace, 'the query reads this overlay\'s namespace');
-          const monitor = objects.find((o) => o.kind === 'ServiceMonitor' && matches(o.spec.selector.matchLabels, find(objects, 'Service', 'scoring-api').metadata.labels));
+          for (const ns of namespaces) assert.equal(ns, scaled.metadata.namespace, "the query reads this overlay's namespace");
+          const monitor = objects.find(
+            (o) => o.kind === 'ServiceMonitor' && matches(o.spec.selector.matchLabels, find(objects, 'Service', 'scoring-api').metadata.labels),
+          );
           assert.ok(monitor, 'Prometheus scrapes the api, which exports the drain gauge');
         } else if (trigger.type === 'redis') {
           // Online: the queues of the model versions the repository ships (fraud/1, species/1), every shard.
           const online = Number(env.ONLINE_QUEUE_SHARDS ?? 1);
-          const onlineQueues = ['fraud', 'species'].flatMap((model) => Array.from({ length: online }, (_, shard) => predictQueueName(model, 1, shard, online)));
-          const queues = [...onlineQueues, ...shardQueueNames(QUEUES.bulk.name, Number(env.BULK_QUEUE_SHARDS ?? 1))].map((name) => `${prefix}:${name}:wait`);
+          const onlineQueues = ['fraud', 'species'].flatMap((model) =>
+            Array.from({ length: online }, (_, shard) => predictQueueName(model, 1, shard, online)),
+          );
+          const queues = [...onlineQueues, ...shardQueueNames(QUEUES.bulk.name, Number(env.BULK_QUEUE_SHARDS ?? 1))].map(
+            (name) => `${prefix}:${name}:wait`,
+          );
           assert.ok(queues.includes(trigger.metadata.listName!), `${trigger.metadata.listName} is the wait list of a queue (${queues.join(', ')})`);
           const auth = find(objects, 'TriggerAuthentication', trigger.authenticationRef!.name);
           for (const ref of auth.spec.secretTargetRef as { name: string; key: string }[]) {
@@ -231,7 +262,10 @@ for (const [overlay, objects] of rendered) {
         const workload = workloads(objects).find((w) => matches(monitor.spec.selector.matchLabels, w.spec.template.metadata.labels));
         assert.ok(workload, `PodMonitor ${monitor.metadata.name} selects pods`);
         for (const endpoint of monitor.spec.podMetricsEndpoints) {
-          assert.ok(containersOf(workload).some((c) => portNumber(c, endpoint.port)), `a container has port ${endpoint.port}`);
+          assert.ok(
+            containersOf(workload).some((c) => portNumber(c, endpoint.port)),
+            `a container has port ${endpoint.port}`,
+          );
         }
       }
     });
@@ -244,7 +278,11 @@ test('development runs Redis with noeviction and AOF fsync every second', () => 
   assert.match(args, /--maxmemory-policy noeviction/);
   assert.match(args, /--appendonly yes/);
   assert.match(args, /--appendfsync everysec/);
-  assert.equal(rendered.get('production')!.some((o) => o.kind === 'StatefulSet'), false, 'production uses a managed Redis/Valkey');
+  assert.equal(
+    rendered.get('production')!.some((o) => o.kind === 'StatefulSet'),
+    false,
+    'production uses a managed Redis/Valkey',
+  );
 });
 
 // The paths the probes and monitors name, asked of a real api and worker started with the
@@ -287,8 +325,9 @@ describe('probe and scrape paths answer on the running processes', () => {
   });
 
   test('the api exports every metric the KEDA query names', async () => {
-    const query = (find(objects, 'ScaledObject', 'scoring-worker').spec.triggers as { metadata: { query?: string } }[])
-      .flatMap((t) => (t.metadata.query ? metricNames(t.metadata.query) : []));
+    const query = (find(objects, 'ScaledObject', 'scoring-worker').spec.triggers as { metadata: { query?: string } }[]).flatMap((t) =>
+      t.metadata.query ? metricNames(t.metadata.query) : [],
+    );
     assert.ok(query.length > 0);
     const exported = await (await fetch(`${api.url}/metrics`)).text();
     for (const name of query) assert.match(exported, new RegExp(`^${name}[{ ]`, 'm'), `${name} on the api's /metrics`);

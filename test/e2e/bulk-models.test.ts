@@ -191,7 +191,13 @@ describe('bulk jobs for any model', () => {
         assert.deepEqual(JSON.parse(row.probabilities!), expected[i]!.probabilities);
       });
       const streamed = await request(`${s.api.url}/jobs/${jobId}/results`, { headers: { accept: 'application/x-ndjson' } });
-      assert.deepEqual((streamed.body as string).trim().split('\n').map((l) => JSON.parse(l)), got);
+      assert.deepEqual(
+        (streamed.body as string)
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l)),
+        got,
+      );
     }
   });
 
@@ -225,7 +231,10 @@ describe('bulk jobs for any model', () => {
         got.map(({ index: _i, id: _id, ...outputs }) => outputs),
         expected,
       );
-      assert.deepEqual(got.map((r) => r.id), records.map((r) => r.id));
+      assert.deepEqual(
+        got.map((r) => r.id),
+        records.map((r) => r.id),
+      );
     }
 
     const scalars = Array.from({ length: 10 }, (_, i) => ({ amount: i * 1.25, count: i * 3, flag: i % 3 === 0, word: `w${i}` }));
@@ -235,7 +244,10 @@ describe('bulk jobs for any model', () => {
     const expectedScalars = await batchOutputs(s.api, 'scalars', scalars);
     const got = await results(s.api, jobId);
     assert.equal(got[3]!.total, 3 * 1.25 + 9);
-    assert.deepEqual(got, expectedScalars.map((outputs, i) => ({ index: i, id: `c-${i}`, ...outputs })));
+    assert.deepEqual(
+      got,
+      expectedScalars.map((outputs, i) => ({ index: i, id: `c-${i}`, ...outputs })),
+    );
   });
 
   test('bad records are 400 naming the line or index and the field; an unknown model or version is 404 model_not_found', async () => {
@@ -248,11 +260,17 @@ describe('bulk jobs for any model', () => {
 
     const json = await submit(s.api, '?model=alltypes', 'application/json', JSON.stringify({ records: [good, { ...good, i32: [1] }] }));
     assert.equal(json.status, 400);
-    assert.ok(json.body.error.details.some((d: { path: string }) => d.path === 'records.1.i32'), JSON.stringify(json.body));
+    assert.ok(
+      json.body.error.details.some((d: { path: string }) => d.path === 'records.1.i32'),
+      JSON.stringify(json.body),
+    );
 
     const csv = await submit(s.api, '?model=scalars', 'text/csv', 'amount,count,flag,word\n1,2,true,a\n1,x,true,b\n');
     assert.equal(csv.status, 400);
-    assert.ok(csv.body.error.details.some((d: { path: string }) => d.path === 'lines.3.count'), JSON.stringify(csv.body));
+    assert.ok(
+      csv.body.error.details.some((d: { path: string }) => d.path === 'lines.3.count'),
+      JSON.stringify(csv.body),
+    );
 
     for (const query of ['?model=nope', '?model=species&version=9', '?model=species&alias=nope']) {
       const res = await submit(s.api, query, 'application/x-ndjson', ndjson([{ measurements: [1, 2, 3, 4] }]));
@@ -269,10 +287,13 @@ describe('a bulk job is pinned to the version resolved at submission', () => {
     await writeFile(join(root, 'fraud', 'aliases.json'), JSON.stringify({ champion: '1' }));
     const { api, workers } = await stack('e2e-bulk-pin', root);
     const worker = workers[0]!;
-    await waitFor(async () => (await request(`${api.url}/models/fraud`)).body.versions?.filter((v: { state: string }) => v.state === 'loaded').length === 2, {
-      timeoutMs: 20_000,
-      what: 'fraud 1 and 2 loaded',
-    });
+    await waitFor(
+      async () => (await request(`${api.url}/models/fraud`)).body.versions?.filter((v: { state: string }) => v.state === 'loaded').length === 2,
+      {
+        timeoutMs: 20_000,
+        what: 'fraud 1 and 2 loaded',
+      },
+    );
 
     // Frozen, the worker scores nothing; it stays live to the api for a heartbeat window (15 s).
     worker.proc.kill('SIGSTOP');
@@ -341,7 +362,13 @@ describe('a bulk job is pinned to the version resolved at submission', () => {
     assert.equal(still.body.progress.done, 0, 'not scored by the version the worker holds');
     assert.deepEqual(still.body.scored_by, {});
 
-    const holder = await startWorker({ REDIS_URL: redis.url, QUEUE_PREFIX: 'e2e-bulk-wait', MODEL_REPOSITORY: root, MODEL_POLL_SECONDS: '0', MODELS: 'fraud:2' });
+    const holder = await startWorker({
+      REDIS_URL: redis.url,
+      QUEUE_PREFIX: 'e2e-bulk-wait',
+      MODEL_REPOSITORY: root,
+      MODEL_POLL_SECONDS: '0',
+      MODELS: 'fraud:2',
+    });
     started.push(holder);
     const status = await completed(api, jobId);
     assert.equal(status.waiting_for, undefined);

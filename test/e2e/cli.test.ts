@@ -164,10 +164,19 @@ test('predict: a record as an argument and an NDJSON file, printed as JSON lines
   assert.deepEqual(JSON.parse(one.stdout), expected);
 
   const file = join(dir, 'few.ndjson');
-  writeFileSync(file, records.slice(0, 1500).map((r) => JSON.stringify(r)).join('\n') + '\n');
+  writeFileSync(
+    file,
+    records
+      .slice(0, 1500)
+      .map((r) => JSON.stringify(r))
+      .join('\n') + '\n',
+  );
   const many = await run(['predict', '--file', file]);
   assert.equal(many.code, 0, many.stderr);
-  const lines = many.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { fraud_probability: number; model_version: string });
+  const lines = many.stdout
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { fraud_probability: number; model_version: string });
   assert.equal(lines.length, 1500);
   assert.equal(lines[0]!.fraud_probability, expected.fraud_probability);
   assert.equal(lines[0]!.model_version, expected.model_version);
@@ -193,7 +202,13 @@ test("the service's error and the failing line are printed as they are, exit 1; 
   assert.match(wrongKey.stderr, /^scoring: unauthorized: /m);
 
   const small = join(dir, 'small.ndjson');
-  writeFileSync(small, records.slice(0, 10).map((r) => JSON.stringify(r)).join('\n') + '\n');
+  writeFileSync(
+    small,
+    records
+      .slice(0, 10)
+      .map((r) => JSON.stringify(r))
+      .join('\n') + '\n',
+  );
   const submitted = await run(['submit', small, '--url', api.url]);
   assert.equal(submitted.code, 0, submitted.stderr);
   const { job_id } = JSON.parse(submitted.stdout) as { job_id: string };
@@ -222,7 +237,13 @@ test('a wait rides out an api restart', async () => {
   await worker!.stop();
   worker = undefined;
   const small = join(dir, 'restart.ndjson');
-  writeFileSync(small, records.slice(0, 100).map((r) => JSON.stringify(r)).join('\n') + '\n');
+  writeFileSync(
+    small,
+    records
+      .slice(0, 100)
+      .map((r) => JSON.stringify(r))
+      .join('\n') + '\n',
+  );
   const waiting = cli(['submit', small, '--wait']);
   await waitFor(() => /accepted; waiting/.test(waiting.stderr()), { timeoutMs: 30_000, what: 'the upload' });
   const env = { REDIS_URL: redis.url, QUEUE_PREFIX: 'cli-e2e', API_KEYS: KEY };

@@ -14,7 +14,6 @@ import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
 import { loadModel, type ScoringModel } from '../../src/worker/model.ts';
 import { QUEUES, predictQueueName, shardQueueNames } from '../../src/shared/queues.ts';
 import { bulkJobKey, bulkResultKey, modelsChangedChannel } from '../../src/shared/keys.ts';
-import type { FraudRecord } from '../../src/shared/schemas/record.ts';
 
 const PREFIX = 'cluster-e2e';
 const SHARDS = 3;
@@ -43,7 +42,10 @@ after(async () => {
 
 /** The shards an api sends to, online (fraud/1's) and bulk: it says so in its log at start. */
 function shardsOf(api: ServiceProcess): [string, string] {
-  const line = api.output().split('\n').find((l) => l.includes('sending to queue shards'));
+  const line = api
+    .output()
+    .split('\n')
+    .find((l) => l.includes('sending to queue shards'));
   assert.ok(line, 'the api logs the shards it sends to');
   const { bulk, online_shard, online_shards } = JSON.parse(line) as { bulk: string; online_shard: number; online_shards: number };
   return [predictQueueName('fraud', 1, online_shard, online_shards), bulk];
@@ -82,7 +84,10 @@ async function assertExactlyOncePerRecord(api: ServiceProcess, jobId: string, ex
   assert.deepEqual(status.body.progress, { total: expected.length, done: expected.length });
   // GET /jobs lists it: the owner's listing lives on its own slot, written beside the job's keys.
   const listed = await request(`${api.url}/jobs?status=completed&limit=100`);
-  assert.ok(listed.body.jobs.some((j: { job_id: string }) => j.job_id === jobId), JSON.stringify(listed.body));
+  assert.ok(
+    listed.body.jobs.some((j: { job_id: string }) => j.job_id === jobId),
+    JSON.stringify(listed.body),
+  );
   const res = await fetch(`${api.url}/jobs/${jobId}/results`, { headers: { accept: 'application/x-ndjson' } });
   assert.equal(res.status, 200);
   const lines = (await res.text()).trim().split('\n');
@@ -137,7 +142,8 @@ function load(urls: string[], clients: number, timeoutMs: number, headers: Recor
   };
 }
 
-const byStatus = (outcomes: Outcome[]) => JSON.stringify(Object.fromEntries(Object.entries(Object.groupBy(outcomes, (o) => String(o.status))).map(([k, v]) => [k, v!.length])));
+const byStatus = (outcomes: Outcome[]) =>
+  JSON.stringify(Object.fromEntries(Object.entries(Object.groupBy(outcomes, (o) => String(o.status))).map(([k, v]) => [k, v!.length])));
 
 test('processes started before the cluster wait, say so, and are not ready until it serves', async () => {
   const reserved = await reserveClusterPorts();
@@ -164,10 +170,13 @@ test('processes started before the cluster wait, say so, and are not ready until
   assert.equal((await postJson(`${early.url}/predict`, generateFraudRecords(1, 1)[0])).status, 503);
 
   cluster = await startTestRedisCluster({ ports: reserved.ports });
-  client = new Cluster(cluster.nodes.map((n) => ({ host: n.split(':')[0], port: Number(n.split(':')[1]) })), {
-    clusterRetryStrategy: () => 100,
-    redisOptions: { maxRetriesPerRequest: 3 },
-  });
+  client = new Cluster(
+    cluster.nodes.map((n) => ({ host: n.split(':')[0], port: Number(n.split(':')[1]) })),
+    {
+      clusterRetryStrategy: () => 100,
+      redisOptions: { maxRetriesPerRequest: 3 },
+    },
+  );
   client.on('error', () => undefined);
   for (const p of [early, earlyWorker]) {
     await waitFor(async () => (await request(`${p.url}/ready`)).status === 200, { timeoutMs: 20_000, what: 'ready once the cluster serves' });
@@ -214,7 +223,10 @@ test('a bulk job completes with exactly one result per record, in order', async 
 test('every key the service wrote is hash-tagged', async () => {
   const keys = (await Promise.all(client.nodes('master').map((node) => node.keys(`${PREFIX}:*`)))).flat();
   assert.ok(keys.length > 0);
-  assert.deepEqual(keys.filter((k) => !/\{[^}]+\}/.test(k)), []);
+  assert.deepEqual(
+    keys.filter((k) => !/\{[^}]+\}/.test(k)),
+    [],
+  );
 });
 
 test('every api subscribes to models-changed by sharded pub/sub, on the master of its slot', async () => {
@@ -261,7 +273,10 @@ test('a worker SIGKILLed mid-job: the others finish it, exactly one result per r
     await assertExactlyOncePerRecord(apis[0]!, jobId, expected);
     // The victim's chunk came back through BullMQ's stalled check.
     const events = await client.xrange(`${PREFIX}:${bulkShardOf(apis[1]!)}:events`, '-', '+');
-    assert.ok(events.some(([, f]) => f[0] === 'event' && f[1] === 'stalled'), 'no chunk went through the stalled check');
+    assert.ok(
+      events.some(([, f]) => f[0] === 'event' && f[1] === 'stalled'),
+      'no chunk went through the stalled check',
+    );
   } finally {
     thaw();
   }
@@ -281,8 +296,14 @@ test('an api SIGTERMed under load answers the calls in flight and exits 0; the o
   await onKept.stop();
   apis.splice(1, 1);
   assert.ok(inFlight > 0, 'calls were in flight at the signal');
-  assert.ok(onDrained.outcomes.every((o) => o.status === 200), `every call answered 200: ${byStatus(onDrained.outcomes)} ${onDrained.outcomes.map((o) => o.error ?? '').join(' ')}`);
-  assert.ok(onKept.outcomes.every((o) => o.status === 200), byStatus(onKept.outcomes));
+  assert.ok(
+    onDrained.outcomes.every((o) => o.status === 200),
+    `every call answered 200: ${byStatus(onDrained.outcomes)} ${onDrained.outcomes.map((o) => o.error ?? '').join(' ')}`,
+  );
+  assert.ok(
+    onKept.outcomes.every((o) => o.status === 200),
+    byStatus(onKept.outcomes),
+  );
   apis.push(await startApi({ ...env, LOG_LEVEL: 'info' }));
 });
 
@@ -304,7 +325,9 @@ test('a master SIGKILLed under load: calls fail fast, recover within 30 s; a bul
   const before = running.outcomes.length;
   const { killed, promoted } = await cluster.killMaster({ key: `${PREFIX}:${predictShardOf(target)}:wait` });
   const jobMaster = await cluster.masterOf(bulkJobKey(PREFIX, jobId));
-  t.diagnostic(`killed ${killed}; ${promoted} promoted after ${Date.now() - killedAt} ms; the bulk job's keys on ${jobMaster}, its chunks' queue on ${await cluster.masterOf(`${PREFIX}:${bulkShardOf(target)}:wait`)}`);
+  t.diagnostic(
+    `killed ${killed}; ${promoted} promoted after ${Date.now() - killedAt} ms; the bulk job's keys on ${jobMaster}, its chunks' queue on ${await cluster.masterOf(`${PREFIX}:${bulkShardOf(target)}:wait`)}`,
+  );
 
   // Recovered: the last 40 calls all answered 200.
   const recovered = await waitFor(

@@ -44,7 +44,7 @@ async function chromiumSkipReason(): Promise<string | false> {
       console.warn(`\n*** docs-browser.test.ts ${reason} ***\n`);
       return reason;
     }
-    throw new Error(`scripts/ensure-chromium.sh failed: ${stderr ?? String(err)}`);
+    throw new Error(`scripts/ensure-chromium.sh failed: ${stderr ?? String(err)}`, { cause: err });
   }
 }
 

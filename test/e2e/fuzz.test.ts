@@ -52,12 +52,7 @@ test(`${BODIES} seeded hostile bodies: no 5xx, every error in the contract's sha
     const res = await fetch(api.url + path, { method: 'POST', headers, body });
     const text = await res.text();
     statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-    const problem =
-      res.status >= 500
-        ? 'a 5xx'
-        : res.status >= 400 && !isContractError(safeJson(text))
-          ? 'an error outside the contract'
-          : undefined;
+    const problem = res.status >= 500 ? 'a 5xx' : res.status >= 400 && !isContractError(safeJson(text)) ? 'an error outside the contract' : undefined;
     if (problem) failures.push(`body #${i} (seed ${SEED}) ${path} ${contentType}: ${problem}: ${res.status} ${text.slice(0, 300)}`);
   }
   await Promise.all(

@@ -274,7 +274,11 @@ test('a burst of 504s writes a line or two, not one per call', async () => {
   await freezeWorkerAfterHeartbeat();
   const mark = api.output().length;
   const calls = Array.from({ length: 60 }, () =>
-    request(`${api.url}/predict?timeout_ms=50`, { method: 'POST', headers: { 'content-type': 'application/json', ...K1 }, body: JSON.stringify(RECORD) }),
+    request(`${api.url}/predict?timeout_ms=50`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...K1 },
+      body: JSON.stringify(RECORD),
+    }),
   );
   const answers = await Promise.all(calls);
   // Nothing scoring: each call times out (504) or, once nothing has been scored for a second while

@@ -60,7 +60,11 @@ describe('worker over a model repository', () => {
     await writeFile(join(root, 'extra', '2', 'model.onnx'), softmaxGraph([[0, 1]], [0, 0]));
     worker!.proc.kill('SIGHUP');
     await waitFor(
-      () => worker!.output().split('\n').some((l) => l.includes('model version loaded') && l.includes('"model_name":"extra","model_version":2')),
+      () =>
+        worker!
+          .output()
+          .split('\n')
+          .some((l) => l.includes('model version loaded') && l.includes('"model_name":"extra","model_version":2')),
       { what: 'the worker to log version 2 of extra as loaded' },
     );
     assert.equal(worker!.proc.exitCode, null, 'SIGHUP does not stop the worker');

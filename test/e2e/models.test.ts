@@ -82,7 +82,13 @@ describe('a repository of several models', () => {
   before(async () => {
     root = await repository(['fraud', 'species']);
     // A good version 1 and a corrupt (truncated) version 2 of one model.
-    const good = softmaxGraph([[1, 0], [0, 1]], [0, 0]);
+    const good = softmaxGraph(
+      [
+        [1, 0],
+        [0, 1],
+      ],
+      [0, 0],
+    );
     await writeVersion(root, 'mixed', 1, good);
     await writeVersion(root, 'mixed', 2, good.subarray(0, Math.floor(good.length / 2)));
     ({ api, worker } = await stack('e2e-models', root));
@@ -103,7 +109,10 @@ describe('a repository of several models', () => {
       records: [{ measurements: [6.7, 3.0, 5.2, 2.3] }, { measurements: [5.1, 3.5, 1.4, 0.2] }],
     });
     assert.equal(batch.status, 200, JSON.stringify(batch.body));
-    assert.deepEqual(batch.body.results.map((r: { label: string }) => r.label), ['virginica', 'setosa']);
+    assert.deepEqual(
+      batch.body.results.map((r: { label: string }) => r.label),
+      ['virginica', 'setosa'],
+    );
     assert.equal(batch.body.model_name, 'species');
     assert.equal(batch.body.model_version, speciesVersion);
     assert.equal(typeof batch.body.latency_ms, 'number');
@@ -135,9 +144,18 @@ describe('a repository of several models', () => {
     const records = [record, { ...record, f64: -1, flag: false, word: 'b' }, { ...record, i64: 100, word: 'c' }];
     const batch = await postJson(`${api.url}/models/alltypes/predict/batch`, { records });
     assert.equal(batch.status, 200, JSON.stringify(batch.body));
-    assert.deepEqual(batch.body.results.map((r: { word_out: string }) => r.word_out), ['héllo', 'b', 'c']);
-    assert.deepEqual(batch.body.results.map((r: { flag_out: boolean }) => r.flag_out), [true, false, true]);
-    assert.deepEqual(batch.body.results.map((r: { i64_out: number }) => r.i64_out), [7, 7, 100]);
+    assert.deepEqual(
+      batch.body.results.map((r: { word_out: string }) => r.word_out),
+      ['héllo', 'b', 'c'],
+    );
+    assert.deepEqual(
+      batch.body.results.map((r: { flag_out: boolean }) => r.flag_out),
+      [true, false, true],
+    );
+    assert.deepEqual(
+      batch.body.results.map((r: { i64_out: number }) => r.i64_out),
+      [7, 7, 100],
+    );
 
     const model = await request(`${api.url}/models/alltypes`);
     assert.equal(model.status, 200);
@@ -162,11 +180,17 @@ describe('a repository of several models', () => {
       const res = await postJson(`${api.url}/models/alltypes/predict`, body);
       assert.equal(res.status, 400, JSON.stringify(res.body));
       assert.equal(res.body.error.code, 'validation_error');
-      assert.ok(res.body.error.details.some((d: { path: string }) => d.path === path), `${path}: ${JSON.stringify(res.body)}`);
+      assert.ok(
+        res.body.error.details.some((d: { path: string }) => d.path === path),
+        `${path}: ${JSON.stringify(res.body)}`,
+      );
     }
     const batch = await postJson(`${api.url}/models/alltypes/predict/batch`, { records: [good, { ...good, word: 3 }] });
     assert.equal(batch.status, 400);
-    assert.ok(batch.body.error.details.some((d: { path: string }) => d.path === 'records.1.word'), JSON.stringify(batch.body));
+    assert.ok(
+      batch.body.error.details.some((d: { path: string }) => d.path === 'records.1.word'),
+      JSON.stringify(batch.body),
+    );
   });
 
   test('an unknown model or version is 404 model_not_found at once', async () => {
@@ -209,8 +233,30 @@ describe('a repository of several models', () => {
   });
 
   test('a version directory removed while it serves: callers are answered, later calls move to the new latest', async (t) => {
-    await writeVersion(root, 'gone', 1, softmaxGraph([[1, 0], [0, 1]], [0, 0]));
-    await writeVersion(root, 'gone', 2, softmaxGraph([[0, 1], [1, 0]], [0, 0]));
+    await writeVersion(
+      root,
+      'gone',
+      1,
+      softmaxGraph(
+        [
+          [1, 0],
+          [0, 1],
+        ],
+        [0, 0],
+      ),
+    );
+    await writeVersion(
+      root,
+      'gone',
+      2,
+      softmaxGraph(
+        [
+          [0, 1],
+          [1, 0],
+        ],
+        [0, 0],
+      ),
+    );
     const call = () => postJson(`${api.url}/models/gone/predict`, { x: [2, 1] });
     await waitFor(async () => (await call()).body.model_version === '2', { timeoutMs: 15_000, what: 'gone/2 serving' });
 
@@ -233,7 +279,10 @@ describe('a repository of several models', () => {
     for (const r of responses.filter((x) => x.status === 200)) assert.equal(r.body.label, r.body.model_version === '1' ? 0 : 1);
     const settled = responses.filter((r) => r.at > removedAt + 3000);
     assert.ok(settled.length > 0, statuses);
-    assert.ok(settled.every((r) => r.status === 200 && r.body.model_version === '1'), `after the removal settled: ${statuses}`);
+    assert.ok(
+      settled.every((r) => r.status === 200 && r.body.model_version === '1'),
+      `after the removal settled: ${statuses}`,
+    );
     const pinned = await postJson(`${api.url}/models/gone/versions/2/predict`, { x: [2, 1] });
     assert.equal(pinned.status, 404);
     assert.equal(pinned.body.error.code, 'model_not_found');
@@ -290,15 +339,26 @@ describe("fraud's champion moves under load", () => {
     const summary = countBy(responses, (r) => `${r.status} ${r.body.model_version ?? r.body.error?.code}`);
     t.diagnostic(`replies: ${summary}`);
     assert.equal(responses.filter((r) => r.status !== 200).length, 0, summary);
-    assert.ok(responses.every((r) => r.body.model_version === v1 || r.body.model_version === v2), summary);
+    assert.ok(
+      responses.every((r) => r.body.model_version === v1 || r.body.model_version === v2),
+      summary,
+    );
     const firstV2 = Math.min(...responses.filter((r) => r.body.model_version === v2).map((r) => r.at));
     const lastV1 = Math.max(...responses.filter((r) => r.body.model_version === v1).map((r) => r.at));
-    t.diagnostic(`alias moved at ${switchedAt - start} ms; first ${v2} reply ${firstV2 - switchedAt} ms later; last ${v1} reply ${lastV1 - switchedAt} ms after the move`);
+    t.diagnostic(
+      `alias moved at ${switchedAt - start} ms; first ${v2} reply ${firstV2 - switchedAt} ms later; last ${v1} reply ${lastV1 - switchedAt} ms after the move`,
+    );
     assert.ok(firstV2 >= switchedAt, 'no reply names version 2 before the alias moved');
-    assert.ok(responses.some((r) => r.at < switchedAt && r.body.model_version === v1), summary);
+    assert.ok(
+      responses.some((r) => r.at < switchedAt && r.body.model_version === v1),
+      summary,
+    );
     // Settled: the calls queued for version 1 before the api learnt of the move have been answered.
     const settled = responses.filter((r) => r.at > firstV2 + 2000);
     assert.ok(settled.length > 0, summary);
-    assert.ok(settled.every((r) => r.body.model_version === v2), `a reply named ${v1} after the switch settled: ${summary}`);
+    assert.ok(
+      settled.every((r) => r.body.model_version === v2),
+      `a reply named ${v1} after the switch settled: ${summary}`,
+    );
   });
 });

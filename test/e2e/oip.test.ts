@@ -12,7 +12,14 @@ import { startApi, startWorker, type ServiceProcess } from '../helpers/processes
 import { freePort } from '../helpers/ports.ts';
 import { postJson, readMetric, request } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { conforms, inference_error_response, inference_response, metadata_model_response, metadata_server_response, ready_model_response } from '../oip/oip-schemas.ts';
+import {
+  conforms,
+  inference_error_response,
+  inference_response,
+  metadata_model_response,
+  metadata_server_response,
+  ready_model_response,
+} from '../oip/oip-schemas.ts';
 import { HEALTH_PROTO_PATH, OIP_PROTO_PATH, PROTO_LOADER_OPTIONS } from '../../src/api/oip/grpc-server.ts';
 import { predictQueueName } from '../../src/shared/queues.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
@@ -69,9 +76,14 @@ function rpc(c: grpc.Client, method: string, req: object, options: { metadata?: 
   return new Promise((resolve, reject) => {
     let outcome: { error: grpc.ServiceError | null; response: Record<string, any> } | undefined;
     const stub = (c as unknown as Record<string, Function>)[method]!.bind(c);
-    const call: grpc.ClientUnaryCall = stub(req, options.metadata ?? bearer(), options.deadline ? { deadline: options.deadline } : {}, (error: grpc.ServiceError | null, response: Record<string, any>) => {
-      outcome = { error, response };
-    });
+    const call: grpc.ClientUnaryCall = stub(
+      req,
+      options.metadata ?? bearer(),
+      options.deadline ? { deadline: options.deadline } : {},
+      (error: grpc.ServiceError | null, response: Record<string, any>) => {
+        outcome = { error, response };
+      },
+    );
     call.on('status', (status: grpc.StatusObject) => {
       if (outcome?.error) reject(outcome.error);
       else resolve({ response: outcome!.response, trailer: status.metadata });
@@ -117,7 +129,12 @@ function fraudGrpcTyped(records: readonly FraudRecord[]) {
     { name: 'merchant_category', datatype: 'BYTES', shape: [n], contents: { bytes_contents: records.map((r) => Buffer.from(r.merchant_category)) } },
     { name: 'card_present', datatype: 'BOOL', shape: [n], contents: { bool_contents: records.map((r) => r.card_present) } },
     { name: 'hour_of_day', datatype: 'INT32', shape: [n, '1'], contents: { int_contents: records.map((r) => r.hour_of_day) } },
-    { name: 'days_since_last_transaction', datatype: 'FP64', shape: [n], contents: { fp64_contents: records.map((r) => r.days_since_last_transaction) } },
+    {
+      name: 'days_since_last_transaction',
+      datatype: 'FP64',
+      shape: [n],
+      contents: { fp64_contents: records.map((r) => r.days_since_last_transaction) },
+    },
   ];
 }
 
@@ -275,7 +292,11 @@ describe('the protocol over a running api and worker', () => {
     assert.deepEqual(float32s(raw.response.raw_output_contents[0]), expected);
 
     // Selected outputs only, in the order asked.
-    const one = await postJson(`${a.url}/v2/models/fraud/versions/1/infer`, { inputs: fraudRestInputs(records.slice(0, 3)), outputs: [{ name: 'decision' }] }, AUTH);
+    const one = await postJson(
+      `${a.url}/v2/models/fraud/versions/1/infer`,
+      { inputs: fraudRestInputs(records.slice(0, 3)), outputs: [{ name: 'decision' }] },
+      AUTH,
+    );
     assert.deepEqual(
       conforms(inference_response, one.body).outputs.map((o) => o.name),
       ['decision'],
@@ -292,7 +313,11 @@ describe('the protocol over a running api and worker', () => {
     const byRecords = await postJson(`${a.url}/models/species/predict/batch`, { records: measurements.map((m) => ({ [input.name]: m })) }, AUTH);
     assert.equal(byRecords.status, 200, JSON.stringify(byRecords.body));
 
-    const rest = await postJson(`${a.url}/v2/models/species/infer`, { inputs: [{ name: input.name, shape: [rows.rows, 4], datatype: 'FP32', data: measurements }] }, AUTH);
+    const rest = await postJson(
+      `${a.url}/v2/models/species/infer`,
+      { inputs: [{ name: input.name, shape: [rows.rows, 4], datatype: 'FP32', data: measurements }] },
+      AUTH,
+    );
     assert.equal(rest.status, 200, JSON.stringify(rest.body));
     const body = conforms(inference_response, rest.body);
     const viaGrpc = await rpc(c, 'ModelInfer', {
@@ -313,7 +338,11 @@ describe('the protocol over a running api and worker', () => {
       assert.equal(restOut.shape[0], rows.rows);
       const grpcOut = viaGrpc.response.outputs.find((o: { name: string }) => o.name === output.name);
       const values = Object.values(grpcOut.contents as Record<string, unknown[]>).find((v) => v.length > 0)!;
-      assert.deepEqual(values.map((v) => (typeof v === 'string' ? Number(v) : v)), fromRecords.flat(), output.name);
+      assert.deepEqual(
+        values.map((v) => (typeof v === 'string' ? Number(v) : v)),
+        fromRecords.flat(),
+        output.name,
+      );
     }
   });
 
@@ -325,7 +354,11 @@ describe('the protocol over a running api and worker', () => {
       ['unknown input', (ins) => [...ins, { name: 'velocity', shape: [3], datatype: 'FP32', data: [1, 2, 3] }], /velocity/],
       ['missing input', (ins) => ins.filter((i) => i.name !== 'card_present'), /card_present/],
       ['wrong datatype', (ins) => ins.map((i) => (i.name === 'hour_of_day' ? { ...i, datatype: 'FP32' } : i)), /hour_of_day/],
-      ['a lone surrogate in BYTES', (ins) => ins.map((i) => (i.name === 'merchant_category' ? { ...i, data: ['travel', '\ud800', 'grocery'] } : i)), /merchant_category.*UTF-8/],
+      [
+        'a lone surrogate in BYTES',
+        (ins) => ins.map((i) => (i.name === 'merchant_category' ? { ...i, data: ['travel', '\ud800', 'grocery'] } : i)),
+        /merchant_category.*UTF-8/,
+      ],
       ['a value /predict refuses', (ins) => ins.map((i) => (i.name === 'hour_of_day' ? { ...i, data: [[1], [30], [2]] } : i)), /hour_of_day/],
     ];
     for (const [what, change, message] of restCases) {
@@ -344,7 +377,11 @@ describe('the protocol over a running api and worker', () => {
       ['unknown input', [...typed, { name: 'velocity', datatype: 'FP32', shape: ['3'], contents: { fp32_contents: [1, 2, 3] } }], /velocity/],
       ['missing input', typed.filter((i) => i.name !== 'merchant_category'), /merchant_category/],
       ['wrong datatype', withInput('card_present', { datatype: 'INT32', contents: { int_contents: [1, 0, 1] } }), /card_present/],
-      ['bytes that are not UTF-8', withInput('merchant_category', { contents: { bytes_contents: [Buffer.from('a'), Buffer.from([0xff, 0xfe]), Buffer.from('b')] } }), /merchant_category.*UTF-8/],
+      [
+        'bytes that are not UTF-8',
+        withInput('merchant_category', { contents: { bytes_contents: [Buffer.from('a'), Buffer.from([0xff, 0xfe]), Buffer.from('b')] } }),
+        /merchant_category.*UTF-8/,
+      ],
       ['NaN', withInput('days_since_last_transaction', { contents: { fp64_contents: [1, NaN, 2] } }), /days_since_last_transaction/],
     ];
     for (const [what, inputs, message] of grpcCases) {
@@ -352,7 +389,11 @@ describe('the protocol over a running api and worker', () => {
         throw new Error(`${what}: ${e.message}`);
       });
     }
-    await fails(rpc(c, 'ModelInfer', { model_name: 'fraud', inputs: fraudGrpcTyped(generateFraudRecords(8, MAX_BATCH + 1)) }), grpc.status.INVALID_ARGUMENT, /limit/);
+    await fails(
+      rpc(c, 'ModelInfer', { model_name: 'fraud', inputs: fraudGrpcTyped(generateFraudRecords(8, MAX_BATCH + 1)) }),
+      grpc.status.INVALID_ARGUMENT,
+      /limit/,
+    );
     assert.equal(await jobsEverAdded(), before, 'a refused call reached the queue');
   });
 
@@ -370,7 +411,10 @@ describe('the protocol over a running api and worker', () => {
     const open = await postJson(`${a.url}/v2/models/fraud/infer`, { inputs: fraudRestInputs(records) });
     assert.equal(open.status, 401);
     conforms(inference_error_response, open.body);
-    await fails(rpc(c, 'ModelInfer', { model_name: 'fraud', inputs: fraudGrpcTyped(records) }, { metadata: new grpc.Metadata() }), grpc.status.UNAUTHENTICATED);
+    await fails(
+      rpc(c, 'ModelInfer', { model_name: 'fraud', inputs: fraudGrpcTyped(records) }, { metadata: new grpc.Metadata() }),
+      grpc.status.UNAUTHENTICATED,
+    );
     const wrong = new grpc.Metadata();
     wrong.set('authorization', 'Bearer not-a-key');
     await fails(rpc(c, 'ModelMetadata', { name: 'fraud' }, { metadata: wrong }), grpc.status.UNAUTHENTICATED);
@@ -390,17 +434,22 @@ describe('the protocol over a running api and worker', () => {
     try {
       const deadline = Date.now() + 800;
       const call = rpc(c, 'ModelInfer', { model_name: 'fraud', inputs: fraudGrpcTyped(records) }, { deadline });
-      const job = await waitFor(async () => (await queue.getJobs(['waiting', 'active'])).find((j) => j?.data.calls.length), { what: 'the call queued' });
+      const job = await waitFor(async () => (await queue.getJobs(['waiting', 'active'])).find((j) => j?.data.calls.length), {
+        what: 'the call queued',
+      });
       // The gRPC deadline travels in the job (less the transit of the deadline header, which carries milliseconds).
       assert.ok(Math.abs(job.data.calls[0]!.deadline - deadline) < 250, `job deadline ${job.data.calls[0]!.deadline} vs ${deadline}`);
       await fails(call, grpc.status.DEADLINE_EXCEEDED);
     } finally {
       w.proc.kill('SIGCONT');
     }
-    await waitFor(async () => (await rpc(c, 'ModelInfer', { model_name: 'fraud', inputs: fraudGrpcTyped(records) }).catch(() => undefined)) !== undefined, {
-      timeoutMs: 20_000,
-      what: 'an answer after the worker thawed',
-    });
+    await waitFor(
+      async () => (await rpc(c, 'ModelInfer', { model_name: 'fraud', inputs: fraudGrpcTyped(records) }).catch(() => undefined)) !== undefined,
+      {
+        timeoutMs: 20_000,
+        what: 'an answer after the worker thawed',
+      },
+    );
   });
 
   test('SIGTERM drains an in-flight gRPC call: it is answered, then the api exits 0', async () => {

@@ -109,7 +109,10 @@ describe('a frozen worker', () => {
     assert.ok(w.proc.kill('SIGSTOP'));
     const deadline = Date.now() + 20_000;
     const frozen = await load(64, (rs) => rs.filter((r) => r.status === 429).length >= 200 || Date.now() > deadline);
-    const statuses = JSON.stringify(Object.groupBy(frozen, (r) => r.status), (k, v) => (Array.isArray(v) ? v.length : v));
+    const statuses = JSON.stringify(
+      Object.groupBy(frozen, (r) => r.status),
+      (k, v) => (Array.isArray(v) ? v.length : v),
+    );
     const tooMany = frozen.filter((r) => r.status === 429);
     assert.ok(tooMany.length >= 200, `statuses while frozen: ${statuses}`);
     for (const r of tooMany) {
@@ -117,7 +120,10 @@ describe('a frozen worker', () => {
       assert.ok(Number(r.headers.get('retry-after')) >= 1);
       assert.ok(r.ms < TIMEOUT_MS / 2, `a 429 took ${r.ms} ms: it must not wait for the timeout`);
     }
-    assert.ok(frozen.every((r) => r.status === 429 || r.status === 504), `statuses while frozen: ${statuses}`);
+    assert.ok(
+      frozen.every((r) => r.status === 429 || r.status === 504),
+      `statuses while frozen: ${statuses}`,
+    );
 
     w.proc.kill('SIGCONT');
     await waitFor(async () => (await postJson(`${a.url}/predict?timeout_ms=${TIMEOUT_MS}`, record)).status === 200, {

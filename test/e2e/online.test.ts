@@ -122,7 +122,10 @@ describe('with a worker running', () => {
       const res = await postJson(`${a.url}/predict`, body);
       assert.equal(res.status, 400);
       assert.equal(res.body.error.code, 'validation_error');
-      assert.ok(res.body.error.details.some((d: { path: string }) => path.test(d.path)), JSON.stringify(res.body));
+      assert.ok(
+        res.body.error.details.some((d: { path: string }) => path.test(d.path)),
+        JSON.stringify(res.body),
+      );
       assert.equal(typeof res.body.request_id, 'string');
       assert.equal(await jobsEverAdded(), before);
     });
@@ -149,7 +152,11 @@ describe('with a worker running', () => {
 
   test('malformed JSON, a wrong content type and an over-size body each get their code', async () => {
     const before = await jobsEverAdded();
-    const malformed = await request(`${a.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"transaction_amount": 1,' });
+    const malformed = await request(`${a.url}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"transaction_amount": 1,',
+    });
     assert.equal(malformed.status, 400);
     assert.equal(malformed.body.error.code, 'validation_error');
     const text = await request(`${a.url}/predict`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' });
@@ -240,11 +247,14 @@ describe('with a frozen worker', () => {
     const a = await api({ ONLINE_MAX_WAITING: '3' });
     assert.ok(w.proc.kill('SIGSTOP'));
     // Each call times out and leaves its job waiting: the backlog grows past ONLINE_MAX_WAITING=3.
-    const res = await waitFor(async () => {
-      const r = await postJson(`${a.url}/predict?timeout_ms=20`, record);
-      assert.ok(r.status === 504 || r.status === 429, `status ${r.status}`);
-      return r.status === 429 ? r : undefined;
-    }, { what: '429 once the depth sample sees the backlog' });
+    const res = await waitFor(
+      async () => {
+        const r = await postJson(`${a.url}/predict?timeout_ms=20`, record);
+        assert.ok(r.status === 504 || r.status === 429, `status ${r.status}`);
+        return r.status === 429 ? r : undefined;
+      },
+      { what: '429 once the depth sample sees the backlog' },
+    );
     // The hard cap or, once the frozen worker has scored nothing for a second while records
     // wait, the predicted wait refuses first (on a loaded machine either can): a backlog either way.
     assert.ok((await queue.getWaitingCount()) >= 1);
@@ -293,10 +303,13 @@ describe('when Redis goes away', () => {
       assert.equal((await request(`${a.url}/health`)).status, 200);
 
       await redis.start();
-      const back = await waitFor(async () => {
-        const r = await postJson(`${a.url}/predict?timeout_ms=1000`, record);
-        return r.status === 200 ? r : undefined;
-      }, { timeoutMs: 20_000, what: 'a 200 after Redis returned' });
+      const back = await waitFor(
+        async () => {
+          const r = await postJson(`${a.url}/predict?timeout_ms=1000`, record);
+          return r.status === 200 ? r : undefined;
+        },
+        { timeoutMs: 20_000, what: 'a 200 after Redis returned' },
+      );
       assert.ok(back.body.fraud_probability > 0);
     } finally {
       await Promise.all([a.stop(), w.stop()]);
@@ -318,7 +331,10 @@ describe('on SIGTERM', () => {
     w.proc.kill('SIGCONT');
     try {
       const responses = await Promise.all(inFlight);
-      assert.deepEqual(responses.map((r) => r.status), Array(20).fill(200));
+      assert.deepEqual(
+        responses.map((r) => r.status),
+        Array(20).fill(200),
+      );
       assert.equal(await exit, 0);
     } finally {
       await w.stop();

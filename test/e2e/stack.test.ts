@@ -62,7 +62,12 @@ async function startStack(env: Record<string, string>, detached = false) {
     async () => {
       if (stack.child.exitCode !== null) throw new Error(`the stack exited: ${stack.output()}`);
       const ready = await Promise.all(
-        [env.PORT, env.WORKER_PORT].map((port) => fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.ok, () => false)),
+        [env.PORT, env.WORKER_PORT].map((port) =>
+          fetch(`http://127.0.0.1:${port}/ready`).then(
+            (r) => r.ok,
+            () => false,
+          ),
+        ),
       );
       return ready.every(Boolean);
     },
@@ -79,7 +84,11 @@ async function startStack(env: Record<string, string>, detached = false) {
 
 function assertNothingLeft(started: ProcInfo[], redisDir: string) {
   const alive = started.filter((p) => isAlive(p.pid));
-  assert.deepEqual(alive.map((p) => p.argv.join(' ')), [], 'every process the stack started has exited');
+  assert.deepEqual(
+    alive.map((p) => p.argv.join(' ')),
+    [],
+    'every process the stack started has exited',
+  );
   assert.equal(existsSync(redisDir), false, "the private Redis's folder is removed");
 }
 
@@ -116,8 +125,16 @@ test('npm start: SIGTERM to npm (whose shell does not pass it on) still stops ev
   await waitFor(
     async () => {
       if (npm.child.exitCode !== null) throw new Error(`npm start exited: ${npm.output()}`);
-      return (await fetch(`http://127.0.0.1:${env.WORKER_PORT}/ready`).then((r) => r.ok, () => false)) &&
-        (await fetch(`http://127.0.0.1:${env.PORT}/ready`).then((r) => r.ok, () => false));
+      return (
+        (await fetch(`http://127.0.0.1:${env.WORKER_PORT}/ready`).then(
+          (r) => r.ok,
+          () => false,
+        )) &&
+        (await fetch(`http://127.0.0.1:${env.PORT}/ready`).then(
+          (r) => r.ok,
+          () => false,
+        ))
+      );
     },
     { timeoutMs: 60_000, what: 'npm start to be ready' },
   );
@@ -160,7 +177,10 @@ for (const role of ['api', 'worker'] as const) {
       const proc = launch(process.execPath, serviceArgs(role), { [variable]: String(port), LOG_LEVEL: 'silent' });
       const exit = await proc.exited;
       assert.equal(exit.code, 1);
-      assert.equal(exit.stderr.trim().split('\n').at(-1), `${role}: port ${port} is already in use; stop what holds it or set ${variable} to a free port`);
+      assert.equal(
+        exit.stderr.trim().split('\n').at(-1),
+        `${role}: port ${port} is already in use; stop what holds it or set ${variable} to a free port`,
+      );
       assert.doesNotMatch(exit.stderr, /\n\s+at /, 'no stack trace');
     } finally {
       server.close();
@@ -177,5 +197,8 @@ test('./dev test with a private Redis leaves no redis-server behind', async () =
   assert.ok(url && url !== deadUrl, `./dev started a private Redis: ${run.output()}`);
   const port = new URL(url).port;
   const left = allProcesses().filter((p) => isRedis(p) && p.argv.join(' ').endsWith(`:${port}`));
-  assert.deepEqual(left.map((p) => p.argv.join(' ')), []);
+  assert.deepEqual(
+    left.map((p) => p.argv.join(' ')),
+    [],
+  );
 });

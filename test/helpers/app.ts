@@ -21,6 +21,7 @@ export async function buildTestApp(t: Teardown, overrides: Record<string, string
   const redis = await prefixedRedis('api');
   const config = loadConfig({ LOG_LEVEL: 'silent', OTEL_SDK_DISABLED: 'true', ...overrides, REDIS_URL: redis.url, QUEUE_PREFIX: redis.prefix });
   const telemetry = startTelemetry({ serviceName: 'scoring-api-test', ...config.telemetry });
+  // eslint-disable-next-line prefer-const -- the teardown is registered first, so a failing build still cleans up
   let app: FastifyInstance | undefined;
   t.after(async () => {
     await app?.close();

@@ -18,8 +18,33 @@ type Rng = ReturnType<typeof prng>;
 
 const FIELDS = ['transaction_amount', 'merchant_category', 'card_present', 'hour_of_day', 'days_since_last_transaction'] as const;
 const ODD_VALUES: unknown[] = [
-  null, true, false, 0, -1, -0, 1e308, -1e308, 5e-324, 2 ** 53 + 1, 24, 23.5, '', ' ', '12', 'NaN', 'Infinity',
-  '😀'.repeat(40), '\u0000', '\ud800', 'é'.repeat(65), 'a'.repeat(5000), [], {}, [1, 2], { a: 1 }, 'grocery',
+  null,
+  true,
+  false,
+  0,
+  -1,
+  -0,
+  1e308,
+  -1e308,
+  5e-324,
+  2 ** 53 + 1,
+  24,
+  23.5,
+  '',
+  ' ',
+  '12',
+  'NaN',
+  'Infinity',
+  '😀'.repeat(40),
+  '\u0000',
+  '\ud800',
+  'é'.repeat(65),
+  'a'.repeat(5000),
+  [],
+  {},
+  [1, 2],
+  { a: 1 },
+  'grocery',
 ];
 const RAW_NUMBERS = ['1e400', '-1e400', '1e-400', '123456789012345678901234567890', '0x10', '01', '.5', '1.', '-', '+1', 'NaN'];
 
@@ -66,13 +91,23 @@ function corruptJson(rng: Rng, text: string): string {
 }
 
 function csvCell(value: unknown): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? '';
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? '');
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 export type Body = { path: string; contentType: string | undefined; body: string };
 
-const WRONG_TYPES = [undefined, 'text/plain', 'application/xml', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded', 'application/json; charset=latin1', 'APPLICATION/JSON', 'application/', '*/*'];
+const WRONG_TYPES = [
+  undefined,
+  'text/plain',
+  'application/xml',
+  'multipart/form-data; boundary=x',
+  'application/x-www-form-urlencoded',
+  'application/json; charset=latin1',
+  'APPLICATION/JSON',
+  'application/',
+  '*/*',
+];
 
 function records(rng: Rng, max: number): Record<string, unknown>[] {
   const count = rng.next() < 0.05 ? max + 1 : rng.int(max + 1);
@@ -107,7 +142,8 @@ export function fuzzBody(rng: Rng): Body {
   const header = rng.next() < 0.9 ? [...FIELDS] : [...FIELDS.slice(1), rng.pick(['extra', '', 'id', 'hour_of_day'])];
   const lines = [header.join(','), ...rows.map((r) => header.map((f) => csvCell(r[f])).join(','))];
   let text = lines.join('\n');
-  if (corrupt) text = rng.pick([text.replace(',', '"'), text + '\n1,2', text.slice(0, rng.int(text.length)), '\ufeff' + text, text.replaceAll(',', ';')]);
+  if (corrupt) {
+    text = rng.pick([text.replace(',', '"'), text + '\n1,2', text.slice(0, rng.int(text.length)), '\ufeff' + text, text.replaceAll(',', ';')]);
+  }
   return { path: '/jobs', contentType: contentType ?? 'text/csv', body: text };
 }
-

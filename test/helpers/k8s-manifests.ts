@@ -48,7 +48,10 @@ export function renderOverlay(name: string): K8sObject[] {
     yaml = execFileSync('kubectl', ['kustomize', `${ROOT}${K8S_DIR}/overlays/${name}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
     const { code, stderr } = err as { code?: string; stderr?: string };
-    throw new Error(code === 'ENOENT' ? 'kubectl is needed to render deploy/k8s (it renders offline, no cluster)' : `kubectl kustomize ${name}: ${stderr}`);
+    throw new Error(
+      code === 'ENOENT' ? 'kubectl is needed to render deploy/k8s (it renders offline, no cluster)' : `kubectl kustomize ${name}: ${stderr}`,
+      { cause: err },
+    );
   }
   return parseAllDocuments(yaml).map((doc) => {
     if (doc.errors.length > 0) throw new Error(`${name}: ${doc.errors.join('; ')}`);
@@ -64,9 +67,10 @@ const CRD_PACKAGES: Record<string, string> = {
 
 export async function validateObject(object: K8sObject): Promise<void> {
   const [group, version] = object.apiVersion.includes('/') ? object.apiVersion.split('/') : ['', object.apiVersion];
-  const module = group!.includes('.') && !group!.endsWith('.k8s.io')
-    ? `${CRD_PACKAGES[group!] ?? `(no schema package for ${group})`}/${group}/${version}/${object.kind}`
-    : `kubernetes-models/${group ? `${group}/` : ''}${version}/${object.kind}`;
+  const module =
+    group!.includes('.') && !group!.endsWith('.k8s.io')
+      ? `${CRD_PACKAGES[group!] ?? `(no schema package for ${group})`}/${group}/${version}/${object.kind}`
+      : `kubernetes-models/${group ? `${group}/` : ''}${version}/${object.kind}`;
   const exports = (await import(module)) as Record<string, new (data: unknown) => { validate(): void }>;
   const Model = exports[object.kind];
   if (!Model) throw new Error(`${module} exports no ${object.kind}`);

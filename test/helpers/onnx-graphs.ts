@@ -55,12 +55,7 @@ function valueInfo(v: ValueSpec) {
 }
 
 /** Encodes a graph of `nodes` as an ONNX model (IR 8, opset 17, ai.onnx.ml 3). */
-export function buildOnnxGraph(spec: {
-  inputs: ValueSpec[];
-  outputs: ValueSpec[];
-  nodes: NodeSpec[];
-  initializers?: InitializerSpec[];
-}): Uint8Array {
+export function buildOnnxGraph(spec: { inputs: ValueSpec[]; outputs: ValueSpec[]; nodes: NodeSpec[]; initializers?: InitializerSpec[] }): Uint8Array {
   const message = ModelProto.fromObject({
     ir_version: 8,
     opset_import: [

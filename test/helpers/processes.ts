@@ -45,7 +45,7 @@ async function startProcess(kind: 'api' | 'worker', env: Record<string, string>,
     );
   } catch (err) {
     proc.kill('SIGKILL');
-    throw new Error(`${String(err)}\n--- ${kind} output ---\n${output}`);
+    throw new Error(`${String(err)}\n--- ${kind} output ---\n${output}`, { cause: err });
   }
   return {
     proc,

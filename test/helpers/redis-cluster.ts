@@ -82,7 +82,10 @@ async function clusterOk(address: string): Promise<boolean> {
   return /cluster_state:ok/.test(await cluster(address, 'INFO'));
 }
 
-export async function startTestRedisCluster({ nodeTimeoutMs = 2000, ports: reserved }: { nodeTimeoutMs?: number; ports?: number[] } = {}): Promise<TestRedisCluster> {
+export async function startTestRedisCluster({
+  nodeTimeoutMs = 2000,
+  ports: reserved,
+}: { nodeTimeoutMs?: number; ports?: number[] } = {}): Promise<TestRedisCluster> {
   const root = mkdtempSync(join(tmpdir(), 'scoring-redis-cluster-'));
   const ports = reserved ?? (await freePorts(NODE_COUNT * 2));
   if (ports.length !== NODE_COUNT * 2) throw new Error(`a cluster takes ${NODE_COUNT * 2} ports (reserveClusterPorts)`);
@@ -91,7 +94,7 @@ export async function startTestRedisCluster({ nodeTimeoutMs = 2000, ports: reser
   const close = async () => {
     await Promise.all(
       [...processes.values()].map((proc) => {
-        if (proc.exitCode !== null || proc.signalCode !== null) return undefined;
+        if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
         const exited = new Promise((resolve) => proc.once('exit', resolve));
         proc.kill('SIGKILL');
         return exited;

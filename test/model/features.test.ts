@@ -32,7 +32,10 @@ describe('feature encoder', () => {
       { transaction_amount: 1, merchant_category: 'spaceships', card_present: false, hour_of_day: 0, days_since_last_transaction: 0 },
     ]);
     assert.equal(row[16], 1);
-    assert.equal(row.slice(4, 16).reduce((a, b) => a + b, 0), 0);
+    assert.equal(
+      row.slice(4, 16).reduce((a, b) => a + b, 0),
+      0,
+    );
   });
 
   test('rows are laid out back to back', () => {

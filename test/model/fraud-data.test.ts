@@ -2,13 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { FraudRecordSchema } from '../../src/shared/schemas/record.ts';
-import {
-  REFERENCE_DATA,
-  fraudRowsToCsv,
-  generateFraudRecords,
-  generateFraudRows,
-  mulberry32,
-} from '../../scripts/model/fraud-data.ts';
+import { REFERENCE_DATA, fraudRowsToCsv, generateFraudRecords, generateFraudRows, mulberry32 } from '../../scripts/model/fraud-data.ts';
 
 describe('fraud data generator', () => {
   test('mulberry32 with seed 42 starts with the values fraud-data.md lists', () => {
@@ -22,8 +16,7 @@ describe('fraud data generator', () => {
     assert.equal(createHash('sha256').update(csv).digest('hex'), REFERENCE_DATA.sha256);
     assert.equal(
       csv.slice(0, csv.indexOf('\n', csv.indexOf('\n') + 1) + 1),
-      'transaction_amount,merchant_category,card_present,hour_of_day,days_since_last_transaction,is_fraud\n' +
-        '45.99,pharmacy,true,19,0.6383,0\n',
+      'transaction_amount,merchant_category,card_present,hour_of_day,days_since_last_transaction,is_fraud\n' + '45.99,pharmacy,true,19,0.6383,0\n',
     );
     assert.equal(rows.filter((r) => r.is_fraud === 1).length, 2885);
   });

@@ -52,11 +52,7 @@ describe('committed fraud model', () => {
     assert.equal(serializeManifest(build.manifest), manifestText);
 
     const records = generateFraudRecords(2024, 10_000);
-    const expected = predictGbdtProbability(
-      build.model,
-      createFeatureEncoder(build.manifest.input).encode(records),
-      records.length,
-    );
+    const expected = predictGbdtProbability(build.model, createFeatureEncoder(build.manifest.input).encode(records), records.length);
     const model = await loadModel(MODEL_DIR.pathname);
     try {
       const actual = await model.score(records);

@@ -131,10 +131,7 @@ describe('loadModel', () => {
     const features = manifest.input.features.map((f) =>
       f.encoding === 'one_hot' ? { ...f, vocabulary: f.vocabulary.slice(1), unknown_code: f.vocabulary.length - 1 } : f,
     );
-    await writeFile(
-      manifestFile,
-      JSON.stringify({ ...manifest, input: { ...manifest.input, features, width: manifest.input.width - 1 } }),
-    );
+    await writeFile(manifestFile, JSON.stringify({ ...manifest, input: { ...manifest.input, features, width: manifest.input.width - 1 } }));
     await assertLoadError(dir, onnx, /input features has shape \[N, 17\], manifest encodes 16 features per row/);
   });
 });

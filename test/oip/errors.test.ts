@@ -2,13 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
 import * as service from '../../src/shared/errors.ts';
-import {
-  DeadlineExceededError,
-  ModelNotFoundError,
-  OverloadedError,
-  isUnexpected,
-  toOipError,
-} from '../../src/api/oip/errors.ts';
+import { DeadlineExceededError, ModelNotFoundError, OverloadedError, isUnexpected, toOipError } from '../../src/api/oip/errors.ts';
 
 test("the service's own errors keep their meaning on both transports", () => {
   const cases: [Error, string, number, status, number | undefined][] = [

@@ -1,19 +1,8 @@
 // A test fixture for the protocol-layer tests only: an in-process InferenceBackend whose
 // models compute a deterministic transform of their inputs, with switches for the faults a
 // real backend raises. The end-to-end path through the queue is tested elsewhere.
-import type {
-  InferenceBackend,
-  InferOptions,
-  InferResult,
-  ModelMetadata,
-  TensorMetadata,
-} from '../../src/api/oip/backend.ts';
-import {
-  DeadlineExceededError,
-  ModelNotFoundError,
-  OverloadedError,
-  UnavailableError,
-} from '../../src/api/oip/errors.ts';
+import type { InferenceBackend, InferOptions, InferResult, ModelMetadata, TensorMetadata } from '../../src/api/oip/backend.ts';
+import { DeadlineExceededError, ModelNotFoundError, OverloadedError, UnavailableError } from '../../src/api/oip/errors.ts';
 import { DATATYPES, type Datatype, type NumericArray, type Tensor, type TensorMap } from '../../src/api/oip/tensors.ts';
 
 /** The short input name of each datatype in the "mirror" model. */
@@ -112,12 +101,7 @@ export class FixtureBackend implements InferenceBackend {
     for (const release of this.releases.splice(0)) release();
   }
 
-  async infer(
-    name: string,
-    version: string | undefined,
-    inputs: TensorMap,
-    options: InferOptions,
-  ): Promise<InferResult> {
+  async infer(name: string, version: string | undefined, inputs: TensorMap, options: InferOptions): Promise<InferResult> {
     this.calls++;
     this.lastOptions = options;
     const started = performance.now();

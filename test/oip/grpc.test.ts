@@ -5,13 +5,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import {
-  HEALTH_PROTO_PATH,
-  OIP_PROTO_PATH,
-  PROTO_LOADER_OPTIONS,
-  startOipGrpcServer,
-  type OipGrpcServer,
-} from '../../src/api/oip/grpc-server.ts';
+import { HEALTH_PROTO_PATH, OIP_PROTO_PATH, PROTO_LOADER_OPTIONS, startOipGrpcServer, type OipGrpcServer } from '../../src/api/oip/grpc-server.ts';
 import { DATATYPES, jsonData, tensorFromJson, type Datatype } from '../../src/api/oip/tensors.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { FixtureBackend, MIRROR_INPUTS, mirrorOf, scaleOf } from './fixture-backend.ts';
@@ -184,14 +178,12 @@ test('ModelInfer with typed contents: every datatype in and out, id, parameters 
     const got = output.contents[FIELDS[datatype]];
     assert.deepEqual(got, typedValues(datatype, mirrored(datatype)), datatype);
     for (const field of new Set(Object.values(FIELDS))) {
-      if (field !== FIELDS[datatype])
-        assert.deepEqual(output.contents[field], [], `${datatype} fills only ${FIELDS[datatype]}`);
+      if (field !== FIELDS[datatype]) assert.deepEqual(output.contents[field], [], `${datatype} fills only ${FIELDS[datatype]}`);
     }
   }
   const p = response.parameters;
   assert.equal(p.batch_records.int64_param, '2');
-  for (const key of ['queue_ms', 'batch_wait_ms', 'inference_ms'])
-    assert.equal(p[key].parameter_choice, 'double_param');
+  for (const key of ['queue_ms', 'batch_wait_ms', 'inference_ms']) assert.equal(p[key].parameter_choice, 'double_param');
   for (const key of ['queue_ms', 'batch_wait_ms', 'inference_ms', 'batch_records']) {
     assert.equal(trailer.get(key).length, 1, `trailer ${key}`);
   }
@@ -210,11 +202,7 @@ test('ModelInfer with raw_input_contents is answered in raw_output_contents, lit
   assert.equal(response.raw_output_contents.length, DATATYPES.length);
   response.outputs.forEach((output: { name: string; datatype: Datatype; contents: unknown }, i: number) => {
     assert.equal(output.contents, null, 'raw outputs carry no typed contents');
-    assert.deepEqual(
-      response.raw_output_contents[i],
-      littleEndian(output.datatype, mirrored(output.datatype)),
-      output.name,
-    );
+    assert.deepEqual(response.raw_output_contents[i], littleEndian(output.datatype, mirrored(output.datatype)), output.name);
   });
 });
 
@@ -248,23 +236,11 @@ test('bad tensors get INVALID_ARGUMENT naming the input, and nothing reaches the
   const x = { name: 'x', datatype: 'FP32', shape: [1, 3], contents: { fp32_contents: [1, 2, 3] } };
   const weight = { name: 'weight', datatype: 'FP32', shape: [1], contents: { fp32_contents: [1] } };
   const cases: [string, object, RegExp][] = [
-    [
-      'shape and data disagree',
-      { inputs: [{ ...x, shape: [2, 3] }, weight] },
-      /input "x": shape \[2,3\] holds 6 elements but the data has 3/,
-    ],
+    ['shape and data disagree', { inputs: [{ ...x, shape: [2, 3] }, weight] }, /input "x": shape \[2,3\] holds 6 elements but the data has 3/],
     ['unknown input', { inputs: [x, weight, { ...weight, name: 'w2' }] }, /unknown input "w2"/],
     ['missing input', { inputs: [x] }, /missing input "weight"/],
-    [
-      'wrong datatype',
-      { inputs: [x, { ...weight, datatype: 'INT32', contents: { int_contents: [1] } }] },
-      /input "weight" has datatype INT32/,
-    ],
-    [
-      'wrong contents field',
-      { inputs: [x, { ...weight, contents: { fp64_contents: [1] } }] },
-      /input "weight": contents use fp64_contents/,
-    ],
+    ['wrong datatype', { inputs: [x, { ...weight, datatype: 'INT32', contents: { int_contents: [1] } }] }, /input "weight" has datatype INT32/],
+    ['wrong contents field', { inputs: [x, { ...weight, contents: { fp64_contents: [1] } }] }, /input "weight": contents use fp64_contents/],
     [
       'NaN where the model takes finite numbers',
       { inputs: [{ ...x, contents: { fp32_contents: [1, Number.NaN, 3] } }, weight] },
@@ -322,10 +298,7 @@ test('bad tensors get INVALID_ARGUMENT naming the input, and nothing reaches the
   ];
   const calls = backend.calls;
   for (const [what, request, message] of cases) {
-    const error = await fails(
-      rpc(client, 'ModelInfer', { model_name: 'scale', ...request }),
-      grpc.status.INVALID_ARGUMENT,
-    );
+    const error = await fails(rpc(client, 'ModelInfer', { model_name: 'scale', ...request }), grpc.status.INVALID_ARGUMENT);
     assert.match(error.details, message, what);
   }
   const notUtf8 = { name: 's', datatype: 'BYTES', shape: [1, 1], contents: { bytes_contents: [Buffer.from([0xff])] } };
@@ -334,16 +307,8 @@ test('bad tensors get INVALID_ARGUMENT naming the input, and nothing reaches the
     grpc.status.INVALID_ARGUMENT,
     /input "s": element 0 is not valid UTF-8/,
   );
-  await fails(
-    rpc(client, 'ModelInfer', { inputs: [x, weight] }),
-    grpc.status.INVALID_ARGUMENT,
-    /"model_name" is required/,
-  );
-  await fails(
-    rpc(client, 'ModelInfer', { model_name: 'nope', inputs: [x, weight] }),
-    grpc.status.NOT_FOUND,
-    /Unknown model/,
-  );
+  await fails(rpc(client, 'ModelInfer', { inputs: [x, weight] }), grpc.status.INVALID_ARGUMENT, /"model_name" is required/);
+  await fails(rpc(client, 'ModelInfer', { model_name: 'nope', inputs: [x, weight] }), grpc.status.NOT_FOUND, /Unknown model/);
   assert.equal(backend.calls, calls, 'no bad call reached the backend');
 });
 
@@ -394,10 +359,7 @@ test("the call's deadline becomes the job's deadline; without one the default ti
     const deadline = Date.now() + 400;
     await fails(rpc(client, 'ModelInfer', scaleCall, { deadline }), grpc.status.DEADLINE_EXCEEDED);
     // The deadline travels as a relative timeout; it arrives within the network's delay, far from the 10 s default.
-    assert.ok(
-      Math.abs(backend.lastOptions!.deadlineMs - deadline) < 1000,
-      `job deadline ${backend.lastOptions!.deadlineMs - deadline} ms off`,
-    );
+    assert.ok(Math.abs(backend.lastOptions!.deadlineMs - deadline) < 1000, `job deadline ${backend.lastOptions!.deadlineMs - deadline} ms off`);
   } finally {
     backend.fault = undefined;
   }

@@ -35,9 +35,7 @@ export const metadata_model_response = z.looseObject({
 export const metadata_model_error_response = z.looseObject({ error: z.string() });
 
 type TensorData = (TensorData | number | string | boolean)[];
-export const tensor_data: z.ZodType<TensorData> = z.array(
-  z.union([z.lazy(() => tensor_data), z.number(), z.string(), z.boolean()]),
-);
+export const tensor_data: z.ZodType<TensorData> = z.array(z.union([z.lazy(() => tensor_data), z.number(), z.string(), z.boolean()]));
 
 export const request_input = z.looseObject({
   name: z.string(),
@@ -78,7 +76,6 @@ export const inference_error_response = z.looseObject({ error: z.string() });
 /** Parses `body` with `schema`, failing with zod's account of every mismatch. */
 export function conforms<T>(schema: z.ZodType<T>, body: unknown): T {
   const result = schema.safeParse(body);
-  if (!result.success)
-    throw new Error(`body does not conform: ${z.prettifyError(result.error)}\n${JSON.stringify(body)}`);
+  if (!result.success) throw new Error(`body does not conform: ${z.prettifyError(result.error)}\n${JSON.stringify(body)}`);
   return result.data;
 }

@@ -37,13 +37,7 @@ async function start(options: { apiKeys?: string[]; timeoutMs?: number } = {}) {
 
 type Reply = { status: number; headers: Headers; body: unknown; text: string };
 
-async function http(
-  url: string,
-  method: string,
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<Reply> {
+async function http(url: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
   const init: RequestInit = { method, headers: { ...headers } };
   if (body !== undefined) {
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
@@ -156,19 +150,13 @@ test('infer: every datatype in, every datatype out, id echoed, timings in parame
     assert.deepEqual(output.data, jsonData(mirrorOf(tensorFromJson('t', datatype, [4], SAMPLES[datatype]))), datatype);
   }
   const deadline = backend.lastOptions!.deadlineMs;
-  assert.ok(
-    deadline >= before + TIMEOUT_MS && deadline <= Date.now() + TIMEOUT_MS,
-    'the deadline is the call timeout from arrival',
-  );
+  assert.ok(deadline >= before + TIMEOUT_MS && deadline <= Date.now() + TIMEOUT_MS, 'the deadline is the call timeout from arrival');
 });
 
 test('infer: a version in the path, an outputs list that selects, no id when none was sent', async () => {
   const x = [0.1, 0.2, 0.3, 1, 2, 3];
   const weight = [1, 0.5];
-  const v1 = ok(
-    await http(url, 'POST', '/v2/models/scale/versions/1/infer', scaleRequest(x, weight)),
-    schemas.inference_response,
-  );
+  const v1 = ok(await http(url, 'POST', '/v2/models/scale/versions/1/infer', scaleRequest(x, weight)), schemas.inference_response);
   assert.equal(v1.model_version, '1');
   assert.equal('id' in v1, false);
   const expected = scaleOf(x, weight, 1);
@@ -180,10 +168,7 @@ test('infer: a version in the path, an outputs list that selects, no id when non
   assert.deepEqual(v1.outputs[1]!.data, expected.label);
   assert.deepEqual(v1.outputs[2]!.data, [1, 1]);
 
-  const selected = ok(
-    await http(url, 'POST', '/v2/models/scale/infer', scaleRequest(x, weight, ['label', 'y'])),
-    schemas.inference_response,
-  );
+  const selected = ok(await http(url, 'POST', '/v2/models/scale/infer', scaleRequest(x, weight, ['label', 'y'])), schemas.inference_response);
   assert.equal(selected.model_version, '2');
   assert.deepEqual(
     selected.outputs.map((o) => o.name),
@@ -196,38 +181,18 @@ test('infer: a version in the path, an outputs list that selects, no id when non
 test('bad input gets 400 naming the input, and nothing reaches the backend', async () => {
   const x = [1, 2, 3];
   const cases: [string, unknown, RegExp][] = [
-    [
-      'shape and data disagree',
-      scaleRequest([1, 2], [1]),
-      /input "x": shape \[1,3\] holds 3 elements but the data has 2/,
-    ],
-    [
-      'unknown input',
-      { inputs: [...scaleRequest(x, [1]).inputs, { name: 'z', shape: [1], datatype: 'FP32', data: [1] }] },
-      /unknown input "z"/,
-    ],
+    ['shape and data disagree', scaleRequest([1, 2], [1]), /input "x": shape \[1,3\] holds 3 elements but the data has 2/],
+    ['unknown input', { inputs: [...scaleRequest(x, [1]).inputs, { name: 'z', shape: [1], datatype: 'FP32', data: [1] }] }, /unknown input "z"/],
     ['missing input', { inputs: scaleRequest(x, [1]).inputs.slice(0, 1) }, /missing input "weight"/],
     [
       'wrong datatype',
       { inputs: [{ ...scaleRequest(x, [1]).inputs[0], datatype: 'INT32' }, scaleRequest(x, [1]).inputs[1]] },
       /input "x" has datatype INT32; the model takes FP32 or FP64/,
     ],
-    [
-      'FP16',
-      { inputs: [{ ...scaleRequest(x, [1]).inputs[0], datatype: 'FP16' }] },
-      /input "x": datatype FP16 is not supported/,
-    ],
-    [
-      'batch over the limit',
-      scaleRequest(Array(27).fill(0), Array(9).fill(1)),
-      /input "x" holds a batch of 9; the limit is 8/,
-    ],
+    ['FP16', { inputs: [{ ...scaleRequest(x, [1]).inputs[0], datatype: 'FP16' }] }, /input "x": datatype FP16 is not supported/],
+    ['batch over the limit', scaleRequest(Array(27).fill(0), Array(9).fill(1)), /input "x" holds a batch of 9; the limit is 8/],
     ['unknown output', scaleRequest(x, [1], ['score']), /unknown output "score"/],
-    [
-      'input given twice',
-      { inputs: [scaleRequest(x, [1]).inputs[0], ...scaleRequest(x, [1]).inputs] },
-      /input "x" is given twice/,
-    ],
+    ['input given twice', { inputs: [scaleRequest(x, [1]).inputs[0], ...scaleRequest(x, [1]).inputs] }, /input "x" is given twice/],
     ['no inputs', { id: '1' }, /"inputs" must be an array/],
     ['input without data', { inputs: [{ name: 'x', shape: [1], datatype: 'FP32' }] }, /inputs\[0\] has no "data"/],
     ['id not a string', { id: 5, inputs: [] }, /"id" must be a string/],
@@ -240,11 +205,7 @@ test('bad input gets 400 naming the input, and nothing reaches the backend', asy
     errorReply(reply, 400, message);
   }
   const surrogate = '{"inputs":[{"name":"s","shape":[1],"datatype":"BYTES","data":["\\ud800"]}]}';
-  errorReply(
-    await http(url, 'POST', '/v2/models/mirror/infer', surrogate),
-    400,
-    /input "s": element 0 is not valid UTF-8/,
-  );
+  errorReply(await http(url, 'POST', '/v2/models/mirror/infer', surrogate), 400, /input "s": element 0 is not valid UTF-8/);
   errorReply(await http(url, 'POST', '/v2/models/scale/infer', '{"inputs": ['), 400, /JSON/);
   const binary = await http(url, 'POST', '/v2/models/scale/infer', '{}', { 'inference-header-content-length': '2' });
   errorReply(binary, 400, /binary tensor data extension is not supported/);
@@ -279,11 +240,7 @@ test('with API keys, inference needs a bearer key and health stays open', async 
   const secured = await start({ apiKeys: ['k1'] });
   const body = scaleRequest([1, 2, 3], [1]);
   errorReply(await http(secured.url, 'POST', '/v2/models/scale/infer', body), 401, /Bearer/);
-  errorReply(
-    await http(secured.url, 'GET', '/v2/models/scale', undefined, { authorization: 'Bearer nope' }),
-    401,
-    /Bearer/,
-  );
+  errorReply(await http(secured.url, 'GET', '/v2/models/scale', undefined, { authorization: 'Bearer nope' }), 401, /Bearer/);
   ok(await http(secured.url, 'GET', '/v2/health/live'), schemas.live_server_response);
   ok(await http(secured.url, 'GET', '/v2/health/ready'), schemas.ready_server_response);
   const reply = await http(secured.url, 'POST', '/v2/models/scale/infer', body, { authorization: 'Bearer k1' });
@@ -295,16 +252,13 @@ test('the routes are listed in /openapi.json under the protocol tag', async () =
     paths: Record<string, Record<string, { tags?: string[] }>>;
     tags: { name: string }[];
   };
-  assert.ok(doc.tags.some((tag) => tag.name === 'Open Inference Protocol'), 'the tag is declared');
+  assert.ok(
+    doc.tags.some((tag) => tag.name === 'Open Inference Protocol'),
+    'the tag is declared',
+  );
   // Once, without the trailing slash (redocly's no-path-trailing-slash); GET /v2/ still answers.
   assert.equal(doc.paths['/v2/'], undefined);
-  for (const path of [
-    '/v2',
-    '/v2/health/live',
-    '/v2/health/ready',
-    '/v2/models/{model}',
-    '/v2/models/{model}/versions/{version}/infer',
-  ]) {
+  for (const path of ['/v2', '/v2/health/live', '/v2/health/ready', '/v2/models/{model}', '/v2/models/{model}/versions/{version}/infer']) {
     const operation = Object.values(doc.paths[path] ?? {})[0];
     assert.deepEqual(operation?.tags, ['Open Inference Protocol'], path);
   }

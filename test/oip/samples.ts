@@ -30,9 +30,7 @@ export function littleEndian(datatype: Datatype, values: (number | boolean | str
     );
   }
   if (datatype === 'BOOL') return Buffer.from((values as boolean[]).map(Number));
-  const width = { UINT8: 1, INT8: 1, UINT16: 2, INT16: 2, UINT32: 4, INT32: 4, FP32: 4, UINT64: 8, INT64: 8, FP64: 8 }[
-    datatype
-  ];
+  const width = { UINT8: 1, INT8: 1, UINT16: 2, INT16: 2, UINT32: 4, INT32: 4, FP32: 4, UINT64: 8, INT64: 8, FP64: 8 }[datatype];
   const view = new DataView(new ArrayBuffer(values.length * width));
   (values as number[]).forEach((v, i) => {
     const at = i * width;

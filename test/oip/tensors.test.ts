@@ -12,7 +12,6 @@ import {
   tensorFromContents,
   tensorFromJson,
   tensorFromRaw,
-  type Datatype,
   type Tensor,
   type TensorMap,
 } from '../../src/api/oip/tensors.ts';
@@ -56,18 +55,9 @@ for (const datatype of DATATYPES) {
   });
 
   test(`${datatype}: a data length that disagrees with the shape names the input`, () => {
-    rejects(
-      () => tensorFromJson('amount', datatype, [5], values),
-      /input "amount": shape \[5\] holds 5 elements but the data has 4/,
-    );
-    rejects(
-      () => tensorFromRaw('amount', datatype, [5], rawOf(tensorFromJson('t', datatype, [4], values))),
-      /input "amount"/,
-    );
-    rejects(
-      () => tensorFromContents('amount', datatype, [3], contentsOf(tensorFromJson('t', datatype, [4], values))),
-      /input "amount"/,
-    );
+    rejects(() => tensorFromJson('amount', datatype, [5], values), /input "amount": shape \[5\] holds 5 elements but the data has 4/);
+    rejects(() => tensorFromRaw('amount', datatype, [5], rawOf(tensorFromJson('t', datatype, [4], values))), /input "amount"/);
+    rejects(() => tensorFromContents('amount', datatype, [3], contentsOf(tensorFromJson('t', datatype, [4], values))), /input "amount"/);
   });
 }
 
@@ -81,10 +71,7 @@ test('integers out of range, non-integers and wrong element types are refused by
   rejects(() => tensorFromJson('x', 'BYTES', [1], [1]), /element 0 is not a string/);
   rejects(() => tensorFromContents('x', 'INT16', [1], { int_contents: [40_000] }), /out of range for INT16/);
   // 2^63 does not fit INT64; it arrives as a decimal string from the gRPC decoder.
-  rejects(
-    () => tensorFromContents('x', 'INT64', [1], { int64_contents: ['9223372036854775808'] }),
-    /out of range for INT64/,
-  );
+  rejects(() => tensorFromContents('x', 'INT64', [1], { int64_contents: ['9223372036854775808'] }), /out of range for INT64/);
 });
 
 test('64-bit integers beyond 2^53 keep every bit over gRPC', () => {
@@ -96,10 +83,7 @@ test('64-bit integers beyond 2^53 keep every bit over gRPC', () => {
 });
 
 test('FP16 and BF16 are refused with a clear message; unknown datatypes too', () => {
-  rejects(
-    () => tensorFromJson('half', 'FP16', [1], [1]),
-    /input "half": datatype FP16 is not supported; send FP32 or FP64/,
-  );
+  rejects(() => tensorFromJson('half', 'FP16', [1], [1]), /input "half": datatype FP16 is not supported; send FP32 or FP64/);
   rejects(() => tensorFromRaw('half', 'BF16', [1], Buffer.alloc(2)), /datatype BF16 is not supported/);
   rejects(() => tensorFromJson('x', 'FLOAT', [1], [1]), /input "x": unknown datatype "FLOAT"/);
 });
@@ -107,10 +91,7 @@ test('FP16 and BF16 are refused with a clear message; unknown datatypes too', ()
 test('bad shapes and nested data that does not follow the shape are refused', () => {
   rejects(() => tensorFromJson('x', 'FP32', [-1], [1]), /input "x": shape \[-1\] must hold non-negative integers/);
   rejects(() => tensorFromJson('x', 'FP32', '2', [1, 2]), /shape must be an array/);
-  rejects(
-    () => tensorFromJson('x', 'FP32', [2, 2], [[1, 2, 3], [4]]),
-    /nested data does not match shape \[2,2\] at depth 1/,
-  );
+  rejects(() => tensorFromJson('x', 'FP32', [2, 2], [[1, 2, 3], [4]]), /nested data does not match shape \[2,2\] at depth 1/);
   rejects(() => tensorFromJson('x', 'FP32', [2], [[1], [2]]), /nests deeper than shape/);
   rejects(() => tensorFromJson('x', 'FP32', [1], 1), /data must be an array/);
 });
@@ -127,10 +108,7 @@ test('BYTES that are not UTF-8 are refused naming the input and element', () => 
 });
 
 test('raw BYTES that end early or hold too many elements are refused', () => {
-  rejects(
-    () => tensorFromRaw('s', 'BYTES', [1], Buffer.from([5, 0, 0, 0, 0x61])),
-    /element 0 is longer than the data left/,
-  );
+  rejects(() => tensorFromRaw('s', 'BYTES', [1], Buffer.from([5, 0, 0, 0, 0x61])), /element 0 is longer than the data left/);
   rejects(() => tensorFromRaw('s', 'BYTES', [1], Buffer.from([1, 0])), /end inside a length prefix/);
   rejects(
     () => tensorFromRaw('s', 'BYTES', [1], Buffer.from([1, 0, 0, 0, 0x61, 1, 0, 0, 0, 0x62])),
@@ -207,9 +185,6 @@ test('inputs are checked against the model, each error naming the input', () => 
 test('requested outputs are checked by name', () => {
   assert.equal(checkRequestedOutputs([], model), undefined);
   assert.deepEqual(checkRequestedOutputs(['decision'], model), ['decision']);
-  rejects(
-    () => checkRequestedOutputs(['score'], model),
-    /unknown output "score"; model "m" gives probability, decision/,
-  );
+  rejects(() => checkRequestedOutputs(['score'], model), /unknown output "score"; model "m" gives probability, decision/);
   rejects(() => checkRequestedOutputs(['decision', 'decision'], model), /output "decision" is requested twice/);
 });

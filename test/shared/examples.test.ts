@@ -14,7 +14,14 @@ test('examples/ holds what npm run examples generates', () => {
 
 test('every example record is valid', () => {
   FraudRecordSchema.parse(JSON.parse(readFileSync(EXAMPLES_DIR + 'record.json', 'utf8')));
-  const lines = readFileSync(EXAMPLES_DIR + 'records.ndjson', 'utf8').trimEnd().split('\n');
+  const lines = readFileSync(EXAMPLES_DIR + 'records.ndjson', 'utf8')
+    .trimEnd()
+    .split('\n');
   for (const line of lines) BulkRecordSchema.parse(JSON.parse(line));
-  assert.equal(readFileSync(EXAMPLES_DIR + 'records.csv', 'utf8').trimEnd().split('\n').length, lines.length + 1);
+  assert.equal(
+    readFileSync(EXAMPLES_DIR + 'records.csv', 'utf8')
+      .trimEnd()
+      .split('\n').length,
+    lines.length + 1,
+  );
 });

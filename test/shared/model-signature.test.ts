@@ -18,7 +18,9 @@ const good = { x: [1, 2, 3], y: 0.5, n: 2 ** 40, k: -3, b: false, s: ['a', 'b'] 
 function issuePaths(value: unknown): string[] {
   const result = schema.safeParse(value);
   assert.equal(result.success, false);
-  return result.error!.issues.map((i) => (i.path.length ? i.path.join('.') : i.code === 'unrecognized_keys' ? `extra:${(i as { keys: string[] }).keys.join(',')}` : '?'));
+  return result.error!.issues.map((i) =>
+    i.path.length ? i.path.join('.') : i.code === 'unrecognized_keys' ? `extra:${(i as { keys: string[] }).keys.join(',')}` : '?',
+  );
 }
 
 test('a record carries one value per input: a scalar for [N] and [N,1], k values for [N,k]', () => {
@@ -64,7 +66,10 @@ test('MODEL_REPOSITORY, MODELS and MODEL_POLL_SECONDS: defaults, parsing, and a 
   assert.deepEqual(defaults.worker.models, []);
   assert.equal(defaults.worker.modelPollSeconds, 10);
   const set = loadConfig({ MODEL_REPOSITORY: '/srv/models', MODELS: 'fraud@champion,species:1', MODEL_POLL_SECONDS: '0' });
-  assert.deepEqual(set.worker.models, [{ name: 'fraud', alias: 'champion' }, { name: 'species', version: 1 }]);
+  assert.deepEqual(set.worker.models, [
+    { name: 'fraud', alias: 'champion' },
+    { name: 'species', version: 1 },
+  ]);
   assert.equal(set.worker.modelPollSeconds, 0);
   assert.throws(() => loadConfig({ MODELS: 'fraud:zero' }), /MODELS: "zero" in "fraud:zero" is not a positive integer version/);
   assert.throws(() => loadConfig({ MODEL_POLL_SECONDS: '-1' }), /MODEL_POLL_SECONDS/);

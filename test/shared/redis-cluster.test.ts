@@ -31,7 +31,10 @@ test('six nodes, three masters with a replica each', async () => {
   // the replica it went to from the pool ("Connection is closed").
   const [host, port] = cluster.nodes[0]!.split(':');
   const node = new Redis({ host, port: Number(port) });
-  const lines = String(await node.cluster('NODES')).trim().split('\n').map((l) => l.split(' '));
+  const lines = String(await node.cluster('NODES'))
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' '));
   node.disconnect();
   const masters = lines.filter((l) => l[2]!.includes('master'));
   const replicas = lines.filter((l) => l[2]!.includes('slave'));

@@ -23,7 +23,7 @@ test('a URL alone is a single Redis; producers fail fast, consumers wait', async
   }
 });
 
-test('cluster nodes make a Cluster client, with REDIS_URL\'s credentials and TLS on every node', async () => {
+test("cluster nodes make a Cluster client, with REDIS_URL's credentials and TLS on every node", async () => {
   const clusterNodes = [{ host: '127.0.0.1', port: await freePort() }];
   const producer = createRedis({ url: 'rediss://svc:p%40ss@not-used:6379', clusterNodes }, 'producer', 'p');
   const subscriber = createRedis({ url: 'redis://127.0.0.1:6379', clusterNodes }, 'subscriber', 's');

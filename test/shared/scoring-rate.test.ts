@@ -10,14 +10,23 @@ function samples(step: number, rows: [scored: number, waiting: number][]): RateS
 
 test('busy rate: only intervals that began with work waiting count', () => {
   // 0–1 s busy, 1000 scored; 1–3 s idle (nothing waiting) while a trickle of 10 was scored.
-  const s = samples(1000, [[0, 50], [1000, 0], [1005, 0], [1010, 0]]);
+  const s = samples(1000, [
+    [0, 50],
+    [1000, 0],
+    [1005, 0],
+    [1010, 0],
+  ]);
   assert.equal(busyScoringRate(s, 3000, 10_000), 1000);
   // The same counter read as a plain window rate is diluted by the idle time.
   assert.equal(windowScoringRate(s, 3000, 10_000), 1010 / 3);
 });
 
 test('busy rate: a busy interval that scored nothing (a frozen worker) pulls it to zero', () => {
-  const warm = samples(200, [[0, 10], [400, 10], [800, 10]]);
+  const warm = samples(200, [
+    [0, 10],
+    [400, 10],
+    [800, 10],
+  ]);
   assert.equal(busyScoringRate(warm, 400, 10_000), 2000);
   const frozen = [...warm, ...[1, 2, 3, 4, 5, 6].map((i) => ({ at: 400 + i * 200, scored: 800, waiting: 64 }))];
   // Within a 1 s window only frozen intervals remain.
@@ -28,14 +37,38 @@ test('busy rate: a busy interval that scored nothing (a frozen worker) pulls it 
 
 test('busy rate: unknown, not zero, without enough busy time', () => {
   assert.equal(busyScoringRate([], 0, 1000), undefined);
-  assert.equal(busyScoringRate(samples(200, [[0, 0], [0, 0]]), 200, 1000), undefined);
-  const short = samples(200, [[0, 5], [0, 5]]);
+  assert.equal(
+    busyScoringRate(
+      samples(200, [
+        [0, 0],
+        [0, 0],
+      ]),
+      200,
+      1000,
+    ),
+    undefined,
+  );
+  const short = samples(200, [
+    [0, 5],
+    [0, 5],
+  ]);
   assert.equal(busyScoringRate(short, 200, 3000, 1000), undefined, '200 ms busy is below the 1 s minimum');
   assert.equal(busyScoringRate(short, 200, 3000), 0);
 });
 
 test('busy rate: a counter that went backwards (Redis flushed) adds nothing', () => {
-  assert.equal(busyScoringRate(samples(1000, [[5000, 1], [10, 1], [1010, 1]]), 2000, 10_000), 500);
+  assert.equal(
+    busyScoringRate(
+      samples(1000, [
+        [5000, 1],
+        [10, 1],
+        [1010, 1],
+      ]),
+      2000,
+      10_000,
+    ),
+    500,
+  );
 });
 
 test('predicted wait: records ÷ rate; 0 when nothing waits or the rate is unknown; Infinity when nothing is scored', () => {
@@ -53,8 +86,16 @@ test('drain seconds: busy rate, else the last known, else one record a second', 
 });
 
 test('trimSamples keeps the sample that opens the window', () => {
-  const s = samples(1000, [[0, 0], [1, 0], [2, 0], [3, 0]]);
+  const s = samples(1000, [
+    [0, 0],
+    [1, 0],
+    [2, 0],
+    [3, 0],
+  ]);
   trimSamples(s, 3000, 1500);
-  assert.deepEqual(s.map((x) => x.at), [1000, 2000, 3000]);
+  assert.deepEqual(
+    s.map((x) => x.at),
+    [1000, 2000, 3000],
+  );
   assert.equal(windowScoringRate(s, 3000, 1500), 1);
 });

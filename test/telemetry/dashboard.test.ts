@@ -21,7 +21,9 @@ const SCRAPE_LABELS = new Set(['job', 'instance', 'le']);
 
 /** PromQL words that are not metric names. */
 const PROMQL = new Set(
-  'sum avg min max count rate irate increase histogram_quantile by without on ignoring group_left group_right and or unless bool offset topk bottomk quantile abs clamp_min clamp_max'.split(' '),
+  'sum avg min max count rate irate increase histogram_quantile by without on ignoring group_left group_right and or unless bool offset topk bottomk quantile abs clamp_min clamp_max'.split(
+    ' ',
+  ),
 );
 
 type Exported = Map<string, Set<string>>;
@@ -41,7 +43,12 @@ type Query = { metrics: { name: string; matcherLabels: string[] }[]; groupingLab
 
 /** The metrics a query selects (with the labels its matchers use) and the labels it groups by. */
 export function parseQuery(expr: string): Query {
-  const groupingLabels = [...expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((l) => l.trim()).filter(Boolean));
+  const groupingLabels = [...expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)].flatMap((m) =>
+    m[1]!
+      .split(',')
+      .map((l) => l.trim())
+      .filter(Boolean),
+  );
   const metrics: Query['metrics'] = [];
   const bare = expr
     .replace(/\b(?:by|without)\s*\([^)]*\)/g, ' ')

@@ -172,6 +172,11 @@ describe('bulk', () => {
     );
     const producers = receiver.spans.filter((s) => s.traceId === http.traceId && s.kind === 4);
     assert.ok(producers.length >= 1, 'the enqueue of the chunks is a producer span');
-    for (const c of chunks) assert.ok(producers.some((p) => p.spanId === c.parentSpanId), `${c.name} is a child of an enqueue span`);
+    for (const c of chunks) {
+      assert.ok(
+        producers.some((p) => p.spanId === c.parentSpanId),
+        `${c.name} is a child of an enqueue span`,
+      );
+    }
   });
 });

@@ -47,7 +47,10 @@ test('items that arrive while a batch runs form the next batch together', async 
 test('a batch never exceeds maxBatchSize, counted by sizeOf', async () => {
   const { batcher, batches } = recordingBatcher(10, 0);
   await Promise.all([4, 4, 4, 4].map((n) => batcher.add(n)));
-  assert.deepEqual(batches, [[4, 4], [4, 4]]);
+  assert.deepEqual(batches, [
+    [4, 4],
+    [4, 4],
+  ]);
 });
 
 test('an item larger than maxBatchSize still runs, alone', async () => {

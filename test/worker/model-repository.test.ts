@@ -4,7 +4,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RepositorySnapshot, VersionSnapshot } from '../../src/shared/model-catalog.ts';
@@ -17,8 +17,20 @@ const COMMITTED = new URL('../../models/', import.meta.url).pathname;
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 // Two classifiers that disagree on every row, so a reply shows which version scored it.
-const FIRST = softmaxGraph([[4, -4], [0, 0]], [0, 0]);
-const SECOND = softmaxGraph([[-4, 4], [0, 0]], [0, 0]);
+const FIRST = softmaxGraph(
+  [
+    [4, -4],
+    [0, 0],
+  ],
+  [0, 0],
+);
+const SECOND = softmaxGraph(
+  [
+    [-4, 4],
+    [0, 0],
+  ],
+  [0, 0],
+);
 const ROW = { x: [1, 0] };
 
 async function put(root: string, path: string, content: Uint8Array | string): Promise<void> {
@@ -93,9 +105,7 @@ describe('model repository: a directory with junk beside good models', () => {
   });
 
   test('good models load; each bad version is listed as failed with its reason', () => {
-    const states = Object.fromEntries(
-      snapshot.models.flatMap((m) => m.versions.map((v) => [`${m.name}/${v.version}`, v.state])),
-    );
+    const states = Object.fromEntries(snapshot.models.flatMap((m) => m.versions.map((v) => [`${m.name}/${v.version}`, v.state])));
     assert.deepEqual(states, {
       'badmanifest/1': 'failed',
       'bare/1': 'loaded',
@@ -134,7 +144,10 @@ describe('model repository: a directory with junk beside good models', () => {
   test('junk is skipped or reported, never fatal', () => {
     const names = snapshot.models.map((m) => m.name);
     assert.ok(!names.includes('README.txt'));
-    assert.deepEqual(snapshot.models.find((m) => m.name === 'bare')!.versions.map((v) => v.version), [1, 2]);
+    assert.deepEqual(
+      snapshot.models.find((m) => m.name === 'bare')!.versions.map((v) => v.version),
+      [1, 2],
+    );
     const mixed = snapshot.models.find((m) => m.name === 'mixed')!;
     assert.match(mixed.problems.join('\n'), /mixed\/aliases\.json: is not valid JSON/);
     assert.deepEqual(mixed.aliases, {});
@@ -146,13 +159,7 @@ describe('model repository: a directory with junk beside good models', () => {
     assert.match(fraud.display_version!, /^fraud-gbdt-1\.0\.0\+[0-9a-f]{8}$/);
     assert.deepEqual(fraud.signature!.inputs, [{ name: 'features', type: 'float32', shape: ['N', 17] }]);
     assert.deepEqual(fraud.decision, { output: 'probabilities', labels: ['approve', 'review', 'decline'] });
-    assert.deepEqual(fraud.record_fields, [
-      'transaction_amount',
-      'card_present',
-      'hour_of_day',
-      'days_since_last_transaction',
-      'merchant_category',
-    ]);
+    assert.deepEqual(fraud.record_fields, ['transaction_amount', 'card_present', 'hour_of_day', 'days_since_last_transaction', 'merchant_category']);
     const species = version(snapshot, 'species', 1)!;
     assert.deepEqual(species.signature!.inputs, [{ name: 'measurements', type: 'float32', shape: ['N', 4] }]);
     assert.deepEqual(species.class_labels!.label, ['setosa', 'versicolor', 'virginica']);
@@ -249,7 +256,10 @@ describe('model repository: reload without restart', () => {
 
     await put(root, 'm/2/model.onnx', SECOND);
     let s = await repository.refresh();
-    assert.deepEqual(s.models[0]!.versions.map((v) => `${v.version}:${v.state}`), ['1:loaded', '2:loaded']);
+    assert.deepEqual(
+      s.models[0]!.versions.map((v) => `${v.version}:${v.state}`),
+      ['1:loaded', '2:loaded'],
+    );
     assert.equal(resolved(repository.resolve('m')).version, 2, 'latest moved to the new version');
 
     await put(root, 'm/aliases.json', JSON.stringify({ champion: '1' }));
@@ -263,7 +273,10 @@ describe('model repository: reload without restart', () => {
     // Version 1 disappears while work still holds it: that work finishes on it, new calls cannot reach it.
     await rm(join(root, 'm/1'), { recursive: true });
     s = await repository.refresh();
-    assert.deepEqual(s.models[0]!.versions.map((v) => v.version), [2]);
+    assert.deepEqual(
+      s.models[0]!.versions.map((v) => v.version),
+      [2],
+    );
     assert.equal(repository.resolve('m', { version: 1 }).ok, false);
     assert.equal(held.model.retired, true);
     assert.equal(await classOf(held.model), 0, 'the held session still scores');
@@ -361,11 +374,18 @@ describe('model repository: reload without restart', () => {
     });
     try {
       let s = await pinned.refresh();
-      assert.deepEqual(s.models[0]!.versions.map((v) => v.version), [3]);
+      assert.deepEqual(
+        s.models[0]!.versions.map((v) => v.version),
+        [3],
+      );
       await put(root, 'm/aliases.json', JSON.stringify({ champion: '4' }));
       s = await pinned.refresh();
       assert.deepEqual(new Set(seen), new Set([3]), 'version 3 answered while version 4 loaded');
-      assert.deepEqual(s.models[0]!.versions.map((v) => v.version), [4], 'then version 3 was let go');
+      assert.deepEqual(
+        s.models[0]!.versions.map((v) => v.version),
+        [4],
+        'then version 3 was let go',
+      );
       assert.equal(resolved(pinned.resolve('m')).version, 4);
       assert.equal(resolved(pinned.resolve('m', { alias: 'latest' })).version, 4);
     } finally {

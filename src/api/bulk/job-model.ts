@@ -31,7 +31,11 @@ export type JobModel = {
 };
 
 function fromView(registry: ModelRegistry, resolved: Resolved, viewForRecords: VersionView = resolved.view): JobModel {
-  const pinned: PinnedModel = { name: resolved.name, version: resolved.version, ...(resolved.view.display_version ? { displayVersion: resolved.view.display_version } : {}) };
+  const pinned: PinnedModel = {
+    name: resolved.name,
+    version: resolved.version,
+    ...(resolved.view.display_version ? { displayVersion: resolved.view.display_version } : {}),
+  };
   const schema = registry.recordSchema({ ...resolved, view: viewForRecords });
   if (schema === FraudRecordSchema) return { pinned, encoding: 'columns' };
   if (viewForRecords.record_fields) {

@@ -136,7 +136,11 @@ async function* csvRows(body: AsyncIterable<Buffer>, signature: Pick<ModelSignat
     for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
       if (!header) {
         header = record.map((h) => h.trim());
-        checkHeader(header, types, signature.inputs.map((i) => i.name));
+        checkHeader(
+          header,
+          types,
+          signature.inputs.map((i) => i.name),
+        );
         continue;
       }
       const value: Record<string, unknown> = {};

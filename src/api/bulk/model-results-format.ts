@@ -19,7 +19,14 @@ function jsonRow(index: number, id: string | undefined, outputs: Record<string, 
 }
 
 /** Results [from, to) as formatted rows, one chunk (one piece of text) at a time; `columns` only for CSV. */
-async function* rows(store: BulkStore, job: BulkJobState, format: ResultFormat, from: number, to: number, columns?: string[]): AsyncGenerator<string> {
+async function* rows(
+  store: BulkStore,
+  job: BulkJobState,
+  format: ResultFormat,
+  from: number,
+  to: number,
+  columns?: string[],
+): AsyncGenerator<string> {
   let first = true;
   for (let chunk = Math.floor(from / job.chunkSize); chunk * job.chunkSize < to; chunk++) {
     const bytes = await store.readResultChunk(job.jobId, chunk);

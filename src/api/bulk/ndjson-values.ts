@@ -36,7 +36,9 @@ export async function* parseNdjsonValues<R>(
       if (row) yield row;
     }
     if (carry.length > MAX_LINE_CHARS) {
-      throw new ValidationError('A line is too long to be a record', [{ path: `lines.${line + 1}`, message: `Longer than ${MAX_LINE_CHARS} characters` }]);
+      throw new ValidationError('A line is too long to be a record', [
+        { path: `lines.${line + 1}`, message: `Longer than ${MAX_LINE_CHARS} characters` },
+      ]);
     }
   }
   const rest = carry + decoder.end();

@@ -210,7 +210,10 @@ export async function submitBulkJob<R>(deps: SubmitDeps, request: SubmitRequest<
       problems.push({ path: 'records', message: 'At least one record is required' });
     }
     if (problems.length > 0) {
-      throw new ValidationError(`The job was refused: ${problems.length >= MAX_REPORTED_PROBLEMS ? 'at least ' : ''}${problems.length} problem(s)`, problems.slice(0, MAX_REPORTED_PROBLEMS));
+      throw new ValidationError(
+        `The job was refused: ${problems.length >= MAX_REPORTED_PROBLEMS ? 'at least ' : ''}${problems.length} problem(s)`,
+        problems.slice(0, MAX_REPORTED_PROBLEMS),
+      );
     }
     if (builder.length > 0) await stage();
   } catch (err) {
@@ -243,10 +246,7 @@ export async function submitBulkJob<R>(deps: SubmitDeps, request: SubmitRequest<
     await store.promoteJob(jobId, expiresAt, Date.now());
   } catch (err) {
     // Undo what can be undone; chunk jobs already queued find no job and are skipped.
-    await Promise.allSettled([
-      discard(),
-      claimed && digest !== undefined ? store.releaseIdempotencyKey(request.owner, digest) : undefined,
-    ]);
+    await Promise.allSettled([discard(), claimed && digest !== undefined ? store.releaseIdempotencyKey(request.owner, digest) : undefined]);
     throw err;
   }
   return { jobId, created: true };

@@ -102,11 +102,7 @@ function toStatus(error: unknown): Partial<grpc.StatusObject> {
   return { code: oip.grpcCode, details: oip.message, metadata };
 }
 
-function callDeadlineMs(
-  call: grpc.ServerUnaryCall<unknown, unknown>,
-  timeoutMs: number,
-  maxTimeoutMs: number | undefined,
-): number {
+function callDeadlineMs(call: grpc.ServerUnaryCall<unknown, unknown>, timeoutMs: number, maxTimeoutMs: number | undefined): number {
   const now = Date.now();
   const deadline = call.getDeadline();
   const given = deadline instanceof Date ? deadline.getTime() : deadline;
@@ -119,10 +115,7 @@ function callDeadlineMs(
  * when the work ends: grpc-js also reports 'cancelled' for a call whose stream closes after
  * its answer, and aborting then would be wrong and costly.
  */
-async function untilCancelled<T>(
-  call: grpc.ServerUnaryCall<unknown, unknown>,
-  work: (signal: AbortSignal) => Promise<T>,
-): Promise<T> {
+async function untilCancelled<T>(call: grpc.ServerUnaryCall<unknown, unknown>, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const abort = () => controller.abort();
   call.once('cancelled', abort);
@@ -149,9 +142,7 @@ function hasContents(contents: GrpcTensorContents | null): boolean {
 function requestInputs(request: InferRequest): { inputs: TensorMap; raw: boolean } {
   const raw = request.raw_input_contents.length > 0;
   if (raw && request.raw_input_contents.length !== request.inputs.length) {
-    throw new InvalidArgumentError(
-      `raw_input_contents has ${request.raw_input_contents.length} entries for ${request.inputs.length} inputs`,
-    );
+    throw new InvalidArgumentError(`raw_input_contents has ${request.raw_input_contents.length} entries for ${request.inputs.length} inputs`);
   }
   const inputs: TensorMap = new Map();
   request.inputs.forEach((tensor, i) => {

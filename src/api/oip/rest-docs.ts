@@ -207,10 +207,15 @@ export function oipSchema(operationId: string, summary: string, docs: OperationD
 }
 
 export const OIP_DOCS = {
-  serverMetadata: operationDocs('The server\'s name, version and extensions', 'serverMetadata', KEYED),
+  serverMetadata: operationDocs("The server's name, version and extensions", 'serverMetadata', KEYED),
   serverLive: operationDocs('The api process is up', 'live', [500]),
   serverReady: operationDocs('Redis answers and a worker holds a model', 'ready', [500, 503]),
   modelMetadata: operationDocs("The model's inputs and outputs", 'modelMetadata', [...KEYED, 404]),
   modelReady: operationDocs('A live worker holds the model', 'modelReady', [...KEYED, 404, 503]),
-  infer: operationDocs('The outputs, in input order, with the timings in parameters', 'inferResponse', [400, 401, 404, 413, 429, 500, 503, 504], 'inferRequest'),
+  infer: operationDocs(
+    'The outputs, in input order, with the timings in parameters',
+    'inferResponse',
+    [400, 401, 404, 413, 429, 500, 503, 504],
+    'inferRequest',
+  ),
 };

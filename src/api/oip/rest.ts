@@ -5,15 +5,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { AppError } from '../../shared/errors.ts';
 import type { InferenceBackend, InferResult, ModelMetadata } from './backend.ts';
 import { InvalidArgumentError, OipError, isUnexpected, toOipError } from './errors.ts';
-import {
-  addInput,
-  checkInputs,
-  checkRequestedOutputs,
-  jsonData,
-  selectOutputs,
-  tensorFromJson,
-  type TensorMap,
-} from './tensors.ts';
+import { addInput, checkInputs, checkRequestedOutputs, jsonData, selectOutputs, tensorFromJson, type TensorMap } from './tensors.ts';
 import { OIP_DOCS, oipSchema } from './rest-docs.ts';
 
 export type OipRestOptions = {
@@ -50,8 +42,7 @@ function parseInferBody(body: unknown): InferBody {
   if (!isObject(body)) throw new InvalidArgumentError('the body must be a JSON object with "inputs"');
   const { id, parameters, inputs, outputs } = body;
   if (id !== undefined && typeof id !== 'string') throw new InvalidArgumentError('"id" must be a string');
-  if (parameters !== undefined && !isObject(parameters))
-    throw new InvalidArgumentError('"parameters" must be an object');
+  if (parameters !== undefined && !isObject(parameters)) throw new InvalidArgumentError('"parameters" must be an object');
   if (!Array.isArray(inputs)) throw new InvalidArgumentError('"inputs" must be an array of tensors');
   inputs.forEach((input, i) => {
     if (!isObject(input)) throw new InvalidArgumentError(`inputs[${i}] must be an object`);
@@ -64,8 +55,7 @@ function parseInferBody(body: unknown): InferBody {
   });
   if (outputs !== undefined && !Array.isArray(outputs)) throw new InvalidArgumentError('"outputs" must be an array');
   const names = (outputs ?? []).map((output: unknown, i: number) => {
-    if (!isObject(output) || typeof output.name !== 'string')
-      throw new InvalidArgumentError(`outputs[${i}] needs a "name"`);
+    if (!isObject(output) || typeof output.name !== 'string') throw new InvalidArgumentError(`outputs[${i}] needs a "name"`);
     return output.name;
   });
   return { id, inputs: inputs as Record<string, unknown>[], outputs: names };
@@ -93,8 +83,7 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown)
   if (isUnexpected(error)) request.log.error({ err: error, request_id: request.id }, 'unhandled error');
   // Fastify's own client errors (body too large, unsupported media type) keep their status.
   const own = (error as FastifyError).statusCode;
-  const status =
-    !(error instanceof OipError) && !(error instanceof AppError) && (own === 413 || own === 415) ? own : oip.httpStatus;
+  const status = !(error instanceof OipError) && !(error instanceof AppError) && (own === 413 || own === 415) ? own : oip.httpStatus;
   if (error instanceof AppError) for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
   if (oip.retryAfterSeconds !== undefined) reply.header('retry-after', String(oip.retryAfterSeconds));
   return reply.code(status).type('application/json').send({ error: oip.message });
@@ -121,9 +110,7 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
       );
     }
   });
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ error: `No route ${request.method} ${request.url.split('?')[0]}` }),
-  );
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: `No route ${request.method} ${request.url.split('?')[0]}` }));
 
   const serverMetadata = async () => backend.serverMetadata();
   app.get('/', { prefixTrailingSlash: 'no-slash', ...oipSchema('oipServerMetadata', 'Server metadata', OIP_DOCS.serverMetadata) }, serverMetadata);
@@ -134,8 +121,7 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
   app.get('/health/live', { config: open, ...oipSchema('oipServerLive', 'Server live', OIP_DOCS.serverLive) }, async () => ({ live: true }));
 
   app.get('/health/ready', { config: open, ...oipSchema('oipServerReady', 'Server ready', OIP_DOCS.serverReady) }, async (request, reply) => {
-    if (!(await backend.isReady()))
-      return sendError(request, reply, new OipError('unavailable', 'The server is not ready'));
+    if (!(await backend.isReady())) return sendError(request, reply, new OipError('unavailable', 'The server is not ready'));
     return { ready: true };
   });
 
@@ -151,11 +137,7 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
     };
   };
   app.get('/models/:model', oipSchema('oipModelMetadata', 'Model metadata', OIP_DOCS.modelMetadata), metadata);
-  app.get(
-    '/models/:model/versions/:version',
-    oipSchema('oipModelVersionMetadata', 'Model version metadata', OIP_DOCS.modelMetadata),
-    metadata,
-  );
+  app.get('/models/:model/versions/:version', oipSchema('oipModelVersionMetadata', 'Model version metadata', OIP_DOCS.modelMetadata), metadata);
 
   const ready = async (request: FastifyRequest, reply: FastifyReply) => {
     const { model, version } = request.params as ModelParams;
@@ -165,11 +147,7 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
     return { name: model, ready: true };
   };
   app.get('/models/:model/ready', oipSchema('oipModelReady', 'Model ready', OIP_DOCS.modelReady), ready);
-  app.get(
-    '/models/:model/versions/:version/ready',
-    oipSchema('oipModelVersionReady', 'Model version ready', OIP_DOCS.modelReady),
-    ready,
-  );
+  app.get('/models/:model/versions/:version/ready', oipSchema('oipModelVersionReady', 'Model version ready', OIP_DOCS.modelReady), ready);
 
   const infer = async (request: FastifyRequest, reply: FastifyReply) => {
     const { model, version } = request.params as ModelParams;

@@ -10,20 +10,11 @@ import { isRedisReady, type RedisClient } from '../../shared/redis.ts';
 import { FraudRecordSchema } from '../../shared/schemas/record.ts';
 import type { ModelRegistry, Resolved, VersionView } from '../model-registry.ts';
 import { outputsOf, type OnlineDispatcher } from '../online-dispatcher.ts';
-import type {
-  InferenceBackend,
-  InferOptions,
-  InferResult,
-  ModelMetadata,
-  ServerMetadata,
-  TensorMetadata,
-} from './backend.ts';
+import type { InferenceBackend, InferOptions, InferResult, ModelMetadata, ServerMetadata, TensorMetadata } from './backend.ts';
 import { DeadlineExceededError, InvalidArgumentError, ModelNotFoundError, UnavailableError } from './errors.ts';
 import { checkInputs, type Datatype, type NumericArray, type Tensor, type TensorMap } from './tensors.ts';
 
-const PACKAGE_VERSION = (
-  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const FRAUD_FIELDS = Object.keys(FraudRecordSchema.shape);
 
@@ -170,18 +161,18 @@ function buildFace(registry: ModelRegistry, resolved: Resolved): Face {
   }
   const signature = view.signature;
   if (!signature) throw new UnavailableError(`Model ${resolved.name} version ${resolved.version} has no signature yet`);
-  const inputs = signature.inputs.map(
-    (i): TensorMetadata => ({
-      name: i.name,
-      datatype: OIP_DATATYPE[i.type] as Datatype,
-      shape: i.shape.map(batchDim),
-      // Records travel as JSON, which has no NaN or Infinity.
-      ...((i.type === 'float32' || i.type === 'float64') && { finite: true }),
-    }),
-  );
-  const outputs = signature.outputs.map(
-    (o): TensorMetadata => ({ name: o.name, datatype: OIP_DATATYPE[o.type] as Datatype, shape: o.shape.map(batchDim) }),
-  );
+  const inputs = signature.inputs.map((i): TensorMetadata => ({
+    name: i.name,
+    datatype: OIP_DATATYPE[i.type] as Datatype,
+    shape: i.shape.map(batchDim),
+    // Records travel as JSON, which has no NaN or Infinity.
+    ...((i.type === 'float32' || i.type === 'float64') && { finite: true }),
+  }));
+  const outputs = signature.outputs.map((o): TensorMetadata => ({
+    name: o.name,
+    datatype: OIP_DATATYPE[o.type] as Datatype,
+    shape: o.shape.map(batchDim),
+  }));
   if (view.decision) outputs.push({ name: DECISION_OUTPUT, datatype: 'BYTES', shape: [-1] });
   return { view, fraud: false, outputs: signature.outputs, meta: { ...base, inputs, outputs } };
 }

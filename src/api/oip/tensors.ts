@@ -6,35 +6,13 @@ import { endianness } from 'node:os';
 import type { ModelMetadata } from './backend.ts';
 import { InvalidArgumentError } from './errors.ts';
 
-export const DATATYPES = [
-  'BOOL',
-  'UINT8',
-  'UINT16',
-  'UINT32',
-  'UINT64',
-  'INT8',
-  'INT16',
-  'INT32',
-  'INT64',
-  'FP32',
-  'FP64',
-  'BYTES',
-] as const;
+export const DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP32', 'FP64', 'BYTES'] as const;
 
 export type Datatype = (typeof DATATYPES)[number];
 type NumericDatatype = Exclude<Datatype, 'BOOL' | 'BYTES'>;
 
 export type NumericArray =
-  | Uint8Array
-  | Uint16Array
-  | Uint32Array
-  | BigUint64Array
-  | Int8Array
-  | Int16Array
-  | Int32Array
-  | BigInt64Array
-  | Float32Array
-  | Float64Array;
+  Uint8Array | Uint16Array | Uint32Array | BigUint64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Float32Array | Float64Array;
 
 /** BOOL → boolean[], BYTES → string[] (UTF-8), every other datatype → its typed array. */
 export type TensorData = boolean[] | string[] | NumericArray;
@@ -60,9 +38,7 @@ function intSpec(
   field: ContentsField,
 ): NumericSpec {
   const bits = BigInt(bytes * 8);
-  const range = signed
-    ? ([-(1n << (bits - 1n)), (1n << (bits - 1n)) - 1n] as const)
-    : ([0n, (1n << bits) - 1n] as const);
+  const range = signed ? ([-(1n << (bits - 1n)), (1n << (bits - 1n)) - 1n] as const) : ([0n, (1n << bits) - 1n] as const);
   return { create, view, bytes, range, field };
 }
 
@@ -171,9 +147,7 @@ export function parseDatatype(input: string, value: unknown): Datatype {
     throw new InvalidArgumentError(`input "${input}": datatype ${value} is not supported; send FP32 or FP64`);
   }
   if (typeof value !== 'string' || !(DATATYPES as readonly string[]).includes(value)) {
-    throw new InvalidArgumentError(
-      `input "${input}": unknown datatype ${JSON.stringify(value)}; use one of ${DATATYPES.join(', ')}`,
-    );
+    throw new InvalidArgumentError(`input "${input}": unknown datatype ${JSON.stringify(value)}; use one of ${DATATYPES.join(', ')}`);
   }
   return value as Datatype;
 }
@@ -184,9 +158,7 @@ export function parseShape(input: string, value: unknown): number[] {
   return value.map((d) => {
     const n = typeof d === 'string' && /^\d+$/.test(d) ? Number(d) : d;
     if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
-      throw new InvalidArgumentError(
-        `input "${input}": shape ${JSON.stringify(value)} must hold non-negative integers`,
-      );
+      throw new InvalidArgumentError(`input "${input}": shape ${JSON.stringify(value)} must hold non-negative integers`);
     }
     return n;
   });
@@ -199,9 +171,7 @@ export function elementCount(shape: readonly number[]): number {
 }
 
 function countMismatch(input: string, shape: readonly number[], got: number): InvalidArgumentError {
-  return new InvalidArgumentError(
-    `input "${input}": shape [${shape.join(',')}] holds ${elementCount(shape)} elements but the data has ${got}`,
-  );
+  return new InvalidArgumentError(`input "${input}": shape [${shape.join(',')}] holds ${elementCount(shape)} elements but the data has ${got}`);
 }
 
 // ── Elements ───────────────────────────────────────────────────────────────
@@ -278,15 +248,12 @@ function flattenJsonData(input: string, data: unknown, shape: readonly number[])
   const flat: unknown[] = [];
   const walk = (node: unknown, depth: number) => {
     if (depth === shape.length) {
-      if (Array.isArray(node))
-        throw new InvalidArgumentError(`input "${input}": data nests deeper than shape [${shape.join(',')}]`);
+      if (Array.isArray(node)) throw new InvalidArgumentError(`input "${input}": data nests deeper than shape [${shape.join(',')}]`);
       flat.push(node);
       return;
     }
     if (!Array.isArray(node) || node.length !== shape[depth]) {
-      throw new InvalidArgumentError(
-        `input "${input}": nested data does not match shape [${shape.join(',')}] at depth ${depth}`,
-      );
+      throw new InvalidArgumentError(`input "${input}": nested data does not match shape [${shape.join(',')}] at depth ${depth}`);
     }
     for (const child of node) walk(child, depth + 1);
   };
@@ -311,12 +278,7 @@ export function jsonData(tensor: Tensor): (number | boolean | string)[] {
 
 // ── gRPC typed contents ────────────────────────────────────────────────────
 
-export function tensorFromContents(
-  input: string,
-  datatype: unknown,
-  shape: unknown,
-  contents: GrpcTensorContents | null | undefined,
-): Tensor {
+export function tensorFromContents(input: string, datatype: unknown, shape: unknown, contents: GrpcTensorContents | null | undefined): Tensor {
   const type = parseDatatype(input, datatype);
   const dims = parseShape(input, shape);
   const expected = fieldOf(type);
@@ -364,8 +326,7 @@ function parseRawStrings(input: string, raw: Uint8Array, count: number): string[
   const out: string[] = [];
   let at = 0;
   while (at < raw.byteLength) {
-    if (at + 4 > raw.byteLength)
-      throw new InvalidArgumentError(`input "${input}": raw BYTES end inside a length prefix`);
+    if (at + 4 > raw.byteLength) throw new InvalidArgumentError(`input "${input}": raw BYTES end inside a length prefix`);
     const length = view.getUint32(at, true);
     at += 4;
     if (at + length > raw.byteLength) {
@@ -375,10 +336,11 @@ function parseRawStrings(input: string, raw: Uint8Array, count: number): string[
     at += length;
     if (out.length > count) break;
   }
-  if (out.length !== count)
+  if (out.length !== count) {
     throw new InvalidArgumentError(
       `input "${input}": shape holds ${count} elements but the raw BYTES hold ${out.length}${out.length > count ? ' or more' : ''}`,
     );
+  }
   return out;
 }
 
@@ -453,9 +415,7 @@ export function checkInputs(inputs: TensorMap, model: ModelMetadata, limits: Inp
   const declared = new Map(model.inputs.map((m) => [m.name, m]));
   for (const name of inputs.keys()) {
     if (!declared.has(name)) {
-      throw new InvalidArgumentError(
-        `unknown input "${name}"; model "${model.name}" takes ${[...declared.keys()].join(', ')}`,
-      );
+      throw new InvalidArgumentError(`unknown input "${name}"; model "${model.name}" takes ${[...declared.keys()].join(', ')}`);
     }
   }
   let batch: { size: number; input: string } | undefined;
@@ -464,27 +424,19 @@ export function checkInputs(inputs: TensorMap, model: ModelMetadata, limits: Inp
     if (!tensor) throw new InvalidArgumentError(`missing input "${meta.name}"`);
     const accepted = [meta.datatype, ...(meta.accepts ?? [])];
     if (!accepted.includes(tensor.datatype)) {
-      throw new InvalidArgumentError(
-        `input "${meta.name}" has datatype ${tensor.datatype}; the model takes ${accepted.join(' or ')}`,
-      );
+      throw new InvalidArgumentError(`input "${meta.name}" has datatype ${tensor.datatype}; the model takes ${accepted.join(' or ')}`);
     }
     if (!shapeFits(tensor.shape, meta.shape)) {
-      throw new InvalidArgumentError(
-        `input "${meta.name}" has shape [${tensor.shape.join(',')}]; the model takes [${meta.shape.join(',')}]`,
-      );
+      throw new InvalidArgumentError(`input "${meta.name}" has shape [${tensor.shape.join(',')}]; the model takes [${meta.shape.join(',')}]`);
     }
     if (meta.shape[0] === -1) {
       const size = tensor.shape[0] ?? 1;
       if (size === 0) throw new InvalidArgumentError(`input "${meta.name}" holds no records`);
       if (size > limits.maxBatch) {
-        throw new InvalidArgumentError(
-          `input "${meta.name}" holds a batch of ${size}; the limit is ${limits.maxBatch}`,
-        );
+        throw new InvalidArgumentError(`input "${meta.name}" holds a batch of ${size}; the limit is ${limits.maxBatch}`);
       }
       if (batch && batch.size !== size) {
-        throw new InvalidArgumentError(
-          `input "${meta.name}" holds a batch of ${size} but "${batch.input}" one of ${batch.size}`,
-        );
+        throw new InvalidArgumentError(`input "${meta.name}" holds a batch of ${size} but "${batch.input}" one of ${batch.size}`);
       }
       batch = { size, input: meta.name };
     }
@@ -511,11 +463,7 @@ export function checkRequestedOutputs(names: readonly string[], model: ModelMeta
 }
 
 /** The outputs to send, in the order requested (or the model's order). */
-export function selectOutputs(
-  outputs: TensorMap,
-  requested: readonly string[] | undefined,
-  model: ModelMetadata,
-): [string, Tensor][] {
+export function selectOutputs(outputs: TensorMap, requested: readonly string[] | undefined, model: ModelMetadata): [string, Tensor][] {
   const order = requested ?? model.outputs.map((o) => o.name);
   const selected: [string, Tensor][] = [];
   for (const name of order) {

@@ -7,13 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import {
-  AppError,
-  InsufficientStorageError,
-  NotFoundError,
-  issuesToDetails,
-  type ErrorDetail,
-} from '../../shared/errors.ts';
+import { AppError, InsufficientStorageError, NotFoundError, issuesToDetails, type ErrorDetail } from '../../shared/errors.ts';
 import { isRedisOutOfMemory } from '../../shared/redis.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import { WarningTally } from '../warning-tally.ts';
@@ -27,7 +21,10 @@ export function errorBody(requestId: string, code: string, message: string, deta
 }
 
 function sendError(reply: FastifyReply, request: FastifyRequest, status: number, code: string, message: string, details?: ErrorDetail[]) {
-  return reply.code(status).type('application/json').send(errorBody(request.id, code, message, details));
+  return reply
+    .code(status)
+    .type('application/json')
+    .send(errorBody(request.id, code, message, details));
 }
 
 /** Sends an AppError from places the error handler does not reach (hooks of scopes with their own handler). */
@@ -169,9 +166,9 @@ function schemaErrorDetails(error: FastifyError): ErrorDetail[] {
  * Fastify's frameworkErrors: routing failures that happen before any route (a URL that does not
  * decode, a path parameter past maxParamLength). A parameter too long to be any id names nothing: 404.
  */
-export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') return sendError(reply, request, 404, 'not_found', 'No such resource');
-  return sendError(reply, request, 400, 'validation_error', FIXED_MESSAGES.FST_ERR_BAD_URL!);
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') void sendError(reply, request, 404, 'not_found', 'No such resource');
+  else void sendError(reply, request, 400, 'validation_error', FIXED_MESSAGES.FST_ERR_BAD_URL!);
 }
 
 export default fp(errorsPlugin, { name: 'errors' });

@@ -147,7 +147,6 @@ async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: 
     },
     [depth, bulkPending, drain, rate],
   );
-
 }
 
 export default fp(observabilityPlugin, { name: 'observability', dependencies: ['queues', 'online-dispatcher'] });

@@ -14,19 +14,21 @@ export type HealthRoutesOptions = { keyPrefix: string; telemetry: Telemetry };
 
 const HealthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
 
-const ReadySchema = z.object({
-  status: z.literal('ready'),
-  workers: z.number().int().describe('Workers that sent a heartbeat recently'),
-  model_version: z.string().nullable().describe('Fraud model version of the live workers (null when none)'),
-  models: z.record(z.string(), z.array(z.number().int())).describe('Per model, the versions held by at least one live worker'),
-  redis_memory: z
-    .object({
-      used_bytes: z.number().int(),
-      max_bytes: z.number().int().describe('maxmemory; 0 means no limit'),
-      full: z.boolean().describe('Redis is at maxmemory: new jobs are refused with 507 until memory is freed'),
-    })
-    .describe("Redis's memory against its limit"),
-}).meta({ id: 'Ready' });
+const ReadySchema = z
+  .object({
+    status: z.literal('ready'),
+    workers: z.number().int().describe('Workers that sent a heartbeat recently'),
+    model_version: z.string().nullable().describe('Fraud model version of the live workers (null when none)'),
+    models: z.record(z.string(), z.array(z.number().int())).describe('Per model, the versions held by at least one live worker'),
+    redis_memory: z
+      .object({
+        used_bytes: z.number().int(),
+        max_bytes: z.number().int().describe('maxmemory; 0 means no limit'),
+        full: z.boolean().describe('Redis is at maxmemory: new jobs are refused with 507 until memory is freed'),
+      })
+      .describe("Redis's memory against its limit"),
+  })
+  .meta({ id: 'Ready' });
 
 export async function healthRoutes(app: FastifyInstance, options: HealthRoutesOptions) {
   const routes = app.withTypeProvider<ZodTypeProvider>();

@@ -8,14 +8,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Config } from '../../shared/config.ts';
 import { createBulkStore, type BulkJobState } from '../../shared/bulk-store.ts';
-import {
-  AppError,
-  NotFoundError,
-  NotReadyError,
-  PayloadTooLargeError,
-  UnavailableError,
-  UnsupportedMediaTypeError,
-} from '../../shared/errors.ts';
+import { AppError, NotFoundError, NotReadyError, PayloadTooLargeError, UnavailableError, UnsupportedMediaTypeError } from '../../shared/errors.ts';
 import { isRedisReady } from '../../shared/redis.ts';
 import { errorResponses } from '../../shared/schemas/error.ts';
 import {
@@ -60,7 +53,7 @@ const IdempotencyHeadersSchema = z.object({
     .min(1)
     .max(255)
     .optional()
-    .describe("The same key (per API key, until the job expires) returns the same job instead of making another"),
+    .describe('The same key (per API key, until the job expires) returns the same job instead of making another'),
 });
 
 export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOptions) {
@@ -123,8 +116,8 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
           'validated as it arrives. Only a wholly valid body makes a job; a bad one is refused naming up to 100 ' +
           'problems by line (NDJSON, CSV) or index (JSON) and field. Records may carry an `id`, echoed with their result. ' +
           '`?model=` (default fraud) with `version=` or `alias=` picks the model; the job is pinned to the version resolved ' +
-          "now (champion, else latest, when neither is given), and every record is scored by it. A model other than fraud takes " +
-          "records whose fields are its inputs (as `POST /models/{name}/predict`), and its results carry each output by name.",
+          'now (champion, else latest, when neither is given), and every record is scored by it. A model other than fraud takes ' +
+          'records whose fields are its inputs (as `POST /models/{name}/predict`), and its results carry each output by name.',
         headers: IdempotencyHeadersSchema,
         querystring: JobModelQuerySchema,
         response: {
@@ -200,7 +193,11 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
           const rows = limitBytes(source, jobBodyLimitBytes);
           outcome =
             target.encoding === 'columns'
-              ? await submitBulkJob(submitDeps, { ...common, rows: parse(rows), chunks: { encoding: 'columns', builder: new ChunkBuilder(chunkSize) } })
+              ? await submitBulkJob(submitDeps, {
+                  ...common,
+                  rows: parse(rows),
+                  chunks: { encoding: 'columns', builder: new ChunkBuilder(chunkSize) },
+                })
               : await submitBulkJob(submitDeps, {
                   ...common,
                   rows: modelBodyParser(mediaType, target.signature!)(rows),
@@ -238,7 +235,10 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
       guard(async () => {
         const { status, limit, cursor } = request.query;
         const page = await listJobs(store, { owner: request.owner, status, limit, after: cursor ?? null });
-        return { jobs: page.jobs.map((job) => renderStatus(job, waitingFor(app.models, job.modelName, job.modelVersionNumber))), next_cursor: page.next ? encodeJobCursor(page.next) : null };
+        return {
+          jobs: page.jobs.map((job) => renderStatus(job, waitingFor(app.models, job.modelName, job.modelVersionNumber))),
+          next_cursor: page.next ? encodeJobCursor(page.next) : null,
+        };
       }),
   );
 
@@ -285,11 +285,18 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
               examples: resultsExamples['application/json'],
               content: {
                 'application/x-ndjson': {
-                  schema: { type: 'string', description: 'One JobResult (ModelJobResult for a model other than fraud) JSON object per line, every result' },
+                  schema: {
+                    type: 'string',
+                    description: 'One JobResult (ModelJobResult for a model other than fraud) JSON object per line, every result',
+                  },
                   examples: resultsExamples['application/x-ndjson'],
                 },
                 'text/csv': {
-                  schema: { type: 'string', description: "Header `index,id,fraud_probability,decision` (another model's job: `index,id` and a column per output), then every result" },
+                  schema: {
+                    type: 'string',
+                    description:
+                      "Header `index,id,fraud_probability,decision` (another model's job: `index,id` and a column per output), then every result",
+                  },
                   examples: resultsExamples['text/csv'],
                 },
               },

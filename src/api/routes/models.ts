@@ -18,8 +18,14 @@ import { HEADERS } from '../openapi/operation-docs.ts';
 const SPECIES_VERSION = 'species-softmax-1.0.0+12531022';
 const SETOSA = { measurements: [5.1, 3.5, 1.4, 0.2] };
 const VIRGINICA = { measurements: [6.3, 2.9, 5.6, 1.8] };
-const SETOSA_OUT = { probabilities: { setosa: 0.9949504137039185, versicolor: 0.005049610044807196, virginica: 2.5799156144756807e-9 }, label: 'setosa' };
-const VIRGINICA_OUT = { probabilities: { setosa: 0.000010703199222916737, versicolor: 0.08382655680179596, virginica: 0.9161627888679504 }, label: 'virginica' };
+const SETOSA_OUT = {
+  probabilities: { setosa: 0.9949504137039185, versicolor: 0.005049610044807196, virginica: 2.5799156144756807e-9 },
+  label: 'setosa',
+};
+const VIRGINICA_OUT = {
+  probabilities: { setosa: 0.000010703199222916737, versicolor: 0.08382655680179596, virginica: 0.9161627888679504 },
+  label: 'virginica',
+};
 const SPECIES_VIEW = {
   name: 'species',
   versions: [
@@ -121,7 +127,9 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRoutesOpti
         tags: ['models'],
         summary: 'Models of the repository: versions, aliases, state',
         response: { 200: z.object({ models: z.array(ModelViewSchema) }), ...errorResponses('unauthorized') },
-        docs: { responses: { 200: { description: 'Every model the live workers report', examples: { species: { value: { models: [SPECIES_VIEW] } } } } } },
+        docs: {
+          responses: { 200: { description: 'Every model the live workers report', examples: { species: { value: { models: [SPECIES_VIEW] } } } } },
+        },
       },
     },
     async () => ({ models: app.models.list() }),
@@ -191,7 +199,9 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRoutesOpti
               },
             },
           },
-          summary: path.includes('versions') ? 'Score one record with one version of a model' : "Score one record with a model's champion (else latest) version",
+          summary: path.includes('versions')
+            ? 'Score one record with one version of a model'
+            : "Score one record with a model's champion (else latest) version",
           params,
           body: ANY_BODY,
           querystring: PredictQuerySchema,

@@ -4,12 +4,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { FraudRecordSchema } from '../../shared/schemas/record.ts';
-import {
-  BatchResponseSchema,
-  PredictionSchema,
-  PredictQuerySchema,
-  batchRequestSchema,
-} from '../../shared/schemas/prediction.ts';
+import { BatchResponseSchema, PredictionSchema, PredictQuerySchema, batchRequestSchema } from '../../shared/schemas/prediction.ts';
 import { errorResponses } from '../../shared/schemas/error.ts';
 import type { Decision } from '../../shared/schemas/prediction.ts';
 import { ModelError } from '../../shared/errors.ts';

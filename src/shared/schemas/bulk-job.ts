@@ -27,20 +27,10 @@ export const JobStatusSchema = z
     status: JobStatusNameSchema,
     progress: z.object({ total: z.int().nonnegative(), done: z.int().nonnegative().describe('records scored so far') }),
     model_name: z.string().describe('the model the job is for'),
-    model_version: z
-      .string()
-      .nullable()
-      .describe("the pinned version's display version (what it names in replies); null until known"),
-    model_version_number: z
-      .int()
-      .positive()
-      .nullable()
-      .describe('the version the job is pinned to at submission; every record is scored by it'),
+    model_version: z.string().nullable().describe("the pinned version's display version (what it names in replies); null until known"),
+    model_version_number: z.int().positive().nullable().describe('the version the job is pinned to at submission; every record is scored by it'),
     scored_by: z.record(z.string(), z.int().nonnegative()).describe('records scored so far, per display version'),
-    waiting_for: z
-      .string()
-      .optional()
-      .describe('why a queued or running job is not moving: its pinned version is held by no live worker'),
+    waiting_for: z.string().optional().describe('why a queued or running job is not moving: its pinned version is held by no live worker'),
     created_at: timestamp,
     started_at: timestamp.nullable(),
     finished_at: timestamp.nullable(),
@@ -126,10 +116,7 @@ export const JobListQuerySchema = z.strictObject({
 export const JobListSchema = z
   .object({
     jobs: z.array(JobStatusSchema).describe('newest first'),
-    next_cursor: z
-      .string()
-      .nullable()
-      .describe('pass as ?cursor= for the next page; null after the last. A page may hold fewer jobs than limit.'),
+    next_cursor: z.string().nullable().describe('pass as ?cursor= for the next page; null after the last. A page may hold fewer jobs than limit.'),
   })
   .meta({ id: 'JobList' });
 export type JobList = z.infer<typeof JobListSchema>;

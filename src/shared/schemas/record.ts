@@ -5,11 +5,7 @@ import { z } from 'zod';
 export const FraudRecordSchema = z
   .strictObject({
     transaction_amount: z.number().positive().finite().describe('Amount of the transaction, > 0'),
-    merchant_category: z
-      .string()
-      .min(1)
-      .max(64)
-      .describe('Merchant category; one the model has not seen is scored as unknown, not rejected'),
+    merchant_category: z.string().min(1).max(64).describe('Merchant category; one the model has not seen is scored as unknown, not rejected'),
     card_present: z.boolean(),
     hour_of_day: z.number().int().min(0).max(23),
     days_since_last_transaction: z.number().min(0).finite(),
