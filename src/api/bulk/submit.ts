@@ -189,6 +189,8 @@ export async function submitBulkJob<R>(deps: SubmitDeps, request: SubmitRequest<
     for (let chunk = 0; chunk < queued; chunk++) await deps.producer.queue.remove(`${jobId}.${chunk}`).catch(() => 0);
   };
 
+  /** The refusal this function throws itself, told apart from a parser's fatal error by identity. */
+  let refusal: ValidationError | undefined;
   try {
     for await (const row of request.rows) {
       if (!row.ok) {
@@ -210,16 +212,17 @@ export async function submitBulkJob<R>(deps: SubmitDeps, request: SubmitRequest<
       problems.push({ path: 'records', message: 'At least one record is required' });
     }
     if (problems.length > 0) {
-      throw new ValidationError(
+      refusal = new ValidationError(
         `The job was refused: ${problems.length >= MAX_REPORTED_PROBLEMS ? 'at least ' : ''}${problems.length} problem(s)`,
         problems.slice(0, MAX_REPORTED_PROBLEMS),
       );
+      throw refusal;
     }
     if (builder.length > 0) await stage();
   } catch (err) {
     await discard().catch(() => undefined);
     // A fatal parse error after some row problems: report both, the rows first.
-    if (err instanceof ValidationError && problems.length > 0 && !err.message.startsWith('The job was refused')) {
+    if (err instanceof ValidationError && problems.length > 0 && err !== refusal) {
       throw new ValidationError('The job was refused', [...problems, ...(err.details ?? [])].slice(0, MAX_REPORTED_PROBLEMS));
     }
     throw err;
