@@ -4,20 +4,23 @@
 // index and the field, as fraud's do. CSV takes only models whose inputs are all scalars: a cell
 // holds one value, and an input of k values per record has no column of its own.
 import { Readable, pipeline } from 'node:stream';
-import { parse, CsvError } from 'csv-parse';
 import { parser as jsonTokens } from 'stream-json';
 import Assembler from 'stream-json/assembler.js';
 import type { Token } from 'stream-json/core/parser.js';
 import { z } from 'zod';
-import { ValidationError, issuesToDetails, type ErrorDetail } from '../../shared/errors.ts';
+import { ValidationError, issuesToDetails } from '../../shared/errors.ts';
 import { recordSchemaFromSignature, recordValueShape, type ElementType, type ModelSignature } from '../../shared/model-signature.ts';
-import { parseNdjsonValues } from './ndjson-values.ts';
-import type { ParsedRow } from './parsed-row.ts';
+import { parseCsvRows } from './parse-csv.ts';
+import { parseNdjsonLines } from './parse-ndjson.ts';
+import type { ParsedRow, RowValidator } from './parsed-row.ts';
+
+/** Far more than any record the service takes (a model's input may be an array); a longer NDJSON line must not grow without bound. */
+const MAX_LINE_CHARS = 1_048_576;
 
 /** A validated record of a generic model, with the client's optional id. */
 export type ModelRecord = Record<string, unknown> & { id?: string };
 export type ModelRow = ParsedRow<ModelRecord>;
-type Validate = (value: unknown, path: readonly PropertyKey[]) => ModelRow;
+type Validate = RowValidator<ModelRecord>;
 type ModelBodyParser = (body: AsyncIterable<Buffer>) => AsyncGenerator<ModelRow>;
 
 /** The record schema of a signature, with the `id` every bulk record may carry. */
@@ -113,54 +116,14 @@ export function csvProblem(signature: Pick<ModelSignature, 'inputs'>): string | 
   return `CSV takes only models whose inputs are all scalars; ${arrays.map((i) => `${i.name} [${i.shape.join(', ')}]`).join(', ')} takes several values per record: send JSON or NDJSON`;
 }
 
-function checkHeader(header: string[], types: ReadonlyMap<string, ElementType | 'id'>, inputs: readonly string[]): void {
-  const details: ErrorDetail[] = [];
-  const seen = new Set<string>();
-  for (const name of header) {
-    if (!types.has(name)) details.push({ path: `header.${name}`, message: `Unknown field "${name}"` });
-    else if (seen.has(name)) details.push({ path: `header.${name}`, message: `Field "${name}" appears twice` });
-    seen.add(name);
-  }
-  for (const name of inputs) {
-    if (!seen.has(name)) details.push({ path: `header.${name}`, message: `Required column "${name}" is missing` });
-  }
-  if (details.length > 0) throw new ValidationError('The CSV header row is not valid', details);
-}
-
-async function* csvRows(body: AsyncIterable<Buffer>, signature: Pick<ModelSignature, 'inputs'>, validate: Validate): AsyncGenerator<ModelRow> {
+function csvRows(body: AsyncIterable<Buffer>, signature: Pick<ModelSignature, 'inputs'>, validate: Validate): AsyncGenerator<ModelRow> {
   const types = new Map<string, ElementType | 'id'>([...signature.inputs.map((i) => [i.name, i.type] as const), ['id', 'id']]);
-  const parser = parse({ bom: true, info: true, skip_empty_lines: true, relax_column_count: false });
-  pipeline(Readable.from(body), parser, () => undefined);
-  let header: string[] | undefined;
-  try {
-    for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
-      if (!header) {
-        header = record.map((h) => h.trim());
-        checkHeader(
-          header,
-          types,
-          signature.inputs.map((i) => i.name),
-        );
-        continue;
-      }
-      const value: Record<string, unknown> = {};
-      for (let i = 0; i < header.length; i++) {
-        const field = header[i]!;
-        const cell = readCell(types.get(field)!, record[i] ?? '');
-        if (cell !== undefined) value[field] = cell;
-      }
-      yield validate(value, ['lines', info.lines]);
-    }
-  } catch (err) {
-    if (err instanceof CsvError) {
-      const line = (err as CsvError & { lines?: number }).lines;
-      throw new ValidationError('The body is not valid CSV', [{ path: line ? `lines.${line}` : 'body', message: err.message }]);
-    }
-    throw err;
-  } finally {
-    parser.destroy();
-  }
-  if (!header) throw new ValidationError('The CSV body has no header row', [{ path: 'header', message: 'Required' }]);
+  const columns = {
+    known: new Set(types.keys()),
+    required: signature.inputs.map((i) => i.name),
+    readCell: (field: string, text: string) => readCell(types.get(field)!, text),
+  };
+  return parseCsvRows(body, columns, validate, undefined);
 }
 
 /**
@@ -175,5 +138,5 @@ export function modelBodyParser(mediaType: string, signature: Pick<ModelSignatur
     if (problem) throw new ValidationError(problem, [{ path: 'body', message: problem }]);
     return (body) => csvRows(body, signature, validate);
   }
-  return (body) => parseNdjsonValues(body, validate);
+  return (body) => parseNdjsonLines(body, validate, MAX_LINE_CHARS);
 }

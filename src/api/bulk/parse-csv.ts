@@ -5,7 +5,7 @@
 import { parse, CsvError } from 'csv-parse';
 import { Readable, pipeline } from 'node:stream';
 import { ValidationError, type ErrorDetail } from '../../shared/errors.ts';
-import { validateRecord, type ParsedRow } from './parsed-row.ts';
+import { validateRecord, type ParsedRow, type RowValidator } from './parsed-row.ts';
 
 const NUMBER_FIELDS = new Set(['transaction_amount', 'hour_of_day', 'days_since_last_transaction']);
 const REQUIRED_FIELDS = ['transaction_amount', 'merchant_category', 'card_present', 'hour_of_day', 'days_since_last_transaction'];
@@ -29,22 +29,49 @@ function readCell(field: string, text: string): unknown {
   return text;
 }
 
-function checkHeader(header: string[]): void {
+/** What a CSV body's header may and must name, and how a cell of each column is read. */
+export type CsvColumns = {
+  known: ReadonlySet<string>;
+  required: readonly string[];
+  readCell: (field: string, text: string) => unknown;
+};
+
+function checkHeader(header: string[], columns: CsvColumns): void {
   const details: ErrorDetail[] = [];
   const seen = new Set<string>();
   for (const name of header) {
-    if (!KNOWN_FIELDS.has(name)) details.push({ path: `header.${name}`, message: `Unknown field "${name}"` });
+    if (!columns.known.has(name)) details.push({ path: `header.${name}`, message: `Unknown field "${name}"` });
     else if (seen.has(name)) details.push({ path: `header.${name}`, message: `Field "${name}" appears twice` });
     seen.add(name);
   }
-  for (const name of REQUIRED_FIELDS) {
+  for (const name of columns.required) {
     if (!seen.has(name)) details.push({ path: `header.${name}`, message: `Required column "${name}" is missing` });
   }
   if (details.length > 0) throw new ValidationError('The CSV header row is not valid', details);
 }
 
-export async function* parseCsv(body: AsyncIterable<Buffer>): AsyncGenerator<ParsedRow> {
-  const parser = parse({ bom: true, info: true, skip_empty_lines: true, relax_column_count: false, max_record_size: MAX_RECORD_CHARS });
+/** Fraud's records, a column per field. */
+export function parseCsv(body: AsyncIterable<Buffer>): AsyncGenerator<ParsedRow> {
+  return parseCsvRows(body, { known: KNOWN_FIELDS, required: REQUIRED_FIELDS, readCell }, validateRecord, MAX_RECORD_CHARS);
+}
+
+/**
+ * Rows under a header row, each read cell by cell and handed to `validate` with its line number.
+ * maxRecordChars bounds a line (csv-parse refuses it before it grows); undefined leaves csv-parse's default.
+ */
+export async function* parseCsvRows<R>(
+  body: AsyncIterable<Buffer>,
+  columns: CsvColumns,
+  validate: RowValidator<R>,
+  maxRecordChars: number | undefined,
+): AsyncGenerator<ParsedRow<R>> {
+  const parser = parse({
+    bom: true,
+    info: true,
+    skip_empty_lines: true,
+    relax_column_count: false,
+    ...(maxRecordChars === undefined ? {} : { max_record_size: maxRecordChars }),
+  });
   // pipeline, not pipe: an error of the body (too large, aborted) must reach the reader below.
   pipeline(Readable.from(body), parser, () => undefined);
   let header: string[] | undefined;
@@ -52,16 +79,16 @@ export async function* parseCsv(body: AsyncIterable<Buffer>): AsyncGenerator<Par
     for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
       if (!header) {
         header = record.map((h) => h.trim());
-        checkHeader(header);
+        checkHeader(header, columns);
         continue;
       }
       const value: Record<string, unknown> = {};
       for (let i = 0; i < header.length; i++) {
         const field = header[i]!;
-        const cell = readCell(field, record[i] ?? '');
+        const cell = columns.readCell(field, record[i] ?? '');
         if (cell !== undefined) value[field] = cell;
       }
-      yield validateRecord(value, ['lines', info.lines]);
+      yield validate(value, ['lines', info.lines]);
     }
   } catch (err) {
     if (err instanceof CsvError) {

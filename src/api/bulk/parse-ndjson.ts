@@ -3,18 +3,28 @@
 // skipped (a trailing newline is not a record).
 import { StringDecoder } from 'node:string_decoder';
 import { ValidationError } from '../../shared/errors.ts';
-import { validateRecord, type ParsedRow } from './parsed-row.ts';
+import { validateRecord, type ParsedRow, type RowValidator } from './parsed-row.ts';
 
-/** A record is ~150 bytes; a line this long is not one, and must not grow without bound. */
+/** A fraud record is ~150 bytes; a line this long is not one, and must not grow without bound. */
 export const MAX_LINE_CHARS = 65_536;
 
-export async function* parseNdjson(body: AsyncIterable<Buffer>): AsyncGenerator<ParsedRow> {
+/** Fraud's records, one per line. */
+export function parseNdjson(body: AsyncIterable<Buffer>): AsyncGenerator<ParsedRow> {
+  return parseNdjsonLines(body, validateRecord, MAX_LINE_CHARS);
+}
+
+/** One JSON value per line, each handed to `validate` with its line number; lines past maxLineChars are refused. */
+export async function* parseNdjsonLines<R>(
+  body: AsyncIterable<Buffer>,
+  validate: RowValidator<R>,
+  maxLineChars: number,
+): AsyncGenerator<ParsedRow<R>> {
   const decoder = new StringDecoder('utf8');
   let carry = '';
   let line = 0;
   let first = true;
 
-  function parseLine(text: string): ParsedRow | undefined {
+  function parseLine(text: string): ParsedRow<R> | undefined {
     line++;
     if (first) {
       first = false;
@@ -27,7 +37,7 @@ export async function* parseNdjson(body: AsyncIterable<Buffer>): AsyncGenerator<
     } catch (err) {
       return { ok: false, details: [{ path: `lines.${line}`, message: `Invalid JSON: ${(err as Error).message}` }] };
     }
-    return validateRecord(value, ['lines', line]);
+    return validate(value, ['lines', line]);
   }
 
   for await (const bytes of body) {
@@ -41,9 +51,9 @@ export async function* parseNdjson(body: AsyncIterable<Buffer>): AsyncGenerator<
       newline = text.indexOf('\n', start);
     }
     carry = text.slice(start);
-    if (carry.length > MAX_LINE_CHARS) {
+    if (carry.length > maxLineChars) {
       throw new ValidationError('A line is too long to be a record', [
-        { path: `lines.${line + 1}`, message: `Longer than ${MAX_LINE_CHARS} characters` },
+        { path: `lines.${line + 1}`, message: `Longer than ${maxLineChars} characters` },
       ]);
     }
   }

@@ -7,6 +7,9 @@ import { acceptBulkRecord } from './record-check.ts';
 /** One row of a body: a valid record (fraud's, unless R says another model's), or the problems that make it invalid. */
 export type ParsedRow<R = BulkRecord> = { ok: true; record: R } | { ok: false; details: ErrorDetail[] };
 
+/** Checks one decoded value at `path` (e.g. ['lines', 3]): the record, or its problems. */
+export type RowValidator<R> = (value: unknown, path: readonly PropertyKey[]) => ParsedRow<R>;
+
 /** Validates one record; problems carry `path` (e.g. ['lines', 18] or ['records', 17]) before the field. */
 export function validateRecord(value: unknown, path: readonly PropertyKey[]): ParsedRow {
   const record = acceptBulkRecord(value);
