@@ -14,7 +14,7 @@ import { parseCsvRows } from './parse-csv.ts';
 import { parseNdjsonLines } from './parse-ndjson.ts';
 import type { ParsedRow, RowValidator } from './parsed-row.ts';
 
-/** Far more than any record the service takes (a model's input may be an array); a longer NDJSON line must not grow without bound. */
+/** Far more than any record the service takes (a model's input may be an array); a longer NDJSON line or CSV record must not grow without bound. */
 const MAX_LINE_CHARS = 1_048_576;
 
 /** A validated record of a generic model, with the client's optional id. */
@@ -123,7 +123,7 @@ function csvRows(body: AsyncIterable<Buffer>, signature: Pick<ModelSignature, 'i
     required: signature.inputs.map((i) => i.name),
     readCell: (field: string, text: string) => readCell(types.get(field)!, text),
   };
-  return parseCsvRows(body, columns, validate, undefined);
+  return parseCsvRows(body, columns, validate, MAX_LINE_CHARS);
 }
 
 /**
