@@ -5,8 +5,7 @@
 // live worker holds waits, says why, and completes once a worker holding it starts.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
@@ -15,9 +14,9 @@ import { postJson, request, type JsonResponse } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { allTypesGraph, buildOnnxGraph } from '../helpers/onnx-graphs.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
+import { tempRepository, writeVersion } from '../helpers/model-repository.ts';
 import { QUEUES, shardQueueName } from '../../src/shared/queues.ts';
 
-const COMMITTED = new URL('../../models/', import.meta.url).pathname;
 /** Small chunks, so every job here spans several and a pin is checked chunk by chunk. */
 const CHUNK = '7';
 
@@ -35,15 +34,9 @@ after(async () => {
 });
 
 async function repository(models: string[]): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'bulk-models-e2e-'));
+  const root = await tempRepository('bulk-models-e2e', models);
   roots.push(root);
-  for (const name of models) await cp(join(COMMITTED, name), join(root, name), { recursive: true });
   return root;
-}
-
-async function writeModel(root: string, name: string, version: number, bytes: Uint8Array): Promise<void> {
-  await mkdir(join(root, name, String(version)), { recursive: true });
-  await writeFile(join(root, name, String(version), 'model.onnx'), bytes);
 }
 
 /** fraud/2: fraud/1's graph and encoding under another display version, so a reply tells them apart. */
@@ -150,8 +143,8 @@ describe('bulk jobs for any model', () => {
 
   before(async () => {
     root = await repository(['fraud', 'species']);
-    await writeModel(root, 'alltypes', 1, allTypesGraph());
-    await writeModel(root, 'scalars', 1, scalarGraph());
+    await writeVersion(root, 'alltypes', 1, allTypesGraph());
+    await writeVersion(root, 'scalars', 1, scalarGraph());
     s = await stack('e2e-bulk-models', root);
     speciesVersion = (JSON.parse(await readFile(join(root, 'species', '1', 'manifest.json'), 'utf8')) as { version: string }).version;
   });

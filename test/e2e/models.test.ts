@@ -6,8 +6,7 @@
 // under load without an error; a version removed while it serves hands its callers on.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cp, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { startApi, startWorker, type ServiceProcess } from '../helpers/processes.ts';
@@ -15,8 +14,7 @@ import { postJson, readMetric, request, type JsonResponse } from '../helpers/htt
 import { waitFor } from '../helpers/wait.ts';
 import { allTypesGraph, softmaxGraph } from '../helpers/onnx-graphs.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
-
-const COMMITTED = new URL('../../models/', import.meta.url).pathname;
+import { tempRepository, writeVersion } from '../helpers/model-repository.ts';
 
 let redis: TestRedis;
 const started: ServiceProcess[] = [];
@@ -32,9 +30,8 @@ after(async () => {
 });
 
 async function repository(models: string[]): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'models-e2e-'));
+  const root = await tempRepository('models-e2e', models);
   roots.push(root);
-  for (const name of models) await cp(join(COMMITTED, name), join(root, name), { recursive: true });
   return root;
 }
 
@@ -46,14 +43,6 @@ async function stack(prefix: string, root: string, workerEnv: Record<string, str
   ]);
   started.push(api, worker);
   return { api, worker };
-}
-
-async function writeVersion(root: string, name: string, version: number, bytes: Uint8Array | string): Promise<void> {
-  await mkdir(join(root, name, String(version)), { recursive: true });
-  // Written beside, then renamed: a poll never reads half a file.
-  const file = join(root, name, String(version), 'model.onnx');
-  await writeFile(`${file}.tmp`, bytes);
-  await rename(`${file}.tmp`, file);
 }
 
 /** `clients` callers, each calling again as soon as answered, until `until` (epoch ms). */
