@@ -4,6 +4,17 @@ import { z } from 'zod';
 import { parseModelSelectors } from './model-selector.ts';
 
 const positiveInt = z.coerce.number().int().positive();
+/** A comma-separated list: items trimmed, empty ones dropped; unset is []. */
+const commaList = () =>
+  z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((item) => item.trim())
+        .filter(Boolean),
+    );
 const nonNegativeInt = z.coerce.number().int().min(0);
 const probability = z.coerce.number().min(0).max(1);
 
@@ -12,15 +23,7 @@ const EnvSchema = z.object({
     .string()
     .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
     .default('redis://127.0.0.1:6379'),
-  REDIS_CLUSTER_NODES: z
-    .string()
-    .default('')
-    .transform((s) =>
-      s
-        .split(',')
-        .map((n) => n.trim())
-        .filter(Boolean),
-    )
+  REDIS_CLUSTER_NODES: commaList()
     .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'each node must be host:port')))
     .describe(
       'Comma-separated host:port of Redis Cluster nodes (some or all); set, every connection is in cluster mode, and of REDIS_URL only its credentials and rediss:// (TLS) are used',
@@ -46,26 +49,8 @@ const EnvSchema = z.object({
     .max(65535)
     .default(8081)
     .describe('Port of the gRPC Open Inference Protocol service (inference.GRPCInferenceService), served by the api'),
-  API_KEYS: z
-    .string()
-    .default('')
-    .transform((s) =>
-      s
-        .split(',')
-        .map((k) => k.trim())
-        .filter(Boolean),
-    )
-    .describe('Comma-separated bearer keys; empty means the API is open'),
-  ADMIN_API_KEYS: z
-    .string()
-    .default('')
-    .transform((s) =>
-      s
-        .split(',')
-        .map((k) => k.trim())
-        .filter(Boolean),
-    )
-    .describe('Comma-separated bearer keys of the admin board; with API_KEYS set and none here, the board is off'),
+  API_KEYS: commaList().describe('Comma-separated bearer keys; empty means the API is open'),
+  ADMIN_API_KEYS: commaList().describe('Comma-separated bearer keys of the admin board; with API_KEYS set and none here, the board is off'),
   ADMIN_SHOW_JOB_DATA: z.stringbool().default(false).describe('Show queue job data (record contents) on the admin board'),
   PREDICT_TIMEOUT_MS: positiveInt.max(30_000).default(2000),
   MAX_BATCH_RECORDS: positiveInt.default(1000),
