@@ -76,6 +76,7 @@ export class FixtureBackend implements InferenceBackend {
   /** Calls held by the 'hold' fault, released by release(). */
   held = 0;
   private releases: (() => void)[] = [];
+  private holdWaiters: ((options: InferOptions) => void)[] = [];
 
   serverMetadata() {
     return { name: 'fixture', version: '0.0.0', extensions: [] };
@@ -95,6 +96,14 @@ export class FixtureBackend implements InferenceBackend {
   async modelReady(name: string, version?: string) {
     await this.modelMetadata(name, version);
     return this.ready;
+  }
+
+  /**
+   * The options of the next call the 'hold' fault takes. A test that waits on `held` alone can
+   * see an earlier test's call still held for a moment, and act before its own call arrives.
+   */
+  nextHeld(): Promise<InferOptions> {
+    return new Promise((resolve) => this.holdWaiters.push(resolve));
   }
 
   release() {
@@ -138,6 +147,7 @@ export class FixtureBackend implements InferenceBackend {
   /** Waits for release(), or fails at the deadline as a real backend does, or when the caller leaves. */
   private hold(options: InferOptions): Promise<void> {
     this.held++;
+    for (const waiter of this.holdWaiters.splice(0)) waiter(options);
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new DeadlineExceededError()), Math.max(0, options.deadlineMs - Date.now()));
       options.signal?.addEventListener('abort', () => {

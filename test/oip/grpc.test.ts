@@ -369,11 +369,12 @@ test('a cancelled call aborts the signal the backend holds', async () => {
   backend.fault = 'hold';
   try {
     let call: grpc.ClientUnaryCall | undefined;
+    const held = backend.nextHeld();
     const pending = rpc(client, 'ModelInfer', scaleCall, { onCall: (c) => (call = c) });
-    await waitFor(() => backend.held === 1, { what: 'the call to reach the backend' });
+    const options = await held;
     call!.cancel();
     await fails(pending, grpc.status.CANCELLED);
-    await waitFor(() => backend.lastOptions?.signal?.aborted, { what: 'the backend to see the cancel' });
+    await waitFor(() => options.signal?.aborted, { what: 'the backend to see the cancel' });
   } finally {
     backend.fault = undefined;
   }

@@ -282,16 +282,17 @@ test('a client that hangs up aborts the signal the backend holds; an answered on
   backend.fault = 'hold';
   try {
     const controller = new AbortController();
+    const held = backend.nextHeld();
     const pending = fetch(`${url}/v2/models/scale/infer`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(scaleRequest([1, 2, 3], [1])),
       signal: controller.signal,
     }).catch((e: Error) => e);
-    await waitFor(() => backend.held === 1, { what: 'the call to reach the backend' });
+    const options = await held;
     controller.abort();
     await pending;
-    await waitFor(() => backend.lastOptions?.signal?.aborted, { what: 'the backend to see the hang-up' });
+    await waitFor(() => options.signal?.aborted, { what: 'the backend to see the hang-up' });
   } finally {
     backend.fault = undefined;
   }
