@@ -14,6 +14,7 @@ import { generateFraudRecords } from '../scripts/model/fraud-data.ts';
 import { ROOT, StartError, killAll, startServer, type ServerProcess } from './processes.ts';
 import { runLoad, round, type LoadResult } from './load.ts';
 import { decodeInferResponse, runGrpcLoad } from './grpc-load.ts';
+import { startGrpcFront, type FrontKind } from './grpc-front.ts';
 import { freePort } from '../test/helpers/ports.ts';
 import type { FraudRecord } from '../src/shared/schemas/record.ts';
 import { meterCpu, sampleRss } from './process-stats.ts';
@@ -253,6 +254,43 @@ function fraudGrpcInputs(r: FraudRecord) {
   ];
 }
 
+type FrontRow = { front: FrontKind; rps: number; p99_ms: number; errors: number; front_cores: number; cpu_us_per_call: number };
+
+/**
+ * The gRPC front alone (grpc-front.ts) at the reference concurrency, each in its own process,
+ * beside the api CPU that one /predict call costs in the reference step: how much of the
+ * oip-grpc row's gap the transport itself makes.
+ */
+async function measureGrpcFronts(requests: object[], predict: OnlineRow | undefined) {
+  const rows: FrontRow[] = [];
+  for (const kind of ['echo', 'protocol'] as const) {
+    const front = await startGrpcFront(kind);
+    try {
+      const drive = (durationS: number) => runGrpcLoad({ address: front.address, concurrency: REFERENCE_CONCURRENCY, durationS, requests });
+      await drive(PLAN.warmupS);
+      const cpu = meterCpu({ front: front.pid, loadgen: 0 });
+      const load = await drive(PLAN.stepS);
+      const cores = cpu.stop();
+      rows.push({
+        front: kind,
+        rps: load.rps,
+        p99_ms: load.p99_ms,
+        errors: load.errors,
+        front_cores: cores.front!,
+        cpu_us_per_call: round((cores.front! * 1e6) / Math.max(1, load.rps), 1),
+      });
+    } finally {
+      await front.stop();
+    }
+  }
+  const apiCores = predict?.cpu_cores.api;
+  return {
+    concurrency: REFERENCE_CONCURRENCY,
+    predict_api_cpu_us_per_call: predict && apiCores !== undefined ? round((apiCores * 1e6) / Math.max(1, predict.rps), 1) : null,
+    rows,
+  };
+}
+
 function mean(values: number[]): number {
   return values.reduce((s, v) => s + v, 0) / Math.max(1, values.length);
 }
@@ -313,6 +351,8 @@ async function main(): Promise<void> {
       if (subject.target === 'queue' && c === REFERENCE_CONCURRENCY) reference = step;
     }
   }
+
+  const grpcFront = await measureGrpcFronts(grpcRequests, reference?.row);
 
   // The second model (a different signature, records of its graph's inputs) on its own online route.
   const speciesBodies = generateSpeciesRecords(64).map((r) => JSON.stringify(r));
@@ -517,7 +557,7 @@ async function main(): Promise<void> {
       run: PLAN.name,
       step_seconds: PLAN.stepS,
       warmup_seconds: PLAN.warmupS,
-      load_generator: 'autocannon 9, closed loop, in the bench process',
+      load_generator: 'closed loop, in the bench process: autocannon 9 for HTTP, node:http2 with prebuilt gRPC frames for gRPC',
       online_workers: ONLINE_WORKERS,
       bulk_workers: BULK_WORKERS,
       batch_concurrency: BATCH_CONCURRENCY,
@@ -533,6 +573,7 @@ async function main(): Promise<void> {
     started_at: startedAt.toISOString(),
     duration_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
     online,
+    grpc_front: grpcFront,
     batch,
     bulk,
     scaling,

@@ -1,40 +1,30 @@
 // Closed-loop gRPC load from this process: `concurrency` callers, each sending its next unary
-// ModelInfer as soon as the previous one is answered, spread over a few channels (HTTP/2
-// connections), as a client library with a small channel pool would. The figures are those of
-// load.ts, so the rows sit beside autocannon's.
+// ModelInfer as soon as the previous one is answered, spread over a few HTTP/2 connections, as
+// a client library with a small channel pool would.
+//
+// The calls are made with node:http2 and prebuilt gRPC frames, as autocannon sends prebuilt
+// HTTP/1.1 requests: the load generator shares this machine's two cores with the api, and
+// @grpc/grpc-js's client costs about twice the CPU per call (its interceptors, deadline timers
+// and metadata objects), which the api would lose. Each answer still counts by its grpc-status
+// trailer, and the bench decodes one answer before the load to check it (decodeInferResponse).
+// The project's tests call the server with @grpc/grpc-js, as a client would.
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { OIP_PROTO_PATH, PROTO_LOADER_OPTIONS } from '../src/api/oip/grpc-server.ts';
+import http2 from 'node:http2';
+import { OIP_PROTO_PATH, PROTO_LOADER_OPTIONS } from '../src/api/oip/protos.ts';
 import { percentile, round, type LoadResult } from './load.ts';
 
 const definition = protoLoader.loadSync(OIP_PROTO_PATH, PROTO_LOADER_OPTIONS);
 const modelInfer = (definition['inference.GRPCInferenceService'] as grpc.ServiceDefinition).ModelInfer!;
-
-// Requests are serialized once and responses left as bytes, as autocannon sends prebuilt bodies and
-// reads no JSON: the load generator's own protobuf work would otherwise take the core the api needs.
-const RawClient = grpc.makeGenericClientConstructor(
-  {
-    ModelInfer: {
-      path: modelInfer.path,
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: (b: Buffer) => b,
-      requestDeserialize: (b: Buffer) => b,
-      responseSerialize: (b: Buffer) => b,
-      responseDeserialize: (b: Buffer) => b,
-    },
-  },
-  'GRPCInferenceService',
-);
 
 /** A response decoded, for a check before the load. */
 export function decodeInferResponse(bytes: Buffer): Record<string, unknown> {
   return modelInfer.responseDeserialize(bytes) as Record<string, unknown>;
 }
 
-/** Concurrent calls per channel: HTTP/2 multiplexes them, a few connections spread the api's socket work. */
-const CALLS_PER_CHANNEL = 16;
-const CALL_TIMEOUT_MS = 10_000;
+/** Concurrent calls per connection: HTTP/2 multiplexes them, a few connections spread the api's socket work. */
+const CALLS_PER_CONNECTION = 16;
+const CALL_TIMEOUT = '10S';
 
 export type GrpcLoadOptions = {
   /** host:port of the gRPC server. */
@@ -45,48 +35,80 @@ export type GrpcLoadOptions = {
   requests: object[];
 };
 
+/** One gRPC message on the wire: a 0 (not compressed) flag, a 4-byte big-endian length, the message. */
+function grpcFrame(message: Buffer): Buffer {
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, 5);
+  return frame;
+}
+
+type Answer = { status: string; body: Buffer[] };
+
+function unaryCall(session: http2.ClientHttp2Session, frame: Buffer, keepBody: boolean): Promise<Answer> {
+  return new Promise((resolve) => {
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': modelInfer.path,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'grpc-timeout': CALL_TIMEOUT,
+    });
+    const answer: Answer = { status: 'no status', body: [] };
+    // A call refused at once answers in its headers alone (trailers-only).
+    stream.on('response', (headers) => {
+      if (headers['grpc-status'] !== undefined) answer.status = String(headers['grpc-status']);
+    });
+    stream.on('trailers', (trailers) => (answer.status = String(trailers['grpc-status'])));
+    stream.on('data', (chunk: Buffer) => keepBody && answer.body.push(chunk));
+    stream.on('error', () => (answer.status = 'stream error'));
+    stream.on('close', () => resolve(answer));
+    stream.end(frame);
+  });
+}
+
+const statusName = (code: string) => grpc.status[Number(code)] ?? code;
+
 export async function runGrpcLoad(options: GrpcLoadOptions): Promise<LoadResult & { lastResponse?: Buffer }> {
-  const channels = Math.max(1, Math.ceil(options.concurrency / CALLS_PER_CHANNEL));
-  // A local subchannel pool per client: without it grpc-js would share one connection among them all.
-  const clients = Array.from(
-    { length: channels },
-    () => new RawClient(options.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.enable_channelz': 0 }),
+  const sessions = Array.from({ length: Math.max(1, Math.ceil(options.concurrency / CALLS_PER_CONNECTION)) }, () =>
+    http2.connect(`http://${options.address}`),
   );
   await Promise.all(
-    clients.map((c) => new Promise<void>((resolve, reject) => c.waitForReady(Date.now() + 5000, (e) => (e ? reject(e) : resolve())))),
+    sessions.map(
+      (session) =>
+        new Promise<void>((resolve, reject) => {
+          session.once('connect', () => resolve());
+          session.once('error', reject);
+        }),
+    ),
   );
 
+  const frames = options.requests.map((r) => grpcFrame(modelInfer.requestSerialize(r)));
   const latencies: number[] = [];
   const statusCodes: Record<string, number> = {};
   let errors = 0;
+  let last: Buffer | undefined;
   const started = performance.now();
   const until = started + options.durationS * 1000;
-  const requests = options.requests.map((r) => modelInfer.requestSerialize(r));
-  let last: Buffer | undefined;
-  const call = (client: grpc.Client, request: Buffer) =>
-    new Promise<void>((resolve) => {
-      const t0 = performance.now();
-      (client as unknown as { ModelInfer: Function }).ModelInfer(
-        request,
-        { deadline: Date.now() + CALL_TIMEOUT_MS },
-        (error: grpc.ServiceError | null, response?: Buffer) => {
-          last = response ?? last;
-          const code = error ? grpc.status[error.code] : 'OK';
-          statusCodes[code!] = (statusCodes[code!] ?? 0) + 1;
-          if (error) errors++;
-          else latencies.push(performance.now() - t0);
-          resolve();
-        },
-      );
-    });
   await Promise.all(
     Array.from({ length: options.concurrency }, async (_, i) => {
-      const client = clients[i % channels]!;
-      for (let n = i; performance.now() < until; n++) await call(client, requests[n % requests.length]!);
+      const session = sessions[i % sessions.length]!;
+      for (let n = i; performance.now() < until; n++) {
+        const t0 = performance.now();
+        // Only the first caller keeps bodies: the check reads one answer, the load needs none.
+        const answer = await unaryCall(session, frames[n % frames.length]!, i === 0);
+        const name = statusName(answer.status);
+        statusCodes[name] = (statusCodes[name] ?? 0) + 1;
+        if (answer.status !== '0') errors++;
+        else {
+          latencies.push(performance.now() - t0);
+          if (answer.body.length > 0) last = Buffer.concat(answer.body).subarray(5);
+        }
+      }
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  for (const c of clients) c.close();
+  await Promise.all(sessions.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
 
   latencies.sort((a, b) => a - b);
   return {

@@ -57,6 +57,11 @@ export type ReportView = {
       }
     | { available: false; reason: string };
   scaling: { workers: number; rps: number; p99_ms: number; avg_batch: number | null; cpu_ms_per_request: number | null }[];
+  grpc_front: {
+    concurrency: number;
+    predict_api_cpu_us_per_call: number | null;
+    rows: { front: string; rps: number; p99_ms: number; errors: number; cpu_us_per_call: number }[];
+  };
   redis_commands_per_prediction: number | null;
   redis: { census: { client_commands_per_prediction: number; script_commands_per_prediction: number } };
   telemetry: { on_rps: number; off_rps: number; ratio: number; on_cpu_ms_per_request: number; off_cpu_ms_per_request: number } | null;
@@ -98,7 +103,7 @@ export function printReport(report: ReportView): void {
     '',
     `Benchmark (${settings.run}): ${machine.cores} × ${machine.cpu_model}, Node ${machine.node}, Redis ${machine.redis}`,
     `${settings.online_workers} worker, MAX_BATCH_SIZE ${settings.max_batch_size}, MAX_BATCH_DELAY_MS ${settings.max_batch_delay_ms}, ` +
-      `WORKER_CONCURRENCY ${settings.worker_concurrency}; ${settings.step_seconds} s per step; load from autocannon in this process`,
+      `WORKER_CONCURRENCY ${settings.worker_concurrency}; ${settings.step_seconds} s per step; load from this process (autocannon for HTTP, node:http2 for gRPC)`,
     '',
     'Online, one record per call: POST /predict (queue), the baseline, the Open Inference Protocol (oip-rest: POST /v2/models/fraud/infer; oip-grpc: ModelInfer)',
   );
@@ -137,6 +142,13 @@ export function printReport(report: ReportView): void {
     table(
       ['target', 'conc', 'cores used'],
       [...online, ...report.batch].map((r) => [r.target, r.concurrency, cpuText(r.cpu_cores)]),
+    ),
+    '',
+    `The gRPC front alone, answering at once (no queue), c=${report.grpc_front.concurrency}: its CPU per call ` +
+      `beside the api CPU of one /predict call (${report.grpc_front.predict_api_cpu_us_per_call ?? '-'} µs) in this run`,
+    table(
+      ['front', 'req/s', 'p99 ms', 'errors', 'cpu µs/call'],
+      report.grpc_front.rows.map((r) => [r.front, r.rps.toFixed(0), r.p99_ms.toFixed(2), r.errors, r.cpu_us_per_call]),
     ),
     '',
     'POST /predict/batch',

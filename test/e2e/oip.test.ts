@@ -20,7 +20,7 @@ import {
   metadata_server_response,
   ready_model_response,
 } from '../oip/oip-schemas.ts';
-import { HEALTH_PROTO_PATH, OIP_PROTO_PATH, PROTO_LOADER_OPTIONS } from '../../src/api/oip/grpc-server.ts';
+import { HEALTH_PROTO_PATH, OIP_PROTO_PATH, PROTO_LOADER_OPTIONS } from '../../src/api/oip/protos.ts';
 import { predictQueueName } from '../../src/shared/queues.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
 import { generateSpeciesRows } from '../../scripts/model/species-data.ts';

@@ -5,7 +5,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { HEALTH_PROTO_PATH, OIP_PROTO_PATH, PROTO_LOADER_OPTIONS, startOipGrpcServer, type OipGrpcServer } from '../../src/api/oip/grpc-server.ts';
+import { HEALTH_PROTO_PATH, OIP_PROTO_PATH, PROTO_LOADER_OPTIONS } from '../../src/api/oip/protos.ts';
+import { startOipGrpcServer, type OipGrpcServer } from '../../src/api/oip/grpc-server.ts';
 import { DATATYPES, jsonData, tensorFromJson, type Datatype } from '../../src/api/oip/tensors.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { FixtureBackend, MIRROR_INPUTS, mirrorOf, scaleOf } from './fixture-backend.ts';
@@ -189,6 +190,32 @@ test('ModelInfer with typed contents: every datatype in and out, id, parameters 
   }
   assert.equal(trailer.get('batch_records')[0], '2');
   assert.equal(Number(trailer.get('inference_ms')[0]), p.inference_ms.double_param);
+});
+
+test('ModelInfer: 64-bit contents past 2^53 cross the wire exact, both ways', async () => {
+  const int64 = ['-9223372036854775808', '9007199254740993', '-9007199254740993', '9223372036854775806'];
+  const uint64 = ['18446744073709551614', '9007199254740993', '0', '9223372036854775808'];
+  const values = (datatype: Datatype) => (datatype === 'INT64' ? int64 : datatype === 'UINT64' ? uint64 : typedValues(datatype, SAMPLES[datatype]));
+  const { response } = await rpc(client, 'ModelInfer', {
+    model_name: 'mirror',
+    inputs: DATATYPES.map((datatype) => ({
+      name: MIRROR_INPUTS[datatype],
+      datatype,
+      shape: [2, 2],
+      contents: { [FIELDS[datatype]]: values(datatype) },
+    })),
+  });
+  const contents = (datatype: Datatype) =>
+    response.outputs.find((o: { name: string }) => o.name === `${MIRROR_INPUTS[datatype]}_out`).contents[FIELDS[datatype]];
+  // The mirror adds one to every integer.
+  assert.deepEqual(
+    contents('INT64'),
+    int64.map((v) => String(BigInt(v) + 1n)),
+  );
+  assert.deepEqual(
+    contents('UINT64'),
+    uint64.map((v) => String(BigInt(v) + 1n)),
+  );
 });
 
 test('ModelInfer with raw_input_contents is answered in raw_output_contents, little-endian', async () => {

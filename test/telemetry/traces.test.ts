@@ -12,7 +12,7 @@ import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './otlp-
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { freePort } from '../helpers/ports.ts';
-import { OIP_PROTO_PATH, PROTO_LOADER_OPTIONS } from '../../src/api/oip/grpc-server.ts';
+import { OIP_PROTO_PATH, PROTO_LOADER_OPTIONS } from '../../src/api/oip/protos.ts';
 
 let redis: TestRedis;
 let receiver: OtlpReceiver;

@@ -5,8 +5,9 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import type { InferenceBackend, InferResult } from './backend.ts';
+import { decodeInferRequest, encodeInferResponse, type InferRequest, type InferResponse } from './infer-codec.ts';
+import { HEALTH_PROTO_PATH, OIP_PROTO_PATH, PROTO_LOADER_OPTIONS } from './protos.ts';
 import { InvalidArgumentError, OipError, UnauthenticatedError, isUnexpected, toOipError } from './errors.ts';
 import {
   CONTENTS_FIELDS,
@@ -21,18 +22,6 @@ import {
   type GrpcTensorContents,
   type TensorMap,
 } from './tensors.ts';
-
-export const OIP_PROTO_PATH = fileURLToPath(new URL('./proto/inference.proto', import.meta.url));
-export const HEALTH_PROTO_PATH = fileURLToPath(new URL('./proto/health.proto', import.meta.url));
-
-/** How both the server and the project's own clients read the protos: 64-bit integers as strings, so none loses precision. */
-export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-};
 
 export type OipGrpcOptions = {
   backend: InferenceBackend;
@@ -75,8 +64,13 @@ function loadServices(): Loaded {
     inference: { GRPCInferenceService: { service: ServiceDef } };
     grpc: { health: { v1: { Health: { service: ServiceDef } } } };
   };
+  const inference = descriptor.inference.GRPCInferenceService.service;
   return {
-    inference: descriptor.inference.GRPCInferenceService.service,
+    // ModelInfer reads and writes its messages with protobufjs directly (infer-codec.ts).
+    inference: {
+      ...inference,
+      ModelInfer: { ...inference.ModelInfer!, requestDeserialize: decodeInferRequest, responseSerialize: encodeInferResponse },
+    },
     health: descriptor.grpc.health.v1.Health.service,
   };
 }
@@ -125,15 +119,6 @@ async function untilCancelled<T>(call: grpc.ServerUnaryCall<unknown, unknown>, w
     call.removeListener('cancelled', abort);
   }
 }
-
-type InferRequest = {
-  model_name: string;
-  model_version: string;
-  id: string;
-  inputs: { name: string; datatype: string; shape: string[]; contents: GrpcTensorContents | null }[];
-  outputs: { name: string }[];
-  raw_input_contents: Buffer[];
-};
 
 function hasContents(contents: GrpcTensorContents | null): boolean {
   return CONTENTS_FIELDS.some((f) => (contents?.[f]?.length ?? 0) > 0);
@@ -226,7 +211,7 @@ export async function startOipGrpcServer(options: OipGrpcOptions): Promise<OipGr
       });
       return { ...meta, inputs: meta.inputs.map(tensor), outputs: meta.outputs.map(tensor) };
     }),
-    ModelInfer: unary<InferRequest, object>(false, async (call) => {
+    ModelInfer: unary<InferRequest, InferResponse>(false, async (call) => {
       const request = call.request;
       const deadlineMs = callDeadlineMs(call, timeoutMs, maxTimeoutMs);
       if (!request.model_name) throw new InvalidArgumentError('"model_name" is required');
@@ -247,7 +232,7 @@ export async function startOipGrpcServer(options: OipGrpcOptions): Promise<OipGr
       );
       const outputs = selectOutputs(result.outputs, requested, meta);
       const t = result.timings;
-      const response = {
+      const response: InferResponse = {
         model_name: result.modelName,
         model_version: result.modelVersion,
         id: request.id,
@@ -255,13 +240,13 @@ export async function startOipGrpcServer(options: OipGrpcOptions): Promise<OipGr
           queue_ms: { double_param: t.queueMs },
           batch_wait_ms: { double_param: t.batchWaitMs },
           inference_ms: { double_param: t.inferenceMs },
-          batch_records: { int64_param: String(t.batchRecords) },
+          batch_records: { int64_param: t.batchRecords },
         },
         // A request in raw form is answered in raw form, as Triton does.
         outputs: outputs.map(([name, tensor]) => ({
           name,
           datatype: tensor.datatype,
-          shape: tensor.shape.map(String),
+          shape: tensor.shape,
           ...(!raw && { contents: contentsOf(tensor) }),
         })),
         raw_output_contents: raw ? outputs.map(([, tensor]) => rawOf(tensor)) : [],

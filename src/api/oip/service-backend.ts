@@ -19,14 +19,14 @@ const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../../package.json'
 const FRAUD_FIELDS = Object.keys(FraudRecordSchema.shape);
 
 /** The fraud model's protocol face: the five fields of /predict's request, one tensor each. */
-const FRAUD_INPUTS: TensorMetadata[] = [
+export const FRAUD_INPUTS: TensorMetadata[] = [
   { name: 'transaction_amount', datatype: 'FP32', shape: [-1], accepts: ['FP64'], finite: true },
   { name: 'merchant_category', datatype: 'BYTES', shape: [-1] },
   { name: 'card_present', datatype: 'BOOL', shape: [-1] },
   { name: 'hour_of_day', datatype: 'INT32', shape: [-1], accepts: ['INT64'] },
   { name: 'days_since_last_transaction', datatype: 'FP32', shape: [-1], accepts: ['FP64'], finite: true },
 ];
-const FRAUD_OUTPUTS: TensorMetadata[] = [
+export const FRAUD_OUTPUTS: TensorMetadata[] = [
   { name: 'fraud_probability', datatype: 'FP32', shape: [-1] },
   { name: 'decision', datatype: 'BYTES', shape: [-1] },
 ];

@@ -116,18 +116,19 @@ export const CONTENTS_FIELDS = [
 type ContentsField = (typeof CONTENTS_FIELDS)[number];
 
 /**
- * InferTensorContents as @grpc/proto-loader gives it with `longs: String, defaults: true`:
- * 64-bit integers are decimal strings, bytes are Buffers, absent repeated fields are [].
+ * InferTensorContents as the server reads it (infer-codec.ts): 64-bit integers as numbers, or
+ * as decimal strings past 2^53; bytes as Buffers; an absent repeated field is empty or missing.
+ * Output contents are written by protobufjs, which takes any array-like for a numeric field.
  */
 export type GrpcTensorContents = {
-  bool_contents?: boolean[];
-  int_contents?: number[];
-  int64_contents?: (string | number)[];
-  uint_contents?: number[];
-  uint64_contents?: (string | number)[];
-  fp32_contents?: number[];
-  fp64_contents?: number[];
-  bytes_contents?: Uint8Array[];
+  bool_contents?: ArrayLike<boolean>;
+  int_contents?: ArrayLike<number>;
+  int64_contents?: ArrayLike<string | number>;
+  uint_contents?: ArrayLike<number>;
+  uint64_contents?: ArrayLike<string | number>;
+  fp32_contents?: ArrayLike<number>;
+  fp64_contents?: ArrayLike<number>;
+  bytes_contents?: ArrayLike<Uint8Array>;
 };
 
 function fieldOf(datatype: Datatype): ContentsField {
@@ -296,13 +297,14 @@ export function tensorFromContents(input: string, datatype: unknown, shape: unkn
   return { datatype: type, shape: dims, data: fromElements(input, type, values) };
 }
 
-/** Output → InferTensorContents (64-bit integers as decimal strings, which protobufjs takes). */
+/** Output → InferTensorContents: typed arrays as they are, 64-bit integers as decimal strings (protobufjs takes no bigint). */
 export function contentsOf(tensor: Tensor): GrpcTensorContents {
   const { datatype, data } = tensor;
-  const field = fieldOf(datatype);
-  if (datatype === 'BYTES') return { [field]: (data as string[]).map((s) => Buffer.from(s, 'utf8')) };
-  if (data instanceof BigInt64Array || data instanceof BigUint64Array) return { [field]: Array.from(data, String) };
-  return { [field]: Array.from(data as ArrayLike<number | boolean>) };
+  const contents: Record<string, ArrayLike<unknown>> = {};
+  if (datatype === 'BYTES') contents.bytes_contents = (data as string[]).map((s) => Buffer.from(s, 'utf8'));
+  else if (data instanceof BigInt64Array || data instanceof BigUint64Array) contents[fieldOf(datatype)] = Array.from(data, String);
+  else contents[fieldOf(datatype)] = data;
+  return contents;
 }
 
 // ── gRPC raw contents ──────────────────────────────────────────────────────
