@@ -2,8 +2,8 @@
 // service's own HTTP routes (/predict, /models/…/predict), the Open Inference Protocol over REST
 // (/v2/…/infer) and over gRPC (ModelInfer) alike, and a gRPC call gets a server span as an HTTP
 // call gets one from the HTTP instrumentation, so the dispatcher's span of it is its child.
-import { context, SpanKind, SpanStatusCode, trace, type Counter, type Meter, type Tracer } from '@opentelemetry/api';
-import { status as GrpcStatus } from '@grpc/grpc-js';
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Counter, type Meter, type TextMapGetter, type Tracer } from '@opentelemetry/api';
+import { status as GrpcStatus, type Metadata } from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
 import { toOipError } from './oip/errors.ts';
 
@@ -32,22 +32,34 @@ export function countHttpInferenceCalls(app: FastifyInstance, calls: Counter): v
 
 const GRPC_CODE_NAME = Object.fromEntries(Object.entries(GrpcStatus).map(([name, code]) => [code, name])) as Record<number, string>;
 
+/** Reads W3C trace context (traceparent, tracestate) from a call's metadata, as the HTTP instrumentation reads it from headers. */
+const metadataGetter: TextMapGetter<Metadata> = {
+  keys: (metadata) => Object.keys(metadata.getMap()),
+  get: (metadata, key) => {
+    const values = metadata.get(key).filter((v): v is string => typeof v === 'string');
+    return values.length === 0 ? undefined : values.length === 1 ? values[0] : values;
+  },
+};
+
 /**
  * The gRPC server's aroundCall: a SERVER span named as OpenTelemetry's RPC conventions say
- * (`package.Service/Method`), active while the call runs, and ModelInfer counted by its status.
+ * (`package.Service/Method`), in the trace the client's metadata names (a root span without
+ * one), active while the call runs, and ModelInfer counted by its status.
  */
 export function grpcAroundCall(tracer: Tracer, calls: Counter) {
-  return async <T>(rpc: string, run: () => Promise<T>): Promise<T> => {
+  return async <T>(rpc: string, metadata: Metadata, run: () => Promise<T>): Promise<T> => {
     const [service = '', method = ''] = rpc.replace(/^\//, '').split('/');
-    const span = tracer.startSpan(`${service}/${method}`, {
-      kind: SpanKind.SERVER,
-      attributes: { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method },
-    });
+    const parent = propagation.extract(context.active(), metadata, metadataGetter);
+    const span = tracer.startSpan(
+      `${service}/${method}`,
+      { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method } },
+      parent,
+    );
     const count = (code: number) => {
       if (method === 'ModelInfer') calls.add(1, { protocol: 'grpc', status: GRPC_CODE_NAME[code] ?? String(code) });
     };
     try {
-      const out = await context.with(trace.setSpan(context.active(), span), run);
+      const out = await context.with(trace.setSpan(parent, span), run);
       span.setAttribute('rpc.grpc.status_code', GrpcStatus.OK);
       count(GrpcStatus.OK);
       return out;

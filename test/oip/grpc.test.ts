@@ -31,7 +31,7 @@ async function start(options: { apiKeys?: string[] } = {}) {
     timeoutMs: TIMEOUT_MS,
     maxBatch: 8,
     healthPollMs: 20,
-    aroundCall: async (rpc, run) => {
+    aroundCall: async (rpc, _metadata, run) => {
       try {
         const out = await run();
         around.push({ rpc, ok: true });

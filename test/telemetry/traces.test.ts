@@ -88,14 +88,18 @@ test('one /predict: api and worker spans in one trace, and the batch span links 
   assert.equal(inference.traceId, batch.traceId);
 });
 
-test('one gRPC ModelInfer: a server span starts the trace, and the queue and worker spans join it', async () => {
+test("one gRPC ModelInfer: a server span continues the client's trace, and the queue and worker spans join it", async () => {
   const [r] = generateFraudRecords(23, 1);
   const definition = protoLoader.loadSync(OIP_PROTO_PATH, PROTO_LOADER_OPTIONS);
   const { inference } = grpc.loadPackageDefinition(definition) as unknown as { inference: { GRPCInferenceService: grpc.ServiceClientConstructor } };
   const client = new inference.GRPCInferenceService(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure()) as unknown as {
-    ModelInfer: (req: object, cb: (e: grpc.ServiceError | null, res: { outputs: unknown[] }) => void) => void;
+    ModelInfer: (req: object, metadata: grpc.Metadata, cb: (e: grpc.ServiceError | null, res: { outputs: unknown[] }) => void) => void;
     close: () => void;
   };
+  // The client's own span, as a traced client sends it (W3C trace context in the call's metadata).
+  const clientTrace = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7' };
+  const metadata = new grpc.Metadata();
+  metadata.set('traceparent', `00-${clientTrace.traceId}-${clientTrace.spanId}-01`);
   const tensor = (name: string, datatype: string, contents: object) => ({ name, datatype, shape: ['1'], contents });
   const response = await new Promise<{ outputs: unknown[] }>((resolve, reject) =>
     client.ModelInfer(
@@ -109,6 +113,7 @@ test('one gRPC ModelInfer: a server span starts the trace, and the queue and wor
           tensor('days_since_last_transaction', 'FP64', { fp64_contents: [r!.days_since_last_transaction] }),
         ],
       },
+      metadata,
       (e, res) => (e ? reject(e) : resolve(res)),
     ),
   );
@@ -122,6 +127,8 @@ test('one gRPC ModelInfer: a server span starts the trace, and the queue and wor
   assert.equal(server.attributes['rpc.system'], 'grpc');
   assert.equal(server.attributes['rpc.method'], 'ModelInfer');
   assert.equal(server.attributes['rpc.grpc.status_code'], 0);
+  assert.equal(server.traceId, clientTrace.traceId);
+  assert.equal(server.parentSpanId, clientTrace.spanId);
   const trace = () => receiver.spans.filter((s) => s.traceId === server.traceId);
   await waitFor(() => byName(trace(), 'process predict').length === 1, { what: "the worker's span in the call's trace" });
   const send = byName(trace(), 'send predict')[0]!;

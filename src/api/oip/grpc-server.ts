@@ -42,10 +42,11 @@ export type OipGrpcOptions = {
   healthPollMs?: number;
   log?: { error(obj: object, msg: string): void };
   /**
-   * Runs around every unary call (after auth): where the service starts the call's span and
-   * counts it by protocol. `rpc` is the method path, e.g. /inference.GRPCInferenceService/ModelInfer.
+   * Runs around every unary call (after auth): where the service starts the call's span (in the
+   * trace the metadata names) and counts it by protocol. `rpc` is the method path, e.g.
+   * /inference.GRPCInferenceService/ModelInfer.
    */
-  aroundCall?: <T>(rpc: string, run: () => Promise<T>) => Promise<T>;
+  aroundCall?: <T>(rpc: string, metadata: grpc.Metadata, run: () => Promise<T>) => Promise<T>;
 };
 
 export type OipGrpcServer = {
@@ -172,7 +173,7 @@ export async function startOipGrpcServer(options: OipGrpcOptions): Promise<OipGr
         .then(() => {
           if (!open) checkKey(known, call.metadata);
           const run = () => handle(call);
-          return options.aroundCall ? options.aroundCall(call.getPath(), run) : run();
+          return options.aroundCall ? options.aroundCall(call.getPath(), call.metadata, run) : run();
         })
         .then(
           (out) => {
