@@ -52,6 +52,8 @@ type Pending = {
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
   records: number;
+  /** Stops listening to the caller's signal. */
+  release?: () => void;
 };
 
 export type OnlineDispatcherOptions = {
@@ -179,8 +181,13 @@ export class OnlineDispatcher {
    * (queue past its bound, or its predicted wait past timeoutMs), ModelError (the model failed on
    * them), ModelNotFoundError / ModelUnavailableError (the version left the worker after the call
    * was queued) or TimeoutError (no reply within timeoutMs).
+   *
+   * When `signal` aborts (the caller hung up or cancelled), the call rejects with the signal's
+   * reason at once; a call not yet sent (still in this turn) is withdrawn and never queued. One
+   * already queued shares its job with other calls, so it is scored and its reply dropped.
    */
-  submit(model: string, version: number, records: Record<string, unknown>[], timeoutMs: number): Promise<CallResult> {
+  submit(model: string, version: number, records: Record<string, unknown>[], timeoutMs: number, signal?: AbortSignal): Promise<CallResult> {
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
     if (this.#closed || !isRedisReady(this.#options.redis)) return Promise.reject(new UnavailableError());
     const refusal = this.#admit(timeoutMs);
     if (refusal) return Promise.reject(refusal);
@@ -193,14 +200,20 @@ export class OnlineDispatcher {
       const timer = setTimeout(() => {
         this.#settle(callId, (p) => p.reject(new TimeoutError(timeoutMs)));
       }, timeoutMs);
-      this.#pending.set(callId, {
+      const pending: Pending = {
         resolve: (result) => (endCallSpanOk(span, result.timings, result.modelVersion), resolve(result)),
         reject: (error) => (endCallSpanError(span, error), reject(error)),
         timer,
         records: records.length,
-      });
+      };
+      this.#pending.set(callId, pending);
       if (this.#turnCalls === 0) setImmediate(() => void this.#flush());
       const call: OnlineCall = { call_id: callId, deadline: Date.now() + timeoutMs, records };
+      if (signal) {
+        const withdraw = () => this.#withdraw(queueName, call, signal.reason as Error);
+        signal.addEventListener('abort', withdraw, { once: true });
+        pending.release = () => signal.removeEventListener('abort', withdraw);
+      }
       const carrier = injectSpan(span);
       if (carrier) call.trace = carrier;
       const calls = this.#turn.get(queueName);
@@ -226,10 +239,18 @@ export class OnlineDispatcher {
   }
 
   async #flush(): Promise<void> {
-    const turn = this.#turn;
+    const turn = [...this.#turn].filter(([, calls]) => calls.length > 0);
     this.#turn = new Map();
     this.#turnCalls = 0;
-    await Promise.all([...turn].map(([queueName, calls]) => this.#flushQueue(this.#producers.get(queueName)!, calls)));
+    await Promise.all(turn.map(([queueName, calls]) => this.#flushQueue(this.#producers.get(queueName)!, calls)));
+  }
+
+  /** A caller gave up: out of this turn if it is still there (never queued), and settled now either way. */
+  #withdraw(queueName: string, call: OnlineCall, reason: Error): void {
+    const calls = this.#turn.get(queueName);
+    const at = calls?.indexOf(call) ?? -1;
+    if (at >= 0) calls!.splice(at, 1);
+    this.#settle(call.call_id, (p) => p.reject(reason));
   }
 
   async #flushQueue(producer: PredictProducer, calls: OnlineCall[]): Promise<void> {
@@ -295,6 +316,7 @@ export class OnlineDispatcher {
     this.#pending.delete(callId);
     this.#recordsInFlight -= pending.records;
     clearTimeout(pending.timer);
+    pending.release?.();
     settle(pending);
   }
 

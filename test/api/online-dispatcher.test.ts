@@ -184,6 +184,41 @@ test('a model_error reply rejects its call with ModelError (500 model_error)', a
   assert.equal(err.message, 'model m failed: boom');
 });
 
+test('a call whose caller gives up in its own turn is withdrawn: never queued, rejected with the reason', async () => {
+  const { online, prefix, conn } = dispatcher();
+  const { jobs } = consumer(prefix, ok);
+  await ready(conn);
+  const controller = new AbortController();
+  const gone = online.submit(MODEL, VERSION, [{ ...record, transaction_amount: 10 }], 5000, controller.signal);
+  const kept = online.submit(MODEL, VERSION, [{ ...record, transaction_amount: 20 }], 5000);
+  controller.abort(new Error('client hung up'));
+  await assert.rejects(gone, /client hung up/);
+  assert.deepEqual((await kept).probabilities, [0.2]);
+  assert.equal(jobs.length, 1);
+  assert.deepEqual(
+    jobs[0]!.calls.map((c) => (c.records[0] as FraudRecord).transaction_amount),
+    [20],
+    'only the kept call reached the queue',
+  );
+  // An already aborted signal is refused before anything is made.
+  await assert.rejects(online.submit(MODEL, VERSION, [record], 5000, AbortSignal.abort(new Error('already gone'))), /already gone/);
+  assert.equal(online.pendingCalls, 0);
+});
+
+test('a queued call whose caller gives up rejects at once, not at its timeout', async () => {
+  const { online, producer, conn } = dispatcher();
+  await ready(conn);
+  const controller = new AbortController();
+  const started = Date.now();
+  const call = online.submit(MODEL, VERSION, [record], 10_000, controller.signal);
+  // Nobody consumes: the call waits in the queue until the caller gives up.
+  await waitFor(async () => (await producer.queue.getWaitingCount()) === 1, { what: 'the job queued' });
+  controller.abort(new Error('cancelled'));
+  await assert.rejects(call, /cancelled/);
+  assert.ok(Date.now() - started < 5000);
+  assert.equal(online.pendingCalls, 0);
+});
+
 test('no reply within the timeout: TimeoutError, and the call is forgotten', async () => {
   const { online, conn } = dispatcher();
   await ready(conn);

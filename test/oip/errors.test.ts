@@ -37,3 +37,10 @@ test('protocol errors pass through; anything else is internal and says nothing',
   assert.equal(isUnexpected(new DOMException('gone', 'AbortError')), false);
   assert.equal(isUnexpected(deadline), false);
 });
+
+test("a caller's abort is its own outcome: CANCELLED (gRPC) and 499 (REST), not internal", () => {
+  const cancelled = toOipError(new DOMException('This operation was aborted', 'AbortError'));
+  assert.equal(cancelled.kind, 'cancelled');
+  assert.equal(cancelled.grpcCode, status.CANCELLED);
+  assert.equal(cancelled.httpStatus, 499);
+});

@@ -88,7 +88,7 @@ export class ServiceBackend implements InferenceBackend {
     // The version may have moved since the caller checked these tensors against its metadata.
     checkInputs(inputs, face.meta, { maxBatch: this.#options.maxBatch });
     const records = face.fraud ? fraudRecords(inputs) : signatureRecords(inputs, face.view.signature!.inputs);
-    const result = await this.#options.dispatcher.submit(resolved.name, resolved.version, records, timeoutMs);
+    const result = await this.#options.dispatcher.submit(resolved.name, resolved.version, records, timeoutMs, options.signal);
     const perRecord = outputsOf(result);
     const outputs: TensorMap = new Map();
     const wanted = (n: string) => !options.outputs || options.outputs.includes(n);
