@@ -245,6 +245,15 @@ test('with API keys, inference needs a bearer key and health stays open', async 
   ok(await http(secured.url, 'GET', '/v2/health/ready'), schemas.ready_server_response);
   const reply = await http(secured.url, 'POST', '/v2/models/scale/infer', body, { authorization: 'Bearer k1' });
   ok(reply, schemas.inference_response);
+  // A path the protocol does not define: refused, then not found, in the protocol's shape.
+  const unknown = await http(secured.url, 'GET', '/v2/no/such/route');
+  errorReply(unknown, 401, /Bearer/);
+  assert.equal(unknown.headers.get('www-authenticate'), 'Bearer');
+  errorReply(await http(secured.url, 'GET', '/v2/no/such/route', undefined, { authorization: 'Bearer k1' }), 404, /No route/);
+  // Outside /v2 the service's own shape stays.
+  const outside = await http(secured.url, 'GET', '/no/such/route');
+  assert.equal(outside.status, 401);
+  assert.equal((outside.body as { error: { code: string } }).error.code, 'unauthorized');
 });
 
 test('the routes are listed in /openapi.json under the protocol tag', async () => {

@@ -70,7 +70,9 @@ async function authPlugin(app: FastifyInstance, { apiKeys, adminApiKeys }: AuthO
     if (known.length === 0) return;
     const given = bearer(request.headers.authorization);
     if (!given || !matches(known, given)) {
-      if (config.ownErrorShape) throw new UnauthorizedError();
+      // An unknown path is refused in the shape of the scope it falls in (a /v2 path in the
+      // protocol's): thrown, the error reaches that scope's handler, as its not-found would.
+      if (config.ownErrorShape || request.is404) throw new UnauthorizedError();
       return sendAppError(reply, request, new UnauthorizedError());
     }
     request.owner = given.subarray(0, 12).toString('hex');
