@@ -55,25 +55,31 @@ function submit(api: ServiceProcess, key: string, query = '', records = body) {
 async function killBetweenRecordAndEnqueue(key: string, query = '', records = body): Promise<string> {
   const api = await startApi({ ...env, TEST_PAUSE_BEFORE_ENQUEUE_MS: '60000' });
   const pending = submit(api, key, query, records).catch(() => undefined);
-  const jobKey = await waitFor(
-    async () => {
-      // Held at the pause: recorded with its size (full chunks were queued as they were read,
-      // so a staging job exists from its first chunk on), not yet wholly queued.
-      for (const k of await redis.client.keys(`${PREFIX}:bulk:{*}`)) {
-        const [staging, total] = await redis.client.hmget(k, 'staging', 'total');
-        if (staging === '1' && total !== null) return k;
-      }
-      return undefined;
-    },
-    { timeoutMs: 20_000, what: 'a staging job, recorded whole' },
-  );
-  // Everything it staged expires within the staging TTL unless the job is promoted.
-  for (const k of await redis.client.keys(`${jobKey}*`)) {
-    const ttl = await redis.client.pttl(k);
-    assert.ok(ttl > 0 && ttl <= STAGING_TTL_SECONDS * 1000, `${k} expires in ${ttl} ms`);
+  let jobKey: string;
+  try {
+    jobKey = await waitFor(
+      async () => {
+        // Held at the pause: recorded with its size (full chunks were queued as they were read,
+        // so a staging job exists from its first chunk on), not yet wholly queued.
+        for (const k of await redis.client.keys(`${PREFIX}:bulk:{*}`)) {
+          const [staging, total] = await redis.client.hmget(k, 'staging', 'total');
+          if (staging === '1' && total !== null) return k;
+        }
+        return undefined;
+      },
+      { timeoutMs: 20_000, what: 'a staging job, recorded whole' },
+    );
+    // Everything it staged expires within the staging TTL unless the job is promoted. A chunk
+    // the worker scored meanwhile is gone already (PTTL -2): its input is deleted once its results are written.
+    for (const k of await redis.client.keys(`${jobKey}*`)) {
+      const ttl = await redis.client.pttl(k);
+      assert.ok(ttl === -2 || (ttl > 0 && ttl <= STAGING_TTL_SECONDS * 1000), `${k} expires in ${ttl} ms`);
+    }
+  } finally {
+    // Killed whatever happened: an api held at its pause would keep this file from ending.
+    await api.stop('SIGKILL');
+    await pending;
   }
-  await api.stop('SIGKILL');
-  await pending;
   return /\{(.+)\}/.exec(jobKey)![1]!;
 }
 
