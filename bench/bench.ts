@@ -47,8 +47,17 @@ if (flags.help) {
 }
 
 const PLAN = flags.quick
-  ? { name: 'quick', stepS: 3, warmupS: 1, scaling: [1, 2], bulkRecords: 100_000, telemetryRounds: 1, breakdownRequests: 300 }
-  : { name: 'full', stepS: 12, warmupS: 2, scaling: [1, 2, 4], bulkRecords: 1_000_000, telemetryRounds: 2, breakdownRequests: 2000 };
+  ? { name: 'quick', stepS: 3, warmupS: 1, scaling: [1, 2], bulkRecords: 100_000, telemetryRounds: 1, breakdownRequests: 300, protocolRounds: 1 }
+  : {
+      name: 'full',
+      stepS: 12,
+      warmupS: 2,
+      scaling: [1, 2, 4],
+      bulkRecords: 1_000_000,
+      telemetryRounds: 2,
+      breakdownRequests: 2000,
+      protocolRounds: 3,
+    };
 const CONCURRENCIES = [1, 16, 64, 256];
 const BULK_RECORDS = flags['bulk-records'] ? Number(flags['bulk-records']) : PLAN.bulkRecords;
 /** Concurrency of the /predict/batch steps: enough to keep a worker busy without queueing 1000-record bodies deep. */
@@ -254,6 +263,35 @@ function fraudGrpcInputs(r: FraudRecord) {
   ];
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Per round, each protocol's req/s over /predict's in the same round; and their medians. */
+function protocolRatios(rounds: OnlineRow[][]) {
+  const ratios = (target: Target) =>
+    rounds.map((round) => {
+      const predict = round.find((r) => r.target === 'queue')!;
+      return round3(round.find((r) => r.target === target)!.rps / Math.max(1, predict.rps));
+    });
+  const rest = ratios('oip-rest');
+  const grpc = ratios('oip-grpc');
+  return {
+    concurrency: REFERENCE_CONCURRENCY,
+    rounds: rounds.map((round) => Object.fromEntries(round.map((r) => [r.target, r.rps]))),
+    rest_ratios: rest,
+    grpc_ratios: grpc,
+    median_rest_ratio: round3(median(rest)),
+    median_grpc_ratio: round3(median(grpc)),
+  };
+}
+
+function round3(value: number): number {
+  return round(value, 3);
+}
+
 type FrontRow = { front: FrontKind; rps: number; p99_ms: number; errors: number; front_cores: number; cpu_us_per_call: number };
 
 /**
@@ -351,6 +389,18 @@ async function main(): Promise<void> {
       if (subject.target === 'queue' && c === REFERENCE_CONCURRENCY) reference = step;
     }
   }
+
+  // The protocols' targets are ratios to /predict at the reference concurrency: more rounds of
+  // the three back to back (the first is the table's), judged on the median ratio.
+  const protocolRounds = [online.filter((r) => r.concurrency === REFERENCE_CONCURRENCY && ['queue', 'oip-rest', 'oip-grpc'].includes(r.target))];
+  for (let i = 1; i < PLAN.protocolRounds; i++) {
+    const round: OnlineRow[] = [];
+    for (const subject of [queue, oipRest, oipGrpc]) {
+      round.push((await measureStep(subject, REFERENCE_CONCURRENCY, subject === oipRest ? restBodies : singleBodies)).row);
+    }
+    protocolRounds.push(round);
+  }
+  const protocols = protocolRatios(protocolRounds);
 
   const grpcFront = await measureGrpcFronts(grpcRequests, reference?.row);
 
@@ -573,6 +623,7 @@ async function main(): Promise<void> {
     started_at: startedAt.toISOString(),
     duration_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
     online,
+    protocols,
     grpc_front: grpcFront,
     batch,
     bulk,

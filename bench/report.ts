@@ -57,6 +57,7 @@ export type ReportView = {
       }
     | { available: false; reason: string };
   scaling: { workers: number; rps: number; p99_ms: number; avg_batch: number | null; cpu_ms_per_request: number | null }[];
+  protocols: { concurrency: number; rest_ratios: number[]; grpc_ratios: number[]; median_rest_ratio: number; median_grpc_ratio: number };
   grpc_front: {
     concurrency: number;
     predict_api_cpu_us_per_call: number | null;
@@ -143,6 +144,10 @@ export function printReport(report: ReportView): void {
       ['target', 'conc', 'cores used'],
       [...online, ...report.batch].map((r) => [r.target, r.concurrency, cpuText(r.cpu_cores)]),
     ),
+    '',
+    `The protocols against /predict at c=${report.protocols.concurrency}, rounds back to back: ` +
+      `REST ${report.protocols.rest_ratios.join(', ')} (median ${report.protocols.median_rest_ratio}), ` +
+      `gRPC ${report.protocols.grpc_ratios.join(', ')} (median ${report.protocols.median_grpc_ratio})`,
     '',
     `The gRPC front alone, answering at once (no queue), c=${report.grpc_front.concurrency}: its CPU per call ` +
       `beside the api CPU of one /predict call (${report.grpc_front.predict_api_cpu_us_per_call ?? '-'} µs) in this run`,
