@@ -27,7 +27,7 @@ for (const [file, script] of [
     assert.equal(cmd.join(' '), pkg.scripts[script], 'CMD and the npm script start the process the same way');
     // The V8 flags the tests and the bench start the process with, no other.
     assert.deepEqual(
-      cmd.filter((arg) => /^--(max|min)-|^--v8-/.test(arg)),
+      cmd.filter((arg) => /^--(max|min|heap)-|^--v8-/.test(arg)),
       [...V8_FLAGS[script]],
       'the V8 flags of node-args.ts',
     );

@@ -35,22 +35,12 @@ after(async () => {
 
 /** RSS growth of the api over the counted run, read by the memory test below. */
 let rssGrowth: number | undefined;
-/** The api's RSS after the warm-up, and its pid: the memory test reads it again. */
-let rssBefore = 0;
-let apiPid = 0;
-/**
- * How long the memory test gives an api over the bound to settle once idle. Read at the burst's
- * last answer, growth measured 17-64 MB on a quiet machine and twice 105-106 MB in full-suite
- * runs on a loaded one, where V8's collection lags the allocation; what is garbage then is
- * collected once the api is idle (V8's memory reducer), while a leak stays.
- */
-const SETTLE_MS = 15_000;
 
 test(`${BODIES} seeded hostile bodies: no 5xx, every error in the contract's shape`, async () => {
   const rng = prng(SEED);
   const bodies = Array.from({ length: WARM_UP + BODIES }, () => fuzzBody(rng));
   const pid = api.proc.pid!;
-  apiPid = pid;
+  let rssBefore = 0;
   const failures: string[] = [];
   const statuses = new Map<number, number>();
   let next = 0;
@@ -76,23 +66,15 @@ test(`${BODIES} seeded hostile bodies: no 5xx, every error in the contract's sha
   rssGrowth = rssBytes(pid) - rssBefore;
 });
 
-// What grew was V8's young generation, not a leak: with its default cap V8 grew the api's new space
-// to 2 × 32 MB under this burst of short-lived garbage and kept the pages resident (~87 MB of RSS
-// growth over the 10,000 counted bodies). The api runs with it capped at 2 × 4 MB (V8_FLAGS in
-// src/shared/node-args.ts, as its image and npm script do): measured ~22-64 MB of growth since.
-test('the api RSS after the run settles within 100 MB of before', async (t) => {
+// What grew was V8's heap, not a leak: with its default cap V8 grew the api's new space to
+// 2 × 32 MB under this burst of short-lived garbage and kept the pages resident (~87 MB of RSS
+// growth over the 10,000 counted bodies), and on a busy machine its old generation grew to
+// about twice what was in use (105-108 MB of growth in full-suite runs). The api runs with both
+// bounded (V8_FLAGS in src/shared/node-args.ts, as its image and npm script do).
+test('the api RSS after the run is within 100 MB of before', (t) => {
   assert.ok(rssGrowth !== undefined, 'the fuzz run did not finish');
-  const mb = (bytes: number) => (bytes / 1048576).toFixed(1);
-  t.diagnostic(`api RSS grew by ${mb(rssGrowth)} MB over ${BODIES} bodies`);
-  const bound = 100 * 1024 * 1024;
-  let settled = rssGrowth;
-  const until = Date.now() + SETTLE_MS;
-  while (settled >= bound && Date.now() < until) {
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    settled = rssBytes(apiPid) - rssBefore;
-  }
-  if (settled !== rssGrowth) t.diagnostic(`idle, it settled at ${mb(settled)} MB over the start`);
-  assert.ok(settled < bound, `api RSS grew by ${mb(rssGrowth)} MB and was still ${mb(settled)} MB over the start after ${SETTLE_MS / 1000} s idle`);
+  t.diagnostic(`api RSS grew by ${(rssGrowth / 1048576).toFixed(1)} MB over ${BODIES} bodies`);
+  assert.ok(rssGrowth < 100 * 1024 * 1024, `api RSS grew by ${(rssGrowth / 1048576).toFixed(1)} MB`);
 });
 
 function safeJson(text: string): unknown {
