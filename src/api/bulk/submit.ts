@@ -58,9 +58,15 @@ export type SubmitRequest<R = BulkRecord> = {
 
 export type SubmitOutcome = { jobId: string; created: boolean };
 
-/** 16 random bytes: unguessable, URL-safe, and no ':' (BullMQ refuses it in job ids). */
+/**
+ * 16 random bytes: unguessable, URL-safe, and no ':' (BullMQ refuses it in job ids). Never
+ * starting with '-', which a command line (the scoring CLI's included) would take for an option.
+ */
 export function newJobId(): string {
-  return randomBytes(16).toString('base64url');
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 export function idempotencyDigest(key: string): string {
