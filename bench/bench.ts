@@ -272,24 +272,20 @@ function median(values: number[]): number {
 /** Per round, each protocol's req/s over /predict's in the same round; and their medians. */
 function protocolRatios(rounds: OnlineRow[][]) {
   const ratios = (target: Target) =>
-    rounds.map((round) => {
-      const predict = round.find((r) => r.target === 'queue')!;
-      return round3(round.find((r) => r.target === target)!.rps / Math.max(1, predict.rps));
+    rounds.map((rows) => {
+      const predict = rows.find((r) => r.target === 'queue')!;
+      return round(rows.find((r) => r.target === target)!.rps / Math.max(1, predict.rps), 3);
     });
   const rest = ratios('oip-rest');
   const grpc = ratios('oip-grpc');
   return {
     concurrency: REFERENCE_CONCURRENCY,
-    rounds: rounds.map((round) => Object.fromEntries(round.map((r) => [r.target, r.rps]))),
+    rounds: rounds.map((rows) => Object.fromEntries(rows.map((r) => [r.target, r.rps]))),
     rest_ratios: rest,
     grpc_ratios: grpc,
-    median_rest_ratio: round3(median(rest)),
-    median_grpc_ratio: round3(median(grpc)),
+    median_rest_ratio: round(median(rest), 3),
+    median_grpc_ratio: round(median(grpc), 3),
   };
-}
-
-function round3(value: number): number {
-  return round(value, 3);
 }
 
 type FrontRow = { front: FrontKind; rps: number; p99_ms: number; errors: number; front_cores: number; cpu_us_per_call: number };
@@ -394,11 +390,11 @@ async function main(): Promise<void> {
   // the three back to back (the first is the table's), judged on the median ratio.
   const protocolRounds = [online.filter((r) => r.concurrency === REFERENCE_CONCURRENCY && ['queue', 'oip-rest', 'oip-grpc'].includes(r.target))];
   for (let i = 1; i < PLAN.protocolRounds; i++) {
-    const round: OnlineRow[] = [];
+    const rows: OnlineRow[] = [];
     for (const subject of [queue, oipRest, oipGrpc]) {
-      round.push((await measureStep(subject, REFERENCE_CONCURRENCY, subject === oipRest ? restBodies : singleBodies)).row);
+      rows.push((await measureStep(subject, REFERENCE_CONCURRENCY, subject === oipRest ? restBodies : singleBodies)).row);
     }
-    protocolRounds.push(round);
+    protocolRounds.push(rows);
   }
   const protocols = protocolRatios(protocolRounds);
 

@@ -12,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import http2 from 'node:http2';
 import { OIP_PROTO_PATH, PROTO_LOADER_OPTIONS } from '../src/api/oip/protos.ts';
-import { percentile, round, type LoadResult } from './load.ts';
+import { loadResult, type LoadResult } from './load.ts';
 
 const definition = protoLoader.loadSync(OIP_PROTO_PATH, PROTO_LOADER_OPTIONS);
 const modelInfer = (definition['inference.GRPCInferenceService'] as grpc.ServiceDefinition).ModelInfer!;
@@ -110,18 +110,5 @@ export async function runGrpcLoad(options: GrpcLoadOptions): Promise<LoadResult 
   const seconds = (performance.now() - started) / 1000;
   await Promise.all(sessions.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
 
-  latencies.sort((a, b) => a - b);
-  return {
-    concurrency: options.concurrency,
-    seconds: round(seconds, 2),
-    rps: round(latencies.length / seconds, 1),
-    ok: latencies.length,
-    p50_ms: round(percentile(latencies, 0.5), 3),
-    p90_ms: round(percentile(latencies, 0.9), 3),
-    p99_ms: round(percentile(latencies, 0.99), 3),
-    max_ms: round(latencies.at(-1) ?? 0, 3),
-    errors,
-    status_codes: statusCodes,
-    ...(last && { lastResponse: last }),
-  };
+  return { ...loadResult(options.concurrency, seconds, latencies, errors, statusCodes), ...(last && { lastResponse: last }) };
 }

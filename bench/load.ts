@@ -54,11 +54,22 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const result = await instance;
   const seconds = (performance.now() - started) / 1000;
 
-  latencies.sort((a, b) => a - b);
   const statusCodes: Record<string, number> = {};
   for (const [code, stat] of Object.entries(result.statusCodeStats ?? {})) statusCodes[code] = stat.count;
+  return loadResult(options.concurrency, seconds, latencies, result.non2xx + result.errors + result.timeouts, statusCodes);
+}
+
+/** A step's figures from the latencies of its successful calls (sorted here) and its failures. */
+export function loadResult(
+  concurrency: number,
+  seconds: number,
+  latencies: number[],
+  errors: number,
+  statusCodes: Record<string, number>,
+): LoadResult {
+  latencies.sort((a, b) => a - b);
   return {
-    concurrency: options.concurrency,
+    concurrency,
     seconds: round(seconds, 2),
     rps: round(latencies.length / seconds, 1),
     ok: latencies.length,
@@ -66,7 +77,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     p90_ms: round(percentile(latencies, 0.9), 3),
     p99_ms: round(percentile(latencies, 0.99), 3),
     max_ms: round(latencies.at(-1) ?? 0, 3),
-    errors: result.non2xx + result.errors + result.timeouts,
+    errors,
     status_codes: statusCodes,
   };
 }
