@@ -6,7 +6,7 @@ import type { RedisClient } from '../shared/redis.ts';
 import { subscribeChannel } from '../shared/pubsub.ts';
 import { z } from 'zod';
 import type { LogSink } from '../shared/logger.ts';
-import type { RepositorySnapshot, VersionSnapshot } from '../shared/model-catalog.ts';
+import { drainsOnline, type RepositorySnapshot, type VersionSnapshot } from '../shared/model-catalog.ts';
 import type { ModelSignature } from '../shared/model-signature.ts';
 import { recordSchemaFromSignature } from '../shared/model-signature.ts';
 import { DEFAULT_ALIAS, LATEST_ALIAS, type VersionSelector } from '../shared/model-selector.ts';
@@ -210,7 +210,10 @@ export class ModelRegistry {
 
   async #read(): Promise<void> {
     const workers = await readLiveWorkers(this.#options.redis, this.#options.prefix);
-    const snapshots = workers.map((w) => w.snapshot).filter((s): s is RepositorySnapshot => s !== undefined);
+    // Only workers that drain the online queues make a version servable: a call sent to a version
+    // only bulk workers hold would wait out its timeout. A job submitted while no online worker is
+    // live is pinned by the first bulk worker that takes a chunk.
+    const snapshots = workers.map((w) => w.snapshot).filter((s): s is RepositorySnapshot => s !== undefined && drainsOnline(s));
     this.#workers = workers.length;
     this.#snapshots = snapshots.length;
     const next = merge(snapshots);

@@ -89,6 +89,16 @@ const EnvSchema = z.object({
   MAX_BATCH_SIZE: positiveInt.max(65_536).default(1024).describe('Records per session.run for online work'),
   MAX_BATCH_DELAY_MS: nonNegativeInt.default(0).describe('How long a batch may wait for company; 0 takes what is there and never waits idle'),
   WORKER_CONCURRENCY: positiveInt.default(64).describe('Online queue jobs a worker holds at once'),
+  WORKER_QUEUES: commaList()
+    .pipe(z.array(z.enum(['online', 'bulk'])))
+    .transform((roles): ('online' | 'bulk')[] => (roles.length === 0 ? ['online', 'bulk'] : [...new Set(roles)]))
+    .describe('What a worker drains: online, bulk, or both (the default); separate pools scale apart'),
+  BULK_SLICE_MS: z.coerce
+    .number()
+    .positive()
+    .max(1000)
+    .default(3)
+    .describe('How long one bulk session.run should take; online work waits at most about this long behind bulk work'),
   APPROVE_THRESHOLD: probability.optional().describe("Defaults to the model manifest's"),
   REVIEW_THRESHOLD: probability.optional().describe("Defaults to the model manifest's"),
   INTRA_OP_THREADS: positiveInt.default(1),
@@ -154,6 +164,8 @@ function group(env: Env) {
       maxBatchSize: env.MAX_BATCH_SIZE,
       maxBatchDelayMs: env.MAX_BATCH_DELAY_MS,
       concurrency: env.WORKER_CONCURRENCY,
+      queues: env.WORKER_QUEUES,
+      bulkSliceMs: env.BULK_SLICE_MS,
       approveThreshold: env.APPROVE_THRESHOLD,
       reviewThreshold: env.REVIEW_THRESHOLD,
       intraOpThreads: env.INTRA_OP_THREADS,

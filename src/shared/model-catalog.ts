@@ -48,4 +48,14 @@ export interface RepositorySnapshot {
   problems: string[];
   /** Models on disk that MODELS does not select, with their version directories: they exist, this worker does not hold them. */
   other_models?: Record<string, number[]>;
+  /** The queues the worker drains (WORKER_QUEUES); absent, both (a worker of an earlier release). */
+  queues?: readonly WorkerQueue[];
+}
+
+/** What a worker drains: online calls, bulk chunks, or both. */
+export type WorkerQueue = 'online' | 'bulk';
+
+/** Online calls may be sent only for what a worker that drains the online queues holds. */
+export function drainsOnline(snapshot: RepositorySnapshot): boolean {
+  return snapshot.queues === undefined || snapshot.queues.includes('online');
 }

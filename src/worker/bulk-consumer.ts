@@ -1,6 +1,7 @@
-// Drains bulk chunks: one chunk at a time per worker, scored in slices that yield to the event
-// loop between session.runs, so the online consumer's batches interleave (online work first) and
-// BullMQ keeps renewing the chunk's lock. One Lua script claims a chunk (its status and staged
+// Drains bulk chunks: one chunk at a time per worker, scored in slices of a few ms (sized by
+// their measured time) that each wait until this worker holds no online work (online-first.ts),
+// so an online batch never waits behind more than one slice, and BullMQ keeps renewing the
+// chunk's lock. One Lua script claims a chunk (its status and staged
 // input in one round trip); the tensor is encoded straight from the chunk's columns. A chunk's
 // results and progress are written by one Lua script, once (SET NX), so a chunk retried after a
 // crash, a stall or a SIGTERM counts once.
@@ -20,13 +21,8 @@ import type { Thresholds } from './decide.ts';
 import type { ModelRepository } from './model-repository.ts';
 import { scoreColumnChunk, scoreRowChunk, type ScoredChunk } from './chunk-scorers.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
-
-/**
- * Rows per session.run. On this project's 2-core box a 10,000-record chunk scores in ~50 ms, so
- * a 2048-row run is ~10 ms: short enough that an online batch waiting behind it keeps its latency,
- * and the lock renewal (every lockDuration / 2) never waits long for the event loop.
- */
-export const BULK_SLICE_ROWS = 2048;
+import type { ModelVersion } from './model-version.ts';
+import { SliceSizer, type OnlineFirst } from './online-first.ts';
 
 /**
  * How long a chunk waits before it is offered again when this worker does not hold its version:
@@ -45,6 +41,10 @@ export type BulkConsumerOptions = {
   thresholds: Partial<Thresholds>;
   lockDurationMs: number;
   stalledIntervalMs: number;
+  /** Held by the online consumers while they have work in hand; every slice waits for it. */
+  onlineFirst: OnlineFirst;
+  /** How long one slice (one session.run) should take (BULK_SLICE_MS). */
+  sliceMs: number;
   metrics: WorkerMetrics;
   logger: LogSink;
 };
@@ -54,6 +54,17 @@ export type { ChunkOutcome };
 export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'bulk'>[] {
   const { repository, metrics, logger } = options;
   const store = createBulkStore(options.connection, options.prefix);
+  // Slice sizes are learnt per version: rows per ms differ by model, and a reload is a new model.
+  const sizers = new WeakMap<ModelVersion, SliceSizer>();
+  const sizerFor = (model: ModelVersion) => {
+    let sizer = sizers.get(model);
+    if (!sizer) sizers.set(model, (sizer = new SliceSizer(options.sliceMs)));
+    return sizer;
+  };
+  const beforeSlice = async () => {
+    await nextTurn();
+    await options.onlineFirst.idle();
+  };
 
   /** The version the chunk's job is pinned to; a job submitted while no worker was live is pinned now. */
   async function pinnedVersion(data: BulkChunkJob): Promise<number | null> {
@@ -86,7 +97,7 @@ export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'
     }
   }
 
-  async function scoreClaimed(data: BulkChunkJob, model: Parameters<typeof scoreRowChunk>[0]['model'], count: number): Promise<ChunkOutcome> {
+  async function scoreClaimed(data: BulkChunkJob, model: ModelVersion, count: number): Promise<ChunkOutcome> {
     const { job_id: jobId, chunk } = data;
 
     const claim = await store.claimChunk(jobId, chunk, Date.now());
@@ -104,7 +115,7 @@ export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'
       case 'missing':
         throw new UnrecoverableError(`the staged input of chunk ${chunk} is gone`);
     }
-    const scoring = { model, thresholds: options.thresholds, sliceRows: BULK_SLICE_ROWS, metrics, yieldTurn: nextTurn };
+    const scoring = { model, thresholds: options.thresholds, slices: sizerFor(model), metrics, beforeSlice };
     const scored: ScoredChunk =
       data.encoding === 'columns' ? await scoreColumnChunk(scoring, claim.input) : await scoreRowChunk(scoring, claim.input);
     if (scored.rows !== count) throw new UnrecoverableError(`chunk ${chunk} holds ${scored.rows} records, expected ${count}`);

@@ -1,8 +1,8 @@
 // Scoring one staged bulk chunk with one model version, in either form a chunk takes: fraud's
 // columns (the manifest's feature encoding fed straight from the columns, decisions by the
 // thresholds) or rows (any model's records through ModelVersion.run, each output by name). Both
-// score in slices and yield between them, so online batches, BullMQ's lock renewal and the
-// stalled check run meanwhile. The caller holds a lease on the version throughout.
+// score in slices of a few ms and wait before each one for online work in hand (online-first.ts),
+// so online batches, BullMQ's lock renewal and the stalled check run meanwhile. The caller holds a lease on the version throughout.
 import { UnrecoverableError } from 'bullmq';
 import { decisionCode, decodeChunk, encodeResults } from '../shared/bulk-chunk.ts';
 import { decodeRowChunk, encodeRowResults } from '../shared/bulk-rows.ts';
@@ -10,14 +10,17 @@ import { decide, type Thresholds } from './decide.ts';
 import { createFeatureEncoder, type FeatureEncoder } from './features.ts';
 import type { ModelVersion } from './model-version.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
+import type { SliceSizer } from './online-first.ts';
 
 export type ChunkScoring = {
   model: ModelVersion;
   /** Thresholds set in config, over the version's manifest. */
   thresholds: Partial<Thresholds>;
-  sliceRows: number;
+  /** Rows per slice, by the time slices of this version take (online-first.ts). */
+  slices: SliceSizer;
   metrics: WorkerMetrics;
-  yieldTurn: () => Promise<unknown>;
+  /** Awaited before every slice: a turn of the event loop, and no online work in hand (OnlineFirst). */
+  beforeSlice: () => Promise<unknown>;
 };
 
 /** A chunk's encoded results, its rows, and the display version that scored them. */
@@ -26,14 +29,23 @@ export type ScoredChunk = { results: Buffer; rows: number; displayVersion: strin
 // One encoder per version's session: the encoding is its manifest's, fixed for the version's life.
 const encoders = new WeakMap<ModelVersion, FeatureEncoder>();
 
-async function timed<T>(s: ChunkScoring, rows: number, run: () => Promise<T>): Promise<T> {
-  const started = performance.now();
-  const out = await run();
+/**
+ * Runs the chunk's rows [0, total) in slices sized by time: each slice waits for its turn, runs,
+ * and teaches the sizer how long its rows took.
+ */
+async function inSlices(s: ChunkScoring, total: number, run: (from: number, to: number) => Promise<void>): Promise<void> {
   const labels = { model_name: s.model.name, model_version: String(s.model.version) };
-  s.metrics.batchRecords.record(rows, labels);
-  s.metrics.inferenceDuration.record((performance.now() - started) / 1000, labels);
-  await s.yieldTurn();
-  return out;
+  for (let from = 0; from < total;) {
+    await s.beforeSlice();
+    const to = Math.min(total, from + s.slices.rows());
+    const started = performance.now();
+    await run(from, to);
+    const ms = performance.now() - started;
+    s.slices.observe(to - from, ms);
+    s.metrics.batchRecords.record(to - from, labels);
+    s.metrics.inferenceDuration.record(ms / 1000, labels);
+    from = to;
+  }
 }
 
 export async function scoreColumnChunk(s: ChunkScoring, input: Buffer): Promise<ScoredChunk> {
@@ -45,10 +57,9 @@ export async function scoreColumnChunk(s: ChunkScoring, input: Buffer): Promise<
   const columns = decodeChunk(input);
 
   const probabilities = new Float32Array(columns.length);
-  for (let from = 0; from < columns.length; from += s.sliceRows) {
-    const to = Math.min(columns.length, from + s.sliceRows);
-    probabilities.set(await timed(s, to - from, () => scoring.scoreFeatures(encoder.encodeColumns(columns, from, to), to - from)), from);
-  }
+  await inSlices(s, columns.length, async (from, to) => {
+    probabilities.set(await scoring.scoreFeatures(encoder.encodeColumns(columns, from, to), to - from), from);
+  });
   const decisions = new Uint8Array(columns.length);
   for (let i = 0; i < decisions.length; i++) decisions[i] = decisionCode(decide(probabilities[i]!, thresholds));
   const results = encodeResults({ length: columns.length, probabilities, decisions, ids: columns.ids });
@@ -58,9 +69,8 @@ export async function scoreColumnChunk(s: ChunkScoring, input: Buffer): Promise<
 export async function scoreRowChunk(s: ChunkScoring, input: Buffer): Promise<ScoredChunk> {
   const { records, ids } = decodeRowChunk(input);
   const outputs: Record<string, unknown>[] = [];
-  for (let from = 0; from < records.length; from += s.sliceRows) {
-    const slice = records.slice(from, from + s.sliceRows);
-    outputs.push(...(await timed(s, slice.length, () => s.model.run(slice))));
-  }
+  await inSlices(s, records.length, async (from, to) => {
+    outputs.push(...(await s.model.run(records.slice(from, to))));
+  });
   return { results: encodeRowResults({ outputs, ids }), rows: records.length, displayVersion: s.model.displayVersion };
 }

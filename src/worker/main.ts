@@ -17,6 +17,8 @@ import { listenFailure } from '../shared/listen-error.ts';
 import { createWorkerMetrics, observeModelLoadFailures } from './worker-metrics.ts';
 import { countJobOutcomes } from './job-outcomes.ts';
 import { OnlineConsumers } from './online-consumers.ts';
+import { OnlineFirst } from './online-first.ts';
+import { monitorEventLoopStalls } from '../shared/event-loop-stalls.ts';
 import type { Thresholds } from './decide.ts';
 
 const config = loadConfigOrExit();
@@ -59,24 +61,32 @@ for (const conn of [blocking, plain]) conn.on('error', (err) => logger.debug({ e
 reportReachability(plain, config.redis, logger, 'worker');
 
 const metrics = createWorkerMetrics(telemetry.meter);
+// Bulk slices and online batches share this loop: its stalls are what an online batch waits behind.
+const stalls = monitorEventLoopStalls(telemetry.meter);
 observeModelLoadFailures(telemetry.meter, () => repository.snapshot());
-const online = new OnlineConsumers({
-  connection: blocking,
-  publisher: plain,
-  prefix: config.redis.prefix,
-  shards: config.queueShards.predict,
-  repository,
-  thresholds: thresholdOverride,
-  maxBatchSize: config.worker.maxBatchSize,
-  maxBatchDelayMs: config.worker.maxBatchDelayMs,
-  concurrency: config.worker.concurrency,
-  lockDurationMs: config.bulk.lockDurationMs,
-  stalledIntervalMs: config.bulk.stalledIntervalMs,
-  metrics,
-  logger,
-  tracer: telemetry.tracer,
-});
-online.follow(repository.held());
+// WORKER_QUEUES: separate pools drain one kind each; a worker that drains both puts online first.
+const drains = new Set(config.worker.queues);
+const onlineFirst = new OnlineFirst();
+const online = drains.has('online')
+  ? new OnlineConsumers({
+      connection: blocking,
+      publisher: plain,
+      prefix: config.redis.prefix,
+      shards: config.queueShards.predict,
+      repository,
+      thresholds: thresholdOverride,
+      maxBatchSize: config.worker.maxBatchSize,
+      maxBatchDelayMs: config.worker.maxBatchDelayMs,
+      concurrency: config.worker.concurrency,
+      lockDurationMs: config.bulk.lockDurationMs,
+      stalledIntervalMs: config.bulk.stalledIntervalMs,
+      onlineFirst,
+      metrics,
+      logger,
+      tracer: telemetry.tracer,
+    })
+  : undefined;
+online?.follow(repository.held());
 
 // Thresholds set in config must make sense over the fraud version calls get now.
 const fraudNow = repository.resolve('fraud');
@@ -87,21 +97,25 @@ if (fraudThresholds && fraudThresholds.approve > fraudThresholds.review) {
 }
 
 // Bulk chunks on a connection of their own, so a chunk's Redis traffic never queues behind online replies.
-const bulkConnection = createRedis(config.redis, 'consumer', `worker-${workerId}-bulk`);
-bulkConnection.on('error', (err) => logger.debug({ err }, 'redis connection error'));
-// Every worker takes chunks from every shard; each is scored by the version its job is pinned
+const bulkConnection = drains.has('bulk') ? createRedis(config.redis, 'consumer', `worker-${workerId}-bulk`) : undefined;
+bulkConnection?.on('error', (err) => logger.debug({ err }, 'redis connection error'));
+// Every bulk worker takes chunks from every shard; each is scored by the version its job is pinned
 // to, under a lease, and handed back when this worker does not hold that version.
-const bulkWorkers = startBulkConsumer({
-  connection: bulkConnection,
-  prefix: config.redis.prefix,
-  shards: config.queueShards.bulk,
-  repository,
-  thresholds: thresholdOverride,
-  lockDurationMs: config.bulk.lockDurationMs,
-  stalledIntervalMs: config.bulk.stalledIntervalMs,
-  metrics,
-  logger,
-});
+const bulkWorkers = bulkConnection
+  ? startBulkConsumer({
+      connection: bulkConnection,
+      prefix: config.redis.prefix,
+      shards: config.queueShards.bulk,
+      repository,
+      thresholds: thresholdOverride,
+      lockDurationMs: config.bulk.lockDurationMs,
+      stalledIntervalMs: config.bulk.stalledIntervalMs,
+      onlineFirst,
+      sliceMs: config.worker.bulkSliceMs,
+      metrics,
+      logger,
+    })
+  : [];
 for (const worker of bulkWorkers) countJobOutcomes(worker, QUEUES.bulk.name, metrics);
 
 /** The fraud version a /predict call would get from this worker now, for /ready. */
@@ -109,7 +123,7 @@ function fraudVersion(): string {
   const r = repository.resolve('fraud');
   return r.ok ? (r.model.scoring?.version ?? r.model.displayVersion) : 'none';
 }
-const heartbeat = (): Heartbeat => ({ modelVersion: fraudVersion(), snapshot: repository.snapshot() });
+const heartbeat = (): Heartbeat => ({ modelVersion: fraudVersion(), snapshot: { ...repository.snapshot(), queues: config.worker.queues } });
 
 let draining = false;
 // Ready once the apis can know what this worker holds: its first snapshot is in Redis.
@@ -132,7 +146,7 @@ const beat = () =>
   );
 onRepositoryChange = () => {
   if (draining) return;
-  online.follow(repository.held());
+  online?.follow(repository.held());
   announceChange(plain, config.redis.prefix, workerId, heartbeat()).then(
     () => (announced = true),
     (err: unknown) => logger.debug({ err }, 'announce failed'),
@@ -155,17 +169,23 @@ shutdown.add('stop taking work', async () => {
 shutdown.add('bulk consumer', async () => {
   await Promise.all(bulkWorkers.map((w) => w.close()));
 });
-shutdown.add('predict consumers', () => online.close());
+shutdown.add('predict consumers', async () => online?.close());
 shutdown.add('models', async () => {
   await repository.close();
 });
 shutdown.add('redis', async () => {
   await Promise.resolve(plain.quit()).catch(() => plain.disconnect());
   blocking.disconnect();
-  bulkConnection.disconnect();
+  bulkConnection?.disconnect();
 });
 shutdown.add('ops server', () => new Promise<void>((resolve) => ops.close(() => resolve())));
-shutdown.add('telemetry', () => telemetry.shutdown());
+shutdown.add('telemetry', async () => {
+  stalls.stop();
+  await telemetry.shutdown();
+});
 shutdown.listen();
 
-logger.info({ worker_id: workerId, models: repository.held().map((m) => `${m.name}/${m.version}`), port: config.worker.port }, 'worker started');
+logger.info(
+  { worker_id: workerId, queues: config.worker.queues, models: repository.held().map((m) => `${m.name}/${m.version}`), port: config.worker.port },
+  'worker started',
+);

@@ -11,6 +11,7 @@ import type { Thresholds } from './decide.ts';
 import type { ModelRepository } from './model-repository.ts';
 import type { ModelVersion } from './model-version.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
+import type { OnlineFirst } from './online-first.ts';
 import { startPredictConsumer } from './predict-consumer.ts';
 import { countJobOutcomes } from './job-outcomes.ts';
 
@@ -30,6 +31,7 @@ export type OnlineConsumersOptions = {
   concurrency: number;
   lockDurationMs: number;
   stalledIntervalMs: number;
+  onlineFirst: OnlineFirst;
   metrics: WorkerMetrics;
   logger: LogSink;
   tracer: Tracer;
@@ -99,6 +101,7 @@ export class OnlineConsumers {
       concurrency: o.concurrency,
       lockDurationMs: o.lockDurationMs,
       stalledIntervalMs: o.stalledIntervalMs,
+      onlineFirst: o.onlineFirst,
       metrics: o.metrics,
       logger: o.logger,
       tracer: o.tracer,

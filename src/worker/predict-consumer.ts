@@ -22,6 +22,7 @@ import { decide, type Thresholds } from './decide.ts';
 import type { ModelLease, ResolveFailure } from './model-repository.ts';
 import type { ModelVersion } from './model-version.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
+import type { OnlineFirst } from './online-first.ts';
 import { recordCallSpans, recordInferenceSpan, startBatchSpan, type ScoredBy, type TracedCall } from './batch-spans.ts';
 
 export type PredictConsumerOptions = {
@@ -43,14 +44,16 @@ export type PredictConsumerOptions = {
   concurrency: number;
   lockDurationMs: number;
   stalledIntervalMs: number;
+  /** Held from a job's pick until its batch is scored: bulk slices wait meanwhile (online-first.ts). */
+  onlineFirst: OnlineFirst;
   metrics: WorkerMetrics;
   logger: LogSink;
   /** OpenTelemetry's no-op tracer when spans are not exported (batch-spans.ts). */
   tracer: Tracer;
 };
 
-/** expired is set by the batch: every call of the job had passed its deadline. */
-type Arrival = { job: PredictJob; pickedAt: number; expired?: boolean };
+/** expired is set by the batch: every call of the job had passed its deadline. scored: its OnlineFirst hold is released. */
+type Arrival = { job: PredictJob; pickedAt: number; expired?: boolean; scored?: boolean };
 type LiveCall = { arrival: Arrival; call: OnlineCall };
 
 /** What one session.run gave for a batch, in call order, or why it failed. */
@@ -199,7 +202,24 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
     ]);
   }
 
+  /** Once scored (or failed), a job no longer holds bulk work back: its reply is I/O. */
+  function releaseHolds(arrivals: Arrival[]): void {
+    for (const arrival of arrivals) {
+      if (arrival.scored) continue;
+      arrival.scored = true;
+      options.onlineFirst.release();
+    }
+  }
+
   async function scoreBatch(arrivals: Arrival[]): Promise<void> {
+    try {
+      await scoreAndReply(arrivals);
+    } finally {
+      releaseHolds(arrivals);
+    }
+  }
+
+  async function scoreAndReply(arrivals: Arrival[]): Promise<void> {
     const batchStart = Date.now();
     for (const arrival of arrivals) metrics.batchWait.record(Math.max(0, batchStart - arrival.pickedAt) / 1000, labels);
     const { live, expired } = partitionByDeadline(arrivals, batchStart);
@@ -216,6 +236,7 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
       const scored: Scored = model
         ? await score(model, live, batchSpan)
         : { ok: false, code: (lease as ResolveFailure).error, message: (lease as ResolveFailure).message, inferenceMs: 0, records };
+      releaseHolds(arrivals);
       const { byChannel, recordsScored } = buildReplies(model, live, scored, batchStart);
       metrics.recordsScored.add(recordsScored, { kind: 'online', ...labels });
       metrics.onlineCalls.add(live.length, { outcome: scored.ok ? 'scored' : 'failed', ...labels });
@@ -246,6 +267,7 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
       const pickedAt = Date.now();
       metrics.queueWait.record(Math.max(0, pickedAt - job.enqueued_at) / 1000, labels);
       const arrival: Arrival = { job, pickedAt };
+      options.onlineFirst.take();
       await batcher.add(arrival);
       return arrival.expired ? 'expired' : 'scored';
     },

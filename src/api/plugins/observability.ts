@@ -14,6 +14,7 @@ import { recordsScoredKey } from '../../shared/keys.ts';
 import { QUEUES } from '../../shared/queues.ts';
 import { isRedisReady } from '../../shared/redis.ts';
 import { HTTP_SERVER_DURATION, type Telemetry } from '../../shared/telemetry.ts';
+import { monitorEventLoopStalls } from '../../shared/event-loop-stalls.ts';
 import { busyScoringRate, drainSeconds, trimSamples, windowScoringRate, type RateSample } from '../../shared/scoring-rate.ts';
 
 export type ObservabilityOptions = { config: Config; telemetry: Telemetry };
@@ -56,6 +57,10 @@ async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: 
       });
     });
   }
+
+  // A bulk upload is parsed on this loop: its stalls are what an online call waits behind.
+  const stalls = monitorEventLoopStalls(telemetry.meter);
+  app.addHook('onClose', async () => stalls.stop());
 
   const { prefix } = config.redis;
   const { queues } = app;
