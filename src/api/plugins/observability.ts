@@ -11,6 +11,7 @@ import { getRPCMetadata, RPCType } from '@opentelemetry/core';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../shared/config.ts';
 import { recordsScoredKey } from '../../shared/keys.ts';
+import { createBulkStore } from '../../shared/bulk-store.ts';
 import { QUEUES } from '../../shared/queues.ts';
 import { isRedisReady } from '../../shared/redis.ts';
 import { HTTP_SERVER_DURATION, type Telemetry } from '../../shared/telemetry.ts';
@@ -139,6 +140,18 @@ async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: 
   const rate = meter.createObservableGauge('scoring_records_scored_rate', {
     description: `Records scored per second by all workers, over the last ${RATE_WINDOW_MS / 1000} s`,
   });
+  // Per API key (its hash, as jobs record it): what TENANT_MAX_QUEUED_RECORDS caps. Read at each
+  // scrape: one read per owner with work waiting and per job of theirs, nothing per request.
+  const bulkStore = createBulkStore(app.redis, prefix);
+  meter
+    .createObservableGauge('scoring_tenant_queued_records', {
+      description: 'Records of bulk jobs not yet scored, per owner (a hash of the API key; anonymous without API_KEYS)',
+    })
+    .addCallback(async (result) => {
+      if (!isRedisReady(app.redis)) return;
+      const backlogs = await bulkStore.backlogs().catch((err: unknown) => (app.log.debug({ err }, 'tenant backlog read failed'), undefined));
+      for (const [owner, backlog] of backlogs ?? []) result.observe(backlog.records, { owner });
+    });
   meter.addBatchObservableCallback(
     async (result) => {
       const s = await sample();
