@@ -9,7 +9,7 @@ import tseslint from 'typescript-eslint';
 const forbidArea = (area, why) => ({ regex: `^(\\.\\./)+(src/)?${area}(/|$)`, message: why });
 
 export default defineConfig(
-  globalIgnores(['node_modules/', '.tools/', 'models/', 'bench/results/']),
+  globalIgnores(['node_modules/', '.tools/', 'models/', 'bench/results/', 'packages/client/dist/']),
   js.configs.recommended,
   tseslint.configs.recommended,
   {

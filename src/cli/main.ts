@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { pipeline } from 'node:stream/promises';
 import { Command, CommanderError, Option } from 'commander';
-import { loadCliConfig } from '../shared/config.ts';
+import { loadCliConfig } from './config.ts';
 import { JOB_STATUSES, type JobStatus, type JobStatusName } from '../shared/schemas/bulk-job.ts';
 import type { FraudRecord } from '../shared/schemas/record.ts';
 import {

@@ -3,7 +3,6 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { CommanderError } from 'commander';
-import { ConfigError } from '../shared/config.ts';
 import { JobEndedError, ResultsFileError, ScoringError, UnreachableError } from '../client/index.ts';
 import { EXIT, UsageError } from './exit-codes.ts';
 
@@ -26,7 +25,7 @@ export async function reportError(err: unknown, inputFile?: string): Promise<num
     console.error(`scoring: ${err.message}`);
     return EXIT.failed;
   }
-  if (err instanceof UsageError || err instanceof ResultsFileError || err instanceof ConfigError) {
+  if (err instanceof UsageError || err instanceof ResultsFileError) {
     console.error(`scoring: ${err.message}`);
     return EXIT.usage;
   }

@@ -1,4 +1,5 @@
-// The package's `./client` subpath: `import { ScoringClient } from 'scoring-service/client'`.
+// The client's entry: `import { ScoringClient } from 'scoring-service/client'` in this repository,
+// from 'scoring-client' where the package built from packages/client is installed.
 export { ScoringClient, isTerminal } from './client.ts';
 export type { BatchResult, ClientOptions, DownloadOptions, DownloadOutcome, JobList, SubmitOptions } from './client.ts';
 export { JobEndedError, ScoringError, UnreachableError } from './errors.ts';

@@ -1,5 +1,6 @@
-// The one place that reads process.env. Both processes call loadConfig() once at start and
-// pass the groups down; a bad variable stops the process with a message naming it.
+// The one place the service reads process.env. Both processes call loadConfig() once at start and
+// pass the groups down; a bad variable stops the process with a message naming it. (The `scoring`
+// CLI, a client, reads its own two variables in src/cli/config.ts.)
 import { z } from 'zod';
 import { parseModelSelectors } from './model-selector.ts';
 
@@ -227,28 +228,4 @@ export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
     console.error(err.message);
     process.exit(1);
   }
-}
-
-// The `scoring` CLI is a client, not the service: its own two variables, read here so that
-// process.env is still read in one place. --url and --api-key override them.
-const CliEnvSchema = z.object({
-  SCORING_URL: z
-    .url({ protocol: /^https?$/ })
-    .default('http://127.0.0.1:8080')
-    .describe('Base URL of the api'),
-  SCORING_API_KEY: z.string().optional().describe("A key of the api's API_KEYS"),
-});
-
-export type CliConfig = { url: string; apiKey: string | undefined };
-
-/** Every variable the CLI reads. */
-export const CLI_ENV_VARIABLES: readonly string[] = Object.keys(CliEnvSchema.shape);
-
-export function loadCliConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
-  const parsed = CliEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-    throw new ConfigError(`Invalid environment variables:\n${lines.join('\n')}`);
-  }
-  return { url: parsed.data.SCORING_URL, apiKey: parsed.data.SCORING_API_KEY || undefined };
 }
