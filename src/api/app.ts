@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../shared/config.ts';
 import { loggerOptions } from '../shared/logger.ts';
 import type { Telemetry } from '../shared/telemetry.ts';
-import errorsPlugin, { clientErrorHandler, frameworkErrors } from './plugins/errors.ts';
+import errorsPlugin, { clientErrorHandler, errorsCounter, frameworkErrors } from './plugins/errors.ts';
 import bodyTimeoutPlugin from './plugins/body-timeout.ts';
 import authPlugin from './plugins/auth.ts';
 import openapiPlugin from './plugins/openapi.ts';
@@ -99,7 +99,7 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
   const backend = new ServiceBackend({ registry: app.models, dispatcher: app.online, redis: app.redis, maxBatch: config.api.maxBatchRecords });
   const calls = inferenceCallsCounter(telemetry.meter);
   countHttpInferenceCalls(app, calls);
-  app.decorate('oip', { backend, aroundCall: grpcAroundCall(telemetry.tracer, calls) });
+  app.decorate('oip', { backend, aroundCall: grpcAroundCall(telemetry.tracer, calls, errorsCounter(telemetry.meter)) });
   await app.register(oipRestRoutes, {
     backend,
     timeoutMs: config.api.predictTimeoutMs,

@@ -5,6 +5,7 @@
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Counter, type Meter, type TextMapGetter, type Tracer } from '@opentelemetry/api';
 import { status as GrpcStatus, type Metadata } from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
+import { AppError } from '../shared/errors.ts';
 import { toOipError } from './oip/errors.ts';
 
 export type InferenceProtocol = 'http' | 'rest' | 'grpc';
@@ -30,6 +31,14 @@ export function countHttpInferenceCalls(app: FastifyInstance, calls: Counter): v
   });
 }
 
+/**
+ * The code scoring_errors_total counts an error of the protocol routes by: the service's own code
+ * when it raised one (model_unavailable, overloaded, …), else the protocol's kind of error.
+ */
+export function errorCodeOf(error: unknown): string {
+  return error instanceof AppError ? error.code : toOipError(error).kind;
+}
+
 const GRPC_CODE_NAME = Object.fromEntries(Object.entries(GrpcStatus).map(([name, code]) => [code, name])) as Record<number, string>;
 
 /** Reads W3C trace context (traceparent, tracestate) from a call's metadata, as the HTTP instrumentation reads it from headers. */
@@ -46,7 +55,7 @@ const metadataGetter: TextMapGetter<Metadata> = {
  * (`package.Service/Method`), in the trace the client's metadata names (a root span without
  * one), active while the call runs, and ModelInfer counted by its status.
  */
-export function grpcAroundCall(tracer: Tracer, calls: Counter) {
+export function grpcAroundCall(tracer: Tracer, calls: Counter, errors: Counter) {
   return async <T>(rpc: string, metadata: Metadata, run: () => Promise<T>): Promise<T> => {
     const [service = '', method = ''] = rpc.replace(/^\//, '').split('/');
     const parent = propagation.extract(context.active(), metadata, metadataGetter);
@@ -64,10 +73,13 @@ export function grpcAroundCall(tracer: Tracer, calls: Counter) {
       count(GrpcStatus.OK);
       return out;
     } catch (error) {
-      const code = toOipError(error).grpcCode;
+      const oip = toOipError(error);
+      const code = oip.grpcCode;
       span.setAttribute('rpc.grpc.status_code', code);
       span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
       count(code);
+      // A caller that left is not an error of the service, as an HTTP client gone is not counted.
+      if (oip.kind !== 'cancelled') errors.add(1, { code: errorCodeOf(error), protocol: 'grpc', status: GRPC_CODE_NAME[code] ?? String(code) });
       throw error;
     } finally {
       span.end();

@@ -44,7 +44,8 @@ test('metrics on both ports follow the traffic', async () => {
   await queue.add(QUEUES.predict.jobName, { not: 'a predict job' }, QUEUES.predict.jobOptions);
   await queue.close();
 
-  await waitFor(async () => (await readMetric(a.url, 'scoring_queue_jobs', { queue: QUEUES.bulk.name, state: 'waiting' })) === 3, {
+  // Bulk chunks wait as BullMQ prioritized jobs (their fair-share order), not in the wait list.
+  await waitFor(async () => (await readMetric(a.url, 'scoring_queue_jobs', { queue: QUEUES.bulk.name, state: 'prioritized' })) === 3, {
     what: 'three waiting bulk chunks (25 records in chunks of 10)',
   });
   assert.equal(await readMetric(a.url, 'scoring_bulk_records_pending'), 25);
@@ -108,6 +109,12 @@ test('metrics on both ports follow the traffic', async () => {
   assert.equal(await http({ http_route: '/predict', http_response_status_code: '400' }), 1);
   assert.equal(await http({ http_route: '/predict/batch', http_response_status_code: '200' }), 1);
   assert.equal(await http({ http_route: '/jobs', http_response_status_code: '202' }), 1);
+  // Errors by the contract's code, as the dashboard's "errors by code" panel reads them.
+  const errors = (labels: Record<string, string>) => readMetric(a.url, 'scoring_errors_total', labels);
+  assert.equal(await errors({ code: 'model_unavailable', protocol: 'http', status: '503' }), 1);
+  assert.equal(await errors({ code: 'timeout', protocol: 'http', status: '504' }), 1);
+  assert.equal(await errors({ code: 'validation_error', protocol: 'http', status: '400' }), 1);
+  assert.equal(await errors({}), 3, 'only the three errors answered are counted');
   const text = await (await fetch(`${a.url}/metrics`)).text();
   assert.match(text, /http_server_request_duration_seconds_bucket\{[^}]*http_route="\/predict"[^}]*le="0.001"\}/);
   assert.doesNotMatch(text, /http_route="\/metrics"/, 'scrapes are not counted as traffic');

@@ -7,6 +7,7 @@ import type { InferenceBackend, InferResult, ModelMetadata } from './backend.ts'
 import { InvalidArgumentError, OipError, isUnexpected, toOipError } from './errors.ts';
 import { addInput, checkInputs, checkRequestedOutputs, jsonData, selectOutputs, tensorFromJson, type TensorMap } from './tensors.ts';
 import { OIP_DOCS, oipSchema } from './rest-docs.ts';
+import { errorCodeOf } from '../inference-calls.ts';
 
 export type OipRestOptions = {
   backend: InferenceBackend;
@@ -80,6 +81,8 @@ function clientGone(reply: FastifyReply): AbortSignal {
 
 function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown) {
   const oip = toOipError(error);
+  // A caller that left is not an error of the service (the errors plugin does not count a client gone either).
+  if (oip.kind !== 'cancelled') request.errorCode = errorCodeOf(error);
   if (isUnexpected(error)) request.log.error({ err: error, request_id: request.id }, 'unhandled error');
   // Fastify's own client errors (body too large, unsupported media type) keep their status.
   const own = (error as FastifyError).statusCode;

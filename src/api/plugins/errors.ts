@@ -5,6 +5,7 @@
 import fp from 'fastify-plugin';
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
+import type { Counter, Meter } from '@opentelemetry/api';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError, InsufficientStorageError, NotFoundError, issuesToDetails, type ErrorDetail } from '../../shared/errors.ts';
@@ -20,7 +21,24 @@ export function errorBody(requestId: string, code: string, message: string, deta
   return { error, request_id: requestId };
 }
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The contract's error code the request was answered with (null: no error), for scoring_errors_total. */
+    errorCode: string | null;
+  }
+}
+
+export const ERRORS = 'scoring_errors_total';
+
+/** Errors answered, by the contract's code: what the dashboard's "errors by code" panel shows. */
+export function errorsCounter(meter: Meter): Counter {
+  return meter.createCounter(ERRORS, {
+    description: 'Errors answered, by code (validation_error, overloaded, model_unavailable, …), protocol (http, grpc) and status',
+  });
+}
+
 function sendError(reply: FastifyReply, request: FastifyRequest, status: number, code: string, message: string, details?: ErrorDetail[]) {
+  request.errorCode = code;
   return reply
     .code(status)
     .type('application/json')
@@ -114,6 +132,15 @@ async function errorsPlugin(app: FastifyInstance, options: ErrorsPluginOptions) 
     description: 'Requests refused with 507 because Redis reached maxmemory',
   });
   app.addHook('onClose', async () => tally.close());
+  // Counted once the answer is sent, from the code whoever answered set (this handler, auth's
+  // hook, the protocol routes' own error shape): one place however the error was raised.
+  app.decorateRequest('errorCode', null);
+  const errors = options.telemetry && errorsCounter(options.telemetry.meter);
+  if (errors) {
+    app.addHook('onResponse', async (request, reply) => {
+      if (request.errorCode !== null) errors.add(1, { code: request.errorCode, protocol: 'http', status: String(reply.statusCode) });
+    });
+  }
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (clientGone(request)) {
