@@ -3,10 +3,11 @@
 // alias is loaded beside the old one and calls switch only once it is ready; a version that fails
 // leaves the previous one serving; a removed or replaced session is closed after the work that
 // holds it (its leases) is done.
+import { relative } from 'node:path';
 import type { LogSink } from '../shared/logger.ts';
 import type { ModelSnapshot, RepositorySnapshot, VersionSnapshot, VersionState } from '../shared/model-catalog.ts';
 import { DEFAULT_ALIAS, LATEST_ALIAS, type ModelSelector, type VersionSelector } from '../shared/model-selector.ts';
-import type { LoadModelOptions } from './model.ts';
+import { ModelLoadError, type LoadModelOptions } from './model.ts';
 import { loadModelVersion, type ModelVersion } from './model-version.ts';
 import { scanRepository, type ScannedModel } from './repository-scan.ts';
 
@@ -281,7 +282,9 @@ export class ModelRepository {
       const reason = err instanceof Error ? err.message : String(err);
       // Replaced files that fail keep the loaded session serving, with the reason shown.
       if (!target.model) target.state = 'failed';
-      target.reason = reason;
+      // The reason travels to callers (GET /models, 503 model_unavailable): the file by its name in
+      // the version's directory, never where the server keeps it. The log has the path.
+      target.reason = shownReason(err, target.dir);
       this.#options.logger?.error({ ...log, reason }, 'model version failed to load');
       this.#recomputeServing();
       this.#changed();
@@ -352,6 +355,13 @@ export class ModelRepository {
       problems: [...entry.problems],
     };
   }
+}
+
+/** A load failure as callers may see it: the file by its name in the version's directory, no server path. */
+function shownReason(err: unknown, dir: string): string {
+  if (err instanceof ModelLoadError) return `${relative(dir, err.file)}: ${err.problem}`;
+  // Not one of the loader's own errors, so its message may say anything: the log has it.
+  return 'an unexpected error (the worker log has it)';
 }
 
 function describeVersions(entry: ModelEntry): string {

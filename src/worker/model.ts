@@ -12,14 +12,19 @@ import { ModelManifestSchema, type ModelManifest } from './model-manifest.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
 
-/** The model cannot be used; `file` is the path at fault. Not retryable: the files must be fixed. */
+/**
+ * The model cannot be used; `file` is the path at fault, `problem` what is wrong with it (without
+ * the path, for callers: paths are for the log). Not retryable: the files must be fixed.
+ */
 export class ModelLoadError extends Error {
   readonly file: string;
+  readonly problem: string;
 
   constructor(file: string, problem: string, options?: { cause?: unknown }) {
     super(`${file}: ${problem}`, options);
     this.name = this.constructor.name;
     this.file = file;
+    this.problem = problem;
   }
 }
 
@@ -188,7 +193,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   const problems = signatureProblems(session, manifest, width);
   if (problems.length > 0) {
     await session.release();
-    throw new ModelLoadError(modelFile, `does not match ${manifestFile}: ${problems.join('; ')}`);
+    throw new ModelLoadError(modelFile, `does not match ${MANIFEST_FILE}: ${problems.join('; ')}`);
   }
   return new ScoringModel(manifest, session);
 }

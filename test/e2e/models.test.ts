@@ -199,13 +199,16 @@ describe('a repository of several models', () => {
     const model = await request(`${api.url}/models/mixed`);
     const v2 = model.body.versions.find((v: { version: number }) => v.version === 2);
     assert.equal(v2.state, 'failed');
-    assert.match(v2.reason, /mixed\/2\/model\.onnx: is not a loadable ONNX model/);
+    assert.match(v2.reason, /^model\.onnx: is not a loadable ONNX model/);
     assert.equal(model.body.default_version, 1);
     const pinned = await postJson(`${api.url}/models/mixed/versions/2/predict`, { x: [2, 1] });
     assert.equal(pinned.status, 503);
     assert.equal(pinned.body.error.code, 'model_unavailable');
+    // Callers get the model, the version and the reason; where the server keeps its files only the log says.
+    assert.match(pinned.body.error.message, /model mixed version 2 \(failed: model\.onnx: is not a loadable ONNX model/);
+    for (const body of [model.body, pinned.body]) assert.ok(!JSON.stringify(body).includes(root), `a path in ${JSON.stringify(body)}`);
     assert.equal(await readMetric(worker.url, 'scoring_model_load_failures', { model_name: 'mixed', model_version: '2' }), 1);
-    assert.match(worker.output(), /"model_name":"mixed","model_version":2,"reason":"[^"]*not a loadable ONNX model/);
+    assert.match(worker.output(), /"model_name":"mixed","model_version":2,"reason":"[^"]*mixed\/2\/model\.onnx: is not a loadable ONNX model/);
   });
 
   test('GET /models and /ready list what the live workers hold', async () => {
