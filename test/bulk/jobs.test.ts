@@ -2,6 +2,7 @@
 // prefix, and an api with no worker (jobs stay queued) and a 3-second RESULT_TTL_SECONDS on another.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { startApi, startWorker, type ServiceProcess } from '../helpers/processes.ts';
@@ -89,7 +90,8 @@ async function jobKeys(client: Redis, prefix: string, jobId = '*'): Promise<stri
     cursor = next;
     keys.push(...batch);
   } while (cursor !== '0');
-  return keys;
+  // SCAN's order is the hash table's, which changes as other keys come and go.
+  return keys.sort();
 }
 
 before(async () => {
@@ -302,39 +304,58 @@ test('job state and results expire after RESULT_TTL_SECONDS, by Redis EXPIRE', a
 });
 
 test('a worker that comes later skips a cancelled job and fails a job whose chunk cannot be scored', async () => {
-  const cancelledJob = (await submit(idleApi.url, ndjson(RECORDS), 'application/x-ndjson')).body.job_id;
-  const cancelled = await request(`${idleApi.url}/jobs/${cancelledJob}`, { method: 'DELETE', headers: auth(KEY_A) });
-  assert.equal(cancelled.status, 202);
-  assert.equal(cancelled.body.status, 'cancelled');
-  assert.ok(cancelled.body.finished_at);
-  // A job whose second chunk is lost cannot finish: it must end failed, not stay running.
-  const brokenJob = (await submit(idleApi.url, ndjson(RECORDS), 'application/x-ndjson')).body.job_id;
-  assert.equal(await redis.client.del(`${IDLE_PREFIX}:bulk:{${brokenJob}}:in:1`), 1);
-
-  const late = await startWorker({ REDIS_URL: redis.url, QUEUE_PREFIX: IDLE_PREFIX, OTEL_SDK_DISABLED: 'true' });
+  // An api and a queue of its own: the idle api's jobs expire after 3 s (its TTL test), which a
+  // worker starting on a busy machine can outlast, and its queue still holds earlier tests' chunks.
+  const prefix = 'bulk-late';
+  const lateApi = await startApi({
+    REDIS_URL: redis.url,
+    API_KEYS: `${KEY_A},${KEY_B}`,
+    BULK_CHUNK_SIZE: String(CHUNK),
+    OTEL_SDK_DISABLED: 'true',
+    QUEUE_PREFIX: prefix,
+  });
+  const chunks = new Queue(BULK_QUEUE, { connection: { url: redis.url }, prefix });
   try {
-    await waitFor(
-      async () =>
-        (await redis.client.llen(`${IDLE_PREFIX}:${BULK_QUEUE}:wait`)) + (await redis.client.llen(`${IDLE_PREFIX}:${BULK_QUEUE}:active`)) === 0,
-      { what: 'the chunk jobs to drain' },
-    );
-    const broken = await waitFor(
-      async () => {
-        const res = await request(`${idleApi.url}/jobs/${brokenJob}`, { headers: auth(KEY_A) });
-        return res.body.status === 'failed' ? res.body : undefined;
-      },
-      { what: 'the broken job to fail' },
-    );
-    assert.match(broken.error, /chunk 1/);
-    assert.ok(broken.finished_at);
-    const results = await request(`${idleApi.url}/jobs/${brokenJob}/results`, { headers: auth(KEY_A) });
-    assert.equal(results.status, 409);
+    const cancelledJob = (await submit(lateApi.url, ndjson(RECORDS), 'application/x-ndjson')).body.job_id;
+    const cancelled = await request(`${lateApi.url}/jobs/${cancelledJob}`, { method: 'DELETE', headers: auth(KEY_A) });
+    assert.equal(cancelled.status, 202);
+    assert.equal(cancelled.body.status, 'cancelled');
+    assert.ok(cancelled.body.finished_at);
+    // A job whose second chunk is lost cannot finish: it must end failed, not stay running.
+    const brokenJob = (await submit(lateApi.url, ndjson(RECORDS), 'application/x-ndjson')).body.job_id;
+    assert.equal(await redis.client.del(`${prefix}:bulk:{${brokenJob}}:in:1`), 1);
+
+    const late = await startWorker({ REDIS_URL: redis.url, QUEUE_PREFIX: prefix, OTEL_SDK_DISABLED: 'true' });
+    try {
+      // Every chunk job of both jobs taken and settled, in whichever state BullMQ keeps one that waits.
+      await waitFor(
+        async () => {
+          const counts = await chunks.getJobCounts('waiting', 'prioritized', 'delayed', 'active');
+          return Object.values(counts).every((n) => n === 0);
+        },
+        { what: 'the chunk jobs to drain' },
+      );
+      const broken = await waitFor(
+        async () => {
+          const res = await request(`${lateApi.url}/jobs/${brokenJob}`, { headers: auth(KEY_A) });
+          return res.body.status === 'failed' ? res.body : undefined;
+        },
+        { what: 'the broken job to fail' },
+      );
+      assert.match(broken.error, /chunk 1/);
+      assert.ok(broken.finished_at);
+      const results = await request(`${lateApi.url}/jobs/${brokenJob}/results`, { headers: auth(KEY_A) });
+      assert.equal(results.status, 409);
+    } finally {
+      await late.stop();
+    }
+    const status = await request(`${lateApi.url}/jobs/${cancelledJob}`, { headers: auth(KEY_A) });
+    assert.equal(status.body.status, 'cancelled');
+    assert.equal(status.body.progress.done, 0);
+    assert.deepEqual(await jobKeys(redis.client, prefix, cancelledJob), [`${prefix}:bulk:{${cancelledJob}}`]);
+    assert.equal((await request(`${lateApi.url}/jobs/${cancelledJob}/results`, { headers: auth(KEY_A) })).status, 409);
   } finally {
-    await late.stop();
+    await chunks.close();
+    await lateApi.stop();
   }
-  const status = await request(`${idleApi.url}/jobs/${cancelledJob}`, { headers: auth(KEY_A) });
-  assert.equal(status.body.status, 'cancelled');
-  assert.equal(status.body.progress.done, 0);
-  assert.deepEqual(await jobKeys(redis.client, IDLE_PREFIX, cancelledJob), [`${IDLE_PREFIX}:bulk:{${cancelledJob}}`]);
-  assert.equal((await request(`${idleApi.url}/jobs/${cancelledJob}/results`, { headers: auth(KEY_A) })).status, 409);
 });
