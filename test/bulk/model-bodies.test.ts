@@ -56,3 +56,28 @@ test('NDJSON and JSON: wrong, missing and extra fields named by line or index', 
   assert.deepEqual(paths(json), ['records.1.v.0', 'records.2.v']);
   await assert.rejects(rows('application/json', WITH_ARRAY, '{"rows":[]}'), ValidationError);
 });
+
+test('JSON: an element larger than an NDJSON line may be, or nested deeper than a record can be, refuses the body', async () => {
+  const parse = (text: string) =>
+    modelBodyParser(
+      'application/json',
+      WITH_ARRAY,
+    )(
+      (async function* () {
+        yield Buffer.from(text);
+      })(),
+    );
+  const drain = async (text: string) => {
+    for await (const _ of parse(text)) void _;
+  };
+  const big = `{"records":[{"v":[1,2,3]},{"v":[${Array(300_000).fill('1.5').join(',')}]}]}`;
+  for (const [text, path] of [
+    [big, 'records.1'],
+    ['{"records":[{"v":[[[1]],2,3]}]}', 'records.0'],
+  ] as const) {
+    await assert.rejects(drain(text), (err: ValidationError) => {
+      assert.equal(err.details?.[0]?.path, path);
+      return true;
+    });
+  }
+});

@@ -3,14 +3,11 @@
 // built from the pinned version's signature plus the optional `id`. Problems name the line or
 // index and the field, as fraud's do. CSV takes only models whose inputs are all scalars: a cell
 // holds one value, and an input of k values per record has no column of its own.
-import { Readable, pipeline } from 'node:stream';
-import { parser as jsonTokens } from 'stream-json';
-import Assembler from 'stream-json/assembler.js';
-import type { Token } from 'stream-json/core/parser.js';
 import { z } from 'zod';
 import { ValidationError, issuesToDetails } from '../../shared/errors.ts';
 import { recordSchemaFromSignature, recordValueShape, type ElementType, type ModelSignature } from '../../shared/model-signature.ts';
 import { parseCsvRows } from './parse-csv.ts';
+import { MAX_ELEMENT_DEPTH, parseJsonRecords, type JsonRecordLimits } from './parse-json.ts';
 import { parseNdjsonLines } from './parse-ndjson.ts';
 import type { ParsedRow, RowValidator } from './parsed-row.ts';
 
@@ -37,58 +34,12 @@ function validator(signature: Pick<ModelSignature, 'inputs'>): Validate {
   };
 }
 
-function shapeError(message: string, path = 'body'): ValidationError {
-  return new ValidationError('The body must be {"records": [...]}', [{ path, message }]);
-}
-
-async function* jsonRows(body: AsyncIterable<Buffer>, validate: Validate): AsyncGenerator<ModelRow> {
-  const tokens = jsonTokens.asStream({ packValues: true, streamValues: false });
-  pipeline(Readable.from(body), tokens, () => undefined);
-  const assembler = new Assembler();
-  // Where the tokenizer is: before the object, at its keys, before/inside `records`, after the object.
-  let state: 'start' | 'key' | 'records-value' | 'records' | 'element' | 'end' = 'start';
-  let index = 0;
-  let sawRecords = false;
-  try {
-    for await (const token of tokens as AsyncIterable<Token>) {
-      if (state === 'start') {
-        if (token.name !== 'startObject') throw shapeError('Expected an object');
-        state = 'key';
-      } else if (state === 'key') {
-        if (token.name === 'endObject') state = 'end';
-        else if (token.name === 'keyValue') {
-          if (token.value !== 'records') throw shapeError(`Unknown field "${token.value}"`, String(token.value));
-          if (sawRecords) throw shapeError('"records" appears twice', 'records');
-          sawRecords = true;
-          state = 'records-value';
-        }
-      } else if (state === 'records-value') {
-        if (token.name !== 'startArray') throw shapeError('Expected an array', 'records');
-        state = 'records';
-      } else if (state === 'records' || state === 'element') {
-        if (state === 'records' && token.name === 'endArray') {
-          state = 'key';
-          continue;
-        }
-        assembler.consume(token);
-        if (assembler.done) {
-          yield validate(assembler.current, ['records', index++]);
-          state = 'records';
-        } else state = 'element';
-      }
-    }
-  } catch (err) {
-    if (err instanceof ValidationError) throw err;
-    if (err instanceof Error && err.constructor === Error) {
-      throw new ValidationError('The body is not valid JSON', [{ path: 'body', message: err.message }]);
-    }
-    throw err;
-  } finally {
-    tokens.destroy();
-  }
-  if (!sawRecords) throw shapeError('Required', 'records');
-  if (state !== 'end') throw shapeError('The body ended early');
-}
+/**
+ * JSON's limits for a model's records: an element as large as an NDJSON line may be (an input may
+ * be an array of thousands of values), nested as deep as fraud's (a record holds scalars and 1-D
+ * arrays: the service takes inputs of shape [N], [N,1] or [N,k]).
+ */
+const JSON_LIMITS: JsonRecordLimits = { maxValueChars: MAX_LINE_CHARS, maxElementChars: MAX_LINE_CHARS, maxElementDepth: MAX_ELEMENT_DEPTH };
 
 const NUMBER_TEXT = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
 
@@ -132,7 +83,7 @@ function csvRows(body: AsyncIterable<Buffer>, signature: Pick<ModelSignature, 'i
  */
 export function modelBodyParser(mediaType: string, signature: Pick<ModelSignature, 'inputs'>): ModelBodyParser {
   const validate = validator(signature);
-  if (mediaType === 'application/json') return (body) => jsonRows(body, validate);
+  if (mediaType === 'application/json') return (body) => parseJsonRecords(body, validate, JSON_LIMITS);
   if (mediaType === 'text/csv') {
     const problem = csvProblem(signature);
     if (problem) throw new ValidationError(problem, [{ path: 'body', message: problem }]);
