@@ -12,7 +12,7 @@ import { startTestRedis, type TestRedis } from '../test/helpers/redis-server.ts'
 import { loadConfig } from '../src/shared/config.ts';
 import { generateFraudRecords } from '../scripts/model/fraud-data.ts';
 import { ROOT, StartError, killAll, startServer, type ServerProcess } from './processes.ts';
-import { runLoad, round, type LoadResult } from './load.ts';
+import { median, runLoad, round, type LoadResult } from './load.ts';
 import { decodeInferResponse, runGrpcLoad } from './grpc-load.ts';
 import { startGrpcFront, type FrontKind } from './grpc-front.ts';
 import { freePort } from '../test/helpers/ports.ts';
@@ -261,12 +261,6 @@ function fraudGrpcInputs(r: FraudRecord) {
     { name: 'hour_of_day', datatype: 'INT32', shape: ['1'], contents: { int_contents: [r.hour_of_day] } },
     { name: 'days_since_last_transaction', datatype: 'FP64', shape: ['1'], contents: { fp64_contents: [r.days_since_last_transaction] } },
   ];
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /** Per round, each protocol's req/s over /predict's in the same round; and their medians. */

@@ -13,6 +13,7 @@ import { parseArgs, promisify } from 'node:util';
 import { generateFraudRecords } from '../scripts/model/fraud-data.ts';
 import { startTestRedis, type TestRedis } from '../test/helpers/redis-server.ts';
 import { buildNdjson } from './bulk.ts';
+import { median } from './load.ts';
 import { startOpenLoop, summarize, type LatencySummary } from './open-loop.ts';
 import { killAll, startServer, type ServerProcess } from './processes.ts';
 
@@ -66,11 +67,6 @@ export type FairnessResult = {
 };
 
 export type MixedResult = { plan: MixedPlan; both: PoolResult; split: PoolResult; fairness: FairnessResult };
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length === 0 ? 0 : s[Math.floor((s.length - 1) / 2)]!;
-}
 
 type Stack = { api: ServerProcess; workers: ServerProcess[] };
 

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { createFeatureEncoder } from '../../src/worker/features.ts';
 import { loadModel } from '../../src/worker/model.ts';
 import { generateFraudRecords } from './fraud-data.ts';
+import { median } from '../../bench/load.ts';
 
 const { values } = parseArgs({
   options: {
@@ -17,12 +18,6 @@ const sizes = values.sizes.split(',').map(Number);
 const budgetMs = Number(values['seconds-per-size']) * 1000;
 const MIN_RUNS = 7;
 const WARMUP_RUNS = 3;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 /**
  * Runs `work` once and reports its latency and the event-loop block: the time until a setImmediate
