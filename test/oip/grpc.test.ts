@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { HEALTH_PROTO_PATH, OIP_PROTO_PATH, PROTO_LOADER_OPTIONS } from '../../src/api/oip/protos.ts';
+import type { InferOptions } from '../../src/api/oip/backend.ts';
 import { startOipGrpcServer, type OipGrpcServer } from '../../src/api/oip/grpc-server.ts';
 import { DATATYPES, jsonData, tensorFromJson, type Datatype } from '../../src/api/oip/tensors.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -383,10 +384,16 @@ test("the call's deadline becomes the job's deadline; without one the default ti
 
   backend.fault = 'hold';
   try {
+    // This call's own options, not lastOptions: client and server share this process's event loop,
+    // and a loop held up past the deadline runs the client's deadline timer before the server has
+    // read the call, so lastOptions could still be the call above.
+    let options: InferOptions | undefined;
+    void backend.nextHeld().then((o) => (options = o));
     const deadline = Date.now() + 400;
     await fails(rpc(client, 'ModelInfer', scaleCall, { deadline }), grpc.status.DEADLINE_EXCEEDED);
+    const held = await waitFor(() => options, { what: 'the server to take the call' });
     // The deadline travels as a relative timeout; it arrives within the network's delay, far from the 10 s default.
-    assert.ok(Math.abs(backend.lastOptions!.deadlineMs - deadline) < 1000, `job deadline ${backend.lastOptions!.deadlineMs - deadline} ms off`);
+    assert.ok(Math.abs(held.deadlineMs - deadline) < 1000, `job deadline ${held.deadlineMs - deadline} ms off`);
   } finally {
     backend.fault = undefined;
   }
