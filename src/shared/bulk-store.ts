@@ -362,7 +362,10 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
       return { jobs: ids.length - over.length, records };
     },
 
-    /** Every owner with a backlog, and the backlog; owners with none leave the set. */
+    /**
+     * Every owner with a backlog, and the backlog. Owners found with none leave the set, and are
+     * given once more with an empty backlog: a gauge keeps a series' last value until told otherwise.
+     */
     async backlogs(): Promise<Map<string, { jobs: number; records: number }>> {
       const owners = await redis.smembers(bulkOwnersKey(prefix));
       const out = new Map<string, { jobs: number; records: number }>();
@@ -370,7 +373,7 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
       for (const owner of owners) {
         const backlog = await this.ownerBacklog(owner);
         if (backlog.jobs === 0) idle.push(owner);
-        else out.set(owner, backlog);
+        out.set(owner, backlog);
       }
       if (idle.length > 0) await redis.srem(bulkOwnersKey(prefix), ...idle);
       return out;
