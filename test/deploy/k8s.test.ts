@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { loadConfig, ENV_VARIABLES } from '../../src/shared/config.ts';
-import { QUEUES, predictQueueName, shardQueueNames } from '../../src/shared/queues.ts';
+import { QUEUES, predictQueueName } from '../../src/shared/queues.ts';
 import { ROOT, dockerfile, isServiceVariable, readCompose, readRepoFile } from '../helpers/deploy-files.ts';
 import {
   K8S_DIR,
