@@ -332,12 +332,10 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
     /** Removes expired jobs from their owner's listing. */
     async forgetJobs(owner: string, jobIds: readonly string[]): Promise<void> {
       if (jobIds.length === 0) return;
-      // Both keys share the owner's hash tag: one MULTI on one slot.
-      await redis
-        .multi()
-        .zrem(bulkOwnerJobsKey(prefix, owner), ...jobIds)
-        .srem(bulkOwnerActiveKey(prefix, owner), ...jobIds)
-        .exec();
+      // Two commands, not a MULTI: a Redis at maxmemory refuses every command queued in a
+      // transaction, even one that frees memory, and this runs when a refused job is cleaned up.
+      await redis.zrem(bulkOwnerJobsKey(prefix, owner), ...jobIds);
+      await redis.srem(bulkOwnerActiveKey(prefix, owner), ...jobIds);
     },
 
     /**
@@ -362,7 +360,10 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
       return { jobs: ids.length - over.length, records };
     },
 
-    /** Every owner with a backlog, and the backlog; owners with none leave the set. */
+    /**
+     * Every owner with a backlog, and the backlog. Owners found with none leave the set, and are
+     * given once more with an empty backlog: a gauge keeps a series' last value until told otherwise.
+     */
     async backlogs(): Promise<Map<string, { jobs: number; records: number }>> {
       const owners = await redis.smembers(bulkOwnersKey(prefix));
       const out = new Map<string, { jobs: number; records: number }>();
@@ -370,7 +371,7 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
       for (const owner of owners) {
         const backlog = await this.ownerBacklog(owner);
         if (backlog.jobs === 0) idle.push(owner);
-        else out.set(owner, backlog);
+        out.set(owner, backlog);
       }
       if (idle.length > 0) await redis.srem(bulkOwnersKey(prefix), ...idle);
       return out;

@@ -90,7 +90,7 @@ async function jobKeys(client: Redis, prefix: string, jobId = '*'): Promise<stri
     cursor = next;
     keys.push(...batch);
   } while (cursor !== '0');
-  // SCAN's order is the hash table's, which changes as other keys come and go.
+  // SCAN's order is the keyspace's, which a rehash reshuffles: compare as sets.
   return keys.sort();
 }
 

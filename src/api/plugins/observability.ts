@@ -33,6 +33,7 @@ type Sample = {
   bulkRecordsPending: number;
   onlineRecordsWaiting: number;
   drainSeconds: number;
+  onlineDrainSeconds: number;
   ratePerSecond: number;
 };
 
@@ -114,8 +115,11 @@ async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: 
     const ratePerSecond = windowScoringRate(rateSamples, now, RATE_WINDOW_MS) ?? 0;
     const busyRate = busyScoringRate(rateSamples, now, RATE_WINDOW_MS);
     const drain = drainSeconds(backlog, busyRate, lastBusyRate);
+    // The online pool's signal: the online calls alone, at the same measured rate (online work goes
+    // first in a worker that holds both, and a pool of its own scores nothing else).
+    const onlineDrain = drainSeconds(onlineRecordsWaiting, busyRate, lastBusyRate);
     if (busyRate !== undefined && busyRate > 0) lastBusyRate = busyRate;
-    return { counts, bulkRecordsPending: bulkPending, onlineRecordsWaiting, drainSeconds: drain, ratePerSecond };
+    return { counts, bulkRecordsPending: bulkPending, onlineRecordsWaiting, drainSeconds: drain, onlineDrainSeconds: onlineDrain, ratePerSecond };
   }
 
   function sample(): Promise<Sample | undefined> {
@@ -135,6 +139,10 @@ async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: 
   });
   const drain = meter.createObservableGauge('scoring_backlog_drain_seconds', {
     description: 'Seconds the queued records (online and bulk) would take to drain at the measured scoring rate; the autoscaling signal',
+    unit: 's',
+  });
+  const onlineDrain = meter.createObservableGauge('scoring_online_drain_seconds', {
+    description: 'Seconds the queued online calls alone would take to drain at the measured scoring rate; the online pool’s autoscaling signal',
     unit: 's',
   });
   const rate = meter.createObservableGauge('scoring_records_scored_rate', {
@@ -161,9 +169,10 @@ async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: 
       }
       result.observe(bulkPending, s.bulkRecordsPending);
       result.observe(drain, s.drainSeconds);
+      result.observe(onlineDrain, s.onlineDrainSeconds);
       result.observe(rate, s.ratePerSecond);
     },
-    [depth, bulkPending, drain, rate],
+    [depth, bulkPending, drain, onlineDrain, rate],
   );
 }
 
