@@ -45,7 +45,9 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 test('the package carries the client, the CLI and the contract they import, and declares what they need', () => {
   const paths = packed.map((f) => f.path).sort();
   // No service code (config, Redis, queues, api, worker) and no TypeScript sources but .d.ts.
-  const outside = paths.filter((p) => !/^(package\.json|dist\/(client|cli)\/[^/]+|dist\/shared\/(errors\.(js|d\.ts)|schemas\/[^/]+))$/.test(p));
+  const outside = paths.filter(
+    (p) => !/^(package\.json|README\.md|dist\/(client|cli)\/[^/]+|dist\/shared\/(errors\.(js|d\.ts)|schemas\/[^/]+))$/.test(p),
+  );
   assert.deepEqual(outside, []);
   assert.deepEqual(
     paths.filter((p) => p.endsWith('.ts') && !p.endsWith('.d.ts')),
