@@ -426,6 +426,9 @@ describe('the protocol over a running api and worker', () => {
     }
     assert.ok((await readMetric(a.url, 'scoring_inference_calls_total', { protocol: 'grpc', status: 'INVALID_ARGUMENT' })) > 0);
     assert.ok((await readMetric(a.url, 'scoring_inference_calls_total', { protocol: 'rest', status: '400' })) > 0);
+    // The unknown model of the test above, counted as an error by its code on both transports.
+    assert.ok((await readMetric(a.url, 'scoring_errors_total', { code: 'not_found', protocol: 'grpc', status: 'NOT_FOUND' })) > 0);
+    assert.ok((await readMetric(a.url, 'scoring_errors_total', { code: 'not_found', protocol: 'http', status: '404' })) > 0);
   });
 
   test("a short gRPC deadline with a frozen worker: the job carries the call's deadline, the call ends DEADLINE_EXCEEDED", async () => {
