@@ -8,6 +8,17 @@ import { serviceArgs } from '../../src/shared/node-args.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
+/**
+ * Processes started here that have not exited. A file that starts several at once
+ * (`[api, worker] = await Promise.all([...])`) and sees one fail never learns of the others, and
+ * its after() cannot stop them: they are killed when the file's process exits (the test runner
+ * runs with --test-force-exit, so they cannot hold it open either).
+ */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const proc of running) proc.kill('SIGKILL');
+});
+
 export type ServiceProcess = {
   proc: ChildProcess;
   port: number;
@@ -32,7 +43,13 @@ async function startProcess(kind: 'api' | 'worker', env: Record<string, string>,
   let output = '';
   proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  running.add(proc);
+  const exited = new Promise<number | null>((resolve) =>
+    proc.once('exit', (code) => {
+      running.delete(proc);
+      resolve(code);
+    }),
+  );
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitFor(
