@@ -18,6 +18,7 @@ import { createWorkerMetrics, observeModelLoadFailures } from './worker-metrics.
 import { countJobOutcomes } from './job-outcomes.ts';
 import { OnlineConsumers } from './online-consumers.ts';
 import { OnlineFirst } from './online-first.ts';
+import { lowerPriorityIfBulkOnly } from './bulk-priority.ts';
 import { monitorEventLoopStalls } from '../shared/event-loop-stalls.ts';
 import type { Thresholds } from './decide.ts';
 
@@ -66,6 +67,7 @@ const stalls = monitorEventLoopStalls(telemetry.meter);
 observeModelLoadFailures(telemetry.meter, () => repository.snapshot());
 // WORKER_QUEUES: separate pools drain one kind each; a worker that drains both puts online first.
 const drains = new Set(config.worker.queues);
+lowerPriorityIfBulkOnly(config.worker.queues, logger);
 const onlineFirst = new OnlineFirst();
 const online = drains.has('online')
   ? new OnlineConsumers({
