@@ -6,6 +6,9 @@ import type { RedisClient } from './redis.ts';
 import { shardQueueName, type JobData, type JobName, type JobResult, type QueueDefinition, type QueueKey } from './queues.ts';
 import { bullmqTelemetry } from './telemetry.ts';
 
+/** Whether spans are exported (Telemetry.tracing of the caller's process): BullMQ's own spans only then. */
+export type QueueTracing = { tracing?: boolean };
+
 /**
  * A queue's producer side: its catalog entry, the shard this process sends to, and every shard
  * (for counts and bull-board). A queue split in shards (ONLINE_QUEUE_SHARDS, BULK_QUEUE_SHARDS)
@@ -33,8 +36,9 @@ export function createProducer<D, R, N extends string>(
   connection: RedisClient,
   prefix: string,
   { shards, shard }: Sharding = { shards: 1, shard: 0 },
+  { tracing = false }: QueueTracing = {},
 ): Producer<D, R, N> {
-  const withTelemetry = definition.consumer.bullmqTelemetry ? bullmqTelemetry() : {};
+  const withTelemetry = definition.consumer.bullmqTelemetry ? bullmqTelemetry(tracing) : {};
   const queues = Array.from(
     { length: shards },
     (_, i): TypedQueue<D, R, N> => new Queue<D, R, N, D, R, N>(shardQueueName(definition.name, i, shards), { connection, prefix, ...withTelemetry }),
@@ -79,7 +83,7 @@ export type ConsumerSettings = {
   stalledIntervalMs: number;
   /** Shards of the queue; a consumer drains every one of them. 1 unless said. */
   shards?: number;
-};
+} & QueueTracing;
 
 /**
  * BullMQ Workers for one queue of the catalog, one per shard, so a process drains every shard.
@@ -109,7 +113,7 @@ export function createConsumers<D, R, N extends string>(
         ...workerDefaults,
         ...(settings.concurrency === undefined ? {} : { concurrency: settings.concurrency }),
         ...(lockFromConfig ? { lockDuration: settings.lockDurationMs, stalledInterval: settings.stalledIntervalMs } : {}),
-        ...(withTelemetry ? bullmqTelemetry() : {}),
+        ...(withTelemetry ? bullmqTelemetry(settings.tracing ?? false) : {}),
       }),
   );
 }

@@ -3,7 +3,6 @@
 import { z } from 'zod';
 import type { JobsOptions, WorkerOptions } from 'bullmq';
 import keySlot from 'cluster-key-slot';
-import { DecisionSchema } from './schemas/prediction.ts';
 
 /** The catalog name of one model version's online queue, before sharding (the metrics' queue label). */
 function predictCatalogName(model: string, version: number): string {
@@ -21,8 +20,8 @@ export function predictQueueName(model: string, version: number, shard = 0, shar
 
 /**
  * One caller waiting on the api: its records and the moment it stops waiting. The api validated
- * the records against the model version the queue is named for (fraud's record schema, or the
- * schema built from the version's signature), so the worker reads them as plain objects.
+ * the records against the model version the queue is named for (the schema built from its
+ * manifest's fields or its signature), so the worker reads them as plain objects.
  */
 export const OnlineCallSchema = z.object({
   call_id: z.string(),
@@ -54,17 +53,7 @@ export const CallTimingsSchema = z.object({
 export type CallTimings = z.infer<typeof CallTimingsSchema>;
 
 export const OnlineReplySchema = z.discriminatedUnion('status', [
-  // A model with a record encoding and a decision policy (fraud): probabilities and decisions, as /predict gives them.
-  z.object({
-    call_id: z.string(),
-    status: z.literal('ok'),
-    probabilities: z.array(z.number()),
-    decisions: z.array(DecisionSchema),
-    model_name: z.string(),
-    model_version: z.string(),
-    timings: CallTimingsSchema,
-  }),
-  // Any other model: per record, each output by name.
+  // Every model: per record, each output by name.
   z.object({
     call_id: z.string(),
     status: z.literal('outputs'),
@@ -87,8 +76,8 @@ export const OnlineReplySchema = z.discriminatedUnion('status', [
 export type OnlineReply = z.infer<typeof OnlineReplySchema>;
 
 /**
- * How a staged chunk holds its records: `columns`, fraud's columnar form (bulk-chunk.ts); `rows`,
- * any other model's records as msgpack (bulk-rows.ts).
+ * How a staged chunk holds its records: `columns`, the columnar form of a record-encoded model
+ * whose fields the chunk's columns hold (bulk-chunk.ts); `rows`, any model's records as msgpack (bulk-rows.ts).
  */
 export const BulkChunkEncodingSchema = z.enum(['columns', 'rows']);
 export type BulkChunkEncoding = z.infer<typeof BulkChunkEncodingSchema>;

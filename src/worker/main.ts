@@ -19,9 +19,16 @@ import { countJobOutcomes } from './job-outcomes.ts';
 import { OnlineConsumers } from './online-consumers.ts';
 import { OnlineFirst } from './online-first.ts';
 import { monitorEventLoopStalls } from '../shared/event-loop-stalls.ts';
-import type { Thresholds } from './decide.ts';
 
 const config = loadConfigOrExit();
+
+/** Only the thresholds set in config: they override a manifest's approve / review thresholds. */
+function thresholdOverride() {
+  return {
+    ...(config.worker.approveThreshold === undefined ? {} : { approve: config.worker.approveThreshold }),
+    ...(config.worker.reviewThreshold === undefined ? {} : { review: config.worker.reviewThreshold }),
+  };
+}
 
 const telemetry = startTelemetry({ serviceName: 'scoring-worker', ...config.telemetry });
 const logger = createLogger('worker', config.logLevel);
@@ -34,7 +41,8 @@ const repository = new ModelRepository({
   root: config.worker.modelRepository,
   models: config.worker.models,
   pollSeconds: config.worker.modelPollSeconds,
-  session: { intraOpNumThreads: config.worker.intraOpThreads },
+  // The config's thresholds meet each manifest's in the loader, once per version (manifest.ts decisionPolicy).
+  session: { intraOpNumThreads: config.worker.intraOpThreads, thresholds: thresholdOverride() },
   logger,
   onChange: () => onRepositoryChange?.(),
 });
@@ -47,12 +55,6 @@ if (repository.held().length === 0) {
   process.exit(1);
 }
 repository.startPolling();
-
-// Only the thresholds set in config: they override a record-encoded model's manifest.
-const thresholdOverride: Partial<Thresholds> = {
-  ...(config.worker.approveThreshold === undefined ? {} : { approve: config.worker.approveThreshold }),
-  ...(config.worker.reviewThreshold === undefined ? {} : { review: config.worker.reviewThreshold }),
-};
 
 const blocking = createRedis(config.redis, 'consumer', `worker-${workerId}`);
 const plain = createRedis(config.redis, 'consumer', `worker-${workerId}-plain`);
@@ -74,7 +76,6 @@ const online = drains.has('online')
       prefix: config.redis.prefix,
       shards: config.queueShards.predict,
       repository,
-      thresholds: thresholdOverride,
       maxBatchSize: config.worker.maxBatchSize,
       maxBatchDelayMs: config.worker.maxBatchDelayMs,
       concurrency: config.worker.concurrency,
@@ -88,14 +89,6 @@ const online = drains.has('online')
   : undefined;
 online?.follow(repository.held());
 
-// Thresholds set in config must make sense over the fraud version calls get now.
-const fraudNow = repository.resolve('fraud');
-const fraudThresholds = fraudNow.ok && fraudNow.model.scoring ? { ...fraudNow.model.scoring.manifest.thresholds, ...thresholdOverride } : undefined;
-if (fraudThresholds && fraudThresholds.approve > fraudThresholds.review) {
-  logger.fatal({ thresholds: fraudThresholds }, 'APPROVE_THRESHOLD must not exceed REVIEW_THRESHOLD');
-  process.exit(1);
-}
-
 // Bulk chunks on a connection of their own, so a chunk's Redis traffic never queues behind online replies.
 const bulkConnection = drains.has('bulk') ? createRedis(config.redis, 'consumer', `worker-${workerId}-bulk`) : undefined;
 bulkConnection?.on('error', (err) => logger.debug({ err }, 'redis connection error'));
@@ -107,23 +100,23 @@ const bulkWorkers = bulkConnection
       prefix: config.redis.prefix,
       shards: config.queueShards.bulk,
       repository,
-      thresholds: thresholdOverride,
       lockDurationMs: config.bulk.lockDurationMs,
       stalledIntervalMs: config.bulk.stalledIntervalMs,
       onlineFirst,
       sliceMs: config.worker.bulkSliceMs,
+      tracing: telemetry.tracing,
       metrics,
       logger,
     })
   : [];
 for (const worker of bulkWorkers) countJobOutcomes(worker, QUEUES.bulk.name, metrics);
 
-/** The fraud version a /predict call would get from this worker now, for /ready. */
-function fraudVersion(): string {
-  const r = repository.resolve('fraud');
-  return r.ok ? (r.model.scoring?.version ?? r.model.displayVersion) : 'none';
+/** The default model's version a /predict call would get from this worker now, for /ready. */
+function defaultModelVersion(): string {
+  const r = repository.resolve(config.defaultModel);
+  return r.ok ? r.model.displayVersion : 'none';
 }
-const heartbeat = (): Heartbeat => ({ modelVersion: fraudVersion(), snapshot: { ...repository.snapshot(), queues: config.worker.queues } });
+const heartbeat = (): Heartbeat => ({ modelVersion: defaultModelVersion(), snapshot: { ...repository.snapshot(), queues: config.worker.queues } });
 
 let draining = false;
 // Ready once the apis can know what this worker holds: its first snapshot is in Redis.
@@ -131,7 +124,7 @@ let announced = false;
 const ops = await startOpsServer(
   config.worker.port,
   '0.0.0.0',
-  { isReady: () => announced && !draining && isRedisReady(plain), modelVersion: fraudVersion() },
+  { isReady: () => announced && !draining && isRedisReady(plain), modelVersion: defaultModelVersion() },
   telemetry,
 ).catch((err: unknown) => {
   // A chunk this worker may have taken meanwhile is handed back by the stalled check.

@@ -84,7 +84,9 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
       return await work();
     } catch (err) {
       if (err instanceof AppError || isRedisReady(app.redis)) throw err;
-      throw new UnavailableError();
+      // The client gets 503; the log keeps what Redis said (as the error's cause, and here).
+      app.log.warn({ err }, 'redis fault during a /jobs request');
+      throw new UnavailableError(undefined, { cause: err });
     }
   };
 
