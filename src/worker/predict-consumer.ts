@@ -158,7 +158,7 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
             call_id: call.call_id,
             status: 'error',
             code: 'model_error',
-            message: `model ${by.modelName} version ${by.modelVersion} gave a non-finite ${nonFinite(outputs[bad])} for record ${bad} of the call`,
+            message: `model ${by.modelName} version ${by.modelVersion} gave no probability for record ${bad} of the call (its ${nonFinite(outputs[bad])} is not finite)`,
           };
         } else {
           recordsScored += n;
