@@ -27,11 +27,13 @@ import { printReport } from './report.ts';
 import { startBenchCluster, type BenchCluster } from './cluster.ts';
 import type { CommandStats } from './redis-stats.ts';
 import { evaluateTargets } from './targets.ts';
+import { FULL_MIXED, QUICK_MIXED, measureMixed, printMixed, type MixedResult } from './mixed.ts';
 
 const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     'no-bulk': { type: 'boolean', default: false },
+    'no-mixed': { type: 'boolean', default: false },
     'no-profile': { type: 'boolean', default: false },
     'no-telemetry-compare': { type: 'boolean', default: false },
     cluster: { type: 'boolean', default: false },
@@ -42,7 +44,9 @@ const { values: flags } = parseArgs({
 });
 
 if (flags.help) {
-  console.log('npm run bench [-- --quick] [--cluster] [--no-bulk] [--no-profile] [--no-telemetry-compare] [--bulk-records N] [--log-level L]');
+  console.log(
+    'npm run bench [-- --quick] [--cluster] [--no-bulk] [--no-mixed] [--no-profile] [--no-telemetry-compare] [--bulk-records N] [--log-level L]',
+  );
   process.exit(0);
 }
 
@@ -586,6 +590,10 @@ async function main(): Promise<void> {
     log('profile: .cpuprofile files of the api and the worker are in bench/results/profiles');
   }
 
+  // Online under bulk load, and fair share between jobs (issue 18): stacks of their own, one at a time.
+  let mixed: MixedResult | null = null;
+  if (!flags['no-mixed']) mixed = await measureMixed(redis, flags.quick ? QUICK_MIXED : FULL_MIXED, log);
+
   const referenceOk = Math.max(1, reference?.row.requests ?? 0);
   const redisPerPrediction = reference?.row.redis_commands_per_request ?? null;
   const report = {
@@ -642,6 +650,7 @@ async function main(): Promise<void> {
     telemetry,
     cluster,
     profile,
+    mixed,
     targets: [] as ReturnType<typeof evaluateTargets>,
   };
   report.targets = evaluateTargets(report);
@@ -652,6 +661,7 @@ async function main(): Promise<void> {
   writeFileSync(join(RESULTS_DIR, 'latest.json'), json);
   writeFileSync(join(RESULTS_DIR, `${stamp}-${PLAN.name}.json`), json);
   printReport(report);
+  if (mixed) printMixed(mixed);
   log(`wrote bench/results/latest.json and bench/results/${stamp}-${PLAN.name}.json (${report.duration_s} s)`);
 }
 

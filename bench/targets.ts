@@ -9,6 +9,13 @@ export type TargetInput = {
   protocols: { rounds: unknown[]; median_rest_ratio: number; median_grpc_ratio: number };
   bulk: { available: boolean; records?: number; records_per_s?: number };
   redis_commands_per_prediction: number | null;
+  /** The mixed row (bench/mixed.ts), when it ran. */
+  mixed?: {
+    plan: { largeRecords: number };
+    both: { online_alone_p99_ms: number; online_mixed_p99_ms: number; online_mixed_failed: number; bulk_ratio?: number };
+    split: { p99_ratio: number; online_mixed_failed: number };
+    fairness: { ratio: number; high_ratio: number };
+  } | null;
 };
 
 export type TargetCheck = { name: string; goal: string; value: number | null; met: boolean | null; note?: string };
@@ -51,5 +58,21 @@ export function evaluateTargets(report: TargetInput): TargetCheck[] {
         ? `measured on ${bulk.records} records; the target is for ${FULL_BULK_RECORDS}`
         : undefined,
   );
+  const mixed = report.mixed;
+  if (mixed) {
+    const { both, split, fairness } = mixed;
+    const sizeNote =
+      mixed.plan.largeRecords !== FULL_BULK_RECORDS
+        ? `the large job had ${mixed.plan.largeRecords} records; the target is for ${FULL_BULK_RECORDS}`
+        : undefined;
+    // At most 3x alone, or 25 ms, whichever is larger; 0 failed calls.
+    const bound = Math.max(3 * both.online_alone_p99_ms, 25);
+    check('online p99 during a bulk job, both roles (ms)', `<= max(3x alone, 25) = ${bound}`, both.online_mixed_p99_ms, (v) => v <= bound, sizeNote);
+    check('online calls failed during a bulk job', '0', both.online_mixed_failed + split.online_mixed_failed, (v) => v === 0);
+    check('bulk records/s with online load / alone', '>= 0.8', both.bulk_ratio, (v) => v >= 0.8, sizeNote);
+    check('online p99 during bulk / alone, separate pools', '<= 2', split.p99_ratio, (v) => v <= 2, sizeNote);
+    check('small job behind a large one / alone', '<= 2', fairness.ratio, (v) => v <= 2);
+    check('priority=high small job behind a large one / alone', '<= 2', fairness.high_ratio, (v) => v <= 2);
+  }
   return checks;
 }

@@ -34,7 +34,9 @@ shutdown.add('telemetry', () => telemetry.shutdown());
 shutdown.listen();
 
 try {
-  await app.listen({ port: config.api.port, host: config.api.host });
+  // Node's default backlog (511) leaves a burst of clients unanswered for seconds while their
+  // SYNs are retried; the kernel caps it at net.core.somaxconn.
+  await app.listen({ port: config.api.port, host: config.api.host, backlog: config.api.listenBacklog });
 } catch (err) {
   console.error(listenFailure('api', 'PORT', config.api.host, config.api.port, err));
   process.exit(1);

@@ -5,10 +5,20 @@
 import type { Cluster, Redis } from 'ioredis';
 import keySlot from 'cluster-key-slot';
 import type { RedisClient } from './redis.ts';
-import { bulkIdempotencyKey, bulkInputKey, bulkJobKey, bulkOwnerJobsKey, bulkResultKey, recordsScoredKey } from './keys.ts';
+import {
+  bulkIdempotencyKey,
+  bulkInputKey,
+  bulkJobKey,
+  bulkOwnerActiveKey,
+  bulkOwnerJobsKey,
+  bulkOwnersKey,
+  bulkResultKey,
+  recordsScoredKey,
+} from './keys.ts';
 import { JobStatusNameSchema, type JobCursor, type JobStatusName } from './schemas/bulk-job.ts';
 import type { BulkChunkEncoding } from './queues.ts';
 import { DEFAULT_MODEL_NAME } from './config.ts';
+import type { JobPriority } from './fair-share.ts';
 
 /** Hash fields counting the records each display version scored. */
 const SCORED_BY = 'scored_by:';
@@ -30,6 +40,8 @@ export type BulkJobState = {
   modelAlias: string | null;
   /** How its chunks are staged, and so how its results are read. */
   encoding: BulkChunkEncoding;
+  /** The level its chunks are queued at (fair-share.ts). */
+  priority: JobPriority;
   /** Records scored per display version: one entry when the pin held for every chunk. */
   scoredBy: Record<string, number>;
   createdAt: number;
@@ -63,6 +75,8 @@ export type OpenedBulkJob = {
   modelAlias?: string | null;
   /** Default columns (the default model's). */
   encoding?: BulkChunkEncoding;
+  /** Default normal. */
+  priority?: JobPriority;
 };
 
 export type NewBulkJob = OpenedBulkJob & { total: number; chunks: number };
@@ -132,10 +146,14 @@ return status`;
 // Adds a job to its owner's listing. The listing key lives as long as its newest job: its expiry
 // only ever moves later (PEXPIREAT with GT would say this, but needs Redis 7). A member whose
 // job has expired is removed by the next listing that meets it.
+// The same for the owner's set of active jobs (KEYS[2]), which the backlog and the quota read.
 const INDEX_JOB = `
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 or ttl < tonumber(ARGV[3]) - tonumber(ARGV[4]) then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
+redis.call('SADD', KEYS[2], ARGV[2])
+for i = 1, 2 do
+  local ttl = redis.call('PTTL', KEYS[i])
+  if ttl < 0 or ttl < tonumber(ARGV[3]) - tonumber(ARGV[4]) then redis.call('PEXPIREAT', KEYS[i], ARGV[3]) end
+end
 return 1`;
 
 /** Why a chunk is not to be scored, or its input when it is. */
@@ -192,7 +210,7 @@ type ScriptedRedis = RedisClient & {
   bulkPromoteJob(job: string, expiresAt: number, now: number, reason: string): Promise<string | null>;
   bulkClaimIdempotencyKey(key: string, jobId: string, expiresAt: number, replaceable: string): Promise<string>;
   bulkFinishJob(job: string, status: string, now: number, reason: string): Promise<string | null>;
-  bulkIndexJob(ownerJobs: string, createdAt: number, jobId: string, expiresAt: number, now: number): Promise<number>;
+  bulkIndexJob(ownerJobs: string, ownerActive: string, createdAt: number, jobId: string, expiresAt: number, now: number): Promise<number>;
   bulkPinVersion(job: string, version: number): Promise<string | null>;
 };
 
@@ -203,7 +221,7 @@ function withScripts(redis: RedisClient): ScriptedRedis {
   redis.defineCommand('bulkFinishJob', { numberOfKeys: 1, lua: FINISH_JOB });
   redis.defineCommand('bulkPromoteJob', { numberOfKeys: 1, lua: PROMOTE_JOB });
   redis.defineCommand('bulkClaimIdempotencyKey', { numberOfKeys: 1, lua: CLAIM_IDEMPOTENCY_KEY });
-  redis.defineCommand('bulkIndexJob', { numberOfKeys: 1, lua: INDEX_JOB });
+  redis.defineCommand('bulkIndexJob', { numberOfKeys: 2, lua: INDEX_JOB });
   redis.defineCommand('bulkPinVersion', { numberOfKeys: 1, lua: PIN_VERSION });
   return redis as ScriptedRedis;
 }
@@ -235,6 +253,7 @@ function openingFields(job: OpenedBulkJob) {
     ...(job.modelVersionNumber == null ? {} : { model_version_number: job.modelVersionNumber }),
     ...(job.modelVersion == null ? {} : { model_version: job.modelVersion }),
     ...(job.modelAlias == null ? {} : { model_alias: job.modelAlias }),
+    ...(job.priority === undefined ? {} : { priority: job.priority }),
   };
 }
 
@@ -244,8 +263,17 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
   const jobKey = (jobId: string) => bulkJobKey(prefix, jobId);
   // After the job exists, so a listing never meets a member before its job (and drops it as
   // expired). A separate step: the owner's key is not on the job's Redis Cluster slot.
-  const indexJob = (job: OpenedBulkJob) =>
-    redis.bulkIndexJob(bulkOwnerJobsKey(prefix, job.owner), job.createdAt, job.jobId, job.expiresAt, Date.now());
+  const indexJob = async (job: OpenedBulkJob) => {
+    await redis.bulkIndexJob(
+      bulkOwnerJobsKey(prefix, job.owner),
+      bulkOwnerActiveKey(prefix, job.owner),
+      job.createdAt,
+      job.jobId,
+      job.expiresAt,
+      Date.now(),
+    );
+    await redis.sadd(bulkOwnersKey(prefix), job.owner);
+  };
 
   return {
     /**
@@ -304,7 +332,52 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
 
     /** Removes expired jobs from their owner's listing. */
     async forgetJobs(owner: string, jobIds: readonly string[]): Promise<void> {
-      if (jobIds.length > 0) await redis.zrem(bulkOwnerJobsKey(prefix, owner), ...jobIds);
+      if (jobIds.length === 0) return;
+      // Both keys share the owner's hash tag: one MULTI on one slot.
+      await redis
+        .multi()
+        .zrem(bulkOwnerJobsKey(prefix, owner), ...jobIds)
+        .srem(bulkOwnerActiveKey(prefix, owner), ...jobIds)
+        .exec();
+    },
+
+    /**
+     * What the owner has waiting: its jobs still queued or running (staging ones included), and
+     * their records not yet scored (a job still reading its body counts what it has so far: none
+     * until it knows its size). A job found over or gone leaves the set here, so the count falls
+     * back to 0 once the owner's jobs are done, whoever ended them (a worker, a DELETE, expiry).
+     */
+    async ownerBacklog(owner: string): Promise<{ jobs: number; records: number }> {
+      const activeKey = bulkOwnerActiveKey(prefix, owner);
+      const ids = await redis.smembers(activeKey);
+      // One read per job, not a pipeline: on a cluster the jobs sit on different slots.
+      const states = await Promise.all(ids.map((id) => redis.hmget(jobKey(id), 'status', 'total', 'done')));
+      const over: string[] = [];
+      let records = 0;
+      ids.forEach((id, i) => {
+        const [status, total, done] = states[i]!;
+        if (status !== 'queued' && status !== 'running') over.push(id);
+        else if (total) records += Math.max(0, Number(total) - Number(done ?? 0));
+      });
+      if (over.length > 0) await redis.srem(activeKey, ...over);
+      return { jobs: ids.length - over.length, records };
+    },
+
+    /**
+     * Every owner with a backlog, and the backlog. Owners found with none leave the set, and are
+     * given once more with an empty backlog: a gauge keeps a series' last value until told otherwise.
+     */
+    async backlogs(): Promise<Map<string, { jobs: number; records: number }>> {
+      const owners = await redis.smembers(bulkOwnersKey(prefix));
+      const out = new Map<string, { jobs: number; records: number }>();
+      const idle: string[] = [];
+      for (const owner of owners) {
+        const backlog = await this.ownerBacklog(owner);
+        if (backlog.jobs === 0) idle.push(owner);
+        out.set(owner, backlog);
+      }
+      if (idle.length > 0) await redis.srem(bulkOwnersKey(prefix), ...idle);
+      return out;
     },
 
     /**
@@ -361,6 +434,7 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
         modelVersionNumber: optionalNumber(h.model_version_number),
         modelAlias: h.model_alias ?? null,
         encoding: h.encoding === 'rows' ? 'rows' : 'columns',
+        priority: h.priority === 'high' || h.priority === 'low' ? h.priority : 'normal',
         scoredBy: Object.fromEntries(
           Object.entries(h)
             .filter(([k]) => k.startsWith(SCORED_BY))

@@ -70,6 +70,12 @@ const EnvSchema = z.object({
   TEST_PAUSE_BEFORE_ENQUEUE_MS: nonNegativeInt
     .default(0)
     .describe('Tests only: pause between a bulk job record and its enqueue, to make that crash window reachable'),
+  TENANT_MAX_QUEUED_RECORDS: positiveInt
+    .optional()
+    .describe('Records one API key may have waiting in bulk jobs; past it POST /jobs answers 429 quota_exceeded. Unset: no quota'),
+  LISTEN_BACKLOG: positiveInt
+    .default(4096)
+    .describe("Connections the kernel queues for the api before it accepts them (listen's backlog; capped by net.core.somaxconn)"),
   ONLINE_MAX_WAITING: positiveInt
     .default(2000)
     .describe('Waiting online queue jobs past which /predict answers 429 overloaded, whatever the predicted wait'),
@@ -162,6 +168,7 @@ function group(env: Env) {
       jobBodyTimeoutMs: env.JOB_BODY_TIMEOUT_MS,
       headersTimeoutMs: env.HEADERS_TIMEOUT_MS,
       onlineMaxWaiting: env.ONLINE_MAX_WAITING,
+      listenBacklog: env.LISTEN_BACKLOG,
       docsPublic: env.DOCS_PUBLIC,
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     },
@@ -182,6 +189,7 @@ function group(env: Env) {
     },
     bulk: {
       chunkSize: env.BULK_CHUNK_SIZE,
+      tenantMaxQueuedRecords: env.TENANT_MAX_QUEUED_RECORDS,
       resultTtlSeconds: env.RESULT_TTL_SECONDS,
       stagingTtlSeconds: env.STAGING_TTL_SECONDS,
       testPauseBeforeEnqueueMs: env.TEST_PAUSE_BEFORE_ENQUEUE_MS,

@@ -178,6 +178,17 @@ export class OverloadedError extends AppError {
   }
 }
 
+export class QuotaExceededError extends AppError {
+  readonly retryAfterSeconds: number;
+
+  /** retryAfterSeconds: when enough of the key's waiting records are predicted to be scored (≥ 1). */
+  constructor(retryAfterSeconds: number, message: string) {
+    const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
+    super({ code: 'quota_exceeded', message, headers: { 'retry-after': String(seconds) } });
+    this.retryAfterSeconds = seconds;
+  }
+}
+
 /** The model failed on the call's records; the message names the model and the failure, never a stack. */
 export class ModelError extends AppError {
   constructor(message: string, options: { cause?: unknown } = {}) {

@@ -74,3 +74,21 @@ export function bulkIdempotencyKey(prefix: string, owner: string, keyDigest: str
 export function bulkOwnerJobsKey(prefix: string, owner: string): string {
   return `${prefix}:bulk-owner:{${owner}}:jobs`;
 }
+
+/**
+ * Set: the owner's bulk jobs that may still have records waiting (queued, running or staging).
+ * Members leave when a read finds their job over or gone (tenant-backlog.ts). Beside the owner's listing.
+ */
+export function bulkOwnerActiveKey(prefix: string, owner: string): string {
+  return `${prefix}:bulk-owner:{${owner}}:active`;
+}
+
+/** Set: owners that may have bulk jobs waiting, for the per-owner backlog gauge. */
+export function bulkOwnersKey(prefix: string): string {
+  return `${prefix}:{shared}:bulk-owners`;
+}
+
+/** String: the fair-share clock of one priority level of the bulk queue: the tag of the newest chunk taken (fair-share.ts). */
+export function bulkClockKey(prefix: string, level: string): string {
+  return `${prefix}:{shared}:bulk-clock:${level}`;
+}

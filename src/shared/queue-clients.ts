@@ -48,8 +48,11 @@ export function createProducer<D, R, N extends string>(
   return { definition, queue, shards: queues };
 }
 
-/** jobId makes an enqueue idempotent: BullMQ ignores a second add with the same id. */
-export type EnqueueOptions = { jobId?: string };
+/**
+ * jobId makes an enqueue idempotent: BullMQ ignores a second add with the same id. priority:
+ * BullMQ's, lowest first (the bulk queue's fair share, fair-share.ts).
+ */
+export type EnqueueOptions = { jobId?: string; priority?: number };
 
 export async function enqueue<D, R, N extends string>(producer: Producer<D, R, N>, data: D, options: EnqueueOptions = {}): Promise<void> {
   const { jobName, jobOptions } = producer.definition;

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import type { JobsOptions, WorkerOptions } from 'bullmq';
 import keySlot from 'cluster-key-slot';
+import { JOB_PRIORITIES } from './fair-share.ts';
 
 /** The catalog name of one model version's online queue, before sharding (the metrics' queue label). */
 function predictCatalogName(model: string, version: number): string {
@@ -99,6 +100,9 @@ export const BulkChunkJobSchema = z.object({
   /** With no version: the alias the submission asked for (else the usual rule: champion, else latest). */
   alias: z.string().optional(),
   encoding: BulkChunkEncodingSchema,
+  /** The job's priority level and this chunk's fair-share tag in it (fair-share.ts); absent on chunks of an earlier release. */
+  priority: z.enum(JOB_PRIORITIES).optional(),
+  tag: z.number().int().nonnegative().optional(),
 });
 export type BulkChunkJob = z.infer<typeof BulkChunkJobSchema>;
 

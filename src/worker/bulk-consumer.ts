@@ -22,6 +22,7 @@ import { scoreColumnChunk, scoreRowChunk, type ScoredChunk } from './chunk-score
 import type { WorkerMetrics } from './worker-metrics.ts';
 import type { ModelVersion } from './model-version.ts';
 import { SliceSizer, type OnlineFirst } from './online-first.ts';
+import { advanceClock } from '../shared/fair-share.ts';
 
 /**
  * How long a chunk waits before it is offered again when this worker does not hold its version:
@@ -114,6 +115,8 @@ export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'
       case 'missing':
         throw new UnrecoverableError(`the staged input of chunk ${chunk} is gone`);
     }
+    // The fair-share clock follows the chunks taken, so a job that opens now starts level with them.
+    if (data.priority !== undefined && data.tag !== undefined) await advanceClock(options.connection, options.prefix, data.priority, data.tag);
     const scoring = { model, slices: sizerFor(model), metrics, beforeSlice };
     const scored: ScoredChunk =
       data.encoding === 'columns' ? await scoreColumnChunk(scoring, claim.input) : await scoreRowChunk(scoring, claim.input);

@@ -2,6 +2,7 @@
 // chunks are queued while the rest of it is still being read, under a job that stays staging
 // (invisible, unable to complete) until the body is whole; a body refused after chunks were
 // queued leaves nothing a worker could score or a client could see.
+import { openLane } from '../../src/shared/fair-share.ts';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createBulkStore, type BulkStore } from '../../src/shared/bulk-store.ts';
@@ -22,7 +23,15 @@ before(async () => {
   redis = await prefixedRedis('submit-streaming');
   store = createBulkStore(redis.client, redis.prefix);
   producer = createProducer(QUEUES.bulk, redis.client, redis.prefix);
-  deps = { store, producer, chunkSize: CHUNK, maxRecords: 1000, ttlSeconds: 600, stagingTtlSeconds: 120 };
+  deps = {
+    store,
+    producer,
+    chunkSize: CHUNK,
+    maxRecords: 1000,
+    ttlSeconds: 600,
+    stagingTtlSeconds: 120,
+    openLane: (level, ownerJobs) => openLane(redis.client, redis.prefix, level, ownerJobs),
+  };
 });
 after(async () => {
   await producer?.queue.close();
@@ -65,6 +74,7 @@ function fraudRequest(rows: AsyncIterable<ParsedRow>, idempotencyKey: string | u
     rows,
     owner: 'o',
     idempotencyKey,
+    lane: { level: 'normal', start: 1, stride: 1 },
     model: { name: 'fraud', version: 2, displayVersion: 'fraud-2' },
     chunks: { encoding: 'columns', builder: new ChunkBuilder(CHUNK) },
   };

@@ -37,16 +37,22 @@ for (const [file, script] of [
   });
 }
 
-test('docker-compose.yml runs Redis with AOF on a volume, the api, and a scalable worker', () => {
+test('docker-compose.yml runs Redis with AOF on a volume, the api, and an online and a bulk pool of scalable workers', () => {
   const compose = readCompose();
-  const { redis, api, worker } = compose.services;
-  assert.ok(redis && api && worker);
+  const { redis, api, 'worker-online': online, 'worker-bulk': bulk } = compose.services;
+  assert.ok(redis && api && online && bulk);
   assert.ok(redis.command!.join(' ').includes('--appendonly yes'));
   assert.ok(redis.volumes!.some((v) => v.endsWith(':/data')));
   assert.equal(api.build!.dockerfile, 'Dockerfile.api');
-  assert.equal(worker.build!.dockerfile, 'Dockerfile.worker');
-  assert.equal(worker.ports, undefined, 'a worker publishes no host port, so --scale worker=N works');
-  for (const service of [api, worker]) {
+  for (const [worker, queues] of [
+    [online, 'online'],
+    [bulk, 'bulk'],
+  ] as const) {
+    assert.equal(worker.build!.dockerfile, 'Dockerfile.worker');
+    assert.equal(worker.ports, undefined, 'a worker publishes no host port, so --scale works');
+    assert.equal((worker.environment as Record<string, string>).WORKER_QUEUES, queues);
+  }
+  for (const service of [api, online, bulk]) {
     for (const name of Object.keys(service.environment ?? {})) {
       assert.ok(isServiceVariable(name), `${name} is read by src/shared/config.ts`);
     }

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { loadConfig, ENV_VARIABLES } from '../../src/shared/config.ts';
-import { QUEUES, predictQueueName, shardQueueNames } from '../../src/shared/queues.ts';
+import { QUEUES, predictQueueName } from '../../src/shared/queues.ts';
 import { ROOT, dockerfile, isServiceVariable, readCompose, readRepoFile } from '../helpers/deploy-files.ts';
 import {
   K8S_DIR,
@@ -36,6 +36,18 @@ function container(objects: K8sObject[], deployment: string): Container {
   const [only, ...rest] = containersOf(find(objects, 'Deployment', deployment));
   assert.ok(only && rest.length === 0, `${deployment} runs one container`);
   return only;
+}
+
+/** The worker Deployments: one that drains both kinds of queue, or a pool per kind (production). */
+function workerNames(objects: K8sObject[]): string[] {
+  return objects
+    .filter((o) => o.kind === 'Deployment' && o.spec.template.metadata.labels['app.kubernetes.io/component'] === 'worker')
+    .map((o) => o.metadata.name as string);
+}
+
+/** What a worker Deployment drains: WORKER_QUEUES as the config reads it. */
+function drains(objects: K8sObject[], name: string): string[] {
+  return loadConfig(containerEnv(objects, container(objects, name), placeholder)).worker.queues;
 }
 
 /** The image's name without registry and tag: registry.example.com/scoring/scoring-api:0.1.0 → scoring-api. */
@@ -124,8 +136,11 @@ for (const [overlay, objects] of rendered) {
       assert.ok(api.resources?.requests?.cpu, "a CPU request, which the HPA's utilization is a share of");
     });
 
-    test('worker: /health for liveness, /ready for readiness, on the ops port; one core per onnxruntime thread', () => {
-      const worker = container(objects, 'scoring-worker');
+    test('workers: /health for liveness, /ready for readiness, on the ops port; one core per onnxruntime thread', () => {
+      for (const name of workerNames(objects)) checkWorker(container(objects, name));
+    });
+
+    function checkWorker(worker: Container) {
       const env = containerEnv(objects, worker, placeholder);
       assert.equal(portNumber(worker, 'ops'), Number(env.WORKER_PORT ?? 9100));
       assert.equal(worker.livenessProbe?.httpGet?.path, '/health');
@@ -134,10 +149,10 @@ for (const [overlay, objects] of rendered) {
         if (probe) assert.equal(portNumber(worker, probe.httpGet!.port), portNumber(worker, 'ops'));
       }
       assert.equal(worker.resources?.requests?.cpu, String(Number(env.INTRA_OP_THREADS ?? 1)), 'one core per onnxruntime thread');
-    });
+    }
 
     test('each pod may drain for longer than SHUTDOWN_TIMEOUT_MS after its preStop', () => {
-      for (const name of ['scoring-api', 'scoring-worker']) {
+      for (const name of ['scoring-api', ...workerNames(objects)]) {
         const deployment = find(objects, 'Deployment', name);
         const c = container(objects, name);
         const config = loadConfig(containerEnv(objects, c, placeholder));
@@ -171,13 +186,20 @@ for (const [overlay, objects] of rendered) {
 
     test('the images are the ones docker-compose.yml builds from the Dockerfiles, started by their CMD', () => {
       const compose = readCompose();
+      const deployments = { api: ['scoring-api'], worker: workerNames(objects) };
+      const services = { api: ['api'], worker: ['worker-online', 'worker-bulk'] };
       for (const [kind, image] of Object.entries(IMAGES)) {
-        const c = container(objects, image);
-        assert.equal(imageName(c.image), image);
-        assert.equal(c.command, undefined, "the Dockerfile's CMD (what npm run starts) runs");
-        assert.equal(c.args, undefined);
-        const service = compose.services[kind];
-        assert.equal(service?.image, image, `compose's ${kind} is tagged ${image}`);
+        for (const name of deployments[kind as keyof typeof IMAGES]) {
+          const c = container(objects, name);
+          assert.equal(imageName(c.image), image);
+          assert.equal(c.command, undefined, "the Dockerfile's CMD (what npm run starts) runs");
+          assert.equal(c.args, undefined);
+        }
+        const c = container(objects, deployments[kind as keyof typeof IMAGES][0]!);
+        for (const serviceName of services[kind as keyof typeof IMAGES]) {
+          assert.equal(compose.services[serviceName]?.image, image, `compose's ${serviceName} is tagged ${image}`);
+        }
+        const service = compose.services[services[kind as keyof typeof IMAGES][0]!];
         const file = service!.build!.dockerfile;
         assert.ok(existsSync(ROOT + file));
         const exposed = dockerfile(file).all('EXPOSE').map(Number);
@@ -201,18 +223,26 @@ for (const [overlay, objects] of rendered) {
         ...objects.filter((o) => o.kind === 'HorizontalPodAutoscaler').map((o) => o.spec.scaleTargetRef.name as string),
         ...objects.filter((o) => o.kind === 'ScaledObject').map((o) => o.spec.scaleTargetRef.name as string),
       ];
-      assert.ok(targets.includes('scoring-worker'), 'workers are autoscaled');
+      for (const name of workerNames(objects)) assert.ok(targets.includes(name), `${name} is autoscaled`);
       for (const name of targets) {
         assert.equal(find(objects, 'Deployment', name).spec.replicas, undefined, `${name}: an apply must not reset the autoscaler's count`);
       }
     });
 
-    test('KEDA scales the workers with min/max replicas and a scale-down stabilization window', () => {
-      const scaled = find(objects, 'ScaledObject', 'scoring-worker');
-      assert.ok(scaled.spec.minReplicaCount >= 1, 'online calls need a worker at all times');
-      assert.ok(scaled.spec.maxReplicaCount > scaled.spec.minReplicaCount);
-      assert.ok(scaled.spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds > 0);
-      const worker = container(objects, 'scoring-worker');
+    test('KEDA scales the workers with min/max replicas and a scale-down stabilization window, each pool on its own signal', () => {
+      for (const scaled of objects.filter((o) => o.kind === 'ScaledObject')) {
+        const target = scaled.spec.scaleTargetRef.name as string;
+        assert.ok(workerNames(objects).includes(target), `${scaled.metadata.name} scales a worker Deployment`);
+        const queues = drains(objects, target);
+        if (queues.includes('online')) assert.ok(scaled.spec.minReplicaCount >= 1, 'online calls need a worker at all times');
+        assert.ok(scaled.spec.maxReplicaCount > scaled.spec.minReplicaCount);
+        assert.ok(scaled.spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds > 0);
+        checkTriggers(scaled, target, queues);
+      }
+    });
+
+    function checkTriggers(scaled: K8sObject, target: string, queues: string[]) {
+      const worker = container(objects, target);
       const env = containerEnv(objects, worker, placeholder);
       const prefix = env.QUEUE_PREFIX ?? 'scoring';
       for (const trigger of scaled.spec.triggers as {
@@ -223,25 +253,33 @@ for (const [overlay, objects] of rendered) {
       }[]) {
         if (trigger.type === 'prometheus') {
           assert.ok(Number(trigger.metadata.threshold) > 0 && Number(trigger.metadata.activationThreshold) >= 0);
-          assert.deepEqual(metricNames(trigger.metadata.query!), ['scoring_backlog_drain_seconds']);
-          // The drain already divides by the running workers' rate; AverageValue would divide again.
-          assert.equal(trigger.metricType, 'Value');
+          const metrics = metricNames(trigger.metadata.query!);
+          // A pool that does both reads the whole backlog; the online pool its calls; the bulk pool its chunks.
+          const expected =
+            queues.length === 2 ? 'scoring_backlog_drain_seconds' : queues[0] === 'online' ? 'scoring_online_drain_seconds' : 'scoring_queue_jobs';
+          assert.deepEqual(metrics, [expected], `${scaled.metadata.name} (${queues.join(',')})`);
+          // A drain already divides by the running workers' rate; AverageValue would divide again.
+          // A count of chunks is divided by the replicas: AverageValue.
+          assert.equal(trigger.metricType, expected === 'scoring_queue_jobs' ? 'AverageValue' : 'Value');
+          if (expected === 'scoring_queue_jobs') assert.match(trigger.metadata.query!, new RegExp(`queue="${QUEUES.bulk.name}"`));
           const namespaces = [...trigger.metadata.query!.matchAll(/namespace="([^"]+)"/g)].map((m) => m[1]);
           for (const ns of namespaces) assert.equal(ns, scaled.metadata.namespace, "the query reads this overlay's namespace");
           const monitor = objects.find(
             (o) => o.kind === 'ServiceMonitor' && matches(o.spec.selector.matchLabels, find(objects, 'Service', 'scoring-api').metadata.labels),
           );
-          assert.ok(monitor, 'Prometheus scrapes the api, which exports the drain gauge');
+          assert.ok(monitor, 'Prometheus scrapes the api, which exports the gauges');
         } else if (trigger.type === 'redis') {
           // Online: the queues of the model versions the repository ships (fraud/1, species/1), every shard.
           const online = Number(env.ONLINE_QUEUE_SHARDS ?? 1);
           const onlineQueues = ['fraud', 'species'].flatMap((model) =>
             Array.from({ length: online }, (_, shard) => predictQueueName(model, 1, shard, online)),
           );
-          const queues = [...onlineQueues, ...shardQueueNames(QUEUES.bulk.name, Number(env.BULK_QUEUE_SHARDS ?? 1))].map(
-            (name) => `${prefix}:${name}:wait`,
+          const waitLists = onlineQueues.map((name) => `${prefix}:${name}:wait`);
+          // Bulk chunks are prioritized (a sorted set), which KEDA's list scaler cannot read.
+          assert.ok(
+            waitLists.includes(trigger.metadata.listName!),
+            `${trigger.metadata.listName} is the wait list of an online queue (${waitLists.join(', ')})`,
           );
-          assert.ok(queues.includes(trigger.metadata.listName!), `${trigger.metadata.listName} is the wait list of a queue (${queues.join(', ')})`);
           const auth = find(objects, 'TriggerAuthentication', trigger.authenticationRef!.name);
           for (const ref of auth.spec.secretTargetRef as { name: string; key: string }[]) {
             assert.ok(ref.key in (find(objects, 'Secret', ref.name).data ?? {}), `Secret ${ref.name} has ${ref.key}`);
@@ -250,7 +288,7 @@ for (const [overlay, objects] of rendered) {
           assert.fail(`unexpected trigger ${trigger.type}`);
         }
       }
-    });
+    }
 
     test('Prometheus Operator monitors select a Service or pods that have the port they scrape', () => {
       for (const monitor of objects.filter((o) => o.kind === 'ServiceMonitor')) {
@@ -271,6 +309,22 @@ for (const [overlay, objects] of rendered) {
     });
   });
 }
+
+test('production runs an online pool and a bulk pool, each with its own scaler, selecting only its own pods', () => {
+  const objects = rendered.get('production')!;
+  const pools = workerNames(objects).sort();
+  assert.deepEqual(pools, ['scoring-worker-bulk', 'scoring-worker-online']);
+  assert.deepEqual(drains(objects, 'scoring-worker-online'), ['online']);
+  assert.deepEqual(drains(objects, 'scoring-worker-bulk'), ['bulk']);
+  for (const name of pools) {
+    const scalers = objects.filter((o) => o.kind === 'ScaledObject' && o.spec.scaleTargetRef.name === name);
+    assert.equal(scalers.length, 1, `${name} has one ScaledObject`);
+    const other = pools.find((p) => p !== name)!;
+    const labelsOfOther = find(objects, 'Deployment', other).spec.template.metadata.labels;
+    assert.ok(!matches(find(objects, 'Deployment', name).spec.selector.matchLabels, labelsOfOther), `${name} does not select ${other}'s pods`);
+    assert.ok(!matches(find(objects, 'PodDisruptionBudget', name).spec.selector.matchLabels, labelsOfOther), `${name}'s PDB`);
+  }
+});
 
 test('development runs Redis with noeviction and AOF fsync every second', () => {
   const redis = containersOf(find(rendered.get('development')!, 'StatefulSet', 'scoring-redis'))[0]!;
@@ -297,7 +351,8 @@ describe('probe and scrape paths answer on the running processes', () => {
     redis = await startTestRedis();
     const envOf = (name: string) => ({ ...containerEnv(objects, container(objects, name), placeholder), REDIS_URL: redis.url, LOG_LEVEL: 'warn' });
     api = await startApi(envOf('scoring-api'));
-    worker = await startWorker(envOf('scoring-worker'));
+    // The online pool: the api's registry counts only workers that drain online calls.
+    worker = await startWorker(envOf('scoring-worker-online'));
   });
   after(async () => {
     await Promise.all([api?.stop(), worker?.stop()]);
@@ -319,15 +374,16 @@ describe('probe and scrape paths answer on the running processes', () => {
   test('worker', async () => {
     const monitors = objects.filter((o) => o.kind === 'PodMonitor').flatMap((m) => m.spec.podMetricsEndpoints.map((e: { path: string }) => e.path));
     assert.ok(monitors.includes('/metrics'));
-    for (const path of pathsOf(container(objects, 'scoring-worker'), monitors)) {
+    for (const path of pathsOf(container(objects, 'scoring-worker-online'), monitors)) {
       assert.equal((await fetch(worker.url + path)).status, 200, path);
     }
   });
 
   test('the api exports every metric the KEDA query names', async () => {
-    const query = (find(objects, 'ScaledObject', 'scoring-worker').spec.triggers as { metadata: { query?: string } }[]).flatMap((t) =>
-      t.metadata.query ? metricNames(t.metadata.query) : [],
-    );
+    const query = objects
+      .filter((o) => o.kind === 'ScaledObject')
+      .flatMap((o) => o.spec.triggers as { metadata: { query?: string } }[])
+      .flatMap((t) => (t.metadata.query ? metricNames(t.metadata.query) : []));
     assert.ok(query.length > 0);
     const exported = await (await fetch(`${api.url}/metrics`)).text();
     for (const name of query) assert.match(exported, new RegExp(`^${name}[{ ]`, 'm'), `${name} on the api's /metrics`);

@@ -31,5 +31,6 @@ export type ComposeService = {
 };
 
 export function readCompose(): { services: Record<string, ComposeService>; volumes: Record<string, unknown> } {
-  return parseYaml(readRepoFile('docker-compose.yml'));
+  // Compose reads YAML merge keys (<<: *worker): the pools share one worker definition.
+  return parseYaml(readRepoFile('docker-compose.yml'), { merge: true });
 }

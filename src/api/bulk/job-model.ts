@@ -4,6 +4,7 @@
 // records are validated and staged follows from that version: record fields the columnar chunk
 // holds → columnar chunks; a signature's inputs → row-form chunks.
 import { z } from 'zod';
+import { JOB_PRIORITIES } from '../../shared/fair-share.ts';
 import type { ModelSignature } from '../../shared/model-signature.ts';
 import { AliasNameSchema, ModelNameSchema, VersionSchema } from '../../shared/model-selector.ts';
 import { ModelUnavailableError, ValidationError } from '../../shared/errors.ts';
@@ -21,6 +22,10 @@ export const JobModelQuerySchema = z
     model: ModelNameSchema.optional().describe(`The model to score with (default ${DEFAULT_BULK_MODEL})`),
     version: VersionSchema.optional().describe('A version of it; the job is pinned to it'),
     alias: AliasNameSchema.optional().describe('An alias of it; the job is pinned to the version it names now'),
+    priority: z
+      .enum(JOB_PRIORITIES)
+      .default('normal')
+      .describe('Jobs of a higher level are scored first; within a level, keys and then jobs take turns chunk by chunk'),
   })
   .refine((q) => q.version === undefined || q.alias === undefined, { message: 'Give version or alias, not both', path: ['alias'] });
 export type JobModelQuery = z.infer<typeof JobModelQuerySchema>;

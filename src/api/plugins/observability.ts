@@ -11,6 +11,7 @@ import { getRPCMetadata, RPCType } from '@opentelemetry/core';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../shared/config.ts';
 import { recordsScoredKey } from '../../shared/keys.ts';
+import { createBulkStore } from '../../shared/bulk-store.ts';
 import { QUEUES } from '../../shared/queues.ts';
 import { isRedisReady } from '../../shared/redis.ts';
 import { HTTP_SERVER_DURATION, type Telemetry } from '../../shared/telemetry.ts';
@@ -32,6 +33,7 @@ type Sample = {
   bulkRecordsPending: number;
   onlineRecordsWaiting: number;
   drainSeconds: number;
+  onlineDrainSeconds: number;
   ratePerSecond: number;
 };
 
@@ -113,8 +115,11 @@ async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: 
     const ratePerSecond = windowScoringRate(rateSamples, now, RATE_WINDOW_MS) ?? 0;
     const busyRate = busyScoringRate(rateSamples, now, RATE_WINDOW_MS);
     const drain = drainSeconds(backlog, busyRate, lastBusyRate);
+    // The online pool's signal: the online calls alone, at the same measured rate (online work goes
+    // first in a worker that holds both, and a pool of its own scores nothing else).
+    const onlineDrain = drainSeconds(onlineRecordsWaiting, busyRate, lastBusyRate);
     if (busyRate !== undefined && busyRate > 0) lastBusyRate = busyRate;
-    return { counts, bulkRecordsPending: bulkPending, onlineRecordsWaiting, drainSeconds: drain, ratePerSecond };
+    return { counts, bulkRecordsPending: bulkPending, onlineRecordsWaiting, drainSeconds: drain, onlineDrainSeconds: onlineDrain, ratePerSecond };
   }
 
   function sample(): Promise<Sample | undefined> {
@@ -136,9 +141,25 @@ async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: 
     description: 'Seconds the queued records (online and bulk) would take to drain at the measured scoring rate; the autoscaling signal',
     unit: 's',
   });
+  const onlineDrain = meter.createObservableGauge('scoring_online_drain_seconds', {
+    description: 'Seconds the queued online calls alone would take to drain at the measured scoring rate; the online pool’s autoscaling signal',
+    unit: 's',
+  });
   const rate = meter.createObservableGauge('scoring_records_scored_rate', {
     description: `Records scored per second by all workers, over the last ${RATE_WINDOW_MS / 1000} s`,
   });
+  // Per API key (its hash, as jobs record it): what TENANT_MAX_QUEUED_RECORDS caps. Read at each
+  // scrape: one read per owner with work waiting and per job of theirs, nothing per request.
+  const bulkStore = createBulkStore(app.redis, prefix);
+  meter
+    .createObservableGauge('scoring_tenant_queued_records', {
+      description: 'Records of bulk jobs not yet scored, per owner (a hash of the API key; anonymous without API_KEYS)',
+    })
+    .addCallback(async (result) => {
+      if (!isRedisReady(app.redis)) return;
+      const backlogs = await bulkStore.backlogs().catch((err: unknown) => (app.log.debug({ err }, 'tenant backlog read failed'), undefined));
+      for (const [owner, backlog] of backlogs ?? []) result.observe(backlog.records, { owner });
+    });
   meter.addBatchObservableCallback(
     async (result) => {
       const s = await sample();
@@ -148,9 +169,10 @@ async function observabilityPlugin(app: FastifyInstance, { config, telemetry }: 
       }
       result.observe(bulkPending, s.bulkRecordsPending);
       result.observe(drain, s.drainSeconds);
+      result.observe(onlineDrain, s.onlineDrainSeconds);
       result.observe(rate, s.ratePerSecond);
     },
-    [depth, bulkPending, drain, rate],
+    [depth, bulkPending, drain, onlineDrain, rate],
   );
 }
 

@@ -8,7 +8,16 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Config } from '../../shared/config.ts';
 import { createBulkStore, type BulkJobState } from '../../shared/bulk-store.ts';
-import { AppError, NotFoundError, NotReadyError, PayloadTooLargeError, UnavailableError, UnsupportedMediaTypeError } from '../../shared/errors.ts';
+import {
+  AppError,
+  NotFoundError,
+  NotReadyError,
+  PayloadTooLargeError,
+  QuotaExceededError,
+  UnavailableError,
+  UnsupportedMediaTypeError,
+} from '../../shared/errors.ts';
+import { CLOCK_RESET_AFTER, openLane, resetClocks, type JobPriority, type Lane } from '../../shared/fair-share.ts';
 import { isRedisReady } from '../../shared/redis.ts';
 import { errorResponses } from '../../shared/schemas/error.ts';
 import {
@@ -47,6 +56,9 @@ import {
 
 export type JobsRoutesOptions = { config: Config };
 
+/** Retry-After of a quota refusal while no scoring rate has been measured yet. */
+const QUOTA_RETRY_UNKNOWN_RATE_S = 5;
+
 const IdempotencyHeadersSchema = z.object({
   'idempotency-key': z
     .string()
@@ -70,6 +82,31 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
     ttlSeconds: resultTtlSeconds,
     stagingTtlSeconds: config.bulk.stagingTtlSeconds,
     pauseBeforeEnqueueMs: config.bulk.testPauseBeforeEnqueueMs,
+    openLane: (level, ownerJobs) => openJobLane(level, ownerJobs),
+  };
+  const { tenantMaxQueuedRecords } = config.bulk;
+
+  /** A lane for a new job; a clock far into its range starts again once nothing waits (fair-share.ts). */
+  async function openJobLane(level: JobPriority, ownerJobs: number): Promise<Lane> {
+    const lane = await openLane(app.redis, prefix, level, ownerJobs);
+    if (lane.start <= CLOCK_RESET_AFTER) return lane;
+    const counts = await Promise.all(app.queues.bulk.shards.map((q) => q.getJobCounts('prioritized', 'waiting', 'delayed')));
+    if (counts.some((c) => (c.prioritized ?? 0) + (c.waiting ?? 0) + (c.delayed ?? 0) > 0)) return lane;
+    await resetClocks(app.redis, prefix);
+    return openLane(app.redis, prefix, level, ownerJobs);
+  }
+
+  /**
+   * 429 quota_exceeded: the key has `waiting` records queued, and `over` more than its quota would
+   * allow. Retry-After is when the workers, at the rate they are scoring now, get through `over`.
+   */
+  const quotaRefusal = (waiting: number, over: number) => {
+    const rate = app.online.ratePerSecond;
+    const seconds = rate && rate > 0 ? over / rate : QUOTA_RETRY_UNKNOWN_RATE_S;
+    return new QuotaExceededError(
+      seconds,
+      `This key has ${waiting} records waiting; this job would take it past its quota of ${tenantMaxQueuedRecords} (TENANT_MAX_QUEUED_RECORDS)`,
+    );
   };
 
   // This scope's bodies are streams: the default JSON parser (which buffers) gives way to one that
@@ -129,6 +166,7 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
             'unauthorized',
             'model_not_found',
             'request_timeout',
+            'quota_exceeded',
             'payload_too_large',
             'unsupported_media_type',
             'unavailable',
@@ -189,9 +227,30 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         let outcome;
         let target;
         try {
-          target = await resolveJobModel(app.models, request.query);
+          target = await resolveJobModel(app.models, request.query, config.defaultModel);
+          // The quota is checked before a byte is staged, and again as records arrive.
+          const backlog = await store.ownerBacklog(request.owner);
+          if (tenantMaxQueuedRecords !== undefined && backlog.records >= tenantMaxQueuedRecords) {
+            throw quotaRefusal(backlog.records, backlog.records - tenantMaxQueuedRecords + 1);
+          }
+          const quota =
+            tenantMaxQueuedRecords === undefined
+              ? undefined
+              : {
+                  allowance: tenantMaxQueuedRecords - backlog.records,
+                  // The job's size is not known (reading stopped): it fits for sure once the key's backlog is done.
+                  refuse: () => quotaRefusal(backlog.records, backlog.records),
+                };
+          const lane = await openJobLane(request.query.priority, backlog.jobs);
           const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-          const common = { owner: request.owner, idempotencyKey, replaces: known.stale, model: target.pinned };
+          const common = {
+            owner: request.owner,
+            idempotencyKey,
+            replaces: known.stale,
+            model: target.pinned,
+            lane,
+            ...(quota ? { quota } : {}),
+          };
           const rows = limitBytes(source, jobBodyLimitBytes);
           outcome =
             target.encoding === 'columns'
@@ -214,7 +273,10 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
           const job = await store.readJob(outcome.jobId);
           return accept(reply, outcome.jobId, job?.status ?? 'queued');
         }
-        request.log.info({ job_id: outcome.jobId, model_name: target.pinned.name, model_version: target.pinned.version }, 'bulk job accepted');
+        request.log.info(
+          { job_id: outcome.jobId, model_name: target.pinned.name, model_version: target.pinned.version, priority: request.query.priority },
+          'bulk job accepted',
+        );
         return accept(reply, outcome.jobId, 'queued');
       });
     },
@@ -236,8 +298,12 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
     async (request) =>
       guard(async () => {
         const { status, limit, cursor } = request.query;
-        const page = await listJobs(store, { owner: request.owner, status, limit, after: cursor ?? null });
+        const [page, backlog] = await Promise.all([
+          listJobs(store, { owner: request.owner, status, limit, after: cursor ?? null }),
+          store.ownerBacklog(request.owner),
+        ]);
         return {
+          queued_records: backlog.records,
           jobs: page.jobs.map((job) => renderStatus(job, waitingFor(app.models, job.modelName, job.modelVersionNumber))),
           next_cursor: page.next ? encodeJobCursor(page.next) : null,
         };

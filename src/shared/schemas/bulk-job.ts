@@ -117,6 +117,11 @@ export const JobListSchema = z
   .object({
     jobs: z.array(JobStatusSchema).describe('newest first'),
     next_cursor: z.string().nullable().describe('pass as ?cursor= for the next page; null after the last. A page may hold fewer jobs than limit.'),
+    queued_records: z
+      .number()
+      .int()
+      .nonnegative()
+      .describe("Records of the caller's jobs not yet scored (queued and running jobs), what TENANT_MAX_QUEUED_RECORDS caps"),
   })
   .meta({ id: 'JobList' });
 export type JobList = z.infer<typeof JobListSchema>;

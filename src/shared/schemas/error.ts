@@ -46,6 +46,11 @@ export const ERROR_CODES = {
     when: 'the queue is past its bound; Retry-After says when to come back',
     message: 'The service is past its queue bound; retry later',
   },
+  quota_exceeded: {
+    status: 429,
+    when: 'the API key already has TENANT_MAX_QUEUED_RECORDS records waiting; Retry-After says when to come back; nothing was staged',
+    message: 'This key has 1200000 records waiting, past its quota of 1000000 (TENANT_MAX_QUEUED_RECORDS)',
+  },
   model_error: {
     status: 500,
     when: 'the model failed on the records of the call',

@@ -1,0 +1,171 @@
+// Fair share of the bulk queue (issue 18), with real processes on a private Redis: a small job of
+// key B submitted 300 ms after key A's 2,000,000-record job finishes within twice its time alone,
+// and so does a priority=high one; a priority=low one waits while the large job has chunks queued.
+// The large body goes by curl from a file, as a partner's upload would, while this process times
+// the small job. Each large job is cancelled once the small one is measured: its chunks not yet
+// scored are skipped, so the file takes seconds, not the large job's whole scoring time.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { startApi, startWorker, type ServiceProcess } from '../helpers/processes.ts';
+import { request } from '../helpers/http.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { buildNdjson } from '../../bench/bulk.ts';
+import { chunkPriority, chunkTag, LEVEL_SPAN } from '../../src/shared/fair-share.ts';
+
+const KEY_A = 'tenant-a-0123456789';
+const KEY_B = 'tenant-b-0123456789';
+const LARGE = 2_000_000;
+const SMALL = 10_000;
+const auth = (key: string) => ({ authorization: `Bearer ${key}` });
+
+test('tags interleave jobs chunk by chunk, levels never mix, and a tag past its range stays in its level', () => {
+  const first = { level: 'normal' as const, start: 1, stride: 1 };
+  // A job opened when the clock stood at 40 starts level with the chunks taken then.
+  const later = { level: 'normal' as const, start: 41, stride: 1 };
+  assert.ok(chunkPriority('normal', chunkTag(later, 0)) < chunkPriority('normal', chunkTag(first, 41)));
+  assert.ok(chunkPriority('normal', chunkTag(later, 0)) > chunkPriority('normal', chunkTag(first, 39)));
+  // An owner with two jobs waiting spreads its third over three times the tags.
+  assert.equal(chunkTag({ level: 'normal', start: 5, stride: 3 }, 2), 11);
+  assert.ok(chunkPriority('high', LEVEL_SPAN * 10) < chunkPriority('normal', 1));
+  assert.ok(chunkPriority('normal', LEVEL_SPAN * 10) < chunkPriority('low', 1));
+  assert.ok(chunkPriority('low', LEVEL_SPAN * 10) <= 2 ** 21, "within BullMQ's priority range");
+});
+
+describe('a small job behind another key’s 2,000,000-record job', { timeout: 240_000 }, () => {
+  let redis: TestRedis;
+  let api: ServiceProcess;
+  let workers: ServiceProcess[];
+  let dir: string;
+  let largeFile: string;
+  let smallFile: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fair-share-'));
+    largeFile = join(dir, 'large.ndjson');
+    smallFile = join(dir, 'small.ndjson');
+    writeFileSync(largeFile, buildNdjson(LARGE, 100));
+    writeFileSync(smallFile, buildNdjson(SMALL, 900));
+    redis = await startTestRedis();
+    const env = {
+      REDIS_URL: redis.url,
+      QUEUE_PREFIX: 'fair',
+      API_KEYS: `${KEY_A},${KEY_B}`,
+      MAX_JOB_RECORDS: String(LARGE),
+      JOB_BODY_LIMIT_BYTES: String(1 << 30),
+      JOB_BODY_TIMEOUT_MS: '120000',
+    };
+    [api, ...workers] = await Promise.all([startApi(env), startWorker(env), startWorker(env)]);
+  });
+  after(async () => {
+    await Promise.all([api, ...(workers ?? [])].filter(Boolean).map((p) => p.stop()));
+    await redis?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** POST /jobs by curl from a file, resolving with the job id once the upload is answered. */
+  function curlSubmit(file: string, key: string, query = ''): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const curl = spawn('curl', [
+        '-sS',
+        '-X',
+        'POST',
+        '-H',
+        'content-type: application/x-ndjson',
+        '-H',
+        `authorization: Bearer ${key}`,
+        '--data-binary',
+        `@${file}`,
+        `${api.url}/jobs${query}`,
+      ]);
+      let out = '';
+      curl.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      curl.on('error', reject);
+      curl.on('close', () => {
+        try {
+          const body = JSON.parse(out) as { job_id?: string };
+          if (body.job_id) resolve(body.job_id);
+          else reject(new Error(`POST /jobs answered ${out.slice(0, 300)}`));
+        } catch {
+          reject(new Error(`POST /jobs answered ${out.slice(0, 300)}`));
+        }
+      });
+    });
+  }
+
+  const status = async (jobId: string, key: string) => (await request(`${api.url}/jobs/${jobId}`, { headers: auth(key) })).body;
+
+  async function completed(jobId: string, key: string): Promise<void> {
+    await waitFor(
+      async () => {
+        const s = await status(jobId, key);
+        assert.ok(s.status !== 'failed' && s.status !== 'cancelled', JSON.stringify(s));
+        return s.status === 'completed' ? true : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 10, what: `job ${jobId} completed` },
+    );
+  }
+
+  const timings: string[] = [];
+
+  /** Seconds from the first byte of the small job's upload to its completion; its phases go to `timings` for failure messages. */
+  async function timedSmall(query = ''): Promise<number> {
+    const started = performance.now();
+    const id = await curlSubmit(smallFile, KEY_B, query);
+    const accepted = performance.now();
+    await completed(id, KEY_B);
+    const seconds = (performance.now() - started) / 1000;
+    const s = await status(id, KEY_B);
+    const ms = (from: string, to: string) => Date.parse(to) - Date.parse(from);
+    timings.push(
+      `${query || 'normal'}: ${seconds.toFixed(3)} s (upload answered ${(accepted - started).toFixed(0)} ms, ` +
+        `queued ${ms(s.created_at, s.started_at)} ms, scored ${ms(s.started_at, s.finished_at)} ms)`,
+    );
+    return seconds;
+  }
+
+  /** Starts the large job of key A; the small one's clock starts 300 ms later. */
+  async function behindLarge<T>(run: () => Promise<T>): Promise<{ result: T; largeId: string }> {
+    const large = curlSubmit(largeFile, KEY_A);
+    await new Promise((r) => setTimeout(r, 300));
+    const result = await run();
+    const largeId = await large;
+    const s = await status(largeId, KEY_A);
+    assert.ok(s.progress.done < LARGE, `the large job was still running when the small one finished (${s.progress.done} done)`);
+    await request(`${api.url}/jobs/${largeId}`, { method: 'DELETE', headers: auth(KEY_A) });
+    return { result, largeId };
+  }
+
+  let alone: number;
+
+  test('normal priority: within 2x its time alone', async () => {
+    // Twice alone, keeping the faster: the first job warms the api's and the workers' paths.
+    alone = Math.min(await timedSmall(), await timedSmall());
+    const { result: behind } = await behindLarge(() => timedSmall());
+    assert.ok(behind <= 2 * alone, `alone ${alone.toFixed(3)} s, behind the large job ${behind.toFixed(3)} s: ${timings.join('; ')}`);
+  });
+
+  test('priority=high: within 2x its time alone', async () => {
+    const { result: behind } = await behindLarge(() => timedSmall('?priority=high'));
+    assert.ok(behind <= 2 * alone, `alone ${alone.toFixed(3)} s, high behind the large job ${behind.toFixed(3)} s: ${timings.join('; ')}`);
+  });
+
+  test('priority=low: no chunk scored while the large job has chunks waiting, though a normal job submitted after it completes', async () => {
+    // Once the large upload is answered all of its chunks are queued; those not yet scored wait.
+    // (Before that, a worker may find nothing else waiting and take the low job's chunk: a lower
+    // level is served whenever the higher ones have nothing queued.)
+    const largeId = await curlSubmit(largeFile, KEY_A);
+    const lowId = await curlSubmit(smallFile, KEY_B, '?priority=low');
+    await timedSmall();
+    const [low, large] = await Promise.all([status(lowId, KEY_B), status(largeId, KEY_A)]);
+    assert.ok(large.progress.done < LARGE, `the large job still had chunks waiting (${large.progress.done} done)`);
+    assert.equal(low.progress.done, 0, JSON.stringify(low));
+    await request(`${api.url}/jobs/${largeId}`, { method: 'DELETE', headers: auth(KEY_A) });
+    // Then the low one is next.
+    await completed(lowId, KEY_B);
+  });
+});
