@@ -11,7 +11,9 @@ const telemetry = startTelemetry({ serviceName: 'scoring-worker', ...config.tele
 const logger = createLogger('worker', config.logLevel);
 
 const worker = await startWorker(config, { telemetry, logger }).catch(async (err: unknown) => {
-  if (err instanceof WorkerStartError) logger.fatal({ err, ...err.details }, err.message);
+  // A taken port is one plain line on stderr (no stack): the operator's next step is in it.
+  if (err instanceof WorkerStartError && err.reason === 'listen') console.error(err.message);
+  else if (err instanceof WorkerStartError) logger.fatal({ ...err.details }, err.message);
   else logger.fatal({ err }, 'the worker could not start');
   await telemetry.shutdown();
   process.exit(1);

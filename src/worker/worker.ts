@@ -23,13 +23,18 @@ import { OnlineConsumers } from './online-consumers.ts';
 import { OnlineFirst } from './online-first.ts';
 import { monitorEventLoopStalls } from '../shared/event-loop-stalls.ts';
 
-/** A worker could not start; `details` says why (the repository's problems, the port). Nothing is left running. */
+/**
+ * A worker could not start: `no_model` (nothing loaded; `details` has the repository's problems)
+ * or `listen` (the ops port; the message is the one line an operator needs). Nothing is left running.
+ */
 export class WorkerStartError extends Error {
+  readonly reason: 'no_model' | 'listen';
   readonly details: Record<string, unknown>;
 
-  constructor(message: string, details: Record<string, unknown> = {}, cause?: unknown) {
+  constructor(reason: WorkerStartError['reason'], message: string, details: Record<string, unknown> = {}, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = this.constructor.name;
+    this.reason = reason;
     this.details = details;
   }
 }
@@ -76,7 +81,7 @@ export async function startWorker(config: Config, { telemetry, logger }: WorkerD
     const { problems, models } = repository.snapshot();
     const failures = models.flatMap((m) => m.versions.filter((v) => v.reason).map((v) => `${m.name}/${v.version}: ${v.reason}`));
     await repository.close();
-    throw new WorkerStartError('model could not be loaded: the worker holds no model', {
+    throw new WorkerStartError('no_model', 'model could not be loaded: the worker holds no model', {
       repository: config.worker.modelRepository,
       problems,
       failures,
@@ -168,7 +173,7 @@ export async function startWorker(config: Config, { telemetry, logger }: WorkerD
   ).catch(async (err: unknown) => {
     // A chunk this worker may have taken meanwhile is handed back by the stalled check.
     await stopEarly();
-    throw new WorkerStartError(listenFailure('worker', 'WORKER_PORT', '0.0.0.0', config.worker.port, err), {}, err);
+    throw new WorkerStartError('listen', listenFailure('worker', 'WORKER_PORT', '0.0.0.0', config.worker.port, err), {}, err);
   });
 
   const beat = () =>
