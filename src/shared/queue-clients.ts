@@ -90,7 +90,8 @@ export type ConsumerSettings = {
 
 /**
  * BullMQ Workers for one queue of the catalog, one per shard, so a process drains every shard.
- * job.data is parsed once with the queue's schema; data that does not parse fails the job with
+ * job.data is checked once, by the catalog's guard when it has one (data the service wrote and
+ * validated where it came in) else by the queue's schema; data that fails fails the job with
  * UnrecoverableError, since no retry would make it readable (version skew between producer and
  * consumer). Concurrency holds per shard.
  */
@@ -102,6 +103,12 @@ export function createConsumers<D, R, N extends string>(
   const { lockFromConfig, bullmqTelemetry: withTelemetry, ...workerDefaults } = definition.consumer;
   // The token is the job's lock: a processor needs it to move its job (moveToDelayed).
   const processor = async (job: ConsumedJob<R, N>, token?: string): Promise<R> => {
+    if (definition.guard) {
+      const problem = definition.guard(job.data);
+      if (problem !== undefined) throw new UnrecoverableError(`${definition.name} job ${job.id ?? '?'} has bad data: ${problem}`);
+      // The catalog's guard passed: the data is the service's own, typed by the catalog.
+      return process(job.data as D, job, token);
+    }
     const parsed = definition.data.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`${definition.name} job ${job.id ?? '?'} has bad data: ${parsed.error.message}`);
     return process(parsed.data, job, token);

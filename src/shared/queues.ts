@@ -128,11 +128,35 @@ type ConsumerDefaults = Pick<WorkerOptions, 'concurrency' | 'maxStalledCount' | 
 export type QueueDefinition<D = unknown, R = unknown, N extends string = string> = {
   name: string;
   jobName: N;
+  /** The job data's schema: it types producer and consumer; a consumer parses with it unless `guard` is given. */
   data: z.ZodType<D>;
+  /**
+   * For data this service wrote itself and already validated where it came in: a cheaper check a
+   * consumer runs instead of the full schema (why the data is not readable, or undefined).
+   */
+  guard?: (data: unknown) => string | undefined;
   result: z.ZodType<R>;
   jobOptions: JobsOptions;
   consumer: ConsumerDefaults;
 };
+
+/**
+ * The envelope of an online job, checked where the worker takes it. Only the envelope: the api
+ * wrote the job and checked each record against the version's record schema when the call came in
+ * (the one check of a record); what guards here is a job of another release during a rolling deploy.
+ */
+function predictEnvelope(data: unknown): string | undefined {
+  const job = data as Partial<PredictJob> | null;
+  if (typeof job?.reply_to !== 'string' || typeof job.enqueued_at !== 'number') return 'no reply_to or enqueued_at';
+  if (!Array.isArray(job.calls) || job.calls.length === 0) return 'no calls';
+  for (const call of job.calls as unknown[]) {
+    const c = call as Partial<OnlineCall> | null;
+    if (typeof c?.call_id !== 'string' || typeof c.deadline !== 'number' || !Array.isArray(c.records) || c.records.length === 0) {
+      return 'a call without call_id, deadline or records';
+    }
+  }
+  return undefined;
+}
 
 export const QUEUES = {
   /** The template of every model version's online queue; predictQueue() names one. */
@@ -140,6 +164,7 @@ export const QUEUES = {
     name: 'predict',
     jobName: 'predict',
     data: PredictJobSchema,
+    guard: predictEnvelope,
     result: PredictOutcomeSchema,
     // Replies travel on pub/sub, never through the job's return value, so a finished job can
     // be removed at once: no waiter races BullMQ's clean-up ("Missing key for job").

@@ -11,7 +11,7 @@ import { errorResponses } from '../../shared/schemas/error.ts';
 import { PredictQuerySchema } from '../../shared/schemas/prediction.ts';
 import type { ModelRegistry, Resolved } from '../model-registry.ts';
 import { ModelViewSchema } from '../../shared/model-catalog.ts';
-import { onlineErrors, setServerTiming } from './predict.ts';
+import { onlineErrors, serializeTrusted, setServerTiming } from './predict.ts';
 import { HEADERS } from '../openapi/operation-docs.ts';
 
 // Examples from the committed species model (models/species/1) as a worker answers them.
@@ -146,7 +146,7 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRoutesOpti
     return { result, body };
   };
 
-  const common = { bodyLimit: options.bodyLimitBytes };
+  const common = { bodyLimit: options.bodyLimitBytes, serializerCompiler: serializeTrusted };
   for (const [path, params] of [
     ['/models/:name', ModelParams],
     ['/models/:name/versions/:version', VersionParams],

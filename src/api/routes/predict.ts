@@ -49,7 +49,7 @@ const timed = { 'Server-Timing': HEADERS.serverTiming };
  * the response schemas describe them for the docs. Validating them again here would be a fourth
  * check of data the service made itself.
  */
-const serializeTrusted = () => (data: unknown) => JSON.stringify(data);
+export const serializeTrusted = () => (data: unknown) => JSON.stringify(data);
 
 /** Server-Timing tells a client where its milliseconds went without a tracing backend. */
 export function setServerTiming(reply: FastifyReply, result: CallResult): void {
