@@ -333,12 +333,10 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
     /** Removes expired jobs from their owner's listing. */
     async forgetJobs(owner: string, jobIds: readonly string[]): Promise<void> {
       if (jobIds.length === 0) return;
-      // Both keys share the owner's hash tag: one MULTI on one slot.
-      await redis
-        .multi()
-        .zrem(bulkOwnerJobsKey(prefix, owner), ...jobIds)
-        .srem(bulkOwnerActiveKey(prefix, owner), ...jobIds)
-        .exec();
+      // Two commands, not a MULTI: a Redis at maxmemory refuses every command queued in a
+      // transaction, even one that frees memory, and this runs when a refused job is cleaned up.
+      await redis.zrem(bulkOwnerJobsKey(prefix, owner), ...jobIds);
+      await redis.srem(bulkOwnerActiveKey(prefix, owner), ...jobIds);
     },
 
     /**

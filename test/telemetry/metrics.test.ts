@@ -44,7 +44,8 @@ test('metrics on both ports follow the traffic', async () => {
   await queue.add(QUEUES.predict.jobName, { not: 'a predict job' }, QUEUES.predict.jobOptions);
   await queue.close();
 
-  await waitFor(async () => (await readMetric(a.url, 'scoring_queue_jobs', { queue: QUEUES.bulk.name, state: 'waiting' })) === 3, {
+  // Bulk chunks are queued with fair-share priorities: they wait in BullMQ's prioritized state.
+  await waitFor(async () => (await readMetric(a.url, 'scoring_queue_jobs', { queue: QUEUES.bulk.name, state: 'prioritized' })) === 3, {
     what: 'three waiting bulk chunks (25 records in chunks of 10)',
   });
   assert.equal(await readMetric(a.url, 'scoring_bulk_records_pending'), 25);
