@@ -35,6 +35,11 @@ export type InferOptions = {
   outputs?: readonly string[];
   /** Aborted when the client goes away (HTTP connection closed, gRPC call cancelled). */
   signal?: AbortSignal;
+  /**
+   * The metadata the transport checked the tensors against (modelMetadata's answer). A backend
+   * checks them again only when the version it resolves now has other metadata (it moved since).
+   */
+  checked?: ModelMetadata;
 };
 
 export type InferTimings = { queueMs: number; batchWaitMs: number; inferenceMs: number; batchRecords: number };

@@ -158,6 +158,7 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
     const requested = checkRequestedOutputs(body.outputs, meta);
     const result = await backend.infer(model, version, inputs, {
       deadlineMs,
+      checked: meta,
       ...(requested && { outputs: requested }),
       signal: clientGone(reply),
     });

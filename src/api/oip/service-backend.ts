@@ -86,8 +86,9 @@ export class ServiceBackend implements InferenceBackend {
     if (timeoutMs <= 0) throw new DeadlineExceededError('The deadline passed before the call was queued');
     const resolved = await this.#resolve(name, version);
     const face = this.#face(resolved);
-    // The version may have moved since the caller checked these tensors against its metadata.
-    checkInputs(inputs, face.meta, { maxBatch: this.#options.maxBatch });
+    // One check per call: the transport checked these tensors against face.meta; only a version
+    // that moved since (other metadata) is checked again.
+    if (options.checked !== face.meta) checkInputs(inputs, face.meta, { maxBatch: this.#options.maxBatch });
     const records = face.byFields
       ? fieldRecords(inputs, this.#options.registry.recordSchema(resolved))
       : signatureRecords(inputs, face.view.signature!.inputs);
