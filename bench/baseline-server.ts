@@ -1,6 +1,6 @@
 // The benchmark's baseline: the same validation (FraudRecordSchema through
-// fastify-type-provider-zod, the api's error handler), the same model (loadModel) and the same
-// decision (decide), served in-process by a plain Fastify route with no queue. Each request is
+// fastify-type-provider-zod, the api's error handler), the same model and the same decision (the
+// worker's one loader, loadModelVersion, and its policy), served in-process by a plain Fastify route with no queue. Each request is
 // scored on its own, the way an in-process service without a batcher would. It runs as its
 // own process so it does not share the load generator's event loop; the queue's cost is the
 // ratio of the api's figures to these. Configured by the same environment as the api and
@@ -14,18 +14,21 @@ import { loggerOptions } from '../src/shared/logger.ts';
 import { FraudRecordSchema } from '../src/shared/schemas/record.ts';
 import { BatchResponseSchema, PredictionSchema, batchRequestSchema } from '../src/shared/schemas/prediction.ts';
 import errorsPlugin from '../src/api/plugins/errors.ts';
-import { loadModel } from '../src/worker/model.ts';
+import { basename } from 'node:path';
+import { loadModelVersion } from '../src/worker/model-version.ts';
 import { defaultVersionDir } from '../src/worker/repository-scan.ts';
-import { decide } from '../src/worker/decide.ts';
+import type { Decision } from '../src/shared/schemas/prediction.ts';
 
 const config = loadConfig();
-const model = await loadModel(await defaultVersionDir(config.worker.modelRepository, 'fraud'), {
+const dir = await defaultVersionDir(config.worker.modelRepository, config.defaultModel);
+const model = await loadModelVersion(dir, config.defaultModel, Number(basename(dir)), {
   intraOpNumThreads: config.worker.intraOpThreads,
+  thresholds: {
+    ...(config.worker.approveThreshold === undefined ? {} : { approve: config.worker.approveThreshold }),
+    ...(config.worker.reviewThreshold === undefined ? {} : { review: config.worker.reviewThreshold }),
+  },
 });
-const thresholds = {
-  approve: config.worker.approveThreshold ?? model.manifest.thresholds.approve,
-  review: config.worker.reviewThreshold ?? model.manifest.thresholds.review,
-};
+const decide = (p: number) => model.decide(p) as Decision;
 
 // The same Fastify options as the api's buildApp, so the HTTP layer costs the same.
 const app = Fastify({
@@ -45,10 +48,10 @@ await app.register(errorsPlugin);
 const stats = { runs: 0, records: 0 };
 
 app.post('/predict', { schema: { body: FraudRecordSchema, response: { 200: PredictionSchema } } }, async (request) => {
-  const [p] = await model.score([request.body]);
+  const [p] = await model.probabilities([request.body]);
   stats.runs++;
   stats.records++;
-  return { fraud_probability: p!, decision: decide(p!, thresholds), model_version: model.version };
+  return { fraud_probability: p!, decision: decide(p!), model_version: model.displayVersion };
 });
 
 app.post(
@@ -57,12 +60,12 @@ app.post(
   async (request) => {
     const started = performance.now();
     const { records } = request.body;
-    const probabilities = await model.score(records);
+    const probabilities = await model.probabilities(records);
     stats.runs++;
     stats.records += records.length;
     return {
-      results: Array.from(probabilities, (p) => ({ fraud_probability: p, decision: decide(p, thresholds) })),
-      model_version: model.version,
+      results: Array.from(probabilities, (p) => ({ fraud_probability: p, decision: decide(p) })),
+      model_version: model.displayVersion,
       latency_ms: Number((performance.now() - started).toFixed(3)),
     };
   },
@@ -73,7 +76,7 @@ app.get('/stats', { schema: { response: { 200: z.object({ runs: z.number(), reco
 
 const close = async () => {
   await app.close();
-  await model.close();
+  await model.retire();
   process.exit(0);
 };
 process.once('SIGTERM', () => void close());

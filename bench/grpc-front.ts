@@ -17,9 +17,22 @@ import { fileURLToPath } from 'node:url';
 import type { InferenceBackend } from '../src/api/oip/backend.ts';
 import { startOipGrpcServer } from '../src/api/oip/grpc-server.ts';
 import { OIP_PROTO_PATH, PROTO_LOADER_OPTIONS } from '../src/api/oip/protos.ts';
-import { FRAUD_INPUTS, FRAUD_OUTPUTS } from '../src/api/oip/service-backend.ts';
+import type { TensorMetadata } from '../src/api/oip/backend.ts';
 
 export type FrontKind = 'echo' | 'protocol';
+
+/** The fraud model's protocol face, as the service derives it from the committed manifest's record fields. */
+const FRAUD_INPUTS: TensorMetadata[] = [
+  { name: 'transaction_amount', datatype: 'FP32', shape: [-1], accepts: ['FP64'], finite: true },
+  { name: 'merchant_category', datatype: 'BYTES', shape: [-1] },
+  { name: 'card_present', datatype: 'BOOL', shape: [-1] },
+  { name: 'hour_of_day', datatype: 'INT32', shape: [-1], accepts: ['INT64'] },
+  { name: 'days_since_last_transaction', datatype: 'FP32', shape: [-1], accepts: ['FP64'], finite: true },
+];
+const FRAUD_OUTPUTS: TensorMetadata[] = [
+  { name: 'fraud_probability', datatype: 'FP32', shape: [-1] },
+  { name: 'decision', datatype: 'BYTES', shape: [-1] },
+];
 
 const HOST = '127.0.0.1';
 

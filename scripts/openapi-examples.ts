@@ -5,8 +5,7 @@
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { generateFraudRecords } from './model/fraud-data.ts';
-import { loadModel } from '../src/worker/model.ts';
-import { decide } from '../src/worker/decide.ts';
+import { loadModelVersion } from '../src/worker/model-version.ts';
 import type { FraudRecord } from '../src/shared/schemas/record.ts';
 import type { Decision } from '../src/shared/schemas/prediction.ts';
 
@@ -28,12 +27,16 @@ export type OpenapiExamples = {
 };
 
 export async function buildOpenapiExamples(): Promise<OpenapiExamples> {
-  const model = await loadModel(MODEL_DIR);
+  const model = await loadModelVersion(MODEL_DIR, 'fraud', 1);
   try {
-    const thresholds = model.manifest.thresholds;
+    const thresholds = model.manifest!.thresholds!;
     const records = generateFraudRecords(SEED, CANDIDATES);
-    const probabilities = Array.from(await model.score(records));
-    const scored = records.map((record, i) => ({ record, fraud_probability: probabilities[i]!, decision: decide(probabilities[i]!, thresholds) }));
+    const probabilities = Array.from(await model.probabilities(records));
+    const scored = records.map((record, i) => ({
+      record,
+      fraud_probability: probabilities[i]!,
+      decision: model.decide(probabilities[i]!) as Decision,
+    }));
     const predictions = (['approve', 'review', 'decline'] as const).map((decision) => {
       const found = scored.find((s) => s.decision === decision);
       if (!found) throw new Error(`no ${decision} among ${CANDIDATES} generated records of seed ${SEED}`);
@@ -41,7 +44,7 @@ export async function buildOpenapiExamples(): Promise<OpenapiExamples> {
     });
     const bulk = predictions.map((p, index) => ({ ...p, id: `txn-${String(scored.indexOf(p)).padStart(6, '0')}`, index }));
     return {
-      model_version: model.version,
+      model_version: model.displayVersion,
       thresholds: { approve: thresholds.approve, review: thresholds.review },
       predictions,
       bulk: {
@@ -50,7 +53,7 @@ export async function buildOpenapiExamples(): Promise<OpenapiExamples> {
       },
     };
   } finally {
-    await model.close();
+    await model.retire();
   }
 }
 

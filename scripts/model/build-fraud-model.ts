@@ -3,7 +3,8 @@
 // writes) so tests can rebuild and compare bytes; scripts/model/build.ts writes the result.
 import { createHash } from 'node:crypto';
 import { createFeatureEncoder } from '../../src/worker/features.ts';
-import { ModelManifestSchema, type ModelManifest } from '../../src/worker/model-manifest.ts';
+import { ManifestSchema } from '../../src/worker/manifest.ts';
+import { FraudCardSchema, type FraudCard } from './fraud-card.ts';
 import { fraudModelInput } from './feature-spec.ts';
 import { REFERENCE_DATA, fraudRowsToCsv, generateFraudRows } from './fraud-data.ts';
 import { DEFAULT_GBDT_OPTIONS, predictGbdtProbability, trainGbdt, type GbdtModel, type GbdtOptions } from './gbdt.ts';
@@ -28,7 +29,7 @@ export interface BuildFraudModelOptions {
 
 export interface FraudModelBuild {
   onnx: Uint8Array;
-  manifest: ModelManifest;
+  manifest: FraudCard;
   model: GbdtModel;
   trainSeconds: number;
 }
@@ -100,7 +101,7 @@ export function buildFraudModel(options: BuildFraudModelOptions = {}): FraudMode
   });
   const onnxSha256 = sha256(onnx);
 
-  const manifest = ModelManifestSchema.parse({
+  const manifest = FraudCardSchema.parse({
     name: 'fraud',
     version: `fraud-gbdt-${MODEL_SEMVER}+${onnxSha256.slice(0, 8)}`,
     description:
@@ -112,7 +113,7 @@ export function buildFraudModel(options: BuildFraudModelOptions = {}): FraudMode
     bytes: onnx.length,
     sha256: onnxSha256,
     input,
-    output: { name: PROBABILITY_OUTPUT, probability_column: 1 },
+    output: { name: PROBABILITY_OUTPUT, probability_column: 1, field: 'fraud_probability' },
     thresholds: { approve, review },
     metrics: {
       rows: holdout.length,
@@ -144,10 +145,12 @@ export function buildFraudModel(options: BuildFraudModelOptions = {}): FraudMode
       l2_regularization: trainer.l2,
     },
   });
+  // The card must be a manifest the service loads as it is.
+  ManifestSchema.parse(manifest);
   return { onnx, manifest, model, trainSeconds };
 }
 
 /** The manifest as written to disk: stable key order from the schema, 2-space JSON, final newline. */
-export function serializeManifest(manifest: ModelManifest): string {
+export function serializeManifest(manifest: FraudCard): string {
   return JSON.stringify(manifest, null, 2) + '\n';
 }

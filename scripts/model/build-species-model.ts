@@ -2,7 +2,7 @@
 // classifier on one float32 [N, 4] input, trained on generated flower measurements. Pure (no file
 // writes), like build-fraud-model.ts; scripts/model/build.ts writes the result.
 import { createHash } from 'node:crypto';
-import { VersionManifestSchema } from '../../src/worker/version-manifest.ts';
+import { ManifestSchema } from '../../src/worker/manifest.ts';
 import { exportLinearSoftmaxToOnnx, type LinearSoftmaxModel } from './onnx-export.ts';
 import { DEFAULT_SOFTMAX_OPTIONS, predictSoftmax, trainSoftmax } from './softmax.ts';
 import { MEASUREMENTS, SPECIES, generateSpeciesRows } from './species-data.ts';
@@ -20,7 +20,7 @@ export const SPECIES_MODEL = {
 
 export interface SpeciesModelBuild {
   onnx: Uint8Array;
-  /** manifest.json as written: validated against VersionManifestSchema, keys in this order. */
+  /** manifest.json as written: validated against ManifestSchema, keys in this order. */
   manifest: Record<string, unknown>;
   /** The manifest as written to disk: 2-space JSON, final newline. */
   manifestText: string;
@@ -88,6 +88,6 @@ export function buildSpeciesModel(): SpeciesModelBuild {
       l2_regularization: DEFAULT_SOFTMAX_OPTIONS.l2,
     },
   };
-  VersionManifestSchema.parse(manifest);
+  ManifestSchema.parse(manifest);
   return { onnx, manifest, manifestText: JSON.stringify(manifest, null, 2) + '\n', model, holdout };
 }

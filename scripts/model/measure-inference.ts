@@ -2,8 +2,8 @@
 // intra-op thread, and how long a run keeps the event loop from turning (what a worker's Redis
 // heartbeats and lock renewals would wait). Prints medians. Usage: node scripts/model/measure-inference.ts
 import { parseArgs } from 'node:util';
-import { createFeatureEncoder } from '../../src/worker/features.ts';
-import { loadModel } from '../../src/worker/model.ts';
+import { basename, dirname } from 'node:path';
+import { loadModelVersion } from '../../src/worker/model-version.ts';
 import { generateFraudRecords } from './fraud-data.ts';
 import { median } from '../../bench/load.ts';
 
@@ -39,28 +39,28 @@ async function timeOnce(work: () => Promise<unknown>): Promise<{ latencyMs: numb
   return { latencyMs: end - start, blockMs: Math.min(immediateAt, end) - start };
 }
 
-const model = await loadModel(values.model, { intraOpNumThreads: 1 });
-const encoder = createFeatureEncoder(model.manifest.input);
-console.log(`model ${model.version}, intraOpNumThreads 1, ${budgetMs / 1000} s per size; medians:`);
+const model = await loadModelVersion(values.model, basename(dirname(values.model)), Number(basename(values.model)), { intraOpNumThreads: 1 });
+const encoder = model.encoder!;
+console.log(`model ${model.displayVersion}, intraOpNumThreads 1, ${budgetMs / 1000} s per size; medians:`);
 console.log('batch   runs   infer ms   rows/s (infer)   loop block ms   rows/s (encode+infer)');
 try {
   for (const size of sizes) {
     const records = generateFraudRecords(1000 + size, size);
     const features = encoder.encode(records);
-    for (let i = 0; i < WARMUP_RUNS; i++) await model.scoreFeatures(features, size);
+    for (let i = 0; i < WARMUP_RUNS; i++) await model.scoreEncoded(features, size);
 
     const latencies: number[] = [];
     const blocks: number[] = [];
     const began = performance.now();
     while (latencies.length < MIN_RUNS || performance.now() - began < budgetMs) {
-      const { latencyMs, blockMs } = await timeOnce(() => model.scoreFeatures(features, size));
+      const { latencyMs, blockMs } = await timeOnce(() => model.scoreEncoded(features, size));
       latencies.push(latencyMs);
       blocks.push(blockMs);
     }
     const withEncoding: number[] = [];
     const beganEncoding = performance.now();
     while (withEncoding.length < MIN_RUNS || performance.now() - beganEncoding < budgetMs / 3) {
-      withEncoding.push((await timeOnce(() => model.score(records))).latencyMs);
+      withEncoding.push((await timeOnce(() => model.probabilities(records))).latencyMs);
     }
 
     const inferMs = median(latencies);
@@ -80,5 +80,5 @@ try {
     );
   }
 } finally {
-  await model.close();
+  await model.retire();
 }

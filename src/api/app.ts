@@ -73,7 +73,7 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
   await app.register(bodyTimeoutPlugin, { bodyTimeoutMs: config.api.bodyTimeoutMs });
   await app.register(authPlugin, { apiKeys: config.api.apiKeys, adminApiKeys: config.api.adminApiKeys });
   await app.register(openapiPlugin, { docsPublic: config.api.docsPublic });
-  await app.register(queuesPlugin, { config });
+  await app.register(queuesPlugin, { config, telemetry });
   await app.register(onlineDispatcherPlugin, { config, telemetry });
   await app.register(modelRegistryPlugin, { config });
   await app.register(observabilityPlugin, { config, telemetry });
@@ -85,6 +85,7 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
   // keyPrefix, not prefix: Fastify reads a `prefix` option as a route prefix.
   await app.register(healthRoutes, { keyPrefix: config.redis.prefix, telemetry });
   await app.register(predictRoutes, {
+    model: config.defaultModel,
     predictTimeoutMs: config.api.predictTimeoutMs,
     maxBatchRecords: config.api.maxBatchRecords,
     bodyLimitBytes: config.api.bodyLimitBytes,

@@ -6,41 +6,23 @@ import type { RedisClient } from '../shared/redis.ts';
 import { subscribeChannel } from '../shared/pubsub.ts';
 import { z } from 'zod';
 import type { LogSink } from '../shared/logger.ts';
-import { drainsOnline, type RepositorySnapshot, type VersionSnapshot } from '../shared/model-catalog.ts';
-import type { ModelSignature } from '../shared/model-signature.ts';
+import {
+  drainsOnline,
+  type ModelView,
+  type RepositorySnapshot,
+  type VersionSnapshot,
+  type VersionState,
+  type VersionView,
+} from '../shared/model-catalog.ts';
 import { recordSchemaFromSignature } from '../shared/model-signature.ts';
 import { DEFAULT_ALIAS, LATEST_ALIAS, type VersionSelector } from '../shared/model-selector.ts';
-import { FraudRecordSchema } from '../shared/schemas/record.ts';
+import { recordSchemaFromFields } from '../shared/record-fields.ts';
+import { resolveVersion, type ModelFacts } from '../shared/version-resolution.ts';
 import { ModelNotFoundError, ModelUnavailableError } from '../shared/errors.ts';
 import { modelsChangedChannel } from '../shared/keys.ts';
 import { readLiveWorkers } from '../shared/worker-registry.ts';
 
-/** loaded: at least one live worker holds it; unavailable: on disk, held by no live worker. */
-export type VersionState = 'loaded' | 'loading' | 'failed' | 'unavailable';
-
-export interface VersionView {
-  version: number;
-  state: VersionState;
-  /** Why it failed on some worker (a loaded session may keep serving elsewhere). */
-  reason?: string;
-  display_version?: string;
-  signature?: ModelSignature;
-  record_fields?: string[];
-  decision?: { output: string; labels: string[] };
-  class_labels?: Record<string, string[]>;
-  ignored_outputs?: { name: string; reason: string }[];
-  /** Live workers that hold it loaded. */
-  workers: number;
-}
-
-export interface ModelView {
-  name: string;
-  versions: VersionView[];
-  aliases: Record<string, number>;
-  /** Where a call naming no version goes now; null when no version of it is servable. */
-  default_version: number | null;
-  problems: string[];
-}
+export type { ModelView, VersionView };
 
 export type Resolved = { name: string; version: number; view: VersionView };
 
@@ -140,10 +122,10 @@ export class ModelRegistry {
   }
 
   /**
-   * The version a call goes to. An explicit version must be known (else ModelNotFoundError) and held
-   * by a live worker (else ModelUnavailableError). No version: `selector.alias`, else `champion`
-   * when the model has one, else `latest` (the highest version held). An alias whose new target is
-   * still loading keeps its previous version while a worker still serves with it.
+   * The version a call goes to, by the service's one rule (shared/version-resolution.ts) over what
+   * the live workers report: a version is servable when one of them holds it loaded. Throws
+   * ModelNotFoundError (no such model, version or alias) or ModelUnavailableError (it exists, no
+   * live worker can serve it).
    */
   resolve(name: string, selector: VersionSelector = {}): Resolved {
     const m = this.#models.get(name);
@@ -152,31 +134,9 @@ export class ModelRegistry {
       if (this.#snapshots === 0) throw new ModelUnavailableError(`No live worker holds a model (model ${name} asked for)`);
       throw new ModelNotFoundError(`Model ${name} is not in the repository`);
     }
-    const held = (version: number) => m.byVersion.get(version)?.state === 'loaded';
-    const ok = (version: number): Resolved => ({ name, version, view: m.byVersion.get(version)! });
-    if (selector.version !== undefined) {
-      const v = m.byVersion.get(selector.version);
-      if (!v) throw new ModelNotFoundError(`Model ${name} has no version ${selector.version}`);
-      if (v.state !== 'loaded') throw new ModelUnavailableError(`No live worker holds model ${name} version ${v.version} (${describe(v)})`);
-      return ok(v.version);
-    }
-    const alias = selector.alias ?? (m.aliases[DEFAULT_ALIAS] !== undefined ? DEFAULT_ALIAS : LATEST_ALIAS);
-    if (alias === LATEST_ALIAS) {
-      const versions = m.versions.filter((v) => v.state === 'loaded').map((v) => v.version);
-      if (versions.length > 0) return ok(Math.max(...versions));
-      if (m.versions.length === 0) throw new ModelNotFoundError(`Model ${name} has no versions`);
-      throw new ModelUnavailableError(
-        `No live worker holds a version of model ${name} (${m.versions.map((v) => `${v.version}: ${describe(v)}`).join('; ')})`,
-      );
-    }
-    const target = m.aliases[alias];
-    if (target === undefined) throw new ModelNotFoundError(`Model ${name} has no alias ${alias}`);
-    if (held(target)) return ok(target);
-    const previous = [...(m.serving.get(alias) ?? [])].filter(held);
-    if (previous.length > 0) return ok(Math.max(...previous));
-    const v = m.byVersion.get(target);
-    if (!v) throw new ModelNotFoundError(`Alias ${alias} of model ${name} names version ${target}, which is not in the repository`);
-    throw new ModelUnavailableError(`Alias ${alias} of model ${name} names version ${target}, which no live worker holds (${describe(v)})`);
+    const r = resolveVersion(facts(m), selector);
+    if (!r.ok) throw r.code === 'model_not_found' ? new ModelNotFoundError(r.message) : new ModelUnavailableError(r.message);
+    return { name, version: r.version, view: m.byVersion.get(r.version)! };
   }
 
   /**
@@ -194,12 +154,12 @@ export class ModelRegistry {
   }
 
   /**
-   * The schema of one record of a resolved version: its manifest's record fields (fraud's schema
-   * for fraud's fields), else one field per graph input. Built once per signature.
+   * The schema of one record of a resolved version: its manifest's record fields with their value
+   * rules, else one field per graph input. Built once per signature.
    */
   recordSchema(resolved: Resolved): z.ZodType<Record<string, unknown>> {
     const { view: v } = resolved;
-    const key = JSON.stringify([v.record_fields, v.signature?.inputs]);
+    const key = JSON.stringify([v.fields ?? v.record_fields, v.signature?.inputs]);
     const cacheKey = `${resolved.name}/${resolved.version}`;
     const cached = this.#schemas.get(cacheKey);
     if (cached?.key === key) return cached.schema;
@@ -229,6 +189,18 @@ export class ModelRegistry {
 function describe(v: VersionView): string {
   if (v.state === 'unavailable') return 'held by no live worker';
   return v.reason ? `${v.state}: ${v.reason}` : v.state;
+}
+
+/** What the resolution rule reads of one model as the live workers report it. */
+function facts(m: ModelState): ModelFacts {
+  const versions = new Map(m.versions.map((v) => [v.version, { servable: v.state === 'loaded', why: describe(v) }]));
+  // `latest` is the highest version any live worker holds; an alias keeps what some worker still serves it with.
+  const serving = new Map<string, Iterable<number>>(m.serving);
+  serving.set(
+    LATEST_ALIAS,
+    m.versions.filter((v) => v.state === 'loaded').map((v) => v.version),
+  );
+  return { name: m.name, aliases: m.aliases, versions, serving };
 }
 
 function view(m: ModelState): ModelView {
@@ -293,6 +265,8 @@ function mergeVersion(into: VersionView, v: VersionSnapshot): void {
     into.display_version = v.display_version;
     into.signature = v.signature;
     if (v.record_fields) into.record_fields = v.record_fields;
+    if (v.fields) into.fields = v.fields;
+    if (v.record_output) into.record_output = v.record_output;
     if (v.decision) into.decision = v.decision;
     if (v.class_labels) into.class_labels = v.class_labels;
     if (v.ignored_outputs) into.ignored_outputs = v.ignored_outputs;
@@ -309,14 +283,11 @@ function defaultVersion(m: ModelState): number | null {
   return previous.length > 0 ? Math.max(...previous) : null;
 }
 
-const FRAUD_FIELDS = Object.keys(FraudRecordSchema.shape).sort().join(',');
-
 function buildRecordSchema(v: VersionView): z.ZodType<Record<string, unknown>> {
-  if (v.record_fields) {
-    // The service's one record encoding is fraud's; a manifest naming other fields gets them checked by name.
-    if ([...v.record_fields].sort().join(',') === FRAUD_FIELDS) return FraudRecordSchema;
-    return z.strictObject(Object.fromEntries(v.record_fields.map((f) => [f, z.union([z.number(), z.string(), z.boolean()])])));
-  }
+  // A record-encoded version: its manifest's fields with their value rules.
+  if (v.fields) return recordSchemaFromFields(v.fields) as z.ZodType<Record<string, unknown>>;
+  // A worker of an earlier release publishes the field names only: checked by name.
+  if (v.record_fields) return z.strictObject(Object.fromEntries(v.record_fields.map((f) => [f, z.union([z.number(), z.string(), z.boolean()])])));
   if (!v.signature) throw new ModelUnavailableError(`Version ${v.version} has no signature yet`);
   return recordSchemaFromSignature(v.signature) as z.ZodType<Record<string, unknown>>;
 }

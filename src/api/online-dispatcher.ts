@@ -18,32 +18,29 @@ import { recordsScoredKey } from '../shared/keys.ts';
 import { predictQueue, type CallTimings, type OnlineCall, type OnlineReply, type PredictJob, type PredictOutcome } from '../shared/queues.ts';
 import { createProducer, enqueue, enqueueBulk, type Producer, type Sharding } from '../shared/queue-clients.ts';
 import { replyChannel, subscribeReplies } from '../shared/reply-channel.ts';
-import { ModelError, ModelNotFoundError, ModelUnavailableError, OverloadedError, TimeoutError, UnavailableError } from '../shared/errors.ts';
-import { isRedisReady, type RedisClient } from '../shared/redis.ts';
+import {
+  InsufficientStorageError,
+  ModelError,
+  ModelNotFoundError,
+  ModelUnavailableError,
+  OverloadedError,
+  TimeoutError,
+  UnavailableError,
+} from '../shared/errors.ts';
+import { isRedisOutOfMemory, isRedisReady, type RedisClient } from '../shared/redis.ts';
 import { busyScoringRate, predictedWaitMs, trimSamples, windowScoringRate, type RateSample } from '../shared/scoring-rate.ts';
-import type { Decision } from '../shared/schemas/prediction.ts';
 import type { LogSink } from '../shared/logger.ts';
 import { injectSpan } from '../shared/trace-carrier.ts';
 import { endCallSpanError, endCallSpanOk, startCallSpan } from './call-spans.ts';
 
-/**
- * What a call got back: from a record-encoded model with a decision policy (fraud), probabilities
- * and decisions, as /predict answers them; from any other, each output by name per record.
- * outputsOf() gives both as outputs by name.
- */
+/** What a call got back: per record, each output by name, and the version that scored it. */
 export type CallResult = {
   modelName: string;
-  /** The version that scored the call, as replies name it (fraud: its manifest's display version). */
+  /** The version that scored the call, as replies name it (the manifest's display version, else the number). */
   modelVersion: string;
   timings: CallTimings;
-} & ({ probabilities: number[]; decisions: Decision[]; outputs?: undefined } | { outputs: Record<string, unknown>[]; probabilities?: undefined });
-
-/** Per record, each output by name (fraud's as `fraud_probability` and `decision`). */
-export function outputsOf(result: CallResult): Record<string, unknown>[] {
-  if (result.outputs) return result.outputs;
-  const { decisions } = result;
-  return result.probabilities.map((p, i) => ({ fraud_probability: p, decision: decisions[i] }));
-}
+  outputs: Record<string, unknown>[];
+};
 
 export type PredictProducer = Producer<PredictJob, PredictOutcome, 'predict'>;
 
@@ -71,6 +68,8 @@ export type OnlineDispatcherOptions = {
   maxRecordsPerJob: number;
   /** Waiting online jobs past which calls are refused with 429, whatever the predicted wait. */
   maxWaiting: number;
+  /** SHUTDOWN_TIMEOUT_MS: how long close() waits for the replies of calls in flight. */
+  drainTimeoutMs: number;
   logger: LogSink;
   /** OpenTelemetry's no-op tracer when spans are not exported. */
   tracer: Tracer;
@@ -283,21 +282,16 @@ export class OnlineDispatcher {
       for (const call of calls) this.#recordsEnqueued += call.records.length;
     } catch (err) {
       this.#options.logger.warn({ err }, 'enqueue failed');
-      for (const call of calls) this.#settle(call.call_id, (p) => p.reject(new UnavailableError()));
+      // A full Redis refuses the write but answers: 507 with Retry-After, as POST /jobs says it.
+      const refusal = () =>
+        isRedisOutOfMemory(err) ? new InsufficientStorageError({ cause: err }) : new UnavailableError(undefined, { cause: err });
+      for (const call of calls) this.#settle(call.call_id, (p) => p.reject(refusal()));
     }
   }
 
   #onReply(reply: OnlineReply): void {
     this.#settle(reply.call_id, (p) => {
-      if (reply.status === 'ok') {
-        p.resolve({
-          probabilities: reply.probabilities,
-          decisions: reply.decisions,
-          modelName: reply.model_name,
-          modelVersion: reply.model_version,
-          timings: reply.timings,
-        });
-      } else if (reply.status === 'outputs') {
+      if (reply.status === 'outputs') {
         p.resolve({ outputs: reply.outputs, modelName: reply.model_name, modelVersion: reply.model_version, timings: reply.timings });
       } else if (reply.code === 'model_not_found') {
         p.reject(new ModelNotFoundError(reply.message));
@@ -352,8 +346,8 @@ export class OnlineDispatcher {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sampleTimer);
-    // Let the callers still waiting hear their replies before unsubscribing.
-    const deadline = Date.now() + 30_000;
+    // Let the callers still waiting hear their replies before unsubscribing, within SHUTDOWN_TIMEOUT_MS.
+    const deadline = Date.now() + this.#options.drainTimeoutMs;
     while (this.#pending.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     await this.#unsubscribe?.();
     await Promise.all(this.producers.flatMap((p) => p.shards.map((queue) => queue.close())));

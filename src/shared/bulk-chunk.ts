@@ -7,10 +7,13 @@
 // in Redis or on the wire. msgpackr frames the columns; typed arrays travel as raw bytes in the
 // host's byte order (little-endian on every platform Node and onnxruntime ship for).
 import { pack, unpack } from 'msgpackr';
-import type { BulkRecord } from './schemas/record.ts';
+import { FraudRecordSchema, type BulkRecord } from './schemas/record.ts';
 import { DECISIONS, type Decision } from './schemas/prediction.ts';
 
 const CHUNK_FORMAT = 1;
+
+/** The record fields a columnar chunk holds: those of the contract's PredictRequest. */
+export const COLUMNAR_FIELDS: readonly string[] = Object.keys(FraudRecordSchema.shape);
 const RESULTS_FORMAT = 1;
 
 export type ChunkColumns = {

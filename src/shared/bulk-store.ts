@@ -17,6 +17,7 @@ import {
 } from './keys.ts';
 import { JobStatusNameSchema, type JobCursor, type JobStatusName } from './schemas/bulk-job.ts';
 import type { BulkChunkEncoding } from './queues.ts';
+import { DEFAULT_MODEL_NAME } from './config.ts';
 import type { JobPriority } from './fair-share.ts';
 
 /** Hash fields counting the records each display version scored. */
@@ -31,7 +32,7 @@ export type BulkJobState = {
   chunks: number;
   chunkSize: number;
   modelVersion: string | null;
-  /** The model the job is for (jobs made before models were named: fraud). */
+  /** The model the job is for (jobs made before models were named: DEFAULT_MODEL's default). */
   modelName: string;
   /** The version the job is pinned to; null until a worker pins a job submitted while none was live. */
   modelVersionNumber: number | null;
@@ -64,7 +65,7 @@ export type OpenedBulkJob = {
   expiresAt: number;
   /** Until every chunk is queued, the job and its staged input expire at this instant. */
   stagingUntil: number;
-  /** Default fraud. */
+  /** Default DEFAULT_MODEL's default. */
   modelName?: string;
   /** Default null: pinned by the first worker to take a chunk. */
   modelVersionNumber?: number | null;
@@ -72,7 +73,7 @@ export type OpenedBulkJob = {
   modelVersion?: string | null;
   /** The alias asked for, when no version could be pinned at submission. */
   modelAlias?: string | null;
-  /** Default columns (fraud's). */
+  /** Default columns (the default model's). */
   encoding?: BulkChunkEncoding;
   /** Default normal. */
   priority?: JobPriority;
@@ -247,7 +248,7 @@ function openingFields(job: OpenedBulkJob) {
     created_at: job.createdAt,
     expires_at: job.expiresAt,
     staging: 1,
-    model_name: job.modelName ?? 'fraud',
+    model_name: job.modelName ?? DEFAULT_MODEL_NAME,
     encoding: job.encoding ?? 'columns',
     ...(job.modelVersionNumber == null ? {} : { model_version_number: job.modelVersionNumber }),
     ...(job.modelVersion == null ? {} : { model_version: job.modelVersion }),
@@ -427,7 +428,7 @@ export function createBulkStore(connection: RedisClient, prefix: string) {
         chunks: Number(h.chunks),
         chunkSize: Number(h.chunk_size),
         modelVersion: h.model_version ?? null,
-        modelName: h.model_name ?? 'fraud',
+        modelName: h.model_name ?? DEFAULT_MODEL_NAME,
         modelVersionNumber: optionalNumber(h.model_version_number),
         modelAlias: h.model_alias ?? null,
         encoding: h.encoding === 'rows' ? 'rows' : 'columns',

@@ -2,7 +2,13 @@
 // pass the groups down; a bad variable stops the process with a message naming it. (The `scoring`
 // CLI, a client, reads its own two variables in src/cli/config.ts.)
 import { z } from 'zod';
-import { parseModelSelectors } from './model-selector.ts';
+import { ModelNameSchema, parseModelSelectors } from './model-selector.ts';
+
+/**
+ * The default of DEFAULT_MODEL: the model the contract's /predict describes. Also the model of a
+ * bulk job recorded before jobs named their model.
+ */
+export const DEFAULT_MODEL_NAME = 'fraud';
 
 const positiveInt = z.coerce.number().int().positive();
 /** A comma-separated list: items trimmed, empty ones dropped; unset is []. */
@@ -79,6 +85,7 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
   WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(9100),
+  DEFAULT_MODEL: ModelNameSchema.default(DEFAULT_MODEL_NAME).describe('The model /predict, bulk jobs naming none, and /ready speak of'),
   MODEL_REPOSITORY: z.string().min(1).default('models').describe('Directory of <name>/<version>/model.onnx (+ manifest.json), <name>/aliases.json'),
   MODELS: z
     .string()
@@ -142,6 +149,8 @@ function group(env: Env) {
       clusterNodes: env.REDIS_CLUSTER_NODES.map(parseNode),
       prefix: env.QUEUE_PREFIX,
     },
+    /** DEFAULT_MODEL: the model /predict scores with, a bulk job naming none is for, and /ready names the version of. */
+    defaultModel: env.DEFAULT_MODEL,
     /** Shards of each queue of the catalog (queues.ts), by its key. */
     queueShards: { predict: env.ONLINE_QUEUE_SHARDS, bulk: env.BULK_QUEUE_SHARDS },
     api: {

@@ -24,17 +24,16 @@ export const OIP_DATATYPE: Readonly<Record<ElementType, string>> = {
 /** A dimension: its size, or the graph's symbolic name for it (`"N"`), or -1 when the graph names none. */
 export type Dim = number | string;
 
-export interface TensorSignature {
-  name: string;
-  type: ElementType;
+export const TensorSignatureSchema = z.object({
+  name: z.string(),
+  type: z.enum(ELEMENT_TYPES),
   /** The whole shape, the leading batch dimension included. */
-  shape: Dim[];
-}
+  shape: z.array(z.union([z.number(), z.string()])).describe('The whole shape, the batch dimension (a name or -1) first'),
+});
+export type TensorSignature = z.infer<typeof TensorSignatureSchema>;
 
-export interface ModelSignature {
-  inputs: TensorSignature[];
-  outputs: TensorSignature[];
-}
+export const ModelSignatureSchema = z.object({ inputs: z.array(TensorSignatureSchema), outputs: z.array(TensorSignatureSchema) });
+export type ModelSignature = z.infer<typeof ModelSignatureSchema>;
 
 /** How one record carries an input: one scalar, or an array of `length` values. */
 export type RecordValueShape = { kind: 'scalar' } | { kind: 'array'; length: number };

@@ -6,6 +6,9 @@ import type { RedisClient } from './redis.ts';
 import { shardQueueName, type JobData, type JobName, type JobResult, type QueueDefinition, type QueueKey } from './queues.ts';
 import { bullmqTelemetry } from './telemetry.ts';
 
+/** Whether spans are exported (Telemetry.tracing of the caller's process): BullMQ's own spans only then. */
+export type QueueTracing = { tracing?: boolean };
+
 /**
  * A queue's producer side: its catalog entry, the shard this process sends to, and every shard
  * (for counts and bull-board). A queue split in shards (ONLINE_QUEUE_SHARDS, BULK_QUEUE_SHARDS)
@@ -33,8 +36,9 @@ export function createProducer<D, R, N extends string>(
   connection: RedisClient,
   prefix: string,
   { shards, shard }: Sharding = { shards: 1, shard: 0 },
+  { tracing = false }: QueueTracing = {},
 ): Producer<D, R, N> {
-  const withTelemetry = definition.consumer.bullmqTelemetry ? bullmqTelemetry() : {};
+  const withTelemetry = definition.consumer.bullmqTelemetry ? bullmqTelemetry(tracing) : {};
   const queues = Array.from(
     { length: shards },
     (_, i): TypedQueue<D, R, N> => new Queue<D, R, N, D, R, N>(shardQueueName(definition.name, i, shards), { connection, prefix, ...withTelemetry }),
@@ -82,11 +86,12 @@ export type ConsumerSettings = {
   stalledIntervalMs: number;
   /** Shards of the queue; a consumer drains every one of them. 1 unless said. */
   shards?: number;
-};
+} & QueueTracing;
 
 /**
  * BullMQ Workers for one queue of the catalog, one per shard, so a process drains every shard.
- * job.data is parsed once with the queue's schema; data that does not parse fails the job with
+ * job.data is checked once, by the catalog's guard when it has one (data the service wrote and
+ * validated where it came in) else by the queue's schema; data that fails fails the job with
  * UnrecoverableError, since no retry would make it readable (version skew between producer and
  * consumer). Concurrency holds per shard.
  */
@@ -98,6 +103,12 @@ export function createConsumers<D, R, N extends string>(
   const { lockFromConfig, bullmqTelemetry: withTelemetry, ...workerDefaults } = definition.consumer;
   // The token is the job's lock: a processor needs it to move its job (moveToDelayed).
   const processor = async (job: ConsumedJob<R, N>, token?: string): Promise<R> => {
+    if (definition.guard) {
+      const problem = definition.guard(job.data);
+      if (problem !== undefined) throw new UnrecoverableError(`${definition.name} job ${job.id ?? '?'} has bad data: ${problem}`);
+      // The catalog's guard passed: the data is the service's own, typed by the catalog.
+      return process(job.data as D, job, token);
+    }
     const parsed = definition.data.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`${definition.name} job ${job.id ?? '?'} has bad data: ${parsed.error.message}`);
     return process(parsed.data, job, token);
@@ -112,7 +123,7 @@ export function createConsumers<D, R, N extends string>(
         ...workerDefaults,
         ...(settings.concurrency === undefined ? {} : { concurrency: settings.concurrency }),
         ...(lockFromConfig ? { lockDuration: settings.lockDurationMs, stalledInterval: settings.stalledIntervalMs } : {}),
-        ...(withTelemetry ? bullmqTelemetry() : {}),
+        ...(withTelemetry ? bullmqTelemetry(settings.tracing ?? false) : {}),
       }),
   );
 }

@@ -3,7 +3,6 @@
 import { z } from 'zod';
 import type { JobsOptions, WorkerOptions } from 'bullmq';
 import keySlot from 'cluster-key-slot';
-import { DecisionSchema } from './schemas/prediction.ts';
 import { JOB_PRIORITIES } from './fair-share.ts';
 
 /** The catalog name of one model version's online queue, before sharding (the metrics' queue label). */
@@ -22,8 +21,8 @@ export function predictQueueName(model: string, version: number, shard = 0, shar
 
 /**
  * One caller waiting on the api: its records and the moment it stops waiting. The api validated
- * the records against the model version the queue is named for (fraud's record schema, or the
- * schema built from the version's signature), so the worker reads them as plain objects.
+ * the records against the model version the queue is named for (the schema built from its
+ * manifest's fields or its signature), so the worker reads them as plain objects.
  */
 export const OnlineCallSchema = z.object({
   call_id: z.string(),
@@ -55,17 +54,7 @@ export const CallTimingsSchema = z.object({
 export type CallTimings = z.infer<typeof CallTimingsSchema>;
 
 export const OnlineReplySchema = z.discriminatedUnion('status', [
-  // A model with a record encoding and a decision policy (fraud): probabilities and decisions, as /predict gives them.
-  z.object({
-    call_id: z.string(),
-    status: z.literal('ok'),
-    probabilities: z.array(z.number()),
-    decisions: z.array(DecisionSchema),
-    model_name: z.string(),
-    model_version: z.string(),
-    timings: CallTimingsSchema,
-  }),
-  // Any other model: per record, each output by name.
+  // Every model: per record, each output by name.
   z.object({
     call_id: z.string(),
     status: z.literal('outputs'),
@@ -88,8 +77,8 @@ export const OnlineReplySchema = z.discriminatedUnion('status', [
 export type OnlineReply = z.infer<typeof OnlineReplySchema>;
 
 /**
- * How a staged chunk holds its records: `columns`, fraud's columnar form (bulk-chunk.ts); `rows`,
- * any other model's records as msgpack (bulk-rows.ts).
+ * How a staged chunk holds its records: `columns`, the columnar form of a record-encoded model
+ * whose fields the chunk's columns hold (bulk-chunk.ts); `rows`, any model's records as msgpack (bulk-rows.ts).
  */
 export const BulkChunkEncodingSchema = z.enum(['columns', 'rows']);
 export type BulkChunkEncoding = z.infer<typeof BulkChunkEncodingSchema>;
@@ -139,11 +128,35 @@ type ConsumerDefaults = Pick<WorkerOptions, 'concurrency' | 'maxStalledCount' | 
 export type QueueDefinition<D = unknown, R = unknown, N extends string = string> = {
   name: string;
   jobName: N;
+  /** The job data's schema: it types producer and consumer; a consumer parses with it unless `guard` is given. */
   data: z.ZodType<D>;
+  /**
+   * For data this service wrote itself and already validated where it came in: a cheaper check a
+   * consumer runs instead of the full schema (why the data is not readable, or undefined).
+   */
+  guard?: (data: unknown) => string | undefined;
   result: z.ZodType<R>;
   jobOptions: JobsOptions;
   consumer: ConsumerDefaults;
 };
+
+/**
+ * The envelope of an online job, checked where the worker takes it. Only the envelope: the api
+ * wrote the job and checked each record against the version's record schema when the call came in
+ * (the one check of a record); what guards here is a job of another release during a rolling deploy.
+ */
+function predictEnvelope(data: unknown): string | undefined {
+  const job = data as Partial<PredictJob> | null;
+  if (typeof job?.reply_to !== 'string' || typeof job.enqueued_at !== 'number') return 'no reply_to or enqueued_at';
+  if (!Array.isArray(job.calls) || job.calls.length === 0) return 'no calls';
+  for (const call of job.calls as unknown[]) {
+    const c = call as Partial<OnlineCall> | null;
+    if (typeof c?.call_id !== 'string' || typeof c.deadline !== 'number' || !Array.isArray(c.records) || c.records.length === 0) {
+      return 'a call without call_id, deadline or records';
+    }
+  }
+  return undefined;
+}
 
 export const QUEUES = {
   /** The template of every model version's online queue; predictQueue() names one. */
@@ -151,6 +164,7 @@ export const QUEUES = {
     name: 'predict',
     jobName: 'predict',
     data: PredictJobSchema,
+    guard: predictEnvelope,
     result: PredictOutcomeSchema,
     // Replies travel on pub/sub, never through the job's return value, so a finished job can
     // be removed at once: no waiter races BullMQ's clean-up ("Missing key for job").

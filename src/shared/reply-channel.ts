@@ -42,14 +42,26 @@ export function subscribeReplies(
   );
 }
 
+/**
+ * A worker of this service wrote the message (publishReplies, typed by ReplyMessage), so only its
+ * envelope is checked: each reply's call id and status. The records' outputs are the model's and
+ * travel as they are to the serializer, not through a schema again.
+ */
 function parseReplyMessage(message: string): ReplyMessage | undefined {
+  let parsed: { replies?: unknown } | null;
   try {
-    const parsed = ReplyMessageSchema.safeParse(JSON.parse(message));
-    return parsed.success ? parsed.data : undefined;
+    parsed = JSON.parse(message) as { replies?: unknown } | null;
   } catch {
     return undefined;
   }
+  if (!Array.isArray(parsed?.replies)) return undefined;
+  for (const reply of parsed.replies as { call_id?: unknown; status?: unknown }[]) {
+    if (typeof reply?.call_id !== 'string' || typeof reply.status !== 'string' || !REPLY_STATUSES.has(reply.status)) return undefined;
+  }
+  return parsed as ReplyMessage;
 }
+
+const REPLY_STATUSES: ReadonlySet<string> = new Set(OnlineReplySchema.options.map((o) => o.shape.status.value));
 
 /**
  * One message per api channel: however many calls a batch holds, one message per api. On a

@@ -56,11 +56,12 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
 /**
  * BullMQ's own telemetry option, to spread into a Queue's or Worker's options: with it BullMQ
  * opens a span per add/process and carries the trace context inside each job. Empty while
- * spans are not exported, so BullMQ does none of that work for nothing. Used for bulk chunks;
- * online calls carry their context per call instead (trace-carrier.ts).
+ * spans are not exported (`tracing`, the caller's Telemetry.tracing), so BullMQ does none of that
+ * work for nothing. Used for bulk chunks; online calls carry their context per call instead
+ * (trace-carrier.ts).
  */
-export function bullmqTelemetry(): { telemetry?: BullMQOtel } {
-  return current?.tracing ? { telemetry: new BullMQOtel({ tracerName: 'scoring-bullmq' }) } : {};
+export function bullmqTelemetry(tracing: boolean): { telemetry?: BullMQOtel } {
+  return tracing ? { telemetry: new BullMQOtel({ tracerName: 'scoring-bullmq' }) } : {};
 }
 
 /**

@@ -17,7 +17,6 @@ import type { LogSink } from '../shared/logger.ts';
 import { QUEUES, type BulkChunkJob, type ChunkOutcome } from '../shared/queues.ts';
 import { createConsumers, type QueueConsumer } from '../shared/queue-clients.ts';
 import type { RedisClient } from '../shared/redis.ts';
-import type { Thresholds } from './decide.ts';
 import type { ModelRepository } from './model-repository.ts';
 import { scoreColumnChunk, scoreRowChunk, type ScoredChunk } from './chunk-scorers.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
@@ -38,14 +37,14 @@ export type BulkConsumerOptions = {
   /** Shards of the bulk chunk queue (BULK_QUEUE_SHARDS); the worker drains every one. */
   shards: number;
   repository: ModelRepository;
-  /** Thresholds set in config: they override a record-encoded version's manifest. */
-  thresholds: Partial<Thresholds>;
   lockDurationMs: number;
   stalledIntervalMs: number;
   /** Held by the online consumers while they have work in hand; every slice waits for it. */
   onlineFirst: OnlineFirst;
   /** How long one slice (one session.run) should take (BULK_SLICE_MS). */
   sliceMs: number;
+  /** Telemetry.tracing: BullMQ's per-chunk spans only while spans are exported. */
+  tracing: boolean;
   metrics: WorkerMetrics;
   logger: LogSink;
 };
@@ -118,7 +117,7 @@ export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'
     }
     // The fair-share clock follows the chunks taken, so a job that opens now starts level with them.
     if (data.priority !== undefined && data.tag !== undefined) await advanceClock(options.connection, options.prefix, data.priority, data.tag);
-    const scoring = { model, thresholds: options.thresholds, slices: sizerFor(model), metrics, beforeSlice };
+    const scoring = { model, slices: sizerFor(model), metrics, beforeSlice };
     const scored: ScoredChunk =
       data.encoding === 'columns' ? await scoreColumnChunk(scoring, claim.input) : await scoreRowChunk(scoring, claim.input);
     if (scored.rows !== count) throw new UnrecoverableError(`chunk ${chunk} holds ${scored.rows} records, expected ${count}`);
@@ -142,6 +141,7 @@ export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'
     lockDurationMs: options.lockDurationMs,
     stalledIntervalMs: options.stalledIntervalMs,
     shards: options.shards,
+    tracing: options.tracing,
   });
   for (const worker of workers) {
     worker.on('error', (err) => logger.warn({ err, queue: worker.name }, 'bulk worker error'));
@@ -150,13 +150,13 @@ export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'
       // finishedOn is set only when BullMQ gave up on the chunk (attempts spent, unrecoverable, or
       // stalled too often); a retry leaves it unset. A job that cannot finish ends failed, not running.
       if (!job.finishedOn) {
-        logger.warn({ chunk_job: job.id, attempt: job.attemptsMade, err: err.message }, 'bulk chunk failed; it will be retried');
+        logger.warn({ chunk_job: job.id, attempt: job.attemptsMade, err }, 'bulk chunk failed; it will be retried');
         return;
       }
       const parsed = QUEUES.bulk.data.safeParse(job.data);
       if (!parsed.success) return;
       const { job_id: jobId, chunk } = parsed.data;
-      logger.error({ job_id: jobId, chunk_job: job.id, err: err.message }, 'bulk chunk failed for good; failing its job');
+      logger.error({ job_id: jobId, chunk_job: job.id, err }, 'bulk chunk failed for good; failing its job');
       store
         .failJob(jobId, `chunk ${chunk} failed: ${err.message}`, Date.now())
         .catch((e: unknown) => logger.error({ err: e, job_id: jobId }, 'could not mark bulk job failed'));

@@ -1,21 +1,18 @@
-// Scoring one staged bulk chunk with one model version, in either form a chunk takes: fraud's
-// columns (the manifest's feature encoding fed straight from the columns, decisions by the
-// thresholds) or rows (any model's records through ModelVersion.run, each output by name). Both
+// Scoring one staged bulk chunk with one model version, in either form a chunk takes: columns (a
+// record-encoded version's encoder fed straight from them, decisions by its policy) or rows (any
+// model's records through ModelVersion.run, each output by name). Both
 // score in slices of a few ms and wait before each one for online work in hand (online-first.ts),
 // so online batches, BullMQ's lock renewal and the stalled check run meanwhile. The caller holds a lease on the version throughout.
 import { UnrecoverableError } from 'bullmq';
 import { decisionCode, decodeChunk, encodeResults } from '../shared/bulk-chunk.ts';
 import { decodeRowChunk, encodeRowResults } from '../shared/bulk-rows.ts';
-import { decide, type Thresholds } from './decide.ts';
-import { createFeatureEncoder, type FeatureEncoder } from './features.ts';
+import type { Decision } from '../shared/schemas/prediction.ts';
 import type { ModelVersion } from './model-version.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
 import type { SliceSizer } from './online-first.ts';
 
 export type ChunkScoring = {
   model: ModelVersion;
-  /** Thresholds set in config, over the version's manifest. */
-  thresholds: Partial<Thresholds>;
   /** Rows per slice, by the time slices of this version take (online-first.ts). */
   slices: SliceSizer;
   metrics: WorkerMetrics;
@@ -25,9 +22,6 @@ export type ChunkScoring = {
 
 /** A chunk's encoded results, its rows, and the display version that scored them. */
 export type ScoredChunk = { results: Buffer; rows: number; displayVersion: string };
-
-// One encoder per version's session: the encoding is its manifest's, fixed for the version's life.
-const encoders = new WeakMap<ModelVersion, FeatureEncoder>();
 
 /**
  * Runs the chunk's rows [0, total) in slices sized by time: each slice waits for its turn, runs,
@@ -49,21 +43,22 @@ async function inSlices(s: ChunkScoring, total: number, run: (from: number, to: 
 }
 
 export async function scoreColumnChunk(s: ChunkScoring, input: Buffer): Promise<ScoredChunk> {
-  const scoring = s.model.scoring;
-  if (!scoring) throw new UnrecoverableError(`model ${s.model.name} version ${s.model.version} has no record encoding for fraud's columnar chunks`);
-  let encoder = encoders.get(s.model);
-  if (!encoder) encoders.set(s.model, (encoder = createFeatureEncoder(scoring.manifest.input)));
-  const thresholds = { ...scoring.manifest.thresholds, ...s.thresholds };
+  const { model } = s;
+  const encoder = model.encoder;
+  if (!encoder || !model.decision) {
+    throw new UnrecoverableError(`model ${model.name} version ${model.version} has no record encoding and decision policy for columnar chunks`);
+  }
   const columns = decodeChunk(input);
 
   const probabilities = new Float32Array(columns.length);
   await inSlices(s, columns.length, async (from, to) => {
-    probabilities.set(await scoring.scoreFeatures(encoder.encodeColumns(columns, from, to), to - from), from);
+    probabilities.set(await model.scoreEncoded(encoder.encodeColumns(columns, from, to), to - from), from);
   });
   const decisions = new Uint8Array(columns.length);
-  for (let i = 0; i < decisions.length; i++) decisions[i] = decisionCode(decide(probabilities[i]!, thresholds));
+  // The columnar results hold the approve / review / decline labels (bulk-chunk.ts).
+  for (let i = 0; i < decisions.length; i++) decisions[i] = decisionCode(model.decide(probabilities[i]!) as Decision);
   const results = encodeResults({ length: columns.length, probabilities, decisions, ids: columns.ids });
-  return { results, rows: columns.length, displayVersion: scoring.version };
+  return { results, rows: columns.length, displayVersion: model.displayVersion };
 }
 
 export async function scoreRowChunk(s: ChunkScoring, input: Buffer): Promise<ScoredChunk> {

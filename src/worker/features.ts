@@ -1,13 +1,15 @@
 // The one record → tensor encoding. The trainer, the exporter's tests and the worker all encode
-// through this module, driven by the manifest's feature list, so training and serving cannot drift.
-import type { FraudRecord } from '../shared/schemas/record.ts';
-import type { ModelInput } from './model-manifest.ts';
+// through this module, driven by a manifest's record encoding, so training and serving cannot drift.
+import type { RecordField } from '../shared/record-fields.ts';
+
+/** A record of a record-encoded model, valid for its fields (the api checked it against them). */
+export type EncodedRecord = Readonly<Record<string, unknown>>;
 
 export interface FeatureEncoder {
   /** Columns per row. */
   readonly width: number;
   /** Row-major float32 [records.length, width], ready for an ONNX tensor. */
-  encode(records: readonly FraudRecord[]): Float32Array;
+  encode(records: readonly EncodedRecord[]): Float32Array;
   /**
    * Rows [from, to) of columnar records (a bulk chunk), in exactly the layout and float32 values
    * `encode` gives the same records, without building a record per row.
@@ -15,7 +17,10 @@ export interface FeatureEncoder {
   encodeColumns(columns: FeatureColumns, from: number, to: number): Float32Array;
 }
 
-/** A record's fields as one array per field; the category as codes into `categories`. */
+/**
+ * A bulk chunk's columns (bulk-chunk.ts): one array per field of the columnar record form, the
+ * category as codes into `categories`. Its fields are those of the default model's records.
+ */
 export type FeatureColumns = {
   readonly transactionAmount: ArrayLike<number>;
   readonly hourOfDay: ArrayLike<number>;
@@ -26,25 +31,34 @@ export type FeatureColumns = {
   readonly categories: readonly string[];
 };
 
-type NumberField = 'transaction_amount' | 'hour_of_day' | 'days_since_last_transaction';
-
-const NUMBER_COLUMNS = {
+/** Which column of a chunk holds each numeric or boolean record field. */
+const CHUNK_COLUMNS: Readonly<Record<string, keyof FeatureColumns>> = {
   transaction_amount: 'transactionAmount',
   hour_of_day: 'hourOfDay',
   days_since_last_transaction: 'daysSinceLastTransaction',
-} as const satisfies Record<NumberField, keyof FeatureColumns>;
+  card_present: 'cardPresent',
+};
+/** The record field a chunk holds as category codes. */
+const CHUNK_CATEGORY_FIELD = 'merchant_category';
+
+/** Whether a bulk chunk's columns can feed this encoding: every field is one the chunk holds. */
+export function encodesFromColumns(fields: readonly RecordField[]): boolean {
+  return fields.every((f) => (f.encoding === 'one_hot' ? f.name === CHUNK_CATEGORY_FIELD : CHUNK_COLUMNS[f.name] !== undefined));
+}
+
+type Scalar = { field: string; column: number };
+type OneHot = { field: string; columns: Map<string, number>; unknown: number };
 
 /**
- * Builds the encoder a manifest's `input` describes. A category outside the vocabulary sets the
- * unknown column rather than failing: the contract scores unseen categories, it never rejects them.
- * Records are assumed valid (`FraudRecordSchema` runs before anything reaches a model).
+ * Builds the encoder a manifest's record encoding describes. A category outside the vocabulary
+ * sets the unknown column rather than failing: the contract scores unseen categories, it never
+ * rejects them. Records are assumed valid for the fields (checked once, where they arrive).
  */
-export function createFeatureEncoder(input: Pick<ModelInput, 'features' | 'width'>): FeatureEncoder {
-  // Compile the feature list once into column positions; encode() then does no lookups by name.
-  const numbers: { field: NumberField; column: number }[] = [];
-  let cardPresentColumn = -1;
-  let categoryColumns = new Map<string, number>();
-  let unknownCategoryColumn = -1;
+export function createFeatureEncoder(input: { features: readonly RecordField[]; width: number }): FeatureEncoder {
+  // Compile the field list once into column positions; encode() then does no lookups by name.
+  const numbers: Scalar[] = [];
+  const booleans: Scalar[] = [];
+  const oneHots: OneHot[] = [];
 
   let column = 0;
   for (const feature of input.features) {
@@ -54,12 +68,15 @@ export function createFeatureEncoder(input: Pick<ModelInput, 'features' | 'width
         column += 1;
         break;
       case 'boolean':
-        cardPresentColumn = column;
+        booleans.push({ field: feature.name, column });
         column += 1;
         break;
       case 'one_hot':
-        categoryColumns = new Map(feature.vocabulary.map((value, code) => [value, column + code]));
-        unknownCategoryColumn = column + feature.unknown_code;
+        oneHots.push({
+          field: feature.name,
+          columns: new Map(feature.vocabulary.map((value, code) => [value, column + code])),
+          unknown: column + feature.unknown_code,
+        });
         column += feature.vocabulary.length + 1;
         break;
     }
@@ -76,30 +93,28 @@ export function createFeatureEncoder(input: Pick<ModelInput, 'features' | 'width
       for (let r = 0; r < records.length; r++) {
         const record = records[r]!;
         const base = r * width;
-        for (const { field, column: c } of numbers) out[base + c] = record[field];
-        if (cardPresentColumn >= 0) out[base + cardPresentColumn] = record.card_present ? 1 : 0;
-        if (unknownCategoryColumn >= 0) {
-          out[base + (categoryColumns.get(record.merchant_category) ?? unknownCategoryColumn)] = 1;
-        }
+        for (const { field, column: c } of numbers) out[base + c] = record[field] as number;
+        for (const { field, column: c } of booleans) out[base + c] = record[field] ? 1 : 0;
+        for (const { field, columns, unknown } of oneHots) out[base + (columns.get(record[field] as string) ?? unknown)] = 1;
       }
       return out;
     },
-    encodeColumns(columns, from, to) {
+    encodeColumns(chunk, from, to) {
       const rows = to - from;
       const out = new Float32Array(rows * width);
       // Column by column: each source array is read in order, and no row becomes an object.
       for (const { field, column: c } of numbers) {
-        const values = columns[NUMBER_COLUMNS[field]];
+        const values = chunk[CHUNK_COLUMNS[field]!] as ArrayLike<number>;
         for (let r = 0; r < rows; r++) out[r * width + c] = values[from + r]!;
       }
-      if (cardPresentColumn >= 0) {
-        const card = columns.cardPresent;
-        for (let r = 0; r < rows; r++) out[r * width + cardPresentColumn] = card[from + r] === 1 ? 1 : 0;
+      for (const { field, column: c } of booleans) {
+        const values = chunk[CHUNK_COLUMNS[field]!] as ArrayLike<number>;
+        for (let r = 0; r < rows; r++) out[r * width + c] = values[from + r] === 1 ? 1 : 0;
       }
-      if (unknownCategoryColumn >= 0) {
+      for (const { columns, unknown } of oneHots) {
         // The chunk's dictionary is small: resolve each of its categories to a column once.
-        const columnOfCode = Int32Array.from(columns.categories, (category) => categoryColumns.get(category) ?? unknownCategoryColumn);
-        const codes = columns.categoryCodes;
+        const columnOfCode = Int32Array.from(chunk.categories, (category) => columns.get(category) ?? unknown);
+        const codes = chunk.categoryCodes;
         for (let r = 0; r < rows; r++) out[r * width + columnOfCode[codes[from + r]!]!] = 1;
       }
       return out;

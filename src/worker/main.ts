@@ -1,193 +1,25 @@
-// The worker process: config → telemetry → models → Redis → consumers → ops port.
-// One online consumer per loaded model version, started when the version loads and closed when it
-// retires; what the worker holds is published with its heartbeat and at once on every change.
-// SIGTERM: stop fetching, finish the batches in hand, close, release the models, exit.
-import { randomUUID } from 'node:crypto';
+// The worker process: config → telemetry → startWorker → signals. SIGTERM drains it (worker.ts),
+// then telemetry is shut down last, so the drain's own spans are exported.
 import { loadConfigOrExit } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
 import { startTelemetry } from '../shared/telemetry.ts';
 import { Shutdown } from '../shared/shutdown.ts';
-import { createRedis, isRedisReady, reportReachability } from '../shared/redis.ts';
-import { HEARTBEAT_INTERVAL_MS, announceChange, recordHeartbeat, removeWorker, type Heartbeat } from '../shared/worker-registry.ts';
-import { QUEUES } from '../shared/queues.ts';
-import { ModelRepository } from './model-repository.ts';
-import { startBulkConsumer } from './bulk-consumer.ts';
-import { startOpsServer } from './ops-server.ts';
-import { listenFailure } from '../shared/listen-error.ts';
-import { createWorkerMetrics, observeModelLoadFailures } from './worker-metrics.ts';
-import { countJobOutcomes } from './job-outcomes.ts';
-import { OnlineConsumers } from './online-consumers.ts';
-import { OnlineFirst } from './online-first.ts';
-import { lowerPriorityIfBulkOnly } from './bulk-priority.ts';
-import { monitorEventLoopStalls } from '../shared/event-loop-stalls.ts';
-import type { Thresholds } from './decide.ts';
+import { WorkerStartError, startWorker } from './worker.ts';
 
 const config = loadConfigOrExit();
-
 const telemetry = startTelemetry({ serviceName: 'scoring-worker', ...config.telemetry });
 const logger = createLogger('worker', config.logLevel);
-const workerId = `${process.pid}-${randomUUID().slice(0, 8)}`;
 
-// Set once the consumers exist; a change before that is published by the first heartbeat.
-// eslint-disable-next-line prefer-const -- assigned below, once the consumers exist; onChange reads it before
-let onRepositoryChange: (() => void) | undefined;
-const repository = new ModelRepository({
-  root: config.worker.modelRepository,
-  models: config.worker.models,
-  pollSeconds: config.worker.modelPollSeconds,
-  session: { intraOpNumThreads: config.worker.intraOpThreads },
-  logger,
-  onChange: () => onRepositoryChange?.(),
-});
-await repository.refresh();
-// A worker that holds nothing would only take a place in the registry: stop before taking work.
-if (repository.held().length === 0) {
-  const { problems, models } = repository.snapshot();
-  const failures = models.flatMap((m) => m.versions.filter((v) => v.reason).map((v) => `${m.name}/${v.version}: ${v.reason}`));
-  logger.fatal({ repository: config.worker.modelRepository, problems, failures }, 'model could not be loaded: the worker holds no model');
-  process.exit(1);
-}
-repository.startPolling();
-
-// Only the thresholds set in config: they override a record-encoded model's manifest.
-const thresholdOverride: Partial<Thresholds> = {
-  ...(config.worker.approveThreshold === undefined ? {} : { approve: config.worker.approveThreshold }),
-  ...(config.worker.reviewThreshold === undefined ? {} : { review: config.worker.reviewThreshold }),
-};
-
-const blocking = createRedis(config.redis, 'consumer', `worker-${workerId}`);
-const plain = createRedis(config.redis, 'consumer', `worker-${workerId}-plain`);
-for (const conn of [blocking, plain]) conn.on('error', (err) => logger.debug({ err }, 'redis connection error'));
-// A worker started before its Redis (or with no node of its cluster answering) waits, says so, and is not ready.
-reportReachability(plain, config.redis, logger, 'worker');
-
-const metrics = createWorkerMetrics(telemetry.meter);
-// Bulk slices and online batches share this loop: its stalls are what an online batch waits behind.
-const stalls = monitorEventLoopStalls(telemetry.meter);
-observeModelLoadFailures(telemetry.meter, () => repository.snapshot());
-// WORKER_QUEUES: separate pools drain one kind each; a worker that drains both puts online first.
-const drains = new Set(config.worker.queues);
-lowerPriorityIfBulkOnly(config.worker.queues, logger);
-const onlineFirst = new OnlineFirst();
-const online = drains.has('online')
-  ? new OnlineConsumers({
-      connection: blocking,
-      publisher: plain,
-      prefix: config.redis.prefix,
-      shards: config.queueShards.predict,
-      repository,
-      thresholds: thresholdOverride,
-      maxBatchSize: config.worker.maxBatchSize,
-      maxBatchDelayMs: config.worker.maxBatchDelayMs,
-      concurrency: config.worker.concurrency,
-      lockDurationMs: config.bulk.lockDurationMs,
-      stalledIntervalMs: config.bulk.stalledIntervalMs,
-      onlineFirst,
-      metrics,
-      logger,
-      tracer: telemetry.tracer,
-    })
-  : undefined;
-online?.follow(repository.held());
-
-// Thresholds set in config must make sense over the fraud version calls get now.
-const fraudNow = repository.resolve('fraud');
-const fraudThresholds = fraudNow.ok && fraudNow.model.scoring ? { ...fraudNow.model.scoring.manifest.thresholds, ...thresholdOverride } : undefined;
-if (fraudThresholds && fraudThresholds.approve > fraudThresholds.review) {
-  logger.fatal({ thresholds: fraudThresholds }, 'APPROVE_THRESHOLD must not exceed REVIEW_THRESHOLD');
-  process.exit(1);
-}
-
-// Bulk chunks on a connection of their own, so a chunk's Redis traffic never queues behind online replies.
-const bulkConnection = drains.has('bulk') ? createRedis(config.redis, 'consumer', `worker-${workerId}-bulk`) : undefined;
-bulkConnection?.on('error', (err) => logger.debug({ err }, 'redis connection error'));
-// Every bulk worker takes chunks from every shard; each is scored by the version its job is pinned
-// to, under a lease, and handed back when this worker does not hold that version.
-const bulkWorkers = bulkConnection
-  ? startBulkConsumer({
-      connection: bulkConnection,
-      prefix: config.redis.prefix,
-      shards: config.queueShards.bulk,
-      repository,
-      thresholds: thresholdOverride,
-      lockDurationMs: config.bulk.lockDurationMs,
-      stalledIntervalMs: config.bulk.stalledIntervalMs,
-      onlineFirst,
-      sliceMs: config.worker.bulkSliceMs,
-      metrics,
-      logger,
-    })
-  : [];
-for (const worker of bulkWorkers) countJobOutcomes(worker, QUEUES.bulk.name, metrics);
-
-/** The fraud version a /predict call would get from this worker now, for /ready. */
-function fraudVersion(): string {
-  const r = repository.resolve('fraud');
-  return r.ok ? (r.model.scoring?.version ?? r.model.displayVersion) : 'none';
-}
-const heartbeat = (): Heartbeat => ({ modelVersion: fraudVersion(), snapshot: { ...repository.snapshot(), queues: config.worker.queues } });
-
-let draining = false;
-// Ready once the apis can know what this worker holds: its first snapshot is in Redis.
-let announced = false;
-const ops = await startOpsServer(
-  config.worker.port,
-  '0.0.0.0',
-  { isReady: () => announced && !draining && isRedisReady(plain), modelVersion: fraudVersion() },
-  telemetry,
-).catch((err: unknown) => {
-  // A chunk this worker may have taken meanwhile is handed back by the stalled check.
-  console.error(listenFailure('worker', 'WORKER_PORT', '0.0.0.0', config.worker.port, err));
+const worker = await startWorker(config, { telemetry, logger }).catch(async (err: unknown) => {
+  // A taken port is one plain line on stderr (no stack): the operator's next step is in it.
+  if (err instanceof WorkerStartError && err.reason === 'listen') console.error(err.message);
+  else if (err instanceof WorkerStartError) logger.fatal({ ...err.details }, err.message);
+  else logger.fatal({ err }, 'the worker could not start');
+  await telemetry.shutdown();
   process.exit(1);
 });
-
-const beat = () =>
-  recordHeartbeat(plain, config.redis.prefix, workerId, heartbeat()).then(
-    () => (announced = true),
-    (err: unknown) => logger.debug({ err }, 'heartbeat failed'),
-  );
-onRepositoryChange = () => {
-  if (draining) return;
-  online?.follow(repository.held());
-  announceChange(plain, config.redis.prefix, workerId, heartbeat()).then(
-    () => (announced = true),
-    (err: unknown) => logger.debug({ err }, 'announce failed'),
-  );
-};
-// The consumers of what loaded before onRepositoryChange was set are running: tell the apis.
-onRepositoryChange();
-const heartbeatTimer = setInterval(() => void beat(), HEARTBEAT_INTERVAL_MS);
 
 const shutdown = new Shutdown(logger, config.worker.shutdownTimeoutMs);
-shutdown.add('stop taking work', async () => {
-  draining = true;
-  clearInterval(heartbeatTimer);
-  await removeWorker(plain, config.redis.prefix, workerId).catch(() => undefined);
-});
-// close() waits for the jobs in hand (the batch in flight) to finish.
-// Bulk first: it stops taking chunks and finishes (writes) the one in hand while the online
-// consumers still serve. A chunk not finished by the deadline is handed back by the stalled
-// check and scored once elsewhere.
-shutdown.add('bulk consumer', async () => {
-  await Promise.all(bulkWorkers.map((w) => w.close()));
-});
-shutdown.add('predict consumers', async () => online?.close());
-shutdown.add('models', async () => {
-  await repository.close();
-});
-shutdown.add('redis', async () => {
-  await Promise.resolve(plain.quit()).catch(() => plain.disconnect());
-  blocking.disconnect();
-  bulkConnection?.disconnect();
-});
-shutdown.add('ops server', () => new Promise<void>((resolve) => ops.close(() => resolve())));
-shutdown.add('telemetry', async () => {
-  stalls.stop();
-  await telemetry.shutdown();
-});
+shutdown.add('worker', () => worker.close());
+shutdown.add('telemetry', () => telemetry.shutdown());
 shutdown.listen();
-
-logger.info(
-  { worker_id: workerId, queues: config.worker.queues, models: repository.held().map((m) => `${m.name}/${m.version}`), port: config.worker.port },
-  'worker started',
-);

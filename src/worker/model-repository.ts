@@ -5,10 +5,11 @@
 // holds it (its leases) is done.
 import { relative } from 'node:path';
 import type { LogSink } from '../shared/logger.ts';
-import type { ModelSnapshot, RepositorySnapshot, VersionSnapshot, VersionState } from '../shared/model-catalog.ts';
+import type { ModelSnapshot, RepositorySnapshot, VersionSnapshot } from '../shared/model-catalog.ts';
 import { DEFAULT_ALIAS, LATEST_ALIAS, type ModelSelector, type VersionSelector } from '../shared/model-selector.ts';
-import { ModelLoadError, type LoadModelOptions } from './model.ts';
-import { loadModelVersion, type ModelVersion } from './model-version.ts';
+import { resolveVersion, type ModelFacts, type ResolveCode, type VersionFacts } from '../shared/version-resolution.ts';
+import { ModelLoadError, loadModelVersion, type LoadModelOptions, type ModelVersion } from './model-version.ts';
+import { recordOrder } from './manifest.ts';
 import { scanRepository, type ScannedModel } from './repository-scan.ts';
 
 export interface ModelRepositoryOptions {
@@ -17,14 +18,14 @@ export interface ModelRepositoryOptions {
   models?: readonly ModelSelector[];
   /** MODEL_POLL_SECONDS for startPolling(); 0 polls only on SIGHUP. Default 10. */
   pollSeconds?: number;
+  /** Session threads, and the config's thresholds over the manifests' (merged by the loader, once per version). */
   session?: LoadModelOptions;
   logger?: LogSink;
   /** Called after every change of what is held (a load, a failure, a removal, a moved alias). */
   onChange?: (snapshot: RepositorySnapshot) => void;
 }
 
-export type ResolveError = 'model_not_found' | 'model_unavailable';
-export type ResolveFailure = { ok: false; error: ResolveError; message: string };
+export type ResolveFailure = { ok: false; error: ResolveCode; message: string };
 export type ResolveResult = { ok: true; model: ModelVersion } | ResolveFailure;
 
 /** A version held for one piece of work; release() (idempotent) lets a retired session close. */
@@ -37,7 +38,7 @@ interface VersionEntry {
   version: number;
   dir: string;
   fingerprint: string;
-  state: VersionState;
+  state: VersionSnapshot['state'];
   reason?: string;
   model?: ModelVersion;
   /**
@@ -59,9 +60,6 @@ interface ModelEntry {
   problems: string[];
 }
 
-const notFound = (message: string): ResolveFailure => ({ ok: false, error: 'model_not_found', message });
-const unavailable = (message: string): ResolveFailure => ({ ok: false, error: 'model_unavailable', message });
-
 export class ModelRepository {
   readonly root: string;
   readonly #options: ModelRepositoryOptions;
@@ -80,34 +78,16 @@ export class ModelRepository {
   }
 
   /**
-   * The version a call goes to: `selector.version` when given, else `selector.alias`, else the
-   * alias `champion` when the model has one, else `latest` (the highest loaded version). An alias
-   * that moved keeps answering with its previous version until the new one has loaded.
-   * model_not_found: no such model, version or alias; model_unavailable: it exists but is loading
-   * or failed to load.
+   * The version a call goes to, by the service's one rule (shared/version-resolution.ts) over what
+   * this worker holds: a version is servable once its session is loaded; `serving` (recomputed on
+   * every change) keeps a moved alias on its previous version until the new one has loaded.
    */
   resolve(name: string, selector: VersionSelector = {}): ResolveResult {
     const entry = this.#models.get(name);
-    if (!entry) return notFound(`model ${name} is not in the repository`);
-    if (selector.version !== undefined) {
-      const v = entry.versions.get(selector.version);
-      if (!v) return notFound(`model ${name} has no version ${selector.version}`);
-      if (v.model) return { ok: true, model: v.model };
-      return unavailable(`model ${name} version ${selector.version} is ${v.state}${v.reason ? `: ${v.reason}` : ''}`);
-    }
-    const alias = selector.alias ?? (entry.aliases[DEFAULT_ALIAS] !== undefined ? DEFAULT_ALIAS : LATEST_ALIAS);
-    const serving = entry.serving.get(alias);
-    if (serving !== undefined) return { ok: true, model: entry.versions.get(serving)!.model! };
-    if (alias === LATEST_ALIAS) {
-      return entry.versions.size === 0
-        ? notFound(`model ${name} has no versions`)
-        : unavailable(`no version of model ${name} is loaded (${describeVersions(entry)})`);
-    }
-    const target = entry.aliases[alias];
-    if (target === undefined) return notFound(`model ${name} has no alias ${alias}`);
-    const v = entry.versions.get(target);
-    if (!v) return notFound(`alias ${alias} of model ${name} names version ${target}, which is not in the repository`);
-    return unavailable(`alias ${alias} of model ${name} names version ${target}, which is ${v.state}${v.reason ? `: ${v.reason}` : ''}`);
+    if (!entry) return { ok: false, error: 'model_not_found', message: `Model ${name} is not in the repository` };
+    const r = resolveVersion(facts(entry), selector);
+    if (!r.ok) return { ok: false, error: r.code, message: r.message };
+    return { ok: true, model: entry.versions.get(r.version)!.model! };
   }
 
   /** resolve() and a lease on the version, in one step (nothing can retire it in between). */
@@ -364,8 +344,15 @@ function shownReason(err: unknown, dir: string): string {
   return 'an unexpected error (the worker log has it)';
 }
 
-function describeVersions(entry: ModelEntry): string {
-  return [...entry.versions.values()].map((v) => `version ${v.version} ${v.state}${v.reason ? `: ${v.reason}` : ''}`).join('; ');
+/** What the resolution rule reads of one model held here. */
+function facts(entry: ModelEntry): ModelFacts {
+  const versions = new Map<number, VersionFacts>();
+  for (const v of entry.versions.values()) {
+    versions.set(v.version, { servable: Boolean(v.model), why: v.reason ? `${v.state}: ${v.reason}` : v.state });
+  }
+  const serving = new Map<string, number[]>();
+  for (const [alias, n] of entry.serving) serving.set(alias, [n]);
+  return { name: entry.name, aliases: entry.aliases, versions, serving };
 }
 
 function versionSnapshot(v: VersionEntry): VersionSnapshot {
@@ -376,7 +363,11 @@ function versionSnapshot(v: VersionEntry): VersionSnapshot {
   snapshot.display_version = model.displayVersion;
   snapshot.signature = model.signature;
   if (model.ignoredOutputs.length > 0) snapshot.ignored_outputs = [...model.ignoredOutputs];
-  if (model.manifest?.input) snapshot.record_fields = model.manifest.input.features.map((f) => f.name);
+  if (model.recordEncoding) {
+    snapshot.record_fields = model.recordEncoding.features.map((f) => f.name);
+    snapshot.fields = structuredClone(recordOrder(model.recordEncoding));
+    if (model.manifest?.output?.field) snapshot.record_output = model.manifest.output.field;
+  }
   if (model.decision) {
     snapshot.decision = { output: model.decision.output, labels: [...model.decision.thresholds.map((t) => t.label), model.decision.otherwise] };
   }

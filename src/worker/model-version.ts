@@ -1,19 +1,67 @@
-// One version of one repository model: its session, the signature read from the graph, what its
-// optional manifest adds, and a lease count so the session is closed only after the work that
-// holds it is done.
+// One version of one repository model, and the one loader of every model: its session, the
+// signature read from the graph, what its optional manifest adds (a record encoding, a decision
+// policy, class labels), and a lease count so the session is closed only after the work that holds
+// it is done. Loading verifies the files against the manifest before any record is scored, so a
+// missing, corrupt or mismatched model fails with a message naming the file and the problem.
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { InferenceSession } from 'onnxruntime-node';
+import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { z } from 'zod';
 import type { ModelSignature, SignatureRecord } from '../shared/model-signature.ts';
-import { ModelLoadError, ScoringModel, openSession, readModelFile, signatureProblems, verifyIntegrity, type LoadModelOptions } from './model.ts';
+import { createFeatureEncoder, type EncodedRecord, type FeatureEncoder } from './features.ts';
 import { readSignature, type IgnoredOutput } from './model-signature.ts';
 import { decodeOutputs, encodeRecords } from './tensor-codec.ts';
-import { MODEL_FILE, VersionManifestSchema, applyDecision, decisionPolicy, type DecisionPolicy, type VersionManifest } from './version-manifest.ts';
+import {
+  MANIFEST_FILE,
+  MODEL_FILE,
+  ManifestSchema,
+  applyDecision,
+  decisionPolicy,
+  type DecisionPolicy,
+  type Manifest,
+  type RecordEncoding,
+  type Thresholds,
+} from './manifest.ts';
 
-export const MANIFEST_FILE = 'manifest.json';
 /** The per-record field a decision policy adds to the outputs. */
 export const DECISION_FIELD = 'decision';
+
+/**
+ * The model cannot be used; `file` is the path at fault, `problem` what is wrong with it (without
+ * the path, for callers: paths are for the log). Not retryable: the files must be fixed.
+ */
+export class ModelLoadError extends Error {
+  readonly file: string;
+  readonly problem: string;
+
+  constructor(file: string, problem: string, options?: { cause?: unknown }) {
+    super(`${file}: ${problem}`, options);
+    this.name = this.constructor.name;
+    this.file = file;
+    this.problem = problem;
+  }
+}
+
+export interface LoadModelOptions {
+  /**
+   * Threads one `session.run` may use. Default 1: throughput comes from batching and from running
+   * more worker processes, and one thread keeps a run from competing with the event loop's core.
+   */
+  intraOpNumThreads?: number;
+  /** APPROVE_THRESHOLD / REVIEW_THRESHOLD when set: they replace a manifest's approve / review thresholds. */
+  thresholds?: Partial<Thresholds>;
+}
+
+/** A record encoding compiled for the session: records → one float32 input → one probability column. */
+type Encoded = {
+  encoder: FeatureEncoder;
+  input: string;
+  output: string;
+  column: number;
+  /** The field replies give the probability under. */
+  field: string;
+};
 
 export class ModelVersion {
   readonly name: string;
@@ -23,15 +71,14 @@ export class ModelVersion {
   readonly dir: string;
   readonly signature: ModelSignature;
   readonly ignoredOutputs: readonly IgnoredOutput[];
-  readonly manifest: VersionManifest | undefined;
+  readonly manifest: Manifest | undefined;
+  /** The manifest's policy with the config's thresholds merged in. */
   readonly decision: DecisionPolicy | undefined;
   readonly classLabels: Readonly<Record<string, readonly string[]>>;
-  /**
-   * The fraud path (records encoded by the manifest's features), when the manifest gives a record
-   * encoding. It shares this version's session: hold a lease while scoring, never close() it.
-   */
-  readonly scoring: ScoringModel | undefined;
+  /** Set when the manifest gives a record encoding: records are its fields, not the graph's inputs. */
+  readonly recordEncoding: RecordEncoding | undefined;
   readonly session: InferenceSession;
+  readonly #encoded: Encoded | undefined;
   #leases = 0;
   #retired = false;
   #closing: Promise<void> | undefined;
@@ -44,7 +91,8 @@ export class ModelVersion {
     session: InferenceSession;
     signature: ModelSignature;
     ignoredOutputs: IgnoredOutput[];
-    manifest: VersionManifest | undefined;
+    manifest: Manifest | undefined;
+    decision: DecisionPolicy | undefined;
   }) {
     this.name = init.name;
     this.version = init.version;
@@ -54,12 +102,19 @@ export class ModelVersion {
     this.ignoredOutputs = init.ignoredOutputs;
     this.manifest = init.manifest;
     this.displayVersion = init.manifest?.version ?? String(init.version);
-    this.decision = init.manifest ? decisionPolicy(init.manifest) : undefined;
+    this.decision = init.decision;
     this.classLabels = init.manifest?.class_labels ?? {};
     const m = init.manifest;
-    this.scoring =
-      m?.input && m.output && m.thresholds
-        ? new ScoringModel({ version: this.displayVersion, input: m.input, output: m.output, thresholds: m.thresholds }, init.session)
+    this.recordEncoding = m?.input;
+    this.#encoded =
+      m?.input && m.output?.field
+        ? {
+            encoder: createFeatureEncoder(m.input),
+            input: m.input.name,
+            output: m.output.name,
+            column: m.output.probability_column,
+            field: m.output.field,
+          }
         : undefined;
   }
 
@@ -70,6 +125,11 @@ export class ModelVersion {
 
   get retired(): boolean {
     return this.#retired;
+  }
+
+  /** The encoder of a record-encoded version (bulk chunks feed it their columns); undefined otherwise. */
+  get encoder(): FeatureEncoder | undefined {
+    return this.#encoded?.encoder;
   }
 
   /** Takes a lease: the session stays open until every lease is released. Throws once retired. */
@@ -105,13 +165,21 @@ export class ModelVersion {
   }
 
   /**
-   * Scores `records` (valid for recordSchemaFromSignature(this.signature)) in one session.run:
-   * per record, every readable output by name, class labels applied, plus `decision` when the
-   * manifest gives a policy. Call it while holding a lease.
+   * Scores `records` (valid for this version's record schema) in one session.run: per record, each
+   * output by name (a record-encoded version: its probability under the manifest's field), class
+   * labels applied, plus `decision` when the manifest gives a policy. Call it while holding a lease.
    */
   async run(records: readonly SignatureRecord[]): Promise<Record<string, unknown>[]> {
     if (this.#closing) throw new Error(`model ${this.name} version ${this.version} is closed`);
     if (records.length === 0) return [];
+    const encoded = this.#encoded;
+    if (encoded) {
+      const probabilities = await this.probabilities(records);
+      const perRecord: Record<string, unknown>[] = new Array(records.length);
+      // The value read from the float32 tensor is exact as a JS number; it is serialized as is.
+      for (let r = 0; r < records.length; r++) perRecord[r] = this.#decided({ [encoded.field]: probabilities[r] }, probabilities[r]!);
+      return perRecord;
+    }
     const outputs = this.signature.outputs;
     const results = await this.session.run(
       encodeRecords(this.signature.inputs, records),
@@ -120,6 +188,48 @@ export class ModelVersion {
     const perRecord = decodeOutputs(outputs, results, records.length);
     for (const record of perRecord) this.#present(record);
     return perRecord;
+  }
+
+  /** A record-encoded version's probability per record, in input order (float32, as the graph gives them). */
+  probabilities(records: readonly EncodedRecord[]): Promise<Float32Array> {
+    const encoded = this.#encoded;
+    if (!encoded) return Promise.reject(new Error(`model ${this.name} version ${this.version} has no record encoding`));
+    return this.scoreEncoded(encoded.encoder.encode(records), records.length);
+  }
+
+  /**
+   * A record-encoded version's probability per row of already encoded features (row-major
+   * [rows, width], as its encoder writes them). Throws a RangeError on a size mismatch.
+   */
+  async scoreEncoded(features: Float32Array, rows: number): Promise<Float32Array> {
+    const encoded = this.#encoded;
+    if (!encoded) throw new Error(`model ${this.name} version ${this.version} has no record encoding`);
+    if (this.#closing) throw new Error(`model ${this.name} version ${this.version} is closed`);
+    const width = encoded.encoder.width;
+    if (features.length !== rows * width) throw new RangeError(`features hold ${features.length} values, expected ${rows} rows × ${width}`);
+    if (rows === 0) return new Float32Array(0);
+    // Fetch only the probabilities; the label output is never copied back to JS.
+    const results = await this.session.run({ [encoded.input]: new Tensor('float32', features, [rows, width]) }, [encoded.output]);
+    const tensor = results[encoded.output];
+    if (!(tensor instanceof Tensor) || !(tensor.data instanceof Float32Array)) {
+      throw new Error(`model ${this.name} version ${this.version}: output ${encoded.output} is not a float32 tensor`);
+    }
+    const classes = tensor.dims[1] ?? 1;
+    const data = tensor.data;
+    const out = new Float32Array(rows);
+    for (let r = 0; r < rows; r++) out[r] = data[r * classes + encoded.column]!;
+    return out;
+  }
+
+  /** The decision label of one probability, by this version's policy (manifest, config merged). */
+  decide(probability: number): string {
+    if (!this.decision) throw new Error(`model ${this.name} version ${this.version} has no decision policy`);
+    return applyDecision(this.decision, probability);
+  }
+
+  #decided(record: Record<string, unknown>, probability: number): Record<string, unknown> {
+    if (this.decision) record[DECISION_FIELD] = applyDecision(this.decision, probability);
+    return record;
   }
 
   // The decision reads the raw probability, so it runs before labels turn columns into names.
@@ -137,33 +247,102 @@ export class ModelVersion {
   }
 }
 
-async function readVersionManifest(file: string): Promise<VersionManifest | undefined> {
+export async function readModelFile(file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ModelLoadError(file, code === 'ENOENT' ? 'missing' : `cannot be read (${code ?? String(error)})`, { cause: error });
+  }
+}
+
+async function readManifest(file: string): Promise<Manifest | undefined> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new ModelLoadError(file, `cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    throw new ModelLoadError(file, `cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`, { cause: error });
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new ModelLoadError(file, `is not valid JSON (${(error as Error).message})`);
+    throw new ModelLoadError(file, `is not valid JSON (${(error as Error).message})`, { cause: error });
   }
-  const parsed = VersionManifestSchema.safeParse(json);
-  if (!parsed.success) throw new ModelLoadError(file, `is not a valid manifest: ${z.prettifyError(parsed.error)}`);
+  const parsed = ManifestSchema.safeParse(json);
+  if (!parsed.success) throw new ModelLoadError(file, `is not a valid manifest: ${z.prettifyError(parsed.error)}`, { cause: parsed.error });
   return parsed.data;
 }
 
-/** What the manifest promises about outputs that the graph does not keep. */
-function manifestProblems(name: string, manifest: VersionManifest, signature: ModelSignature, session: InferenceSession): string[] {
+/** Throws ModelLoadError when `bytes` are not the ones the manifest's size and sha256 describe. */
+export function verifyIntegrity(modelFile: string, bytes: Buffer, manifest: { bytes: number; sha256: string }): void {
+  if (bytes.length < manifest.bytes) {
+    throw new ModelLoadError(modelFile, `truncated: ${bytes.length} bytes, manifest says ${manifest.bytes}`);
+  }
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  if (sha256 !== manifest.sha256 || bytes.length !== manifest.bytes) {
+    throw new ModelLoadError(
+      modelFile,
+      `sha256 mismatch: file has ${sha256} (${bytes.length} bytes), manifest says ${manifest.sha256} ` +
+        `(${manifest.bytes} bytes); the file is corrupt or belongs to another manifest`,
+    );
+  }
+}
+
+/** One onnxruntime session over `bytes`, or a ModelLoadError naming the file. */
+async function openSession(modelFile: string, bytes: Uint8Array, options: LoadModelOptions): Promise<InferenceSession> {
+  try {
+    return await InferenceSession.create(bytes, {
+      intraOpNumThreads: options.intraOpNumThreads ?? 1,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    });
+  } catch (error) {
+    throw new ModelLoadError(modelFile, `is not a loadable ONNX model (${(error as Error).message})`, { cause: error });
+  }
+}
+
+/** A record encoding's promises about the graph: one float32 input of its width, the probability output's column. */
+function encodingProblems(session: InferenceSession, input: RecordEncoding, output: { name: string; probability_column: number }): string[] {
+  const problems: string[] = [];
+  const graphInput = session.inputMetadata.find((m) => m.name === input.name);
+  if (session.inputNames.length !== 1 || !graphInput) {
+    problems.push(`inputs are [${session.inputNames.join(', ')}], manifest expects [${input.name}]`);
+  } else if (!graphInput.isTensor || graphInput.type !== 'float32') {
+    problems.push(`input ${input.name} is not a float32 tensor`);
+  } else if (graphInput.shape.length !== 2 || graphInput.shape[1] !== input.width) {
+    problems.push(`input ${input.name} has shape [${graphInput.shape.join(', ')}], manifest encodes ${input.width} features per row`);
+  }
+  const graphOutput = session.outputMetadata.find((m) => m.name === output.name);
+  if (!graphOutput) {
+    problems.push(`outputs are [${session.outputNames.join(', ')}], manifest expects ${output.name}`);
+  } else if (!graphOutput.isTensor || graphOutput.type !== 'float32') {
+    // A ZipMap (sequence of maps) output would be slow to copy and is not what scoreEncoded reads.
+    problems.push(`output ${output.name} is not a float32 tensor`);
+  } else {
+    const classes = graphOutput.shape[1];
+    if (graphOutput.shape.length !== 2 || typeof classes !== 'number' || classes <= output.probability_column) {
+      problems.push(`output ${output.name} has shape [${graphOutput.shape.join(', ')}], manifest reads column ${output.probability_column}`);
+    }
+  }
+  return problems;
+}
+
+/** What the manifest promises that the graph does not keep; the one signature check beside readSignature's. */
+function manifestProblems(
+  name: string,
+  manifest: Manifest,
+  policy: DecisionPolicy | undefined,
+  signature: ModelSignature,
+  session: InferenceSession,
+): string[] {
   const problems: string[] = [];
   if (manifest.name !== undefined && manifest.name !== name) {
     problems.push(`manifest names model "${manifest.name}" but it sits in the directory of "${name}"`);
   }
   const output = (n: string) => signature.outputs.find((o) => o.name === n);
-  const policy = decisionPolicy(manifest);
   if (policy) {
     const o = output(policy.output);
     const columns = o?.shape.length === 2 ? o.shape[1] : 1;
@@ -185,30 +364,35 @@ function manifestProblems(name: string, manifest: VersionManifest, signature: Mo
       problems.push(`class_labels apply to integer or probability outputs, ${name} is ${o.type}`);
     }
   }
-  if (manifest.input && manifest.output) {
-    problems.push(...signatureProblems(session, { input: manifest.input, output: manifest.output }, manifest.input.width));
-  }
+  if (manifest.input && manifest.output) problems.push(...encodingProblems(session, manifest.input, manifest.output));
   return problems;
 }
 
 /**
- * Opens `<dir>/model.onnx` (checked against `<dir>/manifest.json` when there is one) as version
- * `version` of model `name`.
+ * Opens `<dir>/model.onnx` (checked against `<dir>/manifest.json` when there is one: size, sha256,
+ * inputs and outputs) as version `version` of model `name`.
  * @throws ModelLoadError naming the file and the problem; nothing is left open when it throws.
  */
 export async function loadModelVersion(dir: string, name: string, version: number, options: LoadModelOptions = {}): Promise<ModelVersion> {
   const manifestFile = join(dir, MANIFEST_FILE);
   const modelFile = join(dir, MODEL_FILE);
-  const manifest = await readVersionManifest(manifestFile);
+  const manifest = await readManifest(manifestFile);
+  let decision: DecisionPolicy | undefined;
+  try {
+    decision = manifest ? decisionPolicy(manifest, options.thresholds) : undefined;
+  } catch (error) {
+    throw new ModelLoadError(manifestFile, (error as Error).message, { cause: error });
+  }
   const bytes = await readModelFile(modelFile);
   if (manifest?.sha256) verifyIntegrity(modelFile, bytes, { bytes: manifest.bytes ?? bytes.length, sha256: manifest.sha256 });
   const session = await openSession(modelFile, bytes, options);
 
   const { signature, ignoredOutputs, problems } = readSignature(session);
-  if (manifest) problems.push(...manifestProblems(name, manifest, signature, session));
+  const mismatches = manifest ? manifestProblems(name, manifest, decision, signature, session) : [];
+  if (mismatches.length > 0) problems.push(`does not match ${MANIFEST_FILE}: ${mismatches.join('; ')}`);
   if (problems.length > 0) {
     await session.release();
     throw new ModelLoadError(modelFile, problems.join('; '));
   }
-  return new ModelVersion({ name, version, dir, session, signature, ignoredOutputs, manifest });
+  return new ModelVersion({ name, version, dir, session, signature, ignoredOutputs, manifest, decision });
 }

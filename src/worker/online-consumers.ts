@@ -7,7 +7,6 @@ import type { Tracer } from '@opentelemetry/api';
 import type { LogSink } from '../shared/logger.ts';
 import { predictQueue, predictQueueName, type PredictOutcome } from '../shared/queues.ts';
 import type { Consumer } from '../shared/queue-clients.ts';
-import type { Thresholds } from './decide.ts';
 import type { ModelRepository } from './model-repository.ts';
 import type { ModelVersion } from './model-version.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
@@ -25,7 +24,6 @@ export type OnlineConsumersOptions = {
   /** Shards of every online queue (ONLINE_QUEUE_SHARDS): a version's consumer drains all of them. */
   shards: number;
   repository: ModelRepository;
-  thresholds: Partial<Thresholds>;
   maxBatchSize: number;
   maxBatchDelayMs: number;
   concurrency: number;
@@ -95,7 +93,6 @@ export class OnlineConsumers {
       modelName: name,
       version,
       acquire: () => o.repository.acquire(name, { version }),
-      thresholds: o.thresholds,
       maxBatchSize: o.maxBatchSize,
       maxBatchDelayMs: o.maxBatchDelayMs,
       concurrency: o.concurrency,

@@ -6,19 +6,17 @@
 // model throws, every live call of the batch is answered at once with a model_error reply rather
 // than left to time out; a call whose own records came out non-finite fails alone.
 //
-// A version with a record encoding and a decision policy (fraud) is scored on its feature path
-// and answers probabilities and decisions; any other answers each output by name per record.
+// Every version answers the same way: per record, each output by name (ModelVersion.run; a
+// record-encoded version's probability under its manifest's field, plus its decision).
 import type { Tracer, Span } from '@opentelemetry/api';
 import { predictQueue, type OnlineCall, type OnlineReply, type PredictJob, type PredictOutcome } from '../shared/queues.ts';
 import { createConsumers, type Consumer } from '../shared/queue-clients.ts';
 import type { RedisClient } from '../shared/redis.ts';
 import { publishReplies } from '../shared/reply-channel.ts';
 import type { LogSink } from '../shared/logger.ts';
-import type { FraudRecord } from '../shared/schemas/record.ts';
 import type { SignatureRecord } from '../shared/model-signature.ts';
 import { recordsScoredKey } from '../shared/keys.ts';
 import { Batcher } from './batcher.ts';
-import { decide, type Thresholds } from './decide.ts';
 import type { ModelLease, ResolveFailure } from './model-repository.ts';
 import type { ModelVersion } from './model-version.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
@@ -37,8 +35,6 @@ export type PredictConsumerOptions = {
   version: number;
   /** A lease on the version's current session (a reload may replace it), or why it is gone. */
   acquire: () => ModelLease | ResolveFailure;
-  /** APPROVE_THRESHOLD / REVIEW_THRESHOLD when set (keys absent otherwise): they override a record-encoded model's manifest. */
-  thresholds: Partial<Thresholds>;
   maxBatchSize: number;
   maxBatchDelayMs: number;
   concurrency: number;
@@ -58,7 +54,6 @@ type LiveCall = { arrival: Arrival; call: OnlineCall };
 
 /** What one session.run gave for a batch, in call order, or why it failed. */
 type Scored =
-  | { ok: true; probabilities: Float32Array; inferenceMs: number; records: number }
   | { ok: true; outputs: Record<string, unknown>[]; inferenceMs: number; records: number }
   | { ok: false; code: 'model_error' | 'model_not_found' | 'model_unavailable'; message: string; inferenceMs: number; records: number };
 
@@ -91,7 +86,18 @@ function modelFailure(by: ScoredBy, records: number): string {
   return `model ${by.modelName} version ${by.modelVersion} failed: inference threw on a batch of ${records} records`;
 }
 
-const scoredBy = (model: ModelVersion): ScoredBy => ({ modelName: model.name, modelVersion: model.scoring?.version ?? model.displayVersion });
+const scoredBy = (model: ModelVersion): ScoredBy => ({ modelName: model.name, modelVersion: model.displayVersion });
+
+/** Where a record's outputs hold a number that is not finite (NaN, ±Infinity): the path to it, else undefined. */
+export function nonFinite(value: unknown, path = ''): string | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : path || 'value';
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [key, v] of Object.entries(value)) {
+    const at = nonFinite(v, path ? `${path}.${key}` : key);
+    if (at !== undefined) return at;
+  }
+  return undefined;
+}
 
 export function startPredictConsumer(options: PredictConsumerOptions): Consumer<PredictOutcome, 'predict'>[] {
   const { metrics, publisher, tracer, logger } = options;
@@ -106,14 +112,12 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
     const startedAt = Date.now();
     const started = performance.now();
     try {
-      const result = model.scoring
-        ? { probabilities: await model.scoring.score(records as unknown as FraudRecord[]) }
-        : { outputs: await model.run(records as SignatureRecord[]) };
+      const outputs = await model.run(records as SignatureRecord[]);
       const inferenceMs = performance.now() - started;
       recordInferenceSpan(tracer, batchSpan, startedAt, startedAt + inferenceMs, by);
       metrics.batchRecords.record(records.length, labels);
       metrics.inferenceDuration.record(inferenceMs / 1000, labels);
-      return { ok: true, ...result, inferenceMs, records: records.length };
+      return { ok: true, outputs, inferenceMs, records: records.length };
     } catch (err) {
       metrics.modelErrors.add(1, { kind: 'online', ...labels });
       logger.error({ err, ...labels, records: records.length, calls: live.length }, 'model failed on an online batch');
@@ -137,52 +141,39 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
     const byChannel = new Map<string, OnlineReply[]>();
     let offset = 0;
     let recordsScored = 0;
-    const thresholds = model?.scoring ? { ...model.scoring.manifest.thresholds, ...options.thresholds } : undefined;
     for (const { arrival, call } of live) {
       const n = call.records.length;
       let reply: OnlineReply;
-      const timings = () => ({
-        queue_ms: Math.max(0, arrival.pickedAt - arrival.job.enqueued_at),
-        batch_wait_ms: batchStart - arrival.pickedAt,
-        inference_ms: scored.inferenceMs,
-        batch_records: scored.records,
-      });
       if (!scored.ok || !model) {
         const failure = scored.ok ? { code: 'model_error' as const, message: 'no model' } : scored;
         reply = { call_id: call.call_id, status: 'error', code: failure.code, message: failure.message };
-      } else if ('outputs' in scored) {
-        recordsScored += n;
-        const by = scoredBy(model);
-        reply = {
-          call_id: call.call_id,
-          status: 'outputs',
-          outputs: scored.outputs.slice(offset, offset + n),
-          model_name: by.modelName,
-          model_version: by.modelVersion,
-          timings: timings(),
-        };
       } else {
-        const probabilities = Array.from(scored.probabilities.subarray(offset, offset + n));
-        const bad = probabilities.findIndex((p) => !Number.isFinite(p));
+        const outputs = scored.outputs.slice(offset, offset + n);
         const by = scoredBy(model);
+        // A call whose own records came out non-finite fails alone; the batch's other calls are answered.
+        const bad = outputs.findIndex((o) => nonFinite(o) !== undefined);
         if (bad >= 0) {
           metrics.modelErrors.add(1, { kind: 'record', ...labels });
           reply = {
             call_id: call.call_id,
             status: 'error',
             code: 'model_error',
-            message: `model ${by.modelName} version ${by.modelVersion} gave no probability for record ${bad} of the call (${String(probabilities[bad])})`,
+            message: `model ${by.modelName} version ${by.modelVersion} gave no probability for record ${bad} of the call (its ${nonFinite(outputs[bad])} is not finite)`,
           };
         } else {
           recordsScored += n;
           reply = {
             call_id: call.call_id,
-            status: 'ok',
-            probabilities,
-            decisions: probabilities.map((p) => decide(p, thresholds!)),
+            status: 'outputs',
+            outputs,
             model_name: by.modelName,
             model_version: by.modelVersion,
-            timings: timings(),
+            timings: {
+              queue_ms: Math.max(0, arrival.pickedAt - arrival.job.enqueued_at),
+              batch_wait_ms: batchStart - arrival.pickedAt,
+              inference_ms: scored.inferenceMs,
+              batch_records: scored.records,
+            },
           };
         }
       }
@@ -282,7 +273,8 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
   );
   for (const worker of workers) {
     worker.on('error', (err) => logger.warn({ err, queue: worker.name, ...labels }, 'predict worker error'));
-    worker.on('failed', (job, err) => logger.warn({ job_id: job?.id, queue: worker.name, err: err.message, ...labels }, 'predict job failed'));
+    // err, not err.message: the log keeps the stack and the cause.
+    worker.on('failed', (job, err) => logger.warn({ job_id: job?.id, queue: worker.name, err, ...labels }, 'predict job failed'));
   }
   return workers;
 }

@@ -5,8 +5,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { AliasNameSchema, DEFAULT_ALIAS, LATEST_ALIAS, MODEL_NAME_PATTERN, VERSION_PATTERN, type ModelSelector } from '../shared/model-selector.ts';
-import { MANIFEST_FILE } from './model-version.ts';
-import { MODEL_FILE } from './version-manifest.ts';
+import { MANIFEST_FILE, MODEL_FILE } from './manifest.ts';
 
 export const ALIASES_FILE = 'aliases.json';
 

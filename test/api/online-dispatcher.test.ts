@@ -12,7 +12,7 @@ import { predictQueue, predictQueueName, type OnlineReply, type PredictJob, type
 import { createConsumer, createProducer, type Consumer } from '../../src/shared/queue-clients.ts';
 import { publishReplies } from '../../src/shared/reply-channel.ts';
 import { recordsScoredKey } from '../../src/shared/keys.ts';
-import { OnlineDispatcher } from '../../src/api/online-dispatcher.ts';
+import { OnlineDispatcher, type CallResult } from '../../src/api/online-dispatcher.ts';
 import { ModelError, ModelNotFoundError, OverloadedError, TimeoutError, UnavailableError } from '../../src/shared/errors.ts';
 import type { FraudRecord } from '../../src/shared/schemas/record.ts';
 
@@ -57,6 +57,7 @@ function dispatcher(options: { maxWaiting?: number; maxRecordsPerJob?: number; s
     subscriber,
     prefix,
     maxRecordsPerJob: options.maxRecordsPerJob ?? 1000,
+    drainTimeoutMs: 30_000,
     maxWaiting: options.maxWaiting ?? 1000,
     logger: silent,
     tracer: trace.getTracer('test'),
@@ -99,13 +100,15 @@ function consumer(
 
 const ok = (call: PredictJob['calls'][number]): OnlineReply => ({
   call_id: call.call_id,
-  status: 'ok',
-  probabilities: call.records.map((r) => (r as FraudRecord).transaction_amount / 100),
-  decisions: call.records.map(() => 'approve'),
+  status: 'outputs',
+  outputs: call.records.map((r) => ({ fraud_probability: (r as FraudRecord).transaction_amount / 100, decision: 'approve' })),
   model_name: MODEL,
   model_version: 'test-1',
   timings: { queue_ms: 0, batch_wait_ms: 0, inference_ms: 0, batch_records: call.records.length },
 });
+
+/** The probability of each record of a call, as the worker's reply gives it. */
+const probabilities = (result: CallResult) => result.outputs.map((o) => o.fraud_probability);
 
 async function ready(conn: { status: string }) {
   await waitFor(() => conn.status === 'ready', { what: 'the producer connection' });
@@ -116,10 +119,7 @@ test('calls of one event-loop turn share one queue job, and each gets its own re
   const { jobs } = consumer(prefix, ok);
   await ready(conn);
   const results = await Promise.all([1, 2, 3].map((i) => online.submit(MODEL, VERSION, [{ ...record, transaction_amount: i * 10 }], 5000)));
-  assert.deepEqual(
-    results.map((r) => r.probabilities),
-    [[0.1], [0.2], [0.3]],
-  );
+  assert.deepEqual(results.map(probabilities), [[0.1], [0.2], [0.3]]);
   assert.equal(jobs.length, 1);
   assert.equal(jobs[0]!.calls.length, 3);
   assert.equal(online.pendingCalls, 0);
@@ -157,7 +157,7 @@ test('calls of one turn for two versions go to two queues, each answered by its 
   );
   await ready(conn);
   const [a, b] = await Promise.all([online.submit(MODEL, VERSION, [record], 5000), online.submit(MODEL, 2, [{ x: 7 }], 5000)]);
-  assert.deepEqual(a.probabilities, [0.1]);
+  assert.deepEqual(probabilities(a), [0.1]);
   assert.equal(a.modelVersion, 'test-1');
   assert.deepEqual(b.outputs, [{ echo: 7 }]);
   assert.equal(b.modelVersion, '2');
@@ -193,7 +193,7 @@ test('a call whose caller gives up in its own turn is withdrawn: never queued, r
   const kept = online.submit(MODEL, VERSION, [{ ...record, transaction_amount: 20 }], 5000);
   controller.abort(new Error('client hung up'));
   await assert.rejects(gone, /client hung up/);
-  assert.deepEqual((await kept).probabilities, [0.2]);
+  assert.deepEqual(probabilities(await kept), [0.2]);
   assert.equal(jobs.length, 1);
   assert.deepEqual(
     jobs[0]!.calls.map((c) => (c.records[0] as FraudRecord).transaction_amount),
@@ -294,7 +294,7 @@ test('records waiting past what the measured rate scores within the timeout: 429
     const accepted = online.submit(MODEL, VERSION, [record], 10_000);
     assert.equal(online.pendingCalls, 1);
     consumer(prefix, ok);
-    assert.deepEqual((await accepted).probabilities, [0.1]);
+    assert.deepEqual(probabilities(await accepted), [0.1]);
   } finally {
     clearInterval(tick);
   }

@@ -6,11 +6,11 @@ import { readFile } from 'node:fs/promises';
 import { ChunkBuilder, decodeChunk } from '../../src/shared/bulk-chunk.ts';
 import type { BulkRecord } from '../../src/shared/schemas/record.ts';
 import { createFeatureEncoder } from '../../src/worker/features.ts';
-import { ModelManifestSchema } from '../../src/worker/model-manifest.ts';
+import { ManifestSchema } from '../../src/worker/manifest.ts';
 import { generateFraudRecords, mulberry32 } from '../../scripts/model/fraud-data.ts';
 
-const manifest = ModelManifestSchema.parse(JSON.parse(await readFile(new URL('../../models/fraud/1/manifest.json', import.meta.url), 'utf8')));
-const encoder = createFeatureEncoder(manifest.input);
+const manifest = ManifestSchema.parse(JSON.parse(await readFile(new URL('../../models/fraud/1/manifest.json', import.meta.url), 'utf8')));
+const encoder = createFeatureEncoder(manifest.input!);
 
 /** Generated records, with what the generator never makes: unseen categories, extreme and unrounded values, ids. */
 function records(seed: number, count: number): BulkRecord[] {

@@ -11,7 +11,7 @@ import { startApi, startListening, startWorker, type ServiceProcess } from '../h
 import { postJson, request, type JsonResponse } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
-import { loadModel, type ScoringModel } from '../../src/worker/model.ts';
+import { loadModelVersion, type ModelVersion } from '../../src/worker/model-version.ts';
 import { QUEUES, predictQueueName, shardQueueNames } from '../../src/shared/queues.ts';
 import { bulkJobKey, bulkResultKey, modelsChangedChannel } from '../../src/shared/keys.ts';
 
@@ -25,19 +25,19 @@ const BULK_SHARDS = shardQueueNames(QUEUES.bulk.name, SHARDS);
 let cluster: TestRedisCluster | undefined;
 let client: Cluster;
 let env: Record<string, string>;
-let model: ScoringModel;
+let model: ModelVersion;
 const apis: ServiceProcess[] = [];
 const workers: ServiceProcess[] = [];
 
 before(async () => {
-  model = await loadModel('models/fraud/1');
+  model = await loadModelVersion('models/fraud/1', 'fraud', 1);
 });
 
 after(async () => {
   await Promise.all([...apis, ...workers].map((p) => p.stop('SIGKILL')));
   client?.disconnect();
   await cluster?.close();
-  await model?.close();
+  await model?.retire();
 });
 
 /** The shards an api sends to, online (fraud/1's) and bulk: it says so in its log at start. */
@@ -57,7 +57,7 @@ async function submitJob(api: ServiceProcess, records: number, seed: number): Pr
   const rows = generateFraudRecords(seed, records);
   const body = rows.map((r, i) => JSON.stringify({ ...r, id: `r-${i}` })).join('\n');
   // Scored here before the job is sent: the job must not run while the test is busy.
-  const expected = await model.score(rows);
+  const expected = await model.probabilities(rows);
   const res = await request(`${api.url}/jobs`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
   assert.equal(res.status, 202, JSON.stringify(res.body));
   return { jobId: res.body.job_id, expected };
@@ -199,7 +199,7 @@ test('the shards of each queue sit on three different masters', async () => {
 
 test('online calls through both apis are scored right', async () => {
   const records = generateFraudRecords(11, 60);
-  const expected = await model.score(records);
+  const expected = await model.probabilities(records);
   const responses = await Promise.all(records.map((r, i) => postJson(`${apis[i % 2]!.url}/predict`, r)));
   responses.forEach((res, i) => {
     assert.equal(res.status, 200, JSON.stringify(res.body));

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createFeatureEncoder } from '../../src/worker/features.ts';
-import { ModelInputSchema } from '../../src/worker/model-manifest.ts';
+import { RecordEncodingSchema } from '../../src/worker/manifest.ts';
 import { fraudModelInput } from '../../scripts/model/feature-spec.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
 
@@ -9,7 +9,7 @@ const input = fraudModelInput(generateFraudRecords(42, 5000));
 
 describe('feature encoder', () => {
   test('the training layout is a valid manifest input: 4 values then a one-hot with an unknown column', () => {
-    ModelInputSchema.parse(input);
+    RecordEncodingSchema.parse(input);
     assert.equal(input.width, 17);
   });
 

@@ -4,8 +4,8 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { loadModel } from '../../src/worker/model.ts';
-import { ModelManifestSchema } from '../../src/worker/model-manifest.ts';
+import { loadModelVersion } from '../../src/worker/model-version.ts';
+import { FraudCardSchema } from '../../scripts/model/fraud-card.ts';
 import { buildFraudModel, serializeManifest } from '../../scripts/model/build-fraud-model.ts';
 import { REFERENCE_DATA, generateFraudRecords, generateFraudRows } from '../../scripts/model/fraud-data.ts';
 import { predictGbdtProbability } from '../../scripts/model/gbdt.ts';
@@ -17,7 +17,7 @@ const SKLEARN_AUC = 0.8977;
 
 describe('committed fraud model', () => {
   const manifestText = readFileSync(new URL('manifest.json', MODEL_DIR), 'utf8');
-  const manifest = ModelManifestSchema.parse(JSON.parse(manifestText));
+  const manifest = FraudCardSchema.parse(JSON.parse(manifestText));
   const onnx = readFileSync(new URL(manifest.file, MODEL_DIR));
 
   test('the ONNX file is small and its sha256 is the manifest’s', () => {
@@ -27,11 +27,11 @@ describe('committed fraud model', () => {
     assert.equal(manifest.data.sha256, REFERENCE_DATA.sha256);
   });
 
-  test('held-out rows scored through loadModel reach the AUC the manifest records (≥ scikit-learn’s)', async () => {
+  test('held-out rows scored through the loader reach the AUC the manifest records (≥ scikit-learn’s)', async () => {
     const holdout = generateFraudRows(REFERENCE_DATA.seed, REFERENCE_DATA.rows).slice(REFERENCE_DATA.trainRows);
-    const model = await loadModel(MODEL_DIR.pathname);
+    const model = await loadModelVersion(MODEL_DIR.pathname, 'fraud', 1);
     try {
-      const scores = await model.score(holdout);
+      const scores = await model.probabilities(holdout);
       const auc = rocAuc(
         holdout.map((r) => r.is_fraud),
         scores,
@@ -42,7 +42,7 @@ describe('committed fraud model', () => {
       assert.ok(Math.abs(auc - manifest.metrics.roc_auc) < 1e-4, `${auc} vs manifest ${manifest.metrics.roc_auc}`);
       assert.equal(manifest.metrics.rows, holdout.length);
     } finally {
-      await model.close();
+      await model.retire();
     }
   });
 
@@ -53,14 +53,14 @@ describe('committed fraud model', () => {
 
     const records = generateFraudRecords(2024, 10_000);
     const expected = predictGbdtProbability(build.model, createFeatureEncoder(build.manifest.input).encode(records), records.length);
-    const model = await loadModel(MODEL_DIR.pathname);
+    const model = await loadModelVersion(MODEL_DIR.pathname, 'fraud', 1);
     try {
-      const actual = await model.score(records);
+      const actual = await model.probabilities(records);
       let maxError = 0;
       for (let i = 0; i < records.length; i++) maxError = Math.max(maxError, Math.abs(actual[i]! - expected[i]!));
       assert.ok(maxError <= 1e-5, `max |onnx − trainer| = ${maxError}`);
     } finally {
-      await model.close();
+      await model.retire();
     }
   });
 });

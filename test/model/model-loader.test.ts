@@ -1,18 +1,20 @@
-// loadModel refuses anything but the exact files its manifest describes, naming the file and the
-// problem. Each case damages a private copy of the committed model.
+// The one loader (loadModelVersion) refuses anything but the exact files a manifest describes,
+// naming the file and the problem. Each case damages a private copy of the committed model.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ModelLoadError, loadModel } from '../../src/worker/model.ts';
-import type { ModelManifest } from '../../src/worker/model-manifest.ts';
+import { ModelLoadError, loadModelVersion } from '../../src/worker/model-version.ts';
+import type { FraudCard as ModelManifest } from '../../scripts/model/fraud-card.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
 
 const COMMITTED = new URL('../../models/fraud/1/', import.meta.url).pathname;
 
-describe('loadModel', () => {
+const loadModel = (dir: string) => loadModelVersion(dir, 'fraud', 1);
+
+describe('loadModelVersion', () => {
   let root: string;
   let n = 0;
   before(async () => {
@@ -42,33 +44,42 @@ describe('loadModel', () => {
   test('loads the committed model and scores records in order', async () => {
     const model = await loadModel(COMMITTED);
     try {
-      assert.equal(model.featureWidth, 17);
-      assert.equal(model.version, model.manifest.version);
+      assert.equal(model.encoder!.width, 17);
+      assert.equal(model.displayVersion, model.manifest!.version);
       const records = generateFraudRecords(5, 300);
-      const all = await model.score(records);
+      const all = await model.probabilities(records);
       assert.equal(all.length, 300);
-      const single = await model.score([records[123]!]);
+      const single = await model.probabilities([records[123]!]);
       assert.equal(single[0], all[123]);
       for (const p of all) assert.ok(p > 0 && p < 1);
-      assert.deepEqual(await model.score([]), new Float32Array(0));
-      await assert.rejects(model.scoreFeatures(new Float32Array(16), 1), RangeError);
+      assert.deepEqual(await model.probabilities([]), new Float32Array(0));
+      await assert.rejects(model.scoreEncoded(new Float32Array(16), 1), RangeError);
     } finally {
-      await model.close();
+      await model.retire();
     }
   });
 
-  test('close is idempotent and scoring afterwards fails', async () => {
+  test('retire is idempotent and scoring afterwards fails', async () => {
     const model = await loadModel(COMMITTED);
-    const first = model.close();
-    assert.equal(model.close(), first);
+    const first = model.retire();
+    assert.equal(model.retire(), first);
     await first;
-    await assert.rejects(model.score(generateFraudRecords(1, 1)), /closed/);
+    await assert.rejects(model.probabilities(generateFraudRecords(1, 1)), /closed/);
   });
 
-  test('a missing manifest', async () => {
+  test('without its manifest the file is a bare model, served by its graph signature', async () => {
     const { dir, manifestFile } = await copyModel();
     await unlink(manifestFile);
-    await assertLoadError(dir, manifestFile, /missing/);
+    const model = await loadModel(dir);
+    try {
+      assert.equal(model.recordEncoding, undefined);
+      assert.deepEqual(
+        model.signature.inputs.map((i) => i.name),
+        ['features'],
+      );
+    } finally {
+      await model.retire();
+    }
   });
 
   test('a missing ONNX file', async () => {
@@ -82,7 +93,7 @@ describe('loadModel', () => {
     await writeFile(manifestFile, '{"name": "fraud",');
     await assertLoadError(dir, manifestFile, /not valid JSON/);
     await writeFile(manifestFile, JSON.stringify({ ...manifest, sha256: 'abc' }));
-    await assertLoadError(dir, manifestFile, /not a valid model manifest[\s\S]*sha256/);
+    await assertLoadError(dir, manifestFile, /not a valid manifest[\s\S]*sha256/);
   });
 
   test('one flipped byte is a sha256 mismatch', async () => {

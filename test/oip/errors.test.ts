@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
 import * as service from '../../src/shared/errors.ts';
-import { DeadlineExceededError, ModelNotFoundError, OverloadedError, isUnexpected, toOipError } from '../../src/api/oip/errors.ts';
+import { DeadlineExceededError, UnknownModelError as ModelNotFoundError, isUnexpected, toOipError } from '../../src/api/oip/errors.ts';
+import { OverloadedError } from '../../src/shared/errors.ts';
 
 test("the service's own errors keep their meaning on both transports", () => {
   const cases: [Error, string, number, status, number | undefined][] = [
@@ -27,7 +28,7 @@ test('protocol errors pass through; anything else is internal and says nothing',
   const deadline = new DeadlineExceededError();
   assert.equal(toOipError(deadline), deadline);
   assert.equal(toOipError(new ModelNotFoundError('m', '3')).message, 'Model "m" has no version "3"');
-  assert.equal(new OverloadedError().retryAfterSeconds, 1);
+  assert.equal(toOipError(new OverloadedError(1)).retryAfterSeconds, 1);
   const internal = toOipError(new Error('secret detail'));
   assert.equal(internal.kind, 'internal');
   assert.equal(internal.httpStatus, 500);

@@ -2,7 +2,8 @@
 // models compute a deterministic transform of their inputs, with switches for the faults a
 // real backend raises. The end-to-end path through the queue is tested elsewhere.
 import type { InferenceBackend, InferOptions, InferResult, ModelMetadata, TensorMetadata } from '../../src/api/oip/backend.ts';
-import { DeadlineExceededError, ModelNotFoundError, OverloadedError, UnavailableError } from '../../src/api/oip/errors.ts';
+import { DeadlineExceededError, UnknownModelError as ModelNotFoundError, NotServableError as UnavailableError } from '../../src/api/oip/errors.ts';
+import { OverloadedError } from '../../src/shared/errors.ts';
 import { DATATYPES, type Datatype, type NumericArray, type Tensor, type TensorMap } from '../../src/api/oip/tensors.ts';
 
 /** The short input name of each datatype in the "mirror" model. */
@@ -114,7 +115,7 @@ export class FixtureBackend implements InferenceBackend {
     this.calls++;
     this.lastOptions = options;
     const started = performance.now();
-    if (this.fault === 'overloaded') throw new OverloadedError();
+    if (this.fault === 'overloaded') throw new OverloadedError(1);
     if (this.fault === 'unavailable') throw new UnavailableError('No worker holds the model');
     if (this.fault === 'hold') await this.hold(options);
     await this.modelMetadata(name, version);

@@ -201,8 +201,8 @@ describe('model repository: a directory with junk beside good models', () => {
 
   test('models run by their records: fraud by its manifest fields, others by graph inputs', async () => {
     const fraud = resolved(repository.resolve('fraud'));
-    assert.ok(fraud.scoring, 'the fraud manifest gives a record encoding');
-    const [p] = await fraud.scoring.score([
+    assert.ok(fraud.recordEncoding, 'the fraud manifest gives a record encoding');
+    const [p] = await fraud.probabilities([
       { transaction_amount: 594.4, merchant_category: 'travel', card_present: false, hour_of_day: 0, days_since_last_transaction: 17.9457 },
     ]);
     assert.ok(p! > 0 && p! < 1);

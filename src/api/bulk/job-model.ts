@@ -1,19 +1,21 @@
 // Which model version a bulk job is for, decided once at submission: POST /jobs?model=&version=
-// (or &alias=), fraud by the usual rule when none is named. The job is pinned to the concrete
-// version resolved now, so an alias that moves later does not move the job. How its records are
-// validated and staged follows from that version: fraud's record fields → fraud's columnar chunks;
-// a signature's inputs → row-form chunks.
+// (or &alias=), DEFAULT_MODEL by the usual rule when none is named. The job is pinned to the
+// concrete version resolved now, so an alias that moves later does not move the job. How its
+// records are validated and staged follows from that version: record fields the columnar chunk
+// holds → columnar chunks; a signature's inputs → row-form chunks.
 import { z } from 'zod';
 import { JOB_PRIORITIES } from '../../shared/fair-share.ts';
 import type { ModelSignature } from '../../shared/model-signature.ts';
 import { AliasNameSchema, ModelNameSchema, VersionSchema } from '../../shared/model-selector.ts';
 import { ModelUnavailableError, ValidationError } from '../../shared/errors.ts';
 import type { BulkChunkEncoding } from '../../shared/queues.ts';
-import { FraudRecordSchema } from '../../shared/schemas/record.ts';
+import { COLUMNAR_FIELDS } from '../../shared/bulk-chunk.ts';
+import { DEFAULT_MODEL_NAME } from '../../shared/config.ts';
 import type { ModelRegistry, Resolved, VersionView } from '../model-registry.ts';
 import type { PinnedModel } from './submit.ts';
 
-export const DEFAULT_BULK_MODEL = 'fraud';
+/** The model of a job that names none; the api passes DEFAULT_MODEL, this is its default. */
+export const DEFAULT_BULK_MODEL = DEFAULT_MODEL_NAME;
 
 export const JobModelQuerySchema = z
   .strictObject({
@@ -41,13 +43,25 @@ function fromView(registry: ModelRegistry, resolved: Resolved, viewForRecords: V
     version: resolved.version,
     ...(resolved.view.display_version ? { displayVersion: resolved.view.display_version } : {}),
   };
-  const schema = registry.recordSchema({ ...resolved, view: viewForRecords });
-  if (schema === FraudRecordSchema) return { pinned, encoding: 'columns' };
+  // The columnar chunk holds one form of record (shared/bulk-chunk.ts): a record-encoded version whose fields are exactly those.
+  if (
+    viewForRecords.fields &&
+    sameFields(
+      viewForRecords.fields.map((f) => f.name),
+      COLUMNAR_FIELDS,
+    )
+  ) {
+    return { pinned, encoding: 'columns' };
+  }
   if (viewForRecords.record_fields) {
-    throw new ValidationError(`Model ${resolved.name} takes records by its manifest's fields; bulk jobs take those only in fraud's encoding`);
+    throw new ValidationError(
+      `Model ${resolved.name} takes records by its manifest's fields; bulk jobs take those only in the columnar form's fields`,
+    );
   }
   return { pinned, encoding: 'rows', signature: viewForRecords.signature! };
 }
+
+const sameFields = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((f) => b.includes(f));
 
 /**
  * The version a job is pinned to. 404 model_not_found for an unknown model, version or alias;
@@ -56,8 +70,8 @@ function fromView(registry: ModelRegistry, resolved: Resolved, viewForRecords: V
  * read as the model's held versions read them. With no live worker at all, fraud's jobs are
  * accepted unpinned: the first worker to take a chunk pins them by the same rule.
  */
-export async function resolveJobModel(registry: ModelRegistry, query: JobModelQuery): Promise<JobModel> {
-  const name = query.model ?? DEFAULT_BULK_MODEL;
+export async function resolveJobModel(registry: ModelRegistry, query: JobModelQuery, defaultModel = DEFAULT_BULK_MODEL): Promise<JobModel> {
+  const name = query.model ?? defaultModel;
   const selector = query.version !== undefined ? { version: query.version } : query.alias !== undefined ? { alias: query.alias } : {};
   try {
     return fromView(registry, await registry.resolveFresh(name, selector));
@@ -70,7 +84,7 @@ export async function resolveJobModel(registry: ModelRegistry, query: JobModelQu
       const view = model.versions.find((v) => v.version === query.version);
       if (like && view) return fromView(registry, { name, version: query.version, view }, like);
     }
-    if (name === DEFAULT_BULK_MODEL && !model?.versions.some((v) => v.state === 'loaded')) {
+    if (name === defaultModel && !model?.versions.some((v) => v.state === 'loaded')) {
       return { pinned: { name, ...(query.alias ? { alias: query.alias } : {}) }, encoding: 'columns' };
     }
     throw error;

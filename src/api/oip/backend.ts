@@ -35,6 +35,11 @@ export type InferOptions = {
   outputs?: readonly string[];
   /** Aborted when the client goes away (HTTP connection closed, gRPC call cancelled). */
   signal?: AbortSignal;
+  /**
+   * The metadata the transport checked the tensors against (modelMetadata's answer). A backend
+   * checks them again only when the version it resolves now has other metadata (it moved since).
+   */
+  checked?: ModelMetadata;
 };
 
 export type InferTimings = { queueMs: number; batchWaitMs: number; inferenceMs: number; batchRecords: number };
@@ -49,8 +54,9 @@ export type InferResult = {
 
 /**
  * The service as the Open Inference Protocol sees it. Methods throw OipErrors (or the
- * service's AppErrors): ModelNotFoundError for an unknown model or version,
- * UnavailableError when nothing can serve it, DeadlineExceededError, OverloadedError.
+ * service's AppErrors, mapped by the one error map): UnknownModelError for an unknown model or
+ * version, NotServableError when nothing can serve it, DeadlineExceededError, OverloadedError,
+ * ModelError (the model's own message), InsufficientStorageError.
  */
 export interface InferenceBackend {
   serverMetadata(): ServerMetadata;
@@ -61,7 +67,7 @@ export interface InferenceBackend {
    * Called before every inference to validate its tensors, so it should answer from memory.
    */
   modelMetadata(name: string, version?: string): Promise<ModelMetadata>;
-  /** False when the model is known but no worker holds it; throws ModelNotFoundError when unknown. */
+  /** False when the model is known but no worker holds it; throws UnknownModelError when unknown. */
   modelReady(name: string, version?: string): Promise<boolean>;
   /** Tensors have been validated against modelMetadata(name, version). */
   infer(name: string, version: string | undefined, inputs: TensorMap, options: InferOptions): Promise<InferResult>;

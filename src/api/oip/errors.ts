@@ -1,41 +1,57 @@
-// The errors of the protocol layer and the one table that maps them onto both transports.
-// A backend may throw these, or the service's own AppErrors (mapped by their HTTP status),
-// so the queue path does not need to know which protocol called it.
-import { status as GrpcStatus } from '@grpc/grpc-js';
-import { AppError } from '../../shared/errors.ts';
+// The protocol layer's errors. Their statuses on both transports come from the service's one error
+// map (shared/errors.ts): an OipError is an AppError whose code the protocol names by its kind, and
+// toOipError() carries any service error across with its meaning (model_error as INTERNAL with the
+// model's message, insufficient_storage as 507 / RESOURCE_EXHAUSTED, unavailable as 503 / UNAVAILABLE).
+import type { status as GrpcStatus } from '@grpc/grpc-js';
+import { AppError, ERROR_MAP, codeOfStatus, isErrorCode, type ErrorCode, type ErrorKind } from '../../shared/errors.ts';
 
-export const OIP_ERROR_KINDS = {
-  invalid_argument: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
-  unauthenticated: { http: 401, grpc: GrpcStatus.UNAUTHENTICATED },
-  not_found: { http: 404, grpc: GrpcStatus.NOT_FOUND },
-  overloaded: { http: 429, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
-  internal: { http: 500, grpc: GrpcStatus.INTERNAL },
-  unavailable: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
-  deadline_exceeded: { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED },
-  // The caller left (hung up, cancelled): nobody reads the answer, but metrics and spans say why it ended. 499 as nginx logs it.
-  cancelled: { http: 499, grpc: GrpcStatus.CANCELLED },
-} as const;
+export type OipErrorKind = ErrorKind;
 
-export type OipErrorKind = keyof typeof OIP_ERROR_KINDS;
+/** The service code a protocol error of each kind carries. */
+const CODE_OF_KIND: Record<OipErrorKind, ErrorCode> = {
+  invalid_argument: 'validation_error',
+  unauthenticated: 'unauthorized',
+  permission_denied: 'forbidden',
+  not_found: 'not_found',
+  failed_precondition: 'not_ready',
+  overloaded: 'overloaded',
+  cancelled: 'cancelled',
+  model_error: 'model_error',
+  internal: 'internal_error',
+  unavailable: 'unavailable',
+  deadline_exceeded: 'timeout',
+  insufficient_storage: 'insufficient_storage',
+};
 
-export class OipError extends Error {
+export class OipError extends AppError {
   readonly kind: OipErrorKind;
   /** Seconds a client should wait before retrying (Retry-After / retry-after metadata). */
   readonly retryAfterSeconds: number | undefined;
 
-  constructor(kind: OipErrorKind, message: string, retryAfterSeconds?: number) {
-    super(message);
-    this.name = this.constructor.name;
+  constructor(kind: OipErrorKind, message: string, retryAfterSeconds?: number, options: { code?: ErrorCode; cause?: unknown } = {}) {
+    const code = options.code ?? CODE_OF_KIND[kind];
+    super({
+      code,
+      message,
+      cause: options.cause,
+      ...(retryAfterSeconds === undefined ? {} : { headers: { 'retry-after': String(retryAfterSeconds) } }),
+    });
     this.kind = kind;
     this.retryAfterSeconds = retryAfterSeconds;
   }
 
+  /** The code's HTTP status, from the one map (e.g. 413 for payload_too_large, an invalid argument). */
   get httpStatus(): number {
-    return OIP_ERROR_KINDS[this.kind].http;
+    return ERROR_MAP[this.mapped].http;
   }
 
   get grpcCode(): GrpcStatus {
-    return OIP_ERROR_KINDS[this.kind].grpc;
+    return ERROR_MAP[this.mapped].grpc as number as GrpcStatus;
+  }
+
+  /** The map's entry this error is answered by. */
+  get mapped(): ErrorCode {
+    return isErrorCode(this.code) ? this.code : CODE_OF_KIND[this.kind];
   }
 }
 
@@ -46,13 +62,14 @@ export class InvalidArgumentError extends OipError {
   }
 }
 
-export class ModelNotFoundError extends OipError {
+/** The protocol's "no such model or version", in its own words. */
+export class UnknownModelError extends OipError {
   constructor(name: string, version?: string) {
     super('not_found', version ? `Model "${name}" has no version "${version}"` : `Unknown model "${name}"`);
   }
 }
 
-export class UnavailableError extends OipError {
+export class NotServableError extends OipError {
   constructor(message: string) {
     super('unavailable', message, 1);
   }
@@ -64,43 +81,27 @@ export class DeadlineExceededError extends OipError {
   }
 }
 
-export class OverloadedError extends OipError {
-  constructor(message = 'The service is past its queue bound; retry later', retryAfterSeconds = 1) {
-    super('overloaded', message, retryAfterSeconds);
-  }
-}
-
 export class UnauthenticatedError extends OipError {
   constructor() {
     super('unauthenticated', 'A valid "authorization: Bearer <key>" is required');
   }
 }
 
-const KIND_BY_HTTP_STATUS: Record<number, OipErrorKind> = {
-  400: 'invalid_argument',
-  401: 'unauthenticated',
-  404: 'not_found',
-  413: 'invalid_argument',
-  415: 'invalid_argument',
-  429: 'overloaded',
-  503: 'unavailable',
-  504: 'deadline_exceeded',
-};
-
 /**
- * Any error → an OipError. AppErrors and Fastify's own errors keep their meaning by status;
- * anything else becomes `internal`, whose message is not shown to the client.
+ * Any error → an OipError, by the one error map. AppErrors keep their code, message and
+ * Retry-After; Fastify's own errors their status; anything else becomes `internal`, whose message
+ * is not shown to the client (the original is kept as the cause, for the log).
  */
 export function toOipError(error: unknown): OipError {
   if (error instanceof OipError) return error;
-  if ((error as Error | null)?.name === 'AbortError') return new OipError('cancelled', 'The caller cancelled the call');
-  const status = error instanceof AppError ? error.statusCode : (error as { statusCode?: unknown } | null)?.statusCode;
-  const kind = typeof status === 'number' ? KIND_BY_HTTP_STATUS[status] : undefined;
-  if (kind) {
+  if ((error as Error | null)?.name === 'AbortError') return new OipError('cancelled', 'The caller cancelled the call', undefined, { cause: error });
+  const status = (error as { statusCode?: unknown } | null)?.statusCode;
+  const code = error instanceof AppError && isErrorCode(error.code) ? error.code : typeof status === 'number' ? codeOfStatus(status) : undefined;
+  if (code && !('exposed' in ERROR_MAP[code])) {
     const retryAfter = error instanceof AppError ? Number(error.headers['retry-after']) : NaN;
-    return new OipError(kind, (error as Error).message, Number.isFinite(retryAfter) ? retryAfter : undefined);
+    return new OipError(ERROR_MAP[code].kind, (error as Error).message, Number.isFinite(retryAfter) ? retryAfter : undefined, { code, cause: error });
   }
-  return new OipError('internal', 'Internal server error');
+  return new OipError('internal', 'Internal server error', undefined, { cause: error });
 }
 
 /** An error worth an error log line: not a protocol outcome, not the abort of a caller who left. */

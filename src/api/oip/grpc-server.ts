@@ -227,6 +227,7 @@ export async function startOipGrpcServer(options: OipGrpcOptions): Promise<OipGr
       const result = await untilCancelled(call, (signal) =>
         backend.infer(request.model_name, version, inputs, {
           deadlineMs,
+          checked: meta,
           ...(requested && { outputs: requested }),
           signal,
         }),

@@ -1,7 +1,7 @@
 // The Open Inference Protocol's HTTP/REST endpoints under /v2, as a Fastify plugin over an
 // InferenceBackend. Errors on these routes take the protocol's shape {"error": "…"}, not the
 // service's own error body: the plugin has its own error and not-found handlers.
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../shared/errors.ts';
 import type { InferenceBackend, InferResult, ModelMetadata } from './backend.ts';
 import { InvalidArgumentError, OipError, isUnexpected, toOipError } from './errors.ts';
@@ -84,9 +84,8 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown)
   // A caller that left is not an error of the service (the errors plugin does not count a client gone either).
   if (oip.kind !== 'cancelled') request.errorCode = errorCodeOf(error);
   if (isUnexpected(error)) request.log.error({ err: error, request_id: request.id }, 'unhandled error');
-  // Fastify's own client errors (body too large, unsupported media type) keep their status.
-  const own = (error as FastifyError).statusCode;
-  const status = !(error instanceof OipError) && !(error instanceof AppError) && (own === 413 || own === 415) ? own : oip.httpStatus;
+  // Statuses come from the one error map (Fastify's own client errors keep theirs: 413, 415).
+  const status = oip.httpStatus;
   if (error instanceof AppError) for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
   if (oip.retryAfterSeconds !== undefined) reply.header('retry-after', String(oip.retryAfterSeconds));
   return reply.code(status).type('application/json').send({ error: oip.message });
@@ -162,6 +161,7 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
     const requested = checkRequestedOutputs(body.outputs, meta);
     const result = await backend.infer(model, version, inputs, {
       deadlineMs,
+      checked: meta,
       ...(requested && { outputs: requested }),
       signal: clientGone(reply),
     });

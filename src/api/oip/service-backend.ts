@@ -1,44 +1,45 @@
 // The service behind the Open Inference Protocol: the model registry answers metadata and which
 // version a call goes to (the one resolution rule of every route), the online dispatcher scores
 // it. Tensors [N, …] become the N records the dispatcher takes, and its per-record outputs become
-// tensors again, so a protocol call joins /predict's calls in the same queue job.
+// tensors again, so a protocol call joins /predict's calls in the same queue job. A record-encoded
+// version (its manifest declares record fields) takes one tensor per field; any other, its graph's inputs.
 import { readFileSync } from 'node:fs';
-import { ModelNotFoundError as AppModelNotFoundError, ModelUnavailableError } from '../../shared/errors.ts';
+import type { z } from 'zod';
+import { ModelNotFoundError, ModelUnavailableError } from '../../shared/errors.ts';
 import { OIP_DATATYPE, type Dim, type TensorSignature } from '../../shared/model-signature.ts';
 import { VERSION_PATTERN } from '../../shared/model-selector.ts';
 import { isRedisReady, type RedisClient } from '../../shared/redis.ts';
-import { FraudRecordSchema } from '../../shared/schemas/record.ts';
+import type { RecordField } from '../../shared/record-fields.ts';
 import type { ModelRegistry, Resolved, VersionView } from '../model-registry.ts';
-import { outputsOf, type OnlineDispatcher } from '../online-dispatcher.ts';
+import type { OnlineDispatcher } from '../online-dispatcher.ts';
 import type { InferenceBackend, InferOptions, InferResult, ModelMetadata, ServerMetadata, TensorMetadata } from './backend.ts';
-import { DeadlineExceededError, InvalidArgumentError, ModelNotFoundError, UnavailableError } from './errors.ts';
+import { DeadlineExceededError, InvalidArgumentError, NotServableError, UnknownModelError } from './errors.ts';
 import { checkInputs, type Datatype, type NumericArray, type Tensor, type TensorMap } from './tensors.ts';
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-const FRAUD_FIELDS = Object.keys(FraudRecordSchema.shape);
-
-/** The fraud model's protocol face: the five fields of /predict's request, one tensor each. */
-export const FRAUD_INPUTS: TensorMetadata[] = [
-  { name: 'transaction_amount', datatype: 'FP32', shape: [-1], accepts: ['FP64'], finite: true },
-  { name: 'merchant_category', datatype: 'BYTES', shape: [-1] },
-  { name: 'card_present', datatype: 'BOOL', shape: [-1] },
-  { name: 'hour_of_day', datatype: 'INT32', shape: [-1], accepts: ['INT64'] },
-  { name: 'days_since_last_transaction', datatype: 'FP32', shape: [-1], accepts: ['FP64'], finite: true },
-];
-export const FRAUD_OUTPUTS: TensorMetadata[] = [
-  { name: 'fraud_probability', datatype: 'FP32', shape: [-1] },
-  { name: 'decision', datatype: 'BYTES', shape: [-1] },
-];
+/** A record field's tensor: one element per record, in the datatype the field's value takes. */
+function fieldTensor(field: RecordField): TensorMetadata {
+  switch (field.encoding) {
+    case 'number':
+      return field.integer
+        ? { name: field.name, datatype: 'INT32', shape: [-1], accepts: ['INT64'] }
+        : { name: field.name, datatype: 'FP32', shape: [-1], accepts: ['FP64'], finite: true };
+    case 'boolean':
+      return { name: field.name, datatype: 'BOOL', shape: [-1] };
+    case 'one_hot':
+      return { name: field.name, datatype: 'BYTES', shape: [-1] };
+  }
+}
 const DECISION_OUTPUT = 'decision';
 
 /** How one version speaks the protocol, built once per registry view of it. */
 type Face = {
   view: VersionView;
   meta: ModelMetadata;
-  /** Records carry fraud's fields (the dispatcher answers probabilities and decisions). */
-  fraud: boolean;
-  /** Per graph output, its signature, to rebuild tensors from per-record values. */
+  /** Records carry the manifest's fields (one tensor each), not the graph's inputs. */
+  byFields: boolean;
+  /** Per output a reply carries, its signature, to rebuild tensors from per-record values. */
   outputs: TensorSignature[];
 };
 
@@ -85,30 +86,22 @@ export class ServiceBackend implements InferenceBackend {
     if (timeoutMs <= 0) throw new DeadlineExceededError('The deadline passed before the call was queued');
     const resolved = await this.#resolve(name, version);
     const face = this.#face(resolved);
-    // The version may have moved since the caller checked these tensors against its metadata.
-    checkInputs(inputs, face.meta, { maxBatch: this.#options.maxBatch });
-    const records = face.fraud ? fraudRecords(inputs) : signatureRecords(inputs, face.view.signature!.inputs);
+    // One check per call: the transport checked these tensors against face.meta; only a version
+    // that moved since (other metadata) is checked again.
+    if (options.checked !== face.meta) checkInputs(inputs, face.meta, { maxBatch: this.#options.maxBatch });
+    const records = face.byFields
+      ? fieldRecords(inputs, this.#options.registry.recordSchema(resolved))
+      : signatureRecords(inputs, face.view.signature!.inputs);
     const result = await this.#options.dispatcher.submit(resolved.name, resolved.version, records, timeoutMs, options.signal);
-    const perRecord = outputsOf(result);
+    const perRecord = result.outputs;
     const outputs: TensorMap = new Map();
     const wanted = (n: string) => !options.outputs || options.outputs.includes(n);
-    if (face.fraud) {
-      if (wanted('fraud_probability')) {
-        const p = Float32Array.from(perRecord, (r) => r.fraud_probability as number);
-        outputs.set('fraud_probability', { datatype: 'FP32', shape: [p.length], data: p });
-      }
-      if (wanted(DECISION_OUTPUT)) {
-        const d = perRecord.map((r) => String(r[DECISION_OUTPUT]));
-        outputs.set(DECISION_OUTPUT, { datatype: 'BYTES', shape: [d.length], data: d });
-      }
-    } else {
-      for (const output of face.outputs) {
-        if (wanted(output.name)) outputs.set(output.name, outputTensor(output, perRecord, face.view.class_labels?.[output.name]));
-      }
-      if (face.view.decision && wanted(DECISION_OUTPUT)) {
-        const d = perRecord.map((r) => String(r[DECISION_OUTPUT]));
-        outputs.set(DECISION_OUTPUT, { datatype: 'BYTES', shape: [d.length], data: d });
-      }
+    for (const output of face.outputs) {
+      if (wanted(output.name)) outputs.set(output.name, outputTensor(output, perRecord, face.view.class_labels?.[output.name]));
+    }
+    if (face.view.decision && wanted(DECISION_OUTPUT)) {
+      const d = perRecord.map((r) => String(r[DECISION_OUTPUT]));
+      outputs.set(DECISION_OUTPUT, { datatype: 'BYTES', shape: [d.length], data: d });
     }
     const t = result.timings;
     return {
@@ -121,11 +114,11 @@ export class ServiceBackend implements InferenceBackend {
 
   /** The registry's rule; its not-found becomes the protocol's, so both transports say 404 / NOT_FOUND. */
   async #resolve(name: string, version: string | undefined): Promise<Resolved> {
-    if (version !== undefined && !VERSION_PATTERN.test(version)) throw new ModelNotFoundError(name, version);
+    if (version !== undefined && !VERSION_PATTERN.test(version)) throw new UnknownModelError(name, version);
     try {
       return await this.#options.registry.resolveFresh(name, version === undefined ? {} : { version: Number(version) });
     } catch (error) {
-      if (error instanceof AppModelNotFoundError) throw new ModelNotFoundError(name, version);
+      if (error instanceof ModelNotFoundError) throw new UnknownModelError(name, version);
       throw error;
     }
   }
@@ -153,14 +146,17 @@ function buildFace(registry: ModelRegistry, resolved: Resolved): Face {
     .map((v) => String(v.version));
   const base = { name: resolved.name, versions, platform: 'onnx_onnxv1' };
   if (view.record_fields) {
-    const fields = [...view.record_fields].sort().join(',');
-    if (fields !== [...FRAUD_FIELDS].sort().join(',')) {
-      throw new UnavailableError(`Model ${resolved.name} takes records of its manifest's fields, which the protocol does not map to tensors`);
+    // A record-encoded version: one tensor per field of its records, its probability and decision out.
+    if (!view.fields || !view.record_output) {
+      throw new NotServableError(`Model ${resolved.name} takes records of its manifest's fields, which its workers do not describe`);
     }
-    return { view, fraud: true, outputs: [], meta: { ...base, inputs: FRAUD_INPUTS, outputs: FRAUD_OUTPUTS } };
+    const probability: TensorSignature = { name: view.record_output, type: 'float32', shape: [-1] };
+    const outputs: TensorMetadata[] = [{ name: probability.name, datatype: 'FP32', shape: [-1] }];
+    if (view.decision) outputs.push({ name: DECISION_OUTPUT, datatype: 'BYTES', shape: [-1] });
+    return { view, byFields: true, outputs: [probability], meta: { ...base, inputs: view.fields.map(fieldTensor), outputs } };
   }
   const signature = view.signature;
-  if (!signature) throw new UnavailableError(`Model ${resolved.name} version ${resolved.version} has no signature yet`);
+  if (!signature) throw new NotServableError(`Model ${resolved.name} version ${resolved.version} has no signature yet`);
   const inputs = signature.inputs.map((i): TensorMetadata => ({
     name: i.name,
     datatype: OIP_DATATYPE[i.type] as Datatype,
@@ -174,32 +170,29 @@ function buildFace(registry: ModelRegistry, resolved: Resolved): Face {
     shape: o.shape.map(batchDim),
   }));
   if (view.decision) outputs.push({ name: DECISION_OUTPUT, datatype: 'BYTES', shape: [-1] });
-  return { view, fraud: false, outputs: signature.outputs, meta: { ...base, inputs, outputs } };
+  return { view, byFields: false, outputs: signature.outputs, meta: { ...base, inputs, outputs } };
 }
 
 function rows(inputs: TensorMap): number {
   return inputs.values().next().value!.shape[0] ?? 1;
 }
 
-/** The N records of fraud's five tensors, checked by /predict's own schema (the message names the input). */
-function fraudRecords(inputs: TensorMap): Record<string, unknown>[] {
+/**
+ * The N records of a record-encoded version's field tensors, each checked by the version's record
+ * schema (the field rules the tensor checks do not cover, such as a positive amount); the message
+ * names the input and the element.
+ */
+function fieldRecords(inputs: TensorMap, schema: z.ZodType<Record<string, unknown>>): Record<string, unknown>[] {
   const n = rows(inputs);
-  const column = (name: string) => inputs.get(name)!.data;
-  const amount = column('transaction_amount') as Float32Array | Float64Array;
-  const merchant = column('merchant_category') as string[];
-  const present = column('card_present') as boolean[];
-  const hour = column('hour_of_day') as Int32Array | BigInt64Array;
-  const days = column('days_since_last_transaction') as Float32Array | Float64Array;
+  const columns = [...inputs].map(([name, tensor]) => ({ name, data: tensor.data as ArrayLike<unknown> }));
   const records: Record<string, unknown>[] = new Array(n);
   for (let i = 0; i < n; i++) {
-    const record = {
-      transaction_amount: amount[i],
-      merchant_category: merchant[i],
-      card_present: present[i],
-      hour_of_day: Number(hour[i]),
-      days_since_last_transaction: days[i],
-    };
-    const parsed = FraudRecordSchema.safeParse(record);
+    const record: Record<string, unknown> = {};
+    for (const { name, data } of columns) {
+      const v = data[i];
+      record[name] = typeof v === 'bigint' ? Number(v) : v;
+    }
+    const parsed = schema.safeParse(record);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       throw new InvalidArgumentError(`input "${String(issue.path[0])}": element ${i}: ${issue.message}`);

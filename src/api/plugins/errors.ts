@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import type { Counter, Meter } from '@opentelemetry/api';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { AppError, InsufficientStorageError, NotFoundError, issuesToDetails, type ErrorDetail } from '../../shared/errors.ts';
+import { AppError, InsufficientStorageError, NotFoundError, codeOfStatus, issuesToDetails, type ErrorDetail } from '../../shared/errors.ts';
 import { isRedisOutOfMemory } from '../../shared/redis.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import { WarningTally } from '../warning-tally.ts';
@@ -75,13 +75,8 @@ export function rawErrorResponse(status: number, code: string, message: string, 
   );
 }
 
-/** Maps the statuses Fastify itself raises (bad JSON, body limit, content type, routing) to contract codes. */
-const FASTIFY_STATUS_CODES: Record<number, string> = {
-  400: 'validation_error',
-  408: 'request_timeout',
-  413: 'payload_too_large',
-  415: 'unsupported_media_type',
-};
+/** The statuses Fastify itself raises (bad JSON, body limit, content type) that keep their meaning; their codes come from the error map. */
+const FASTIFY_CLIENT_STATUSES = new Set([400, 408, 413, 415]);
 
 /**
  * Fastify's messages that may quote what the client sent (a URL, a header) get a fixed one. JSON
@@ -151,20 +146,21 @@ async function errorsPlugin(app: FastifyInstance, options: ErrorsPluginOptions) 
     }
     if (error instanceof AppError) {
       if (error.statusCode === 504 || error.statusCode === 429) tally.count(error.code);
-      else if (error.statusCode >= 500) request.log.warn({ code: error.code, request_id: request.id }, error.message);
+      // err: the log keeps the stack and the cause (a Redis fault behind an unavailable, say).
+      else if (error.statusCode >= 500) request.log.warn({ err: error, code: error.code, request_id: request.id }, error.message);
       return sendAppError(reply, request, error);
     }
     if (isRedisOutOfMemory(error)) {
       redisFull?.add(1);
       tally.count('insufficient_storage');
-      return sendAppError(reply, request, new InsufficientStorageError());
+      return sendAppError(reply, request, new InsufficientStorageError({ cause: error }));
     }
     if (hasZodFastifySchemaValidationErrors(error)) {
       const where = error.validationContext ?? 'body';
       return sendError(reply, request, 400, 'validation_error', `Invalid request ${where}`, schemaErrorDetails(error));
     }
     const status = error.statusCode ?? 500;
-    const code = FASTIFY_STATUS_CODES[status];
+    const code = FASTIFY_CLIENT_STATUSES.has(status) ? codeOfStatus(status) : undefined;
     if (code) {
       const message = FIXED_MESSAGES[error.code] ?? error.message.slice(0, 200);
       return sendError(reply, request, status, code, message);

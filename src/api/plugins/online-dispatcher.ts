@@ -22,6 +22,7 @@ async function onlineDispatcherPlugin(app: FastifyInstance, { config, telemetry 
     prefix: config.redis.prefix,
     maxRecordsPerJob: config.api.maxBatchRecords,
     maxWaiting: config.api.onlineMaxWaiting,
+    drainTimeoutMs: config.api.shutdownTimeoutMs,
     logger: app.log,
     tracer: telemetry.tracer,
   });

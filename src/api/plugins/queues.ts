@@ -11,6 +11,7 @@ import { createRedis, reportReachability, type RedisClient } from '../../shared/
 import { QUEUES } from '../../shared/queues.ts';
 import { createProducer, type QueueProducer, type Sharding } from '../../shared/queue-clients.ts';
 import type { Config } from '../../shared/config.ts';
+import type { Telemetry } from '../../shared/telemetry.ts';
 
 export type ApiQueues = { bulk: QueueProducer<'bulk'> };
 
@@ -26,9 +27,9 @@ declare module 'fastify' {
   }
 }
 
-export type QueuesPluginOptions = { config: Config };
+export type QueuesPluginOptions = { config: Config; telemetry: Pick<Telemetry, 'tracing'> };
 
-async function queuesPlugin(app: FastifyInstance, { config }: QueuesPluginOptions) {
+async function queuesPlugin(app: FastifyInstance, { config, telemetry }: QueuesPluginOptions) {
   const producer = createRedis(config.redis, 'producer', 'api');
   const subscriber = createRedis(config.redis, 'subscriber', 'api-replies');
   // ioredis reports a Redis that went away as an 'error' event; the reconnect is automatic.
@@ -41,7 +42,7 @@ async function queuesPlugin(app: FastifyInstance, { config }: QueuesPluginOption
   // while every worker drains every shard.
   const sharding = (shards: number) => ({ shards, shard: randomInt(shards) });
   const queues: ApiQueues = {
-    bulk: createProducer(QUEUES.bulk, producer, prefix, sharding(config.queueShards.bulk)),
+    bulk: createProducer(QUEUES.bulk, producer, prefix, sharding(config.queueShards.bulk), { tracing: telemetry.tracing }),
   };
   const onlineSharding = sharding(config.queueShards.predict);
   const allQueues: Queue[] = [...queues.bulk.shards];

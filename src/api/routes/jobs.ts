@@ -121,7 +121,9 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
       return await work();
     } catch (err) {
       if (err instanceof AppError || isRedisReady(app.redis)) throw err;
-      throw new UnavailableError();
+      // The client gets 503; the log keeps what Redis said (as the error's cause, and here).
+      app.log.warn({ err }, 'redis fault during a /jobs request');
+      throw new UnavailableError(undefined, { cause: err });
     }
   };
 
@@ -225,7 +227,7 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
         let outcome;
         let target;
         try {
-          target = await resolveJobModel(app.models, request.query);
+          target = await resolveJobModel(app.models, request.query, config.defaultModel);
           // The quota is checked before a byte is staged, and again as records arrive.
           const backlog = await store.ownerBacklog(request.owner);
           if (tenantMaxQueuedRecords !== undefined && backlog.records >= tenantMaxQueuedRecords) {

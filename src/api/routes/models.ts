@@ -10,8 +10,8 @@ import { ModelNotFoundError, ValidationError, issuesToDetails } from '../../shar
 import { errorResponses } from '../../shared/schemas/error.ts';
 import { PredictQuerySchema } from '../../shared/schemas/prediction.ts';
 import type { ModelRegistry, Resolved } from '../model-registry.ts';
-import { outputsOf } from '../online-dispatcher.ts';
-import { onlineErrors, setServerTiming } from './predict.ts';
+import { ModelViewSchema } from '../../shared/model-catalog.ts';
+import { onlineErrors, serializeTrusted, setServerTiming } from './predict.ts';
 import { HEADERS } from '../openapi/operation-docs.ts';
 
 // Examples from the committed species model (models/species/1) as a worker answers them.
@@ -51,37 +51,6 @@ const SPECIES_VIEW = {
 const timed = { 'Server-Timing': HEADERS.serverTiming };
 
 export type ModelRoutesOptions = { predictTimeoutMs: number; maxBatchRecords: number; bodyLimitBytes: number };
-
-const TensorSchema = z.object({
-  name: z.string(),
-  type: z.string(),
-  shape: z.array(z.union([z.number(), z.string()])).describe('The whole shape, the batch dimension (a name or -1) first'),
-});
-
-const VersionViewSchema = z
-  .object({
-    version: z.number().int(),
-    state: z.enum(['loaded', 'loading', 'failed', 'unavailable']).describe('loaded: a live worker holds it; unavailable: on disk, held by none'),
-    reason: z.string().optional().describe('Why it failed to load'),
-    display_version: z.string().optional().describe('What replies name as model_version'),
-    workers: z.number().int().describe('Live workers holding it'),
-    signature: z.object({ inputs: z.array(TensorSchema), outputs: z.array(TensorSchema) }).optional(),
-    record_fields: z.array(z.string()).optional().describe("The manifest's record fields, taken instead of the graph's inputs"),
-    decision: z.object({ output: z.string(), labels: z.array(z.string()) }).optional(),
-    class_labels: z.record(z.string(), z.array(z.string())).optional(),
-    ignored_outputs: z.array(z.object({ name: z.string(), reason: z.string() })).optional(),
-  })
-  .meta({ id: 'ModelVersion' });
-
-const ModelViewSchema = z
-  .object({
-    name: z.string(),
-    versions: z.array(VersionViewSchema),
-    aliases: z.record(z.string(), z.number().int()),
-    default_version: z.number().int().nullable().describe('Where a call naming no version goes now'),
-    problems: z.array(z.string()),
-  })
-  .meta({ id: 'Model' });
 
 const ModelParams = z.strictObject({ name: ModelNameSchema });
 const VersionParams = z.strictObject({ name: ModelNameSchema, version: VersionSchema });
@@ -159,7 +128,7 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRoutesOpti
     const records = parseRecords(app.models, resolved, request.body, undefined);
     const timeoutMs = request.query.timeout_ms ?? options.predictTimeoutMs;
     const result = await app.online.submit(resolved.name, resolved.version, records, timeoutMs);
-    return { result, body: { ...outputsOf(result)[0], model_name: result.modelName, model_version: result.modelVersion } };
+    return { result, body: { ...result.outputs[0], model_name: result.modelName, model_version: result.modelVersion } };
   };
 
   const batch = async (request: FastifyRequest<{ Querystring: { timeout_ms?: number } }>, params: { name: string; version?: number }) => {
@@ -169,7 +138,7 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRoutesOpti
     const timeoutMs = request.query.timeout_ms ?? options.predictTimeoutMs;
     const result = await app.online.submit(resolved.name, resolved.version, records, timeoutMs);
     const body = {
-      results: outputsOf(result),
+      results: result.outputs,
       model_name: result.modelName,
       model_version: result.modelVersion,
       latency_ms: Number((performance.now() - started).toFixed(3)),
@@ -177,7 +146,7 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRoutesOpti
     return { result, body };
   };
 
-  const common = { bodyLimit: options.bodyLimitBytes };
+  const common = { bodyLimit: options.bodyLimitBytes, serializerCompiler: serializeTrusted };
   for (const [path, params] of [
     ['/models/:name', ModelParams],
     ['/models/:name/versions/:version', VersionParams],

@@ -1,21 +1,31 @@
-// POST /predict and POST /predict/batch, fraud's routes: validate, resolve fraud's version
-// (its champion, else latest: the registry's one rule), hand to that version's queue, answer
-// within the timeout.
+// POST /predict and POST /predict/batch: the default model's (DEFAULT_MODEL) /models/{name}/predict
+// with the seed's response shape: validate at the edge by the contract's PredictRequest, resolve the
+// version (the registry's one rule), hand to that version's queue, answer within the timeout. The
+// reply's fields are the ones the version's manifest names (its probability field and `decision`),
+// with model_version beside them; nothing here knows which model it is.
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { FraudRecordSchema } from '../../shared/schemas/record.ts';
-import { BatchResponseSchema, PredictionSchema, PredictQuerySchema, batchRequestSchema } from '../../shared/schemas/prediction.ts';
+import {
+  BatchResponseSchema,
+  PredictionSchema,
+  PredictQuerySchema,
+  batchRequestSchema,
+  type BatchResponse,
+  type Prediction,
+} from '../../shared/schemas/prediction.ts';
 import { errorResponses } from '../../shared/schemas/error.ts';
-import type { Decision } from '../../shared/schemas/prediction.ts';
-import { ModelError } from '../../shared/errors.ts';
 import type { CallResult } from '../online-dispatcher.ts';
 import { HEADERS } from '../openapi/operation-docs.ts';
 import { batchRequestExamples, batchResponseExamples, predictRequestExamples, predictResponseExamples } from '../openapi/examples.ts';
 
-/** The model /predict scores with. */
-export const FRAUD_MODEL = 'fraud';
-
-export type PredictRoutesOptions = { predictTimeoutMs: number; maxBatchRecords: number; bodyLimitBytes: number };
+export type PredictRoutesOptions = {
+  /** The model /predict scores with (DEFAULT_MODEL). */
+  model: string;
+  predictTimeoutMs: number;
+  maxBatchRecords: number;
+  bodyLimitBytes: number;
+};
 
 /** The errors of an online call, for /predict and the /models routes alike. */
 export const onlineErrors = errorResponses(
@@ -34,11 +44,12 @@ export const onlineErrors = errorResponses(
 
 const timed = { 'Server-Timing': HEADERS.serverTiming };
 
-/** Fraud's probabilities and decisions; a fraud version without a decision policy cannot answer /predict. */
-function fraudScores(result: CallResult): { probabilities: number[]; decisions: Decision[] } {
-  if (result.probabilities) return { probabilities: result.probabilities, decisions: result.decisions };
-  throw new ModelError(`model ${result.modelName} version ${result.modelVersion} gives no fraud_probability and decision`);
-}
+/**
+ * The replies are serialized as they come: the worker built them from the version's outputs, and
+ * the response schemas describe them for the docs. Validating them again here would be a fourth
+ * check of data the service made itself.
+ */
+export const serializeTrusted = () => (data: unknown) => JSON.stringify(data);
 
 /** Server-Timing tells a client where its milliseconds went without a tracing backend. */
 export function setServerTiming(reply: FastifyReply, result: CallResult): void {
@@ -56,6 +67,7 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
     '/predict',
     {
       bodyLimit: options.bodyLimitBytes,
+      serializerCompiler: serializeTrusted,
       schema: {
         operationId: 'predict',
         tags: ['online'],
@@ -72,15 +84,10 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
     },
     async (request, reply) => {
       const timeoutMs = request.query.timeout_ms ?? options.predictTimeoutMs;
-      const { version } = await app.models.resolveFresh(FRAUD_MODEL);
-      const result = await app.online.submit(FRAUD_MODEL, version, [request.body], timeoutMs);
-      const { probabilities, decisions } = fraudScores(result);
+      const { version } = await app.models.resolveFresh(options.model);
+      const result = await app.online.submit(options.model, version, [request.body], timeoutMs);
       setServerTiming(reply, result);
-      return {
-        fraud_probability: probabilities[0]!,
-        decision: decisions[0]!,
-        model_version: result.modelVersion,
-      };
+      return { ...result.outputs[0], model_version: result.modelVersion } as Prediction;
     },
   );
 
@@ -88,6 +95,7 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
     '/predict/batch',
     {
       bodyLimit: options.bodyLimitBytes,
+      serializerCompiler: serializeTrusted,
       schema: {
         operationId: 'predictBatch',
         tags: ['online'],
@@ -104,12 +112,11 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
     async (request, reply) => {
       const started = performance.now();
       const timeoutMs = request.query.timeout_ms ?? options.predictTimeoutMs;
-      const { version } = await app.models.resolveFresh(FRAUD_MODEL);
-      const result = await app.online.submit(FRAUD_MODEL, version, request.body.records, timeoutMs);
-      const { probabilities, decisions } = fraudScores(result);
+      const { version } = await app.models.resolveFresh(options.model);
+      const result = await app.online.submit(options.model, version, request.body.records, timeoutMs);
       setServerTiming(reply, result);
       return {
-        results: probabilities.map((p, i) => ({ fraud_probability: p, decision: decisions[i]! })),
+        results: result.outputs as BatchResponse['results'],
         model_version: result.modelVersion,
         latency_ms: Number((performance.now() - started).toFixed(3)),
       };

@@ -27,6 +27,7 @@ export const BatchResponseSchema = z
     latency_ms: z.number(),
   })
   .meta({ id: 'BatchResponse' });
+export type BatchResponse = z.infer<typeof BatchResponseSchema>;
 
 export const PredictQuerySchema = z.strictObject({
   timeout_ms: z.coerce
