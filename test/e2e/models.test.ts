@@ -209,7 +209,7 @@ describe('a repository of several models', () => {
     assert.equal(pinned.status, 503);
     assert.equal(pinned.body.error.code, 'model_unavailable');
     // Callers get the model, the version and the reason; where the server keeps its files only the log says.
-    assert.match(pinned.body.error.message, /model mixed version 2 \(failed: model\.onnx: is not a loadable ONNX model/);
+    assert.match(pinned.body.error.message, /Model mixed version 2 cannot be served \(failed: model\.onnx: is not a loadable ONNX model/);
     for (const body of [model.body, pinned.body]) assert.ok(!JSON.stringify(body).includes(root), `a path in ${JSON.stringify(body)}`);
     assert.equal(await readMetric(worker.url, 'scoring_model_load_failures', { model_name: 'mixed', model_version: '2' }), 1);
     assert.match(worker.output(), /"model_name":"mixed","model_version":2,"reason":"[^"]*mixed\/2\/model\.onnx: is not a loadable ONNX model/);
