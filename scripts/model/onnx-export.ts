@@ -1,9 +1,19 @@
 // Turns trained models into ONNX: trees as one ai.onnx.ml TreeEnsembleClassifier with a LOGISTIC
-// post-transform, a linear softmax as MatMul/Add/Softmax/ArgMax; encoded by protobufjs from the
-// onnx.proto subset beside this file.
-import { readFileSync } from 'node:fs';
-import protobuf from 'protobufjs';
+// post-transform, a linear softmax as MatMul/Add/Softmax/ArgMax; written by the worker's ONNX
+// graph writer (src/worker/onnx-graph.ts), which also turns XGBoost boosters into graphs.
 import type { GbdtModel } from './gbdt.ts';
+import {
+  DataType,
+  attrFloats,
+  attrInt,
+  attrInts,
+  attrString,
+  attrStrings,
+  encodeModel,
+  floatInitializer,
+  node,
+  tensorValue,
+} from '../../src/worker/onnx-graph.ts';
 
 export interface OnnxExportOptions {
   /** Graph input, float32 [N, width]. */
@@ -14,44 +24,6 @@ export interface OnnxExportOptions {
   labelName: string;
   /** Free text stored in the model's doc_string. */
   docString?: string;
-}
-
-// Versions onnxruntime-node 1.30 supports; TreeEnsembleClassifier is unchanged since ai.onnx.ml 3
-// for what is used here, and IR 8 is read by every runtime from 1.10 on.
-const IR_VERSION = 8;
-const OPSET_DEFAULT = 17;
-const OPSET_ML = 3;
-
-const root = protobuf.parse(readFileSync(new URL('./onnx.proto', import.meta.url), 'utf8'), {
-  keepCase: true,
-}).root;
-const ModelProto = root.lookupType('onnx.ModelProto');
-const AttributeType = root.lookupEnum('onnx.AttributeProto.AttributeType').values;
-const DataType = root.lookupEnum('onnx.TensorProto.DataType').values;
-
-function attrInts(name: string, ints: readonly number[]) {
-  return { name, type: AttributeType.INTS, ints };
-}
-function attrFloats(name: string, floats: readonly number[]) {
-  return { name, type: AttributeType.FLOATS, floats };
-}
-function attrStrings(name: string, strings: readonly string[]) {
-  return { name, type: AttributeType.STRINGS, strings: strings.map((s) => Buffer.from(s, 'utf8')) };
-}
-function attrString(name: string, value: string) {
-  return { name, type: AttributeType.STRING, s: Buffer.from(value, 'utf8') };
-}
-
-function tensorValue(name: string, elemType: number | undefined, dims: readonly (number | string)[]) {
-  return {
-    name,
-    type: {
-      tensor_type: {
-        elem_type: elemType,
-        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) },
-      },
-    },
-  };
 }
 
 /**
@@ -123,26 +95,14 @@ export function exportGbdtToOnnx(model: GbdtModel, options: OnnxExportOptions): 
     ],
   };
 
-  const message = ModelProto.fromObject({
-    ir_version: IR_VERSION,
-    opset_import: [
-      { domain: '', version: OPSET_DEFAULT },
-      { domain: 'ai.onnx.ml', version: OPSET_ML },
-    ],
-    producer_name: 'scoring-service scripts/model',
-    producer_version: '1.0.0',
-    model_version: 1,
-    doc_string: options.docString ?? '',
-    graph: {
-      name: 'fraud_gbdt',
-      node: [classifier],
-      input: [tensorValue(options.inputName, DataType.FLOAT, ['N', model.width])],
-      output: [tensorValue(options.labelName, DataType.INT64, ['N']), tensorValue(options.probabilityName, DataType.FLOAT, ['N', 2])],
-    },
+  return encodeModel({
+    name: 'fraud_gbdt',
+    producer: 'scoring-service scripts/model',
+    docString: options.docString ?? '',
+    nodes: [classifier],
+    inputs: [tensorValue(options.inputName, DataType.FLOAT, ['N', model.width])],
+    outputs: [tensorValue(options.labelName, DataType.INT64, ['N']), tensorValue(options.probabilityName, DataType.FLOAT, ['N', 2])],
   });
-  const problem = ModelProto.verify(message);
-  if (problem) throw new Error(`ONNX ModelProto is invalid: ${problem}`);
-  return ModelProto.encode(message).finish();
 }
 
 export interface LinearSoftmaxModel {
@@ -155,10 +115,6 @@ export interface LinearSoftmaxModel {
   bias: Float32Array;
 }
 
-function floatInitializer(name: string, dims: readonly number[], values: Float32Array) {
-  return { name, dims, data_type: DataType.FLOAT, float_data: Array.from(values) };
-}
-
 /**
  * A multinomial logistic regression as standard operators: probabilities = Softmax(x·W + b) and
  * label = ArgMax(probabilities). Deterministic bytes, as exportGbdtToOnnx.
@@ -168,36 +124,19 @@ export function exportLinearSoftmaxToOnnx(model: LinearSoftmaxModel, options: On
   if (model.weights.length !== width * classes || model.bias.length !== classes) {
     throw new RangeError(`weights hold ${model.weights.length} values and bias ${model.bias.length}, expected ${width}×${classes} and ${classes}`);
   }
-  const node = (op_type: string, input: string[], output: string[], attribute: object[] = []) => ({
-    name: output[0],
-    op_type,
-    domain: '',
-    input,
-    output,
-    attribute,
+  return encodeModel({
+    name: 'linear_softmax',
+    producer: 'scoring-service scripts/model',
+    docString: options.docString ?? '',
+    mlOps: false,
+    initializers: [floatInitializer('weights', [width, classes], model.weights), floatInitializer('bias', [classes], model.bias)],
+    nodes: [
+      node('MatMul', [options.inputName, 'weights'], ['xw']),
+      node('Add', ['xw', 'bias'], ['logits']),
+      node('Softmax', ['logits'], [options.probabilityName], [attrInt('axis', 1)]),
+      node('ArgMax', [options.probabilityName], [options.labelName], [attrInt('axis', 1), attrInt('keepdims', 0)]),
+    ],
+    inputs: [tensorValue(options.inputName, DataType.FLOAT, ['N', width])],
+    outputs: [tensorValue(options.probabilityName, DataType.FLOAT, ['N', classes]), tensorValue(options.labelName, DataType.INT64, ['N'])],
   });
-  const attrInt = (name: string, i: number) => ({ name, type: AttributeType.INT, i });
-  const message = ModelProto.fromObject({
-    ir_version: IR_VERSION,
-    opset_import: [{ domain: '', version: OPSET_DEFAULT }],
-    producer_name: 'scoring-service scripts/model',
-    producer_version: '1.0.0',
-    model_version: 1,
-    doc_string: options.docString ?? '',
-    graph: {
-      name: 'linear_softmax',
-      initializer: [floatInitializer('weights', [width, classes], model.weights), floatInitializer('bias', [classes], model.bias)],
-      node: [
-        node('MatMul', [options.inputName, 'weights'], ['xw']),
-        node('Add', ['xw', 'bias'], ['logits']),
-        node('Softmax', ['logits'], [options.probabilityName], [attrInt('axis', 1)]),
-        node('ArgMax', [options.probabilityName], [options.labelName], [attrInt('axis', 1), attrInt('keepdims', 0)]),
-      ],
-      input: [tensorValue(options.inputName, DataType.FLOAT, ['N', width])],
-      output: [tensorValue(options.probabilityName, DataType.FLOAT, ['N', classes]), tensorValue(options.labelName, DataType.INT64, ['N'])],
-    },
-  });
-  const problem = ModelProto.verify(message);
-  if (problem) throw new Error(`ONNX ModelProto is invalid: ${problem}`);
-  return ModelProto.encode(message).finish();
 }

@@ -4,13 +4,14 @@
 // it is done. Loading verifies the files against the manifest before any record is scored, so a
 // missing, corrupt or mismatched model fails with a message naming the file and the problem.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { z } from 'zod';
 import type { ModelSignature, SignatureRecord } from '../shared/model-signature.ts';
 import { createFeatureEncoder, type EncodedRecord, type FeatureEncoder } from './features.ts';
 import { readSignature, type IgnoredOutput } from './model-signature.ts';
+import { XGBOOST_FILES, XgboostRefusal, convertBooster, readBooster } from './xgboost-onnx.ts';
 import { decodeOutputs, encodeRecords } from './tensor-codec.ts';
 import {
   MANIFEST_FILE,
@@ -369,13 +370,45 @@ function manifestProblems(
 }
 
 /**
- * Opens `<dir>/model.onnx` (checked against `<dir>/manifest.json` when there is one: size, sha256,
- * inputs and outputs) as version `version` of model `name`.
+ * The version's one model file: model.onnx, or an XGBoost booster as saved (xgboost.json or
+ * xgboost.ubj). With none, model.onnx is what is missing; with two, the version is ambiguous.
+ */
+async function modelFileIn(dir: string): Promise<string> {
+  const present = (await Promise.all([MODEL_FILE, ...XGBOOST_FILES].map(async (f) => ((await exists(join(dir, f))) ? f : undefined)))).filter(
+    (f) => f !== undefined,
+  );
+  if (present.length > 1) {
+    throw new ModelLoadError(join(dir, present[0]!), `${present.join(' and ')} are both present: a version holds one model file`);
+  }
+  return join(dir, present[0] ?? MODEL_FILE);
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The graph of a saved booster, or a ModelLoadError with the reason it is not served. */
+function xgboostGraph(file: string, bytes: Buffer): Uint8Array {
+  try {
+    return convertBooster(readBooster(basename(file), bytes)).onnx;
+  } catch (error) {
+    if (error instanceof XgboostRefusal) throw new ModelLoadError(file, `is not served: ${error.message}`, { cause: error });
+    throw error;
+  }
+}
+
+/**
+ * Opens `<dir>/model.onnx`, or the graph converted from `<dir>/xgboost.json|ubj` (checked against
+ * `<dir>/manifest.json` when there is one: the file's size and sha256, inputs and outputs) as
+ * version `version` of model `name`.
  * @throws ModelLoadError naming the file and the problem; nothing is left open when it throws.
  */
 export async function loadModelVersion(dir: string, name: string, version: number, options: LoadModelOptions = {}): Promise<ModelVersion> {
   const manifestFile = join(dir, MANIFEST_FILE);
-  const modelFile = join(dir, MODEL_FILE);
+  const modelFile = await modelFileIn(dir);
   const manifest = await readManifest(manifestFile);
   let decision: DecisionPolicy | undefined;
   try {
@@ -385,7 +418,7 @@ export async function loadModelVersion(dir: string, name: string, version: numbe
   }
   const bytes = await readModelFile(modelFile);
   if (manifest?.sha256) verifyIntegrity(modelFile, bytes, { bytes: manifest.bytes ?? bytes.length, sha256: manifest.sha256 });
-  const session = await openSession(modelFile, bytes, options);
+  const session = await openSession(modelFile, modelFile.endsWith(MODEL_FILE) ? bytes : xgboostGraph(modelFile, bytes), options);
 
   const { signature, ignoredOutputs, problems } = readSignature(session);
   const mismatches = manifest ? manifestProblems(name, manifest, decision, signature, session) : [];

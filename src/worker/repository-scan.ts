@@ -6,13 +6,14 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { AliasNameSchema, DEFAULT_ALIAS, LATEST_ALIAS, MODEL_NAME_PATTERN, VERSION_PATTERN, type ModelSelector } from '../shared/model-selector.ts';
 import { MANIFEST_FILE, MODEL_FILE } from './manifest.ts';
+import { XGBOOST_FILES } from './xgboost-onnx.ts';
 
 export const ALIASES_FILE = 'aliases.json';
 
 export interface ScannedVersion {
   version: number;
   dir: string;
-  /** Changes when model.onnx or manifest.json is replaced or edited. */
+  /** Changes when the model file (model.onnx, xgboost.json or xgboost.ubj) or manifest.json is replaced or edited. */
   fingerprint: string;
 }
 
@@ -138,9 +139,9 @@ export async function scanRepository(root: string, selectors: readonly ModelSele
     for (const version of numbers.sort((a, b) => a - b)) {
       if (wanted && !wanted.has(version)) continue;
       const versionDir = join(dir, String(version));
-      const fingerprint = (await Promise.all([fileFingerprint(join(versionDir, MODEL_FILE)), fileFingerprint(join(versionDir, MANIFEST_FILE))])).join(
-        '|',
-      );
+      const fingerprint = (
+        await Promise.all([MODEL_FILE, ...XGBOOST_FILES, MANIFEST_FILE].map((file) => fileFingerprint(join(versionDir, file))))
+      ).join('|');
       versions.push({ version, dir: versionDir, fingerprint });
     }
     models.push({ name, versions, present: numbers, aliases, problems: modelProblems });

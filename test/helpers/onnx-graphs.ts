@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
 
-const root = protobuf.parse(readFileSync(new URL('../../scripts/model/onnx.proto', import.meta.url), 'utf8'), {
+const root = protobuf.parse(readFileSync(new URL('../../src/worker/onnx.proto', import.meta.url), 'utf8'), {
   keepCase: true,
 }).root;
 const ModelProto = root.lookupType('onnx.ModelProto');
