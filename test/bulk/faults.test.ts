@@ -92,9 +92,18 @@ test('a worker SIGKILLed mid-job: a second worker finishes it, exactly one resul
   // Chunks are queued while the body is read, so the worker may have run out of queued chunks
   // for a moment: the kill waits until it holds one again (BullMQ's active list).
   const active = `${PREFIX}:${shardQueueName(QUEUES.bulk.name, 0, 1)}:active`;
-  await waitFor(async () => (await redis.client.llen(active)) > 0, { timeoutMs: 30_000, intervalMs: 2, what: 'a chunk in hand' });
-  // A few ms on, the worker is inside that chunk's scoring.
-  await new Promise((r) => setTimeout(r, 15));
+  // Frozen (SIGSTOP) while it holds a chunk, then killed: a sleep between seeing the chunk and the
+  // kill raced the chunk's scoring, which slices of a few ms can finish first, and then nothing stalled.
+  await waitFor(
+    async () => {
+      if ((await redis.client.llen(active)) === 0) return false;
+      first.proc.kill('SIGSTOP');
+      if ((await redis.client.llen(active)) > 0) return true;
+      first.proc.kill('SIGCONT');
+      return false;
+    },
+    { timeoutMs: 30_000, intervalMs: 2, what: 'a chunk in hand' },
+  );
   await first.stop('SIGKILL');
   const atKill = await done(jobId);
   assert.ok(atKill > 0 && atKill < RECORDS, `killed at ${atKill} of ${RECORDS}`);
