@@ -49,6 +49,27 @@ describe('fraud version 2 (XGBoost) beside version 1 (GBDT), through /jobs', { t
     assert.ok(['approve', 'review', 'decline'].includes(v2.body.decision), JSON.stringify(v2.body));
   });
 
+  test('version 2 over the Open Inference Protocol: the same five fields in, the same probabilities as /predict/batch', async () => {
+    const records = generateFraudRows(7, 20).map(({ is_fraud: _label, ...r }) => r);
+    const batch = await postJson(`${api.url}/models/fraud/versions/2/predict/batch`, { records });
+    assert.equal(batch.status, 200, JSON.stringify(batch.body));
+    const res = await postJson(`${api.url}/v2/models/fraud/versions/2/infer`, {
+      inputs: [
+        { name: 'transaction_amount', shape: [20], datatype: 'FP32', data: records.map((r) => r.transaction_amount) },
+        { name: 'merchant_category', shape: [20], datatype: 'BYTES', data: records.map((r) => r.merchant_category) },
+        { name: 'card_present', shape: [20], datatype: 'BOOL', data: records.map((r) => r.card_present) },
+        { name: 'hour_of_day', shape: [20], datatype: 'INT32', data: records.map((r) => r.hour_of_day) },
+        { name: 'days_since_last_transaction', shape: [20], datatype: 'FP32', data: records.map((r) => r.days_since_last_transaction) },
+      ],
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const probability = res.body.outputs.find((o: { name: string }) => o.name === 'fraud_probability');
+    assert.deepEqual(
+      probability.data,
+      batch.body.results.map((r: { fraud_probability: number }) => r.fraud_probability),
+    );
+  });
+
   test('held-out rows scored through /jobs: the XGBoost AUC is within 0.005 of the GBDT one', async () => {
     const rows = generateFraudRows(REFERENCE_DATA.seed, REFERENCE_DATA.rows).slice(REFERENCE_DATA.trainRows);
     const body = rows.map(({ is_fraud: _label, ...record }) => JSON.stringify(record)).join('\n') + '\n';
