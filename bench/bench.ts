@@ -86,8 +86,11 @@ const CLUSTER_ROUNDS = 2;
 const RESULTS_DIR = join(ROOT, 'bench/results');
 const PROFILE_DIR = join(RESULTS_DIR, 'profiles');
 
-/** queue: fraud's /predict; species: the second model's online route, /models/species/predict (the generic path). */
-type Target = 'queue' | 'baseline' | 'species' | 'oip-rest' | 'oip-grpc';
+/**
+ * queue: fraud's /predict; species: the second model's online route, /models/species/predict (the
+ * generic path); xgboost: fraud version 2 (the XGBoost booster) by version, the same records as queue.
+ */
+type Target = 'queue' | 'baseline' | 'species' | 'xgboost' | 'oip-rest' | 'oip-grpc';
 
 type OnlineRow = {
   target: Target;
@@ -404,6 +407,11 @@ async function main(): Promise<void> {
   await checkPath(species.url, speciesBodies[0]!, 'the api (POST /models/species/predict)');
   for (const c of SECOND_MODEL_CONCURRENCIES) online.push((await measureStep(species, c, speciesBodies)).row);
 
+  // Fraud version 2, trained by XGBoost and converted at load, beside version 1 (queue's rows at the same concurrencies).
+  const xgboost: Subject = { target: 'xgboost', url: `${main.api.url}/models/fraud/versions/2/predict`, stack: main };
+  await checkPath(xgboost.url, singleBodies[0]!, 'the api (POST /models/fraud/versions/2/predict)');
+  for (const c of SECOND_MODEL_CONCURRENCIES) online.push((await measureStep(xgboost, c, singleBodies)).row);
+
   log(`latency breakdown at c=1: ${PLAN.breakdownRequests} sequential requests (Server-Timing)`);
   const breakdown: LatencyBreakdown = await measureBreakdown(queue.url, singleBodies, PLAN.breakdownRequests);
 
@@ -506,6 +514,8 @@ async function main(): Promise<void> {
     cpu_cores_by_phase?: Record<string, Record<string, number>>;
   };
   let bulk: BulkReport = { available: false, reason: 'skipped (--no-bulk)' };
+  /** The same job pinned to fraud version 2 (XGBoost), on the same stack once the first is done. */
+  let bulkXgboost: BulkOutcome = { available: false, reason: 'skipped (--no-bulk)' };
   if (!flags['no-bulk']) {
     // Fresh processes, so the peaks are the bulk job's and not what online load left behind.
     const bulkStack = await startStack('bulk', BULK_WORKERS);
@@ -538,6 +548,12 @@ async function main(): Promise<void> {
         }
       : outcome;
     log(outcome.available ? `bulk: ${outcome.records_per_s} records/s over ${outcome.seconds} s` : `bulk: not available (${outcome.reason})`);
+    bulkXgboost = await runBulk(bulkStack.api.url, body, BULK_RECORDS, Math.max(120_000, BULK_RECORDS / 2), undefined, '?model=fraud&version=2');
+    log(
+      bulkXgboost.available
+        ? `bulk, fraud version 2 (XGBoost): ${bulkXgboost.records_per_s} records/s over ${bulkXgboost.seconds} s`
+        : `bulk, fraud version 2 (XGBoost): not available (${bulkXgboost.reason})`,
+    );
     await stopStack(bulkStack);
   }
 
@@ -625,6 +641,7 @@ async function main(): Promise<void> {
     grpc_front: grpcFront,
     batch,
     bulk,
+    bulk_xgboost: bulkXgboost,
     scaling,
     redis_commands_per_prediction: redisPerPrediction,
     redis: {

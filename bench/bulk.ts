@@ -47,11 +47,13 @@ export async function runBulk(
   records: number,
   timeoutMs: number,
   onPhase: (phase: BulkPhase) => void = () => undefined,
+  /** e.g. `?model=fraud&version=2`; none: the default model's champion. */
+  query = '',
 ): Promise<BulkOutcome> {
   const started = performance.now();
   let submitted: Response;
   try {
-    submitted = await fetch(`${apiUrl}/jobs`, {
+    submitted = await fetch(`${apiUrl}/jobs${query}`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-ndjson' },
       body,

@@ -56,6 +56,8 @@ export type ReportView = {
         cpu_cores_by_phase?: Record<string, Record<string, number>>;
       }
     | { available: false; reason: string };
+  /** The same job pinned to fraud version 2 (XGBoost); absent in reports from before it was measured. */
+  bulk_xgboost?: { available: true; records: number; seconds: number; records_per_s: number } | { available: false; reason: string };
   scaling: { workers: number; rps: number; p99_ms: number; avg_batch: number | null; cpu_ms_per_request: number | null }[];
   protocols: { concurrency: number; rest_ratios: number[]; grpc_ratios: number[]; median_rest_ratio: number; median_grpc_ratio: number };
   grpc_front: {
@@ -185,6 +187,15 @@ export function printReport(report: ReportView): void {
     for (const [phase, cores] of Object.entries(bulk.cpu_cores_by_phase ?? {})) out.push(`  cores until ${phase}: ${cpuText(cores)}`);
   } else {
     out.push(`Bulk: not available (${bulk.reason})`);
+  }
+  const xgb = report.bulk_xgboost;
+  if (xgb) {
+    out.push(
+      xgb.available
+        ? `Bulk, fraud version 2 (XGBoost): ${xgb.records} records in ${xgb.seconds} s = ${xgb.records_per_s} records/s` +
+            (bulk.available ? ` (version 1, the GBDT: ${bulk.records_per_s} records/s)` : '')
+        : `Bulk, fraud version 2 (XGBoost): not available (${xgb.reason})`,
+    );
   }
   out.push(
     '',

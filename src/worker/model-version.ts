@@ -323,8 +323,9 @@ function encodingProblems(session: InferenceSession, input: RecordEncoding, outp
     // A ZipMap (sequence of maps) output would be slow to copy and is not what scoreEncoded reads.
     problems.push(`output ${output.name} is not a float32 tensor`);
   } else {
-    const classes = graphOutput.shape[1];
-    if (graphOutput.shape.length !== 2 || typeof classes !== 'number' || classes <= output.probability_column) {
+    // [N, classes], or [N] (a binary booster's probability, which scoreEncoded reads as one column).
+    const classes = graphOutput.shape.length === 1 ? 1 : graphOutput.shape[1];
+    if (graphOutput.shape.length > 2 || typeof classes !== 'number' || classes <= output.probability_column) {
       problems.push(`output ${output.name} has shape [${graphOutput.shape.join(', ')}], manifest reads column ${output.probability_column}`);
     }
   }

@@ -41,6 +41,8 @@ async function repository(models: string[]): Promise<string> {
 
 /** fraud/2: fraud/1's graph and encoding under another display version, so a reply tells them apart. */
 async function addFraudCopy(root: string): Promise<{ v1: string; v2: string }> {
+  // In place of the committed fraud/2 (XGBoost): a version holds one model file.
+  await rm(join(root, 'fraud', '2'), { recursive: true, force: true });
   await cp(join(root, 'fraud', '1'), join(root, 'fraud', '2'), { recursive: true });
   const file = join(root, 'fraud', '2', 'manifest.json');
   const manifest = JSON.parse(await readFile(file, 'utf8')) as { version: string };

@@ -314,6 +314,8 @@ describe("fraud's champion moves under load", () => {
 
   test('0 errors, every reply names the version that scored it, none names the old one once settled', async (t) => {
     const root = await repository(['fraud']);
+    // In place of the committed fraud/2 (XGBoost): a version holds one model file.
+    await rm(join(root, 'fraud', '2'), { recursive: true, force: true });
     await cp(join(root, 'fraud', '1'), join(root, 'fraud', '2'), { recursive: true });
     const manifestFile = join(root, 'fraud', '2', 'manifest.json');
     const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as { version: string };

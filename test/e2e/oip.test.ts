@@ -222,7 +222,7 @@ describe('the protocol over a running api and worker', () => {
 
     const expectedFraud = {
       name: 'fraud',
-      versions: ['1'],
+      versions: ['1', '2'], // 1: the GBDT (champion, whose signature this is); 2: the XGBoost booster
       platform: 'onnx_onnxv1',
       inputs: [
         { name: 'transaction_amount', datatype: 'FP32', shape: [-1] },

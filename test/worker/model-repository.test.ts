@@ -115,6 +115,7 @@ describe('model repository: a directory with junk beside good models', () => {
       'fixed/1': 'failed',
       'fp16/1': 'failed',
       'fraud/1': 'loaded',
+      'fraud/2': 'loaded',
       'half/1': 'failed',
       'labels/1': 'failed',
       'mixed/1': 'loaded',
