@@ -14,22 +14,12 @@ import { fileURLToPath } from 'node:url';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { startApi, startWorker, type ServiceProcess } from '../helpers/processes.ts';
 import { postJson } from '../helpers/http.ts';
+import { PYTHON, pythonMlSkipReason } from '../helpers/python-ml.ts';
 
 const run = promisify(execFile);
-const ENSURE = fileURLToPath(new URL('../../scripts/ensure-python-ml.sh', import.meta.url));
 const EXPORT = fileURLToPath(new URL('../fixtures/pytorch/export_mlp.py', import.meta.url));
 
-async function skipReason(): Promise<string | false> {
-  try {
-    await run('sh', [ENSURE]);
-    return false;
-  } catch (err) {
-    const { code, stderr } = err as { code?: number; stderr?: string };
-    if (code === 2) return `torch is not installed and cannot be installed here: ${stderr?.trim()}`;
-    throw new Error(`scripts/ensure-python-ml.sh failed: ${stderr ?? String(err)}`, { cause: err });
-  }
-}
-const skip = await skipReason();
+const skip = await pythonMlSkipReason();
 
 describe('a PyTorch model exported with torch.onnx.export', { skip, timeout: 120_000 }, () => {
   let redis: TestRedis;
@@ -40,7 +30,7 @@ describe('a PyTorch model exported with torch.onnx.export', { skip, timeout: 120
 
   before(async () => {
     exported = await mkdtemp(join(tmpdir(), 'torch-export-'));
-    await run('/usr/bin/python3', [EXPORT, exported], { timeout: 120_000 });
+    await run(PYTHON, [EXPORT, exported], { timeout: 120_000 });
     root = await mkdtemp(join(tmpdir(), 'torch-repo-'));
     await mkdir(join(root, 'mlp', '1'), { recursive: true });
     await copyFile(join(exported, 'model.onnx'), join(root, 'mlp', '1', 'model.onnx'));

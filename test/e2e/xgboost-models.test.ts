@@ -15,22 +15,12 @@ import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { startApi, startWorker, type ServiceProcess } from '../helpers/processes.ts';
 import { postJson, readMetric, request } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { PYTHON, pythonMlSkipReason } from '../helpers/python-ml.ts';
 
 const run = promisify(execFile);
-const ENSURE = fileURLToPath(new URL('../../scripts/ensure-python-ml.sh', import.meta.url));
 const TRAIN = fileURLToPath(new URL('../fixtures/xgboost/train.py', import.meta.url));
 
-async function skipReason(): Promise<string | false> {
-  try {
-    await run('sh', [ENSURE]);
-    return false;
-  } catch (err) {
-    const { code, stderr } = err as { code?: number; stderr?: string };
-    if (code === 2) return `the real xgboost is not installed and cannot be installed here: ${stderr?.trim()}`;
-    throw new Error(`scripts/ensure-python-ml.sh failed: ${stderr ?? String(err)}`, { cause: err });
-  }
-}
-const skip = await skipReason();
+const skip = await pythonMlSkipReason();
 
 describe('XGBoost versions in the model repository', { skip, timeout: 120_000 }, () => {
   let redis: TestRedis;
@@ -42,7 +32,7 @@ describe('XGBoost versions in the model repository', { skip, timeout: 120_000 },
 
   before(async () => {
     cases = await mkdtemp(join(tmpdir(), 'xgboost-serve-'));
-    await run('/usr/bin/python3', [TRAIN, cases], { timeout: 120_000 });
+    await run(PYTHON, [TRAIN, cases], { timeout: 120_000 });
     root = await mkdtemp(join(tmpdir(), 'xgboost-repo-'));
     const put = async (version: number, from: string, file: string) => {
       await mkdir(join(root, 'boost', String(version)), { recursive: true });

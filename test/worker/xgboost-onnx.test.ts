@@ -17,23 +17,13 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 import { XGBOOST_INPUT, XgboostRefusal, convertBooster, parseBaseScore, readBooster } from '../../src/worker/xgboost-onnx.ts';
+import { PYTHON, pythonMlSkipReason } from '../helpers/python-ml.ts';
 
 const run = promisify(execFile);
-const ENSURE = fileURLToPath(new URL('../../scripts/ensure-python-ml.sh', import.meta.url));
 const TRAIN = fileURLToPath(new URL('../fixtures/xgboost/train.py', import.meta.url));
 const TOLERANCE = 1e-5;
 
-async function skipReason(): Promise<string | false> {
-  try {
-    await run('sh', [ENSURE]);
-    return false;
-  } catch (err) {
-    const { code, stderr } = err as { code?: number; stderr?: string };
-    if (code === 2) return `the real xgboost is not installed and cannot be installed here: ${stderr?.trim()}`;
-    throw new Error(`scripts/ensure-python-ml.sh failed: ${stderr ?? String(err)}`, { cause: err });
-  }
-}
-const skip = await skipReason();
+const skip = await pythonMlSkipReason();
 
 type Expected = { rows: (number | null)[][]; predict: number[] | number[][]; min_leaf?: number };
 
@@ -41,7 +31,7 @@ describe('XGBoost boosters converted to ONNX, against xgboost.predict()', { skip
   let dir: string;
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'xgboost-cases-'));
-    await run('/usr/bin/python3', [TRAIN, dir], { timeout: 120_000 });
+    await run(PYTHON, [TRAIN, dir], { timeout: 120_000 });
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
