@@ -14,6 +14,10 @@ const NumberFieldSchema = z.strictObject({
   minimum: z.number().optional(),
   exclusive_minimum: z.number().optional(),
   maximum: z.number().optional(),
+  missing: z
+    .literal('nan')
+    .optional()
+    .describe('null or an absent field is a missing value, encoded as NaN: tree models route it by their default branch'),
   description: Description,
 });
 
@@ -59,7 +63,7 @@ function valueSchema(field: RecordField): z.ZodType {
       if (field.exclusive_minimum !== undefined) n = n.gt(field.exclusive_minimum);
       if (field.minimum !== undefined) n = n.min(field.minimum);
       if (field.maximum !== undefined) n = n.max(field.maximum);
-      schema = n;
+      schema = field.missing === 'nan' ? n.nullable().optional() : n;
       break;
     }
     case 'boolean':

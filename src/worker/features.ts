@@ -43,6 +43,8 @@ const CHUNK_CATEGORY_FIELD = 'merchant_category';
 
 /** Whether a bulk chunk's columns can feed this encoding: every field is one the chunk holds. */
 export function encodesFromColumns(fields: readonly RecordField[]): boolean {
+  // A chunk's columns cannot hold a missing value.
+  if (fields.some((f) => f.encoding === 'number' && f.missing === 'nan')) return false;
   return fields.every((f) => (f.encoding === 'one_hot' ? f.name === CHUNK_CATEGORY_FIELD : CHUNK_COLUMNS[f.name] !== undefined));
 }
 
@@ -57,6 +59,7 @@ type OneHot = { field: string; columns: Map<string, number>; unknown: number };
 export function createFeatureEncoder(input: { features: readonly RecordField[]; width: number }): FeatureEncoder {
   // Compile the field list once into column positions; encode() then does no lookups by name.
   const numbers: Scalar[] = [];
+  const missable: Scalar[] = [];
   const booleans: Scalar[] = [];
   const oneHots: OneHot[] = [];
 
@@ -64,7 +67,7 @@ export function createFeatureEncoder(input: { features: readonly RecordField[]; 
   for (const feature of input.features) {
     switch (feature.encoding) {
       case 'number':
-        numbers.push({ field: feature.name, column });
+        (feature.missing === 'nan' ? missable : numbers).push({ field: feature.name, column });
         column += 1;
         break;
       case 'boolean':
@@ -94,6 +97,7 @@ export function createFeatureEncoder(input: { features: readonly RecordField[]; 
         const record = records[r]!;
         const base = r * width;
         for (const { field, column: c } of numbers) out[base + c] = record[field] as number;
+        for (const { field, column: c } of missable) out[base + c] = (record[field] as number | null | undefined) ?? NaN;
         for (const { field, column: c } of booleans) out[base + c] = record[field] ? 1 : 0;
         for (const { field, columns, unknown } of oneHots) out[base + (columns.get(record[field] as string) ?? unknown)] = 1;
       }

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import type { ModelSignature, SignatureRecord } from '../shared/model-signature.ts';
 import { createFeatureEncoder, type EncodedRecord, type FeatureEncoder } from './features.ts';
 import { readSignature, type IgnoredOutput } from './model-signature.ts';
-import { XGBOOST_FILES, XgboostRefusal, convertBooster, readBooster } from './xgboost-onnx.ts';
+import { XGBOOST_FILES, XGBOOST_INPUT, XgboostRefusal, convertBooster, readBooster, type ConvertedBooster } from './xgboost-onnx.ts';
 import { decodeOutputs, encodeRecords } from './tensor-codec.ts';
 import {
   MANIFEST_FILE,
@@ -64,6 +64,9 @@ type Encoded = {
   field: string;
 };
 
+/** Records by named fields → one float32 input; the replies are the graph's outputs (a booster named by its feature_names). */
+type FieldInput = { encoder: FeatureEncoder; input: string };
+
 export class ModelVersion {
   readonly name: string;
   readonly version: number;
@@ -76,10 +79,14 @@ export class ModelVersion {
   /** The manifest's policy with the config's thresholds merged in. */
   readonly decision: DecisionPolicy | undefined;
   readonly classLabels: Readonly<Record<string, readonly string[]>>;
-  /** Set when the manifest gives a record encoding: records are its fields, not the graph's inputs. */
+  /**
+   * Set when records are named fields, not the graph's inputs: the manifest's record encoding, or
+   * a booster's feature_names (missing values allowed) when its manifest gives none.
+   */
   readonly recordEncoding: RecordEncoding | undefined;
   readonly session: InferenceSession;
   readonly #encoded: Encoded | undefined;
+  readonly #fieldInput: FieldInput | undefined;
   #leases = 0;
   #retired = false;
   #closing: Promise<void> | undefined;
@@ -94,6 +101,8 @@ export class ModelVersion {
     ignoredOutputs: IgnoredOutput[];
     manifest: Manifest | undefined;
     decision: DecisionPolicy | undefined;
+    /** The booster's own record fields, when its manifest gives no record encoding. */
+    boosterFields?: RecordEncoding;
   }) {
     this.name = init.name;
     this.version = init.version;
@@ -106,7 +115,7 @@ export class ModelVersion {
     this.decision = init.decision;
     this.classLabels = init.manifest?.class_labels ?? {};
     const m = init.manifest;
-    this.recordEncoding = m?.input;
+    this.recordEncoding = m?.input ?? init.boosterFields;
     this.#encoded =
       m?.input && m.output?.field
         ? {
@@ -117,6 +126,7 @@ export class ModelVersion {
             field: m.output.field,
           }
         : undefined;
+    this.#fieldInput = init.boosterFields && { encoder: createFeatureEncoder(init.boosterFields), input: init.boosterFields.name };
   }
 
   /** Leases held now. */
@@ -182,8 +192,12 @@ export class ModelVersion {
       return perRecord;
     }
     const outputs = this.signature.outputs;
+    const fieldInput = this.#fieldInput;
+    const feeds = fieldInput
+      ? { [fieldInput.input]: new Tensor('float32', fieldInput.encoder.encode(records), [records.length, fieldInput.encoder.width]) }
+      : encodeRecords(this.signature.inputs, records);
     const results = await this.session.run(
-      encodeRecords(this.signature.inputs, records),
+      feeds,
       outputs.map((o) => o.name),
     );
     const perRecord = decodeOutputs(outputs, results, records.length);
@@ -391,10 +405,10 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
-/** The graph of a saved booster, or a ModelLoadError with the reason it is not served. */
-function xgboostGraph(file: string, bytes: Buffer): Uint8Array {
+/** A saved booster converted to a graph, or a ModelLoadError with the reason it is not served. */
+function xgboostGraph(file: string, bytes: Buffer): ConvertedBooster {
   try {
-    return convertBooster(readBooster(basename(file), bytes)).onnx;
+    return convertBooster(readBooster(basename(file), bytes));
   } catch (error) {
     if (error instanceof XgboostRefusal) throw new ModelLoadError(file, `is not served: ${error.message}`, { cause: error });
     throw error;
@@ -419,7 +433,10 @@ export async function loadModelVersion(dir: string, name: string, version: numbe
   }
   const bytes = await readModelFile(modelFile);
   if (manifest?.sha256) verifyIntegrity(modelFile, bytes, { bytes: manifest.bytes ?? bytes.length, sha256: manifest.sha256 });
-  const session = await openSession(modelFile, modelFile.endsWith(MODEL_FILE) ? bytes : xgboostGraph(modelFile, bytes), options);
+  const booster = modelFile.endsWith(MODEL_FILE) ? undefined : xgboostGraph(modelFile, bytes);
+  const session = await openSession(modelFile, booster?.onnx ?? bytes, options);
+  // A booster's records are its feature_names unless the manifest encodes records its own way.
+  const boosterFields = booster && !manifest?.input ? boosterRecordFields(booster) : undefined;
 
   const { signature, ignoredOutputs, problems } = readSignature(session);
   const mismatches = manifest ? manifestProblems(name, manifest, decision, signature, session) : [];
@@ -428,5 +445,15 @@ export async function loadModelVersion(dir: string, name: string, version: numbe
     await session.release();
     throw new ModelLoadError(modelFile, problems.join('; '));
   }
-  return new ModelVersion({ name, version, dir, session, signature, ignoredOutputs, manifest, decision });
+  return new ModelVersion({ name, version, dir, session, signature, ignoredOutputs, manifest, decision, boosterFields });
+}
+
+/** One number field per feature, in column order; null or absent is a missing value, as XGBoost's own NaN. */
+function boosterRecordFields(booster: ConvertedBooster): RecordEncoding {
+  return {
+    name: XGBOOST_INPUT,
+    dtype: 'float32',
+    width: booster.features.length,
+    features: booster.features.map((name) => ({ name, encoding: 'number', missing: 'nan' })),
+  };
 }

@@ -182,6 +182,22 @@ test('inputs are checked against the model, each error naming the input', () => 
   );
 });
 
+test("a booster's input takes NaN as a missing value, and still refuses ±Infinity", () => {
+  const limits = { maxBatch: 10 };
+  const booster = {
+    name: 'b',
+    versions: ['1'],
+    platform: 'onnx_onnxv1',
+    inputs: [{ name: 'input__0', datatype: 'FP32' as const, shape: [-1, 2], finite: 'nan-missing' as const }],
+    outputs: [],
+  };
+  checkInputs(new Map([['input__0', tensorFromJson('input__0', 'FP32', [1, 2], [1, Number.NaN])]]), booster, limits);
+  rejects(
+    () => checkInputs(new Map([['input__0', tensorFromJson('input__0', 'FP32', [1, 2], [Number.POSITIVE_INFINITY, 1])]]), booster, limits),
+    /input "input__0": element 0 is not a finite number or NaN \(a missing value\)/,
+  );
+});
+
 test('requested outputs are checked by name', () => {
   assert.equal(checkRequestedOutputs([], model), undefined);
   assert.deepEqual(checkRequestedOutputs(['decision'], model), ['decision']);

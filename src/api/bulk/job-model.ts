@@ -2,16 +2,16 @@
 // (or &alias=), DEFAULT_MODEL by the usual rule when none is named. The job is pinned to the
 // concrete version resolved now, so an alias that moves later does not move the job. How its
 // records are validated and staged follows from that version: record fields the columnar chunk
-// holds → columnar chunks; a signature's inputs → row-form chunks.
+// holds → columnar chunks; any other record fields, or a signature's inputs → row-form chunks.
 import { z } from 'zod';
 import { JOB_PRIORITIES } from '../../shared/fair-share.ts';
-import type { ModelSignature } from '../../shared/model-signature.ts';
 import { AliasNameSchema, ModelNameSchema, VersionSchema } from '../../shared/model-selector.ts';
 import { ModelUnavailableError, ValidationError } from '../../shared/errors.ts';
 import type { BulkChunkEncoding } from '../../shared/queues.ts';
 import { COLUMNAR_FIELDS } from '../../shared/bulk-chunk.ts';
 import { DEFAULT_MODEL_NAME } from '../../shared/config.ts';
 import type { ModelRegistry, Resolved, VersionView } from '../model-registry.ts';
+import type { RecordForm } from './model-bodies.ts';
 import type { PinnedModel } from './submit.ts';
 
 /** The model of a job that names none; the api passes DEFAULT_MODEL, this is its default. */
@@ -33,8 +33,8 @@ export type JobModelQuery = z.infer<typeof JobModelQuerySchema>;
 export type JobModel = {
   pinned: PinnedModel;
   encoding: BulkChunkEncoding;
-  /** For row-form jobs: the inputs records are validated against. */
-  signature?: ModelSignature;
+  /** For row-form jobs: the record fields or inputs records are validated against. */
+  records?: RecordForm;
 };
 
 function fromView(registry: ModelRegistry, resolved: Resolved, viewForRecords: VersionView = resolved.view): JobModel {
@@ -53,12 +53,11 @@ function fromView(registry: ModelRegistry, resolved: Resolved, viewForRecords: V
   ) {
     return { pinned, encoding: 'columns' };
   }
+  if (viewForRecords.fields) return { pinned, encoding: 'rows', records: { fields: viewForRecords.fields } };
   if (viewForRecords.record_fields) {
-    throw new ValidationError(
-      `Model ${resolved.name} takes records by its manifest's fields; bulk jobs take those only in the columnar form's fields`,
-    );
+    throw new ValidationError(`Model ${resolved.name} takes records by fields whose value rules its workers do not describe`);
   }
-  return { pinned, encoding: 'rows', signature: viewForRecords.signature! };
+  return { pinned, encoding: 'rows', records: viewForRecords.signature! };
 }
 
 const sameFields = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((f) => b.includes(f));

@@ -1,11 +1,13 @@
 // Bulk bodies for any model but fraud: the same three formats as fraud's (JSON {"records": [...]},
 // NDJSON, CSV with a header row), streamed the same way, each record validated against the schema
-// built from the pinned version's signature plus the optional `id`. Problems name the line or
-// index and the field, as fraud's do. CSV takes only models whose inputs are all scalars: a cell
-// holds one value, and an input of k values per record has no column of its own.
+// built from the pinned version's record fields (its manifest's, or a booster's feature_names) or
+// else its signature, plus the optional `id`. Problems name the line or index and the field, as
+// fraud's do. CSV takes only models whose inputs are all scalars: a cell holds one value, and an
+// input of k values per record has no column of its own.
 import { z } from 'zod';
 import { ValidationError, issuesToDetails } from '../../shared/errors.ts';
 import { recordSchemaFromSignature, recordValueShape, type ElementType, type ModelSignature } from '../../shared/model-signature.ts';
+import { recordSchemaFromFields, type RecordField } from '../../shared/record-fields.ts';
 import { parseCsvRows } from './parse-csv.ts';
 import { MAX_ELEMENT_DEPTH, parseJsonRecords, type JsonRecordLimits } from './parse-json.ts';
 import { parseNdjsonLines } from './parse-ndjson.ts';
@@ -20,13 +22,17 @@ export type ModelRow = ParsedRow<ModelRecord>;
 type Validate = RowValidator<ModelRecord>;
 type ModelBodyParser = (body: AsyncIterable<Buffer>) => AsyncGenerator<ModelRow>;
 
-/** The record schema of a signature, with the `id` every bulk record may carry. */
-export function bulkRecordSchema(signature: Pick<ModelSignature, 'inputs'>) {
-  return recordSchemaFromSignature(signature).extend({ id: z.string().min(1).max(128).optional() });
+/** What a version's records are: its record fields when it has them, else its graph's inputs. */
+export type RecordForm = Pick<ModelSignature, 'inputs'> | { fields: readonly RecordField[] };
+
+/** The record schema of a version, with the `id` every bulk record may carry. */
+export function bulkRecordSchema(form: RecordForm) {
+  const schema = 'fields' in form ? recordSchemaFromFields(form.fields) : recordSchemaFromSignature(form);
+  return schema.extend({ id: z.string().min(1).max(128).optional() });
 }
 
-function validator(signature: Pick<ModelSignature, 'inputs'>): Validate {
-  const schema = bulkRecordSchema(signature);
+function validator(form: RecordForm): Validate {
+  const schema = bulkRecordSchema(form);
   return (value, path) => {
     const parsed = schema.safeParse(value);
     if (parsed.success) return { ok: true, record: parsed.data as ModelRecord };
@@ -58,8 +64,9 @@ function readCell(type: ElementType | 'id', text: string): unknown {
 }
 
 /** Why a model's records cannot come as CSV, or undefined when they can. */
-export function csvProblem(signature: Pick<ModelSignature, 'inputs'>): string | undefined {
-  const arrays = signature.inputs.filter((input) => {
+export function csvProblem(form: RecordForm): string | undefined {
+  if ('fields' in form) return undefined;
+  const arrays = form.inputs.filter((input) => {
     const shape = recordValueShape(input.shape);
     return 'kind' in shape && shape.kind === 'array';
   });
@@ -67,27 +74,37 @@ export function csvProblem(signature: Pick<ModelSignature, 'inputs'>): string | 
   return `CSV takes only models whose inputs are all scalars; ${arrays.map((i) => `${i.name} [${i.shape.join(', ')}]`).join(', ')} takes several values per record: send JSON or NDJSON`;
 }
 
-function csvRows(body: AsyncIterable<Buffer>, signature: Pick<ModelSignature, 'inputs'>, validate: Validate): AsyncGenerator<ModelRow> {
-  const types = new Map<string, ElementType | 'id'>([...signature.inputs.map((i) => [i.name, i.type] as const), ['id', 'id']]);
+/** A record field's cells read as the element type its value takes. */
+const FIELD_CELL: Record<RecordField['encoding'], ElementType> = { number: 'float64', boolean: 'bool', one_hot: 'string' };
+
+function csvRows(body: AsyncIterable<Buffer>, form: RecordForm, validate: Validate): AsyncGenerator<ModelRow> {
+  const cells: [string, ElementType][] =
+    'fields' in form ? form.fields.map((f) => [f.name, FIELD_CELL[f.encoding]]) : form.inputs.map((i) => [i.name, i.type]);
+  const types = new Map<string, ElementType | 'id'>([...cells, ['id', 'id']]);
+  // An empty cell of a field that may be missing is a missing value, not a missing column.
+  const required =
+    'fields' in form
+      ? form.fields.filter((f) => !(f.encoding === 'number' && f.missing === 'nan')).map((f) => f.name)
+      : [...types.keys()].filter((k) => k !== 'id');
   const columns = {
     known: new Set(types.keys()),
-    required: signature.inputs.map((i) => i.name),
+    required,
     readCell: (field: string, text: string) => readCell(types.get(field)!, text),
   };
   return parseCsvRows(body, columns, validate, MAX_LINE_CHARS);
 }
 
 /**
- * The parser of a body for a model of this signature, by media type (as body-formats.ts names
+ * The parser of a body for a model of these records, by media type (as body-formats.ts names
  * them). Throws ValidationError for CSV when an input takes several values per record.
  */
-export function modelBodyParser(mediaType: string, signature: Pick<ModelSignature, 'inputs'>): ModelBodyParser {
-  const validate = validator(signature);
+export function modelBodyParser(mediaType: string, form: RecordForm): ModelBodyParser {
+  const validate = validator(form);
   if (mediaType === 'application/json') return (body) => parseJsonRecords(body, validate, JSON_LIMITS);
   if (mediaType === 'text/csv') {
-    const problem = csvProblem(signature);
+    const problem = csvProblem(form);
     if (problem) throw new ValidationError(problem, [{ path: 'body', message: problem }]);
-    return (body) => csvRows(body, signature, validate);
+    return (body) => csvRows(body, form, validate);
   }
   return (body) => parseNdjsonLines(body, validate, MAX_LINE_CHARS);
 }

@@ -12,8 +12,11 @@ export type TensorMetadata = {
   shape: number[];
   /** Further datatypes the input accepts (e.g. FP64 beside FP32); not reported on the wire. */
   accepts?: readonly Datatype[];
-  /** Reject NaN and ±Infinity in this input (a model that cannot take them). */
-  finite?: boolean;
+  /**
+   * Reject ±Infinity in this input, and NaN too unless it is 'nan-missing' (a booster's input,
+   * where NaN is a missing value).
+   */
+  finite?: boolean | 'nan-missing';
 };
 
 export type ModelMetadata = {

@@ -39,6 +39,11 @@ type Face = {
   meta: ModelMetadata;
   /** Records carry the manifest's fields (one tensor each), not the graph's inputs. */
   byFields: boolean;
+  /**
+   * A booster's feature_names: the columns of its one graph input, which the protocol takes as
+   * the graph has it (Triton FIL's input__0 [N, F]) while its records name each column.
+   */
+  columnFields?: readonly string[];
   /** Per output a reply carries, its signature, to rebuild tensors from per-record values. */
   outputs: TensorSignature[];
 };
@@ -91,7 +96,9 @@ export class ServiceBackend implements InferenceBackend {
     if (options.checked !== face.meta) checkInputs(inputs, face.meta, { maxBatch: this.#options.maxBatch });
     const records = face.byFields
       ? fieldRecords(inputs, this.#options.registry.recordSchema(resolved))
-      : signatureRecords(inputs, face.view.signature!.inputs);
+      : face.columnFields
+        ? columnRecords(inputs.values().next().value!, face.columnFields)
+        : signatureRecords(inputs, face.view.signature!.inputs);
     const result = await this.#options.dispatcher.submit(resolved.name, resolved.version, records, timeoutMs, options.signal);
     const perRecord = result.outputs;
     const outputs: TensorMap = new Map();
@@ -145,7 +152,7 @@ function buildFace(registry: ModelRegistry, resolved: Resolved): Face {
     .versions.filter((v) => v.state === 'loaded')
     .map((v) => String(v.version));
   const base = { name: resolved.name, versions, platform: 'onnx_onnxv1' };
-  if (view.record_fields) {
+  if (view.record_fields && view.record_output) {
     // A record-encoded version: one tensor per field of its records, its probability and decision out.
     if (!view.fields || !view.record_output) {
       throw new NotServableError(`Model ${resolved.name} takes records of its manifest's fields, which its workers do not describe`);
@@ -161,8 +168,8 @@ function buildFace(registry: ModelRegistry, resolved: Resolved): Face {
     name: i.name,
     datatype: OIP_DATATYPE[i.type] as Datatype,
     shape: i.shape.map(batchDim),
-    // Records travel as JSON, which has no NaN or Infinity.
-    ...((i.type === 'float32' || i.type === 'float64') && { finite: true }),
+    // Records travel as JSON, which has no NaN or Infinity; a booster's NaN travels as null, its missing value.
+    ...((i.type === 'float32' || i.type === 'float64') && { finite: view.record_fields ? ('nan-missing' as const) : true }),
   }));
   const outputs = signature.outputs.map((o): TensorMetadata => ({
     name: o.name,
@@ -170,7 +177,9 @@ function buildFace(registry: ModelRegistry, resolved: Resolved): Face {
     shape: o.shape.map(batchDim),
   }));
   if (view.decision) outputs.push({ name: DECISION_OUTPUT, datatype: 'BYTES', shape: [-1] });
-  return { view, byFields: false, outputs: signature.outputs, meta: { ...base, inputs, outputs } };
+  const face: Face = { view, byFields: false, outputs: signature.outputs, meta: { ...base, inputs, outputs } };
+  if (view.record_fields) face.columnFields = view.record_fields;
+  return face;
 }
 
 function rows(inputs: TensorMap): number {
@@ -198,6 +207,23 @@ function fieldRecords(inputs: TensorMap, schema: z.ZodType<Record<string, unknow
       throw new InvalidArgumentError(`input "${String(issue.path[0])}": element ${i}: ${issue.message}`);
     }
     records[i] = record;
+  }
+  return records;
+}
+
+/** The records of a booster's one input [N, F]: column j is field j, NaN (a missing value) null. */
+function columnRecords(input: Tensor, fields: readonly string[]): Record<string, unknown>[] {
+  const data = input.data as ArrayLike<number>;
+  const width = fields.length;
+  const n = data.length / width;
+  const records: Record<string, unknown>[] = new Array(n);
+  for (let r = 0; r < n; r++) {
+    const record: Record<string, unknown> = {};
+    for (let c = 0; c < width; c++) {
+      const v = data[r * width + c]!;
+      record[fields[c]!] = Number.isNaN(v) ? null : v;
+    }
+    records[r] = record;
   }
   return records;
 }

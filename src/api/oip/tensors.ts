@@ -402,9 +402,12 @@ function shapeFits(given: readonly number[], declared: readonly number[]): boole
   return g.length === d.length && d.every((dim, i) => dim === -1 || dim === g[i]);
 }
 
-function firstNonFinite(data: TensorData): number {
+function firstNonFinite(data: TensorData, allowNaN: boolean): number {
   if (!(data instanceof Float32Array || data instanceof Float64Array)) return -1;
-  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) return i;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (!Number.isFinite(v) && !(allowNaN && Number.isNaN(v))) return i;
+  }
   return -1;
 }
 
@@ -443,8 +446,11 @@ export function checkInputs(inputs: TensorMap, model: ModelMetadata, limits: Inp
       batch = { size, input: meta.name };
     }
     if (meta.finite) {
-      const at = firstNonFinite(tensor.data);
-      if (at >= 0) throw new InvalidArgumentError(`input "${meta.name}": element ${at} is not a finite number`);
+      const allowNaN = meta.finite === 'nan-missing';
+      const at = firstNonFinite(tensor.data, allowNaN);
+      if (at >= 0) {
+        throw new InvalidArgumentError(`input "${meta.name}": element ${at} is not a finite number${allowNaN ? ' or NaN (a missing value)' : ''}`);
+      }
     }
   }
 }

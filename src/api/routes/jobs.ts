@@ -261,7 +261,7 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
                 })
               : await submitBulkJob(submitDeps, {
                   ...common,
-                  rows: modelBodyParser(mediaType, target.signature!)(rows),
+                  rows: modelBodyParser(mediaType, target.records!)(rows),
                   chunks: { encoding: 'rows', builder: new RowChunkBuilder(chunkSize) },
                 });
         } catch (err) {
