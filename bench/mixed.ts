@@ -5,19 +5,17 @@
 // this shared machine. The event-loop stalls of the api and the workers (the histogram
 // scoring_event_loop_stall_seconds, read from /metrics before and after each phase) say where
 // a slow call waited. Runs alone as `node bench/mixed.ts [--quick]`, or as part of `npm run bench`.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { generateFraudRecords } from '../scripts/model/fraud-data.ts';
 import { startTestRedis, type TestRedis } from '../test/helpers/redis-server.ts';
+import { submitFileWithCurl } from '../test/helpers/curl-job.ts';
 import { buildNdjson } from './bulk.ts';
 import { median } from './load.ts';
 import { startOpenLoop, summarize, type LatencySummary } from './open-loop.ts';
 import { killAll, startServer, type ServerProcess } from './processes.ts';
-
-const run = promisify(execFile);
 
 export type MixedPlan = {
   /** Records of the large job. */
@@ -103,28 +101,6 @@ async function stallMeter(stack: Stack): Promise<() => Promise<Record<string, St
   };
 }
 
-async function submitWithCurl(apiUrl: string, file: string, key: string, query = ''): Promise<string> {
-  const { stdout } = await run(
-    'curl',
-    [
-      '-sS',
-      '-X',
-      'POST',
-      '-H',
-      'content-type: application/x-ndjson',
-      '-H',
-      `authorization: Bearer ${key}`,
-      '--data-binary',
-      `@${file}`,
-      `${apiUrl}/jobs${query}`,
-    ],
-    { maxBuffer: 1 << 20 },
-  );
-  const body = JSON.parse(stdout) as { job_id?: string };
-  if (!body.job_id) throw new Error(`POST /jobs answered ${stdout.slice(0, 300)}`);
-  return body.job_id;
-}
-
 async function jobStatus(apiUrl: string, jobId: string, key: string): Promise<string> {
   const res = await fetch(`${apiUrl}/jobs/${jobId}`, { headers: { authorization: `Bearer ${key}` } });
   return ((await res.json()) as { status: string }).status;
@@ -144,7 +120,7 @@ async function untilCompleted(apiUrl: string, jobId: string, key: string, timeou
 /** Submits the file with curl and waits for the job: seconds from the first byte sent to completed. */
 async function timedJob(apiUrl: string, file: string, key: string, query = ''): Promise<{ jobId: string; seconds: number }> {
   const started = performance.now();
-  const jobId = await submitWithCurl(apiUrl, file, key, query);
+  const jobId = await submitFileWithCurl(apiUrl, file, key, query);
   const done = await untilCompleted(apiUrl, jobId, key);
   return { jobId, seconds: (done - started) / 1000 };
 }
@@ -216,7 +192,7 @@ async function measureFairness(stack: Stack, largeFile: string, smallFile: strin
   const api = stack.api.url;
   const alone = await timedJob(api, smallFile, KEYS.b);
   const behind = async (query: string) => {
-    const large = submitWithCurl(api, largeFile, KEYS.a);
+    const large = submitFileWithCurl(api, largeFile, KEYS.a);
     await new Promise((r) => setTimeout(r, 300));
     const small = await timedJob(api, smallFile, KEYS.b, query);
     const largeId = await large;
@@ -226,7 +202,7 @@ async function measureFairness(stack: Stack, largeFile: string, smallFile: strin
   await fetch(`${api}/jobs/${normal.largeId}`, { method: 'DELETE', headers: { authorization: `Bearer ${KEYS.a}` } });
   const high = await behind('?priority=high');
   // The low job goes in behind the same large job: it should still wait when the normal one is done.
-  const lowId = await submitWithCurl(api, smallFile, KEYS.b, '?priority=low');
+  const lowId = await submitFileWithCurl(api, smallFile, KEYS.b, '?priority=low');
   const normalAgain = await timedJob(api, smallFile, KEYS.b);
   const lowWaited = (await jobStatus(api, lowId, KEYS.b)) !== 'completed';
   await fetch(`${api}/jobs/${high.largeId}`, { method: 'DELETE', headers: { authorization: `Bearer ${KEYS.a}` } });

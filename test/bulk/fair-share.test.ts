@@ -6,7 +6,6 @@
 // skipped, so the file takes seconds, not the large job's whole scoring time.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { startApi, startWorker, type ServiceProcess } from '../helpers/processes.ts';
 import { request } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { submitFileWithCurl } from '../helpers/curl-job.ts';
 import { buildNdjson } from '../../bench/bulk.ts';
 import { chunkPriority, chunkTag, LEVEL_SPAN } from '../../src/shared/fair-share.ts';
 
@@ -67,36 +67,6 @@ describe('a small job behind another key’s 2,000,000-record job', { timeout: 2
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** POST /jobs by curl from a file, resolving with the job id once the upload is answered. */
-  function curlSubmit(file: string, key: string, query = ''): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const curl = spawn('curl', [
-        '-sS',
-        '-X',
-        'POST',
-        '-H',
-        'content-type: application/x-ndjson',
-        '-H',
-        `authorization: Bearer ${key}`,
-        '--data-binary',
-        `@${file}`,
-        `${api.url}/jobs${query}`,
-      ]);
-      let out = '';
-      curl.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      curl.on('error', reject);
-      curl.on('close', () => {
-        try {
-          const body = JSON.parse(out) as { job_id?: string };
-          if (body.job_id) resolve(body.job_id);
-          else reject(new Error(`POST /jobs answered ${out.slice(0, 300)}`));
-        } catch {
-          reject(new Error(`POST /jobs answered ${out.slice(0, 300)}`));
-        }
-      });
-    });
-  }
-
   const status = async (jobId: string, key: string) => (await request(`${api.url}/jobs/${jobId}`, { headers: auth(key) })).body;
 
   async function completed(jobId: string, key: string): Promise<void> {
@@ -115,7 +85,7 @@ describe('a small job behind another key’s 2,000,000-record job', { timeout: 2
   /** Seconds from the first byte of the small job's upload to its completion; its phases go to `timings` for failure messages. */
   async function timedSmall(query = ''): Promise<number> {
     const started = performance.now();
-    const id = await curlSubmit(smallFile, KEY_B, query);
+    const id = await submitFileWithCurl(api.url, smallFile, KEY_B, query);
     const accepted = performance.now();
     await completed(id, KEY_B);
     const seconds = (performance.now() - started) / 1000;
@@ -135,7 +105,7 @@ describe('a small job behind another key’s 2,000,000-record job', { timeout: 2
   test('normal priority, submitted 300 ms after the large job: within 2x its time alone', async () => {
     // Twice alone, keeping the faster: the first job warms the api's and the workers' paths.
     alone = Math.min(await timedSmall(), await timedSmall());
-    largeUpload = curlSubmit(largeFile, KEY_A);
+    largeUpload = submitFileWithCurl(api.url, largeFile, KEY_A);
     largeUpload.catch(() => undefined);
     await new Promise((r) => setTimeout(r, 300));
     const behind = await timedSmall();
@@ -152,7 +122,7 @@ describe('a small job behind another key’s 2,000,000-record job', { timeout: 2
     // (Before that, a worker may find nothing else waiting and take the low job's chunk: a lower
     // level is served whenever the higher ones have nothing queued.)
     const largeId = await largeUpload;
-    const lowId = await curlSubmit(smallFile, KEY_B, '?priority=low');
+    const lowId = await submitFileWithCurl(api.url, smallFile, KEY_B, '?priority=low');
     await timedSmall();
     const [low, large] = await Promise.all([status(lowId, KEY_B), status(largeId, KEY_A)]);
     assert.ok(large.progress.done < LARGE, `the large job still had chunks waiting (${large.progress.done} done)`);
