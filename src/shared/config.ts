@@ -113,6 +113,10 @@ const EnvSchema = z.object({
     .max(1000)
     .default(3)
     .describe('How long one bulk session.run should take; online work waits at most about this long behind bulk work'),
+  BULK_THREAD_NICE: nonNegativeInt
+    .max(19)
+    .default(10)
+    .describe("The nice value of the thread bulk slices run on: the kernel runs online work first (0 keeps the worker's own)"),
   APPROVE_THRESHOLD: probability.optional().describe("Defaults to the model manifest's"),
   REVIEW_THRESHOLD: probability.optional().describe("Defaults to the model manifest's"),
   INTRA_OP_THREADS: positiveInt.default(1),
@@ -183,6 +187,7 @@ function group(env: Env) {
       concurrency: env.WORKER_CONCURRENCY,
       queues: env.WORKER_QUEUES,
       bulkSliceMs: env.BULK_SLICE_MS,
+      bulkThreadNice: env.BULK_THREAD_NICE,
       approveThreshold: env.APPROVE_THRESHOLD,
       reviewThreshold: env.REVIEW_THRESHOLD,
       intraOpThreads: env.INTRA_OP_THREADS,

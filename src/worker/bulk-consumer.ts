@@ -22,6 +22,7 @@ import { scoreColumnChunk, scoreRowChunk, type ScoredChunk } from './chunk-score
 import type { WorkerMetrics } from './worker-metrics.ts';
 import type { ModelVersion } from './model-version.ts';
 import { SliceSizer, type OnlineFirst } from './online-first.ts';
+import type { SliceRunner } from './bulk-runner.ts';
 import { advanceClock } from '../shared/fair-share.ts';
 
 /**
@@ -43,6 +44,8 @@ export type BulkConsumerOptions = {
   onlineFirst: OnlineFirst;
   /** How long one slice (one session.run) should take (BULK_SLICE_MS). */
   sliceMs: number;
+  /** Runs the slices (the bulk thread). */
+  runner: SliceRunner;
   /** Telemetry.tracing: BullMQ's per-chunk spans only while spans are exported. */
   tracing: boolean;
   metrics: WorkerMetrics;
@@ -117,7 +120,7 @@ export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'
     }
     // The fair-share clock follows the chunks taken, so a job that opens now starts level with them.
     if (data.priority !== undefined && data.tag !== undefined) await advanceClock(options.connection, options.prefix, data.priority, data.tag);
-    const scoring = { model, slices: sizerFor(model), metrics, beforeSlice };
+    const scoring = { model, runner: options.runner, slices: sizerFor(model), metrics, beforeSlice };
     const scored: ScoredChunk =
       data.encoding === 'columns' ? await scoreColumnChunk(scoring, claim.input) : await scoreRowChunk(scoring, claim.input);
     if (scored.rows !== count) throw new UnrecoverableError(`chunk ${chunk} holds ${scored.rows} records, expected ${count}`);

@@ -10,9 +10,12 @@ import type { Decision } from '../shared/schemas/prediction.ts';
 import type { ModelVersion } from './model-version.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
 import type { SliceSizer } from './online-first.ts';
+import type { SliceRunner } from './bulk-runner.ts';
 
 export type ChunkScoring = {
   model: ModelVersion;
+  /** Where each slice runs: the bulk thread, below the online work's CPU priority (bulk-runner.ts). */
+  runner: SliceRunner;
   /** Rows per slice, by the time slices of this version take (online-first.ts). */
   slices: SliceSizer;
   metrics: WorkerMetrics;
@@ -52,7 +55,7 @@ export async function scoreColumnChunk(s: ChunkScoring, input: Buffer): Promise<
 
   const probabilities = new Float32Array(columns.length);
   await inSlices(s, columns.length, async (from, to) => {
-    probabilities.set(await model.scoreEncoded(encoder.encodeColumns(columns, from, to), to - from), from);
+    probabilities.set(await s.runner.scoreEncoded(model, encoder.encodeColumns(columns, from, to), to - from), from);
   });
   const decisions = new Uint8Array(columns.length);
   // The columnar results hold the approve / review / decline labels (bulk-chunk.ts).
@@ -65,7 +68,7 @@ export async function scoreRowChunk(s: ChunkScoring, input: Buffer): Promise<Sco
   const { records, ids } = decodeRowChunk(input);
   const outputs: Record<string, unknown>[] = [];
   await inSlices(s, records.length, async (from, to) => {
-    outputs.push(...(await s.model.run(records.slice(from, to))));
+    outputs.push(...(await s.runner.run(s.model, records.slice(from, to))));
   });
   return { results: encodeRowResults({ outputs, ids }), rows: records.length, displayVersion: s.model.displayVersion };
 }

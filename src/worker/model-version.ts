@@ -92,30 +92,31 @@ export class ModelVersion {
   #closing: Promise<void> | undefined;
   readonly #closed = Promise.withResolvers<void>();
 
+  /** What it was opened from: another thread opens the same version from it. */
+  readonly source: VersionSource;
+
   constructor(init: {
-    name: string;
-    version: number;
-    dir: string;
+    source: VersionSource;
     session: InferenceSession;
     signature: ModelSignature;
     ignoredOutputs: IgnoredOutput[];
-    manifest: Manifest | undefined;
     decision: DecisionPolicy | undefined;
-    /** The booster's own record fields, when its manifest gives no record encoding. */
-    boosterFields?: RecordEncoding;
   }) {
-    this.name = init.name;
-    this.version = init.version;
-    this.dir = init.dir;
+    const { source } = init;
+    this.source = source;
+    this.name = source.name;
+    this.version = source.version;
+    this.dir = source.dir;
     this.session = init.session;
     this.signature = init.signature;
     this.ignoredOutputs = init.ignoredOutputs;
-    this.manifest = init.manifest;
-    this.displayVersion = init.manifest?.version ?? String(init.version);
+    this.manifest = source.manifest;
+    this.displayVersion = source.manifest?.version ?? String(source.version);
     this.decision = init.decision;
-    this.classLabels = init.manifest?.class_labels ?? {};
-    const m = init.manifest;
-    this.recordEncoding = m?.input ?? init.boosterFields;
+    this.classLabels = source.manifest?.class_labels ?? {};
+    const m = source.manifest;
+    const boosterFields = source.boosterFields;
+    this.recordEncoding = m?.input ?? boosterFields;
     this.#encoded =
       m?.input && m.output?.field
         ? {
@@ -126,7 +127,7 @@ export class ModelVersion {
             field: m.output.field,
           }
         : undefined;
-    this.#fieldInput = init.boosterFields && { encoder: createFeatureEncoder(init.boosterFields), input: init.boosterFields.name };
+    this.#fieldInput = boosterFields && { encoder: createFeatureEncoder(boosterFields), input: boosterFields.name };
   }
 
   /** Leases held now. */
@@ -136,6 +137,11 @@ export class ModelVersion {
 
   get retired(): boolean {
     return this.#retired;
+  }
+
+  /** Resolves once the session is closed (retired, and its last lease released). */
+  get closed(): Promise<void> {
+    return this.#closed.promise;
   }
 
   /** The encoder of a record-encoded version (bulk chunks feed it their columns); undefined otherwise. */
@@ -416,28 +422,52 @@ function xgboostGraph(file: string, bytes: Buffer): ConvertedBooster {
 }
 
 /**
- * Opens `<dir>/model.onnx`, or the graph converted from `<dir>/xgboost.json|ubj` (checked against
- * `<dir>/manifest.json` when there is one: the file's size and sha256, inputs and outputs) as
- * version `version` of model `name`.
+ * What a version is made from, read and checked once: the graph's bytes (a booster already
+ * converted), its manifest, and the options it opens with. Plain data, so another thread can open
+ * the same version from it (bulk-runner.ts) without reading the files again.
+ */
+export type VersionSource = {
+  dir: string;
+  name: string;
+  version: number;
+  modelFile: string;
+  graph: Uint8Array;
+  manifest: Manifest | undefined;
+  /** A booster's own record fields, when its manifest gives no record encoding. */
+  boosterFields: RecordEncoding | undefined;
+  options: LoadModelOptions;
+};
+
+/**
+ * Reads `<dir>/model.onnx`, or converts `<dir>/xgboost.json|ubj`, checked against
+ * `<dir>/manifest.json` when there is one (the file's size and sha256).
+ * @throws ModelLoadError naming the file and the problem.
+ */
+export async function readVersionSource(dir: string, name: string, version: number, options: LoadModelOptions = {}): Promise<VersionSource> {
+  const modelFile = await modelFileIn(dir);
+  const manifest = await readManifest(join(dir, MANIFEST_FILE));
+  const bytes = await readModelFile(modelFile);
+  if (manifest?.sha256) verifyIntegrity(modelFile, bytes, { bytes: manifest.bytes ?? bytes.length, sha256: manifest.sha256 });
+  const booster = modelFile.endsWith(MODEL_FILE) ? undefined : xgboostGraph(modelFile, bytes);
+  // A booster's records are its feature_names unless the manifest encodes records its own way.
+  const boosterFields = booster && !manifest?.input ? boosterRecordFields(booster) : undefined;
+  return { dir, name, version, modelFile, graph: booster?.onnx ?? bytes, manifest, boosterFields, options };
+}
+
+/**
+ * Opens a version from its source: the session, the signature read from the graph, and the
+ * manifest's promises checked against it.
  * @throws ModelLoadError naming the file and the problem; nothing is left open when it throws.
  */
-export async function loadModelVersion(dir: string, name: string, version: number, options: LoadModelOptions = {}): Promise<ModelVersion> {
-  const manifestFile = join(dir, MANIFEST_FILE);
-  const modelFile = await modelFileIn(dir);
-  const manifest = await readManifest(manifestFile);
+export async function openModelVersion(source: VersionSource): Promise<ModelVersion> {
+  const { dir, name, version, modelFile, manifest, boosterFields, options } = source;
   let decision: DecisionPolicy | undefined;
   try {
     decision = manifest ? decisionPolicy(manifest, options.thresholds) : undefined;
   } catch (error) {
-    throw new ModelLoadError(manifestFile, (error as Error).message, { cause: error });
+    throw new ModelLoadError(join(dir, MANIFEST_FILE), (error as Error).message, { cause: error });
   }
-  const bytes = await readModelFile(modelFile);
-  if (manifest?.sha256) verifyIntegrity(modelFile, bytes, { bytes: manifest.bytes ?? bytes.length, sha256: manifest.sha256 });
-  const booster = modelFile.endsWith(MODEL_FILE) ? undefined : xgboostGraph(modelFile, bytes);
-  const session = await openSession(modelFile, booster?.onnx ?? bytes, options);
-  // A booster's records are its feature_names unless the manifest encodes records its own way.
-  const boosterFields = booster && !manifest?.input ? boosterRecordFields(booster) : undefined;
-
+  const session = await openSession(modelFile, source.graph, options);
   const { signature, ignoredOutputs, problems } = readSignature(session);
   const mismatches = manifest ? manifestProblems(name, manifest, decision, signature, session) : [];
   if (mismatches.length > 0) problems.push(`does not match ${MANIFEST_FILE}: ${mismatches.join('; ')}`);
@@ -445,7 +475,12 @@ export async function loadModelVersion(dir: string, name: string, version: numbe
     await session.release();
     throw new ModelLoadError(modelFile, problems.join('; '));
   }
-  return new ModelVersion({ name, version, dir, session, signature, ignoredOutputs, manifest, decision, boosterFields });
+  return new ModelVersion({ source, session, signature, ignoredOutputs, decision });
+}
+
+/** Reads and opens version `version` of model `name` from `dir` (readVersionSource, then openModelVersion). */
+export async function loadModelVersion(dir: string, name: string, version: number, options: LoadModelOptions = {}): Promise<ModelVersion> {
+  return openModelVersion(await readVersionSource(dir, name, version, options));
 }
 
 /** One number field per feature, in column order; null or absent is a missing value, as XGBoost's own NaN. */

@@ -15,6 +15,7 @@ import { QUEUES } from '../shared/queues.ts';
 import { ModelRepository } from './model-repository.ts';
 import type { Thresholds } from './manifest.ts';
 import { startBulkConsumer } from './bulk-consumer.ts';
+import { BulkRunner } from './bulk-runner.ts';
 import { startOpsServer } from './ops-server.ts';
 import { listenFailure } from '../shared/listen-error.ts';
 import { createWorkerMetrics, observeModelLoadFailures } from './worker-metrics.ts';
@@ -129,9 +130,11 @@ export async function startWorker(config: Config, { telemetry, logger }: WorkerD
   bulkConnection?.on('error', (err) => logger.debug({ err }, 'redis connection error'));
   // Every bulk worker takes chunks from every shard; each is scored by the version its job is pinned
   // to, under a lease, and handed back when this worker does not hold that version.
-  const bulkWorkers = bulkConnection
+  const bulkRunner = bulkConnection ? new BulkRunner({ nice: config.worker.bulkThreadNice }, logger) : undefined;
+  const bulkWorkers = bulkRunner
     ? startBulkConsumer({
-        connection: bulkConnection,
+        connection: bulkConnection!,
+        runner: bulkRunner,
         prefix: config.redis.prefix,
         shards: config.queueShards.bulk,
         repository,
@@ -156,6 +159,7 @@ export async function startWorker(config: Config, { telemetry, logger }: WorkerD
   /** What a start that fails after this point must undo: consumers, models, connections. */
   const stopEarly = async () => {
     await Promise.all(bulkWorkers.map((w) => w.close()));
+    await bulkRunner?.close();
     await online?.close();
     await repository.close();
     plain.disconnect();
@@ -207,6 +211,7 @@ export async function startWorker(config: Config, { telemetry, logger }: WorkerD
   // check and scored once elsewhere.
   shutdown.add('bulk consumer', async () => {
     await Promise.all(bulkWorkers.map((w) => w.close()));
+    await bulkRunner?.close();
   });
   shutdown.add('predict consumers', async () => online?.close());
   shutdown.add('models', async () => {
