@@ -460,7 +460,7 @@ export async function readVersionSource(dir: string, name: string, version: numb
  * @throws ModelLoadError naming the file and the problem; nothing is left open when it throws.
  */
 export async function openModelVersion(source: VersionSource): Promise<ModelVersion> {
-  const { dir, name, version, modelFile, manifest, boosterFields, options } = source;
+  const { dir, name, modelFile, manifest, options } = source;
   let decision: DecisionPolicy | undefined;
   try {
     decision = manifest ? decisionPolicy(manifest, options.thresholds) : undefined;
