@@ -207,8 +207,10 @@ export function buildProgram(): Command {
           print(accepted);
           return;
         }
-        progress.note(`job ${accepted.job_id} accepted; waiting for it (Ctrl-C leaves it running)`);
+        // The handler before the line that announces it: a SIGINT that comes between them would
+        // otherwise meet Node's default action and kill the CLI without a word.
         leaveRunningOnInterrupt(accepted.job_id, opts.out, progress);
+        progress.note(`job ${accepted.job_id} accepted; waiting for it (Ctrl-C leaves it running)`);
         const status = await waitUntilCompleted(client, accepted.job_id, progress);
         if (opts.out) await download(client, status.job_id, opts.out, resultsFormat(opts.format, opts.out), progress);
         progress.stop();

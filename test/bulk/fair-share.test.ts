@@ -103,8 +103,11 @@ describe('a small job behind another key’s 2,000,000-record job', { timeout: 2
   let largeUpload: Promise<string>;
 
   test('normal priority, submitted 300 ms after the large job: within 2x its time alone', async () => {
-    // Twice alone, keeping the faster: the first job warms the api's and the workers' paths.
-    alone = Math.min(await timedSmall(), await timedSmall());
+    // Alone: a first job warms the api's and the workers' paths, then the median of three. (The
+    // fastest of a few noisy runs is the luckiest one, not the job's time alone.)
+    await timedSmall();
+    const runs = [await timedSmall(), await timedSmall(), await timedSmall()].sort((a, b) => a - b);
+    alone = runs[1]!;
     largeUpload = submitFileWithCurl(api.url, largeFile, KEY_A);
     largeUpload.catch(() => undefined);
     await new Promise((r) => setTimeout(r, 300));

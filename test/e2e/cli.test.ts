@@ -109,16 +109,20 @@ test('Ctrl-C while waiting leaves the job running; scoring results fetches it af
   // Without a worker the job stays queued, so the interrupt lands mid-wait for certain.
   await worker!.stop();
   worker = undefined;
-  const waiting = cli(['submit', bigCsv, '--wait', '--out', join(dir, 'never.csv')]);
-  const jobId = await waitFor(() => /job (\S+) accepted; waiting/.exec(waiting.stderr())?.[1], { timeoutMs: 60_000, what: 'the upload' });
-  waiting.child.kill('SIGINT');
-  const r = await waiting.done;
-  assert.equal(r.code, 130, r.stderr);
-  assert.match(r.stderr, new RegExp(`Job ${jobId} keeps running`));
-  assert.match(r.stderr, new RegExp(`scoring results ${jobId} --out \\S+never\\.csv`));
-  assert.equal((await client.jobStatus(jobId)).status, 'queued', 'the interrupt did not cancel the job');
-
-  worker = await startWorker({ REDIS_URL: redis.url, QUEUE_PREFIX: 'cli-e2e', API_KEYS: KEY });
+  let jobId: string;
+  try {
+    const waiting = cli(['submit', bigCsv, '--wait', '--out', join(dir, 'never.csv')]);
+    jobId = await waitFor(() => /job (\S+) accepted; waiting/.exec(waiting.stderr())?.[1], { timeoutMs: 60_000, what: 'the upload' });
+    waiting.child.kill('SIGINT');
+    const r = await waiting.done;
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stderr, new RegExp(`Job ${jobId} keeps running`));
+    assert.match(r.stderr, new RegExp(`scoring results ${jobId} --out \\S+never\\.csv`));
+    assert.equal((await client.jobStatus(jobId)).status, 'queued', 'the interrupt did not cancel the job');
+  } finally {
+    // Whatever happened above, the tests after this one need a worker.
+    worker = await startWorker({ REDIS_URL: redis.url, QUEUE_PREFIX: 'cli-e2e', API_KEYS: KEY });
+  }
   const out = join(dir, 'resumed.csv');
   const fetched = await run(['results', jobId, '--out', out]);
   assert.equal(fetched.code, 0, fetched.stderr);
@@ -147,6 +151,9 @@ test('on a terminal: progress bars for the upload, the scoring and the download'
   const command = [process.execPath, BIN, 'submit', file, '--out', out].map((a) => `'${a}'`).join(' ');
   // util-linux `script` gives the CLI a pseudo-terminal, as a person's shell would.
   const { stdout } = await promisify(execFile)('script', ['-qec', command, '/dev/null'], {
+    // Killed rather than left running past the test when the CLI never ends.
+    timeout: 120_000,
+    killSignal: 'SIGKILL',
     cwd: dir,
     env: { ...process.env, SCORING_URL: api.url, SCORING_API_KEY: KEY },
   });
