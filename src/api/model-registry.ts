@@ -18,6 +18,7 @@ import { recordSchemaFromSignature } from '../shared/model-signature.ts';
 import { DEFAULT_ALIAS, LATEST_ALIAS, type VersionSelector } from '../shared/model-selector.ts';
 import { recordSchemaFromFields } from '../shared/record-fields.ts';
 import { resolveVersion, type ModelFacts } from '../shared/version-resolution.ts';
+import { inShare } from '../shared/routing.ts';
 import { ModelNotFoundError, ModelUnavailableError } from '../shared/errors.ts';
 import { modelsChangedChannel } from '../shared/keys.ts';
 import { readLiveWorkers } from '../shared/worker-registry.ts';
@@ -25,6 +26,9 @@ import { readLiveWorkers } from '../shared/worker-registry.ts';
 export type { ModelView, VersionView };
 
 export type Resolved = { name: string; version: number; view: VersionView };
+
+/** Where a call naming no version goes (the canary's share or the champion), and the shadow that also scores it, if any. */
+export type Routed = Resolved & { shadow?: Resolved };
 
 interface ModelState extends ModelView {
   byVersion: Map<number, VersionView>;
@@ -140,6 +144,44 @@ export class ModelRegistry {
   }
 
   /**
+   * The version a call naming no version goes to, by the model's routing.json: the canary when
+   * `key` falls in its share and it is servable, else the champion by resolve()'s rule; and the
+   * shadow version when `key` falls in its share, it is servable and it is not the version that
+   * answers. Throws as resolve() does when the champion is needed and cannot be served.
+   */
+  route(name: string, key: string): Routed {
+    const routing = this.#models.get(name)?.routing ?? {};
+    let target: Resolved | undefined;
+    if (routing.canary && inShare(key, 'canary', routing.canary.percent)) target = this.#servable(name, routing.canary.version);
+    target ??= this.resolve(name);
+    const shadow =
+      routing.shadow && routing.shadow.version !== target.version && inShare(key, 'shadow', routing.shadow.percent)
+        ? this.#servable(name, routing.shadow.version)
+        : undefined;
+    return shadow ? { ...target, shadow } : target;
+  }
+
+  /** route(), and when it fails, once more after reading the workers' snapshots again (as resolveFresh). */
+  async routeFresh(name: string, key: string): Promise<Routed> {
+    try {
+      return this.route(name, key);
+    } catch (error) {
+      if (!(error instanceof ModelNotFoundError || error instanceof ModelUnavailableError)) throw error;
+      await this.refresh();
+      return this.route(name, key);
+    }
+  }
+
+  /** A version when it can be served now; a canary or shadow that cannot is skipped, never an error. */
+  #servable(name: string, version: number): Resolved | undefined {
+    try {
+      return this.resolve(name, { version });
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
    * resolve(), and when it fails, once more after reading the workers' snapshots again: a worker
    * that has just started (or a version that has just loaded) is servable at once, not a second later.
    */
@@ -204,7 +246,7 @@ function facts(m: ModelState): ModelFacts {
 }
 
 function view(m: ModelState): ModelView {
-  return { name: m.name, versions: m.versions, aliases: m.aliases, default_version: m.default_version, problems: m.problems };
+  return { name: m.name, versions: m.versions, aliases: m.aliases, routing: m.routing, default_version: m.default_version, problems: m.problems };
 }
 
 /** A model no live worker reports: every version unavailable. */
@@ -218,7 +260,7 @@ function merge(snapshots: readonly RepositorySnapshot[]): Map<string, ModelState
   const entry = (name: string): ModelState => {
     let m = models.get(name);
     if (!m) {
-      m = { name, versions: [], byVersion: new Map(), aliases: {}, serving: new Map(), default_version: null, problems: [] };
+      m = { name, versions: [], byVersion: new Map(), aliases: {}, routing: {}, serving: new Map(), default_version: null, problems: [] };
       models.set(name, m);
     }
     return m;
@@ -241,6 +283,7 @@ function merge(snapshots: readonly RepositorySnapshot[]): Map<string, ModelState
     for (const model of snapshot.models) {
       const m = entry(model.name);
       m.aliases = { ...model.aliases };
+      m.routing = structuredClone(model.routing ?? {});
       for (const p of model.problems) if (!m.problems.includes(p)) m.problems.push(p);
       for (const n of model.on_disk ?? []) version(m, n);
       for (const [alias, n] of Object.entries(model.serving)) {

@@ -186,6 +186,25 @@ export class OnlineDispatcher {
    * already queued shares its job with other calls, so it is scored and its reply dropped.
    */
   submit(model: string, version: number, records: Record<string, unknown>[], timeoutMs: number, signal?: AbortSignal): Promise<CallResult> {
+    return this.#submit(model, version, records, timeoutMs, signal, true);
+  }
+
+  /**
+   * A shadow call (shadow-scoring.ts): admitted by the same rule as any call, but its records do
+   * not count among this api's records in flight, so shadow traffic never gets a caller refused.
+   */
+  submitShadow(model: string, version: number, records: Record<string, unknown>[], timeoutMs: number): Promise<CallResult> {
+    return this.#submit(model, version, records, timeoutMs, undefined, false);
+  }
+
+  #submit(
+    model: string,
+    version: number,
+    records: Record<string, unknown>[],
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    counted: boolean,
+  ): Promise<CallResult> {
     if (signal?.aborted) return Promise.reject(signal.reason as Error);
     if (this.#closed || !isRedisReady(this.#options.redis)) return Promise.reject(new UnavailableError());
     const refusal = this.#admit(timeoutMs);
@@ -194,7 +213,8 @@ export class OnlineDispatcher {
     const queueName = this.producer(model, version).definition.name;
     const callId = String(this.#nextCallId++);
     const span = startCallSpan(this.#options.tracer, queueName, records.length, model);
-    this.#recordsInFlight += records.length;
+    const inFlight = counted ? records.length : 0;
+    this.#recordsInFlight += inFlight;
     return new Promise<CallResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#settle(callId, (p) => p.reject(new TimeoutError(timeoutMs)));
@@ -203,7 +223,7 @@ export class OnlineDispatcher {
         resolve: (result) => (endCallSpanOk(span, result.timings, result.modelVersion), resolve(result)),
         reject: (error) => (endCallSpanError(span, error), reject(error)),
         timer,
-        records: records.length,
+        records: inFlight,
       };
       this.#pending.set(callId, pending);
       if (this.#turnCalls === 0) setImmediate(() => void this.#flush());

@@ -259,6 +259,26 @@ export function buildProgram(): Command {
       if (next_cursor) process.stderr.write(`more: scoring jobs --cursor ${next_cursor}\n`);
     });
 
+  const models = program
+    .command('models')
+    .description('the models of the repository, one JSON line each: versions, aliases, routing (canary, shadow)')
+    .action(async (_opts: unknown, command: Command) => {
+      for (const model of await clientOf(command).listModels()) {
+        const { name, aliases, routing, default_version } = model;
+        const versions = model.versions.map((v) => ({
+          version: v.version,
+          state: v.state,
+          ...(v.display_version ? { display_version: v.display_version } : {}),
+        }));
+        print({ name, default_version, aliases, routing, versions });
+      }
+    });
+  models
+    .command('compare')
+    .description("how a model's shadow version compares with the version that answered: agreement, mean and p99 |score difference|")
+    .argument('<name>')
+    .action(async (name: string, _opts: unknown, command: Command) => print(await clientOf(command).shadowSummary(name)));
+
   return program;
 }
 

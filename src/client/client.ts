@@ -2,6 +2,7 @@
 // their results written to files. Used by the `scoring` CLI and the end-to-end tests.
 import type { FraudRecord } from '../shared/schemas/record.ts';
 import type { Prediction } from '../shared/schemas/prediction.ts';
+import type { Routing, ShadowSummary } from '../shared/schemas/routing.ts';
 import type { JobAccepted, JobStatus, JobStatusName, ResultsPage } from '../shared/schemas/bulk-job.ts';
 import { MAX_RESULTS_PAGE } from '../shared/schemas/bulk-job.ts';
 import { isConnectError, ScoringError, UnreachableError } from './errors.ts';
@@ -16,6 +17,16 @@ export type ClientOptions = {
 };
 
 export type BatchResult = { results: Omit<Prediction, 'model_version'>[]; model_version: string; latency_ms: number };
+
+/** A model as GET /models lists it: the fields the client reads of the service's model view. */
+export type ModelListing = {
+  name: string;
+  versions: { version: number; state: string; display_version?: string }[];
+  aliases: Record<string, number>;
+  routing: Routing;
+  default_version: number | null;
+  problems: string[];
+};
 
 export type JobList = { jobs: JobStatus[]; next_cursor: string | null };
 
@@ -64,6 +75,16 @@ export class ScoringClient {
 
   predictBatch(records: readonly FraudRecord[]): Promise<BatchResult> {
     return this.#json('POST', '/predict/batch', { records });
+  }
+
+  /** The models of the repository: versions, aliases and routing. */
+  async listModels(): Promise<ModelListing[]> {
+    return (await this.#json<{ models: ModelListing[] }>('GET', '/models')).models;
+  }
+
+  /** How a model's shadow version compares with the version that answered, over the newest compared records. */
+  shadowSummary(model: string): Promise<ShadowSummary> {
+    return this.#json('GET', `/models/${encodeURIComponent(model)}/shadow`);
   }
 
   /** Uploads a CSV, NDJSON or JSON file as a bulk job, streamed from disk. */

@@ -60,6 +60,10 @@ const EnvSchema = z.object({
   ADMIN_API_KEYS: commaList().describe('Comma-separated bearer keys of the admin board; with API_KEYS set and none here, the board is off'),
   ADMIN_SHOW_JOB_DATA: z.stringbool().default(false).describe('Show queue job data (record contents) on the admin board'),
   PREDICT_TIMEOUT_MS: positiveInt.max(30_000).default(2000),
+  SHADOW_TIMEOUT_MS: positiveInt.max(60_000).default(5000).describe('How long a shadow call may take; it waits for no caller'),
+  SHADOW_STREAM_LENGTH: positiveInt
+    .default(10_000)
+    .describe('Shadow comparisons a model keeps in its Redis stream (about), and GET /models/{name}/shadow summarises'),
   MAX_BATCH_RECORDS: positiveInt.default(1000),
   MAX_JOB_RECORDS: positiveInt.default(1_000_000),
   BODY_LIMIT_BYTES: positiveInt.default(1_048_576).describe('Body limit of /predict and /predict/batch'),
@@ -115,8 +119,10 @@ const EnvSchema = z.object({
     .describe('How long one bulk session.run should take; online work waits at most about this long behind bulk work'),
   BULK_THREAD_NICE: nonNegativeInt
     .max(19)
-    .default(10)
-    .describe("The nice value of the thread bulk slices run on: the kernel runs online work first (0 keeps the worker's own)"),
+    .default(0)
+    .describe(
+      "The nice value of the thread bulk slices run on (0: the worker's own). Higher makes the kernel run online work first, and starves bulk behind any other busy process on the host",
+    ),
   APPROVE_THRESHOLD: probability.optional().describe("Defaults to the model manifest's"),
   REVIEW_THRESHOLD: probability.optional().describe("Defaults to the model manifest's"),
   INTRA_OP_THREADS: positiveInt.default(1),
@@ -165,6 +171,8 @@ function group(env: Env) {
       adminApiKeys: env.ADMIN_API_KEYS,
       adminShowJobData: env.ADMIN_SHOW_JOB_DATA,
       predictTimeoutMs: env.PREDICT_TIMEOUT_MS,
+      shadowTimeoutMs: env.SHADOW_TIMEOUT_MS,
+      shadowStreamLength: env.SHADOW_STREAM_LENGTH,
       maxBatchRecords: env.MAX_BATCH_RECORDS,
       maxJobRecords: env.MAX_JOB_RECORDS,
       bodyLimitBytes: env.BODY_LIMIT_BYTES,

@@ -92,3 +92,8 @@ export function bulkOwnersKey(prefix: string): string {
 export function bulkClockKey(prefix: string, level: string): string {
   return `${prefix}:{shared}:bulk-clock:${level}`;
 }
+
+/** A model's stream of shadow comparisons (the last SHADOW_STREAM_LENGTH pairs): GET /models/{name}/shadow summarises it. */
+export function shadowStreamKey(prefix: string, model: string): string {
+  return `${prefix}:shadow:{${model}}`;
+}

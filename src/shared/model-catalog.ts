@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ModelSignatureSchema } from './model-signature.ts';
 import { RecordFieldSchema } from './record-fields.ts';
+import { RoutingSchema } from './schemas/routing.ts';
 
 /**
  * loaded: held and servable; loading / failed: as the worker's load left it; unavailable (api only):
@@ -59,6 +60,7 @@ export const ModelViewSchema = z
     versions: z.array(VersionViewSchema),
     /** aliases.json as written (alias → version). */
     aliases: z.record(z.string(), z.number().int()),
+    routing: RoutingSchema.describe('routing.json as written: the canary and shadow shares of calls naming no version'),
     /** Where a call naming no version goes now: `champion`'s serving version, else `latest`'s. */
     default_version: z.number().int().nullable().describe('Where a call naming no version goes now'),
     problems: z.array(z.string()),
@@ -66,8 +68,10 @@ export const ModelViewSchema = z
   .meta({ id: 'Model' });
 export type ModelView = z.infer<typeof ModelViewSchema>;
 
-export type ModelSnapshot = Omit<ModelView, 'versions'> & {
+export type ModelSnapshot = Omit<ModelView, 'versions' | 'routing'> & {
   versions: VersionSnapshot[];
+  /** Absent from a worker of an earlier release: no routing. */
+  routing?: ModelView['routing'];
   /** Alias → the version calls go to now (a moved alias keeps its old target until the new one loads); `latest` included. */
   serving: Record<string, number>;
   /** Every version directory on disk, selected by MODELS or not: a version known to exist. */

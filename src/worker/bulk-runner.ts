@@ -60,6 +60,12 @@ export class BulkRunner implements SliceRunner {
     return reply.outputs!;
   }
 
+  /** Opens `model` on the thread ahead of its first slice (once; a closed model is not sent). */
+  prepare(model: ModelVersion): void {
+    if (this.#closed || model.retired) return;
+    this.#send(this.#running(), model);
+  }
+
   /** Versions the thread holds now. */
   get versionsHeld(): number {
     return this.#sent.size;

@@ -8,6 +8,7 @@ import type { LogSink } from '../shared/logger.ts';
 import type { ModelSnapshot, RepositorySnapshot, VersionSnapshot } from '../shared/model-catalog.ts';
 import { DEFAULT_ALIAS, LATEST_ALIAS, type ModelSelector, type VersionSelector } from '../shared/model-selector.ts';
 import { resolveVersion, type ModelFacts, type ResolveCode, type VersionFacts } from '../shared/version-resolution.ts';
+import type { Routing } from '../shared/schemas/routing.ts';
 import { ModelLoadError, loadModelVersion, type LoadModelOptions, type ModelVersion } from './model-version.ts';
 import { recordOrder } from './manifest.ts';
 import { scanRepository, type ScannedModel } from './repository-scan.ts';
@@ -53,6 +54,8 @@ interface ModelEntry {
   versions: Map<number, VersionEntry>;
   /** aliases.json as last read successfully. */
   aliases: Record<string, number>;
+  /** routing.json as last read successfully. */
+  routing: Routing;
   /** alias → version calls go to now; `latest` included. */
   serving: Map<string, number>;
   /** Every version directory of the last complete scan, selected or not. */
@@ -211,7 +214,7 @@ export class ModelRepository {
   #apply(scanned: ScannedModel): (() => Promise<void>)[] {
     let entry = this.#models.get(scanned.name);
     if (!entry) {
-      entry = { name: scanned.name, versions: new Map(), aliases: {}, serving: new Map(), onDisk: [], problems: [] };
+      entry = { name: scanned.name, versions: new Map(), aliases: {}, routing: {}, serving: new Map(), onDisk: [], problems: [] };
       this.#models.set(scanned.name, entry);
     }
     for (const problem of scanned.problems) {
@@ -221,6 +224,7 @@ export class ModelRepository {
     entry.onDisk = [...scanned.present].sort((a, b) => a - b);
     // An unreadable aliases.json keeps the aliases last read, so a half-written file moves nothing.
     if (scanned.aliases) entry.aliases = scanned.aliases;
+    if (scanned.routing) entry.routing = scanned.routing;
 
     const selected = new Set(scanned.versions.map((v) => v.version));
     const servingNow = new Set(entry.serving.values());
@@ -329,6 +333,7 @@ export class ModelRepository {
       name: entry.name,
       versions: [...entry.versions.values()].sort((a, b) => a.version - b.version).map(versionSnapshot),
       aliases: { ...entry.aliases },
+      routing: structuredClone(entry.routing),
       serving: Object.fromEntries(entry.serving),
       default_version: entry.serving.get(defaultAlias) ?? null,
       on_disk: [...entry.onDisk],

@@ -1,12 +1,15 @@
 // Reads the repository's layout without opening any model: `<root>/<name>/<version>/model.onnx`
-// (+ manifest.json) and `<root>/<name>/aliases.json`. Junk (stray files, non-numeric directories,
-// a bad aliases.json) is reported, never thrown, so one bad model cannot hide the others.
+// (+ manifest.json), `<root>/<name>/aliases.json` and `<root>/<name>/routing.json`. Junk (stray
+// files, non-numeric directories, a bad aliases.json or routing.json) is reported, never thrown, so
+// one bad model cannot hide the others.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { AliasNameSchema, DEFAULT_ALIAS, LATEST_ALIAS, MODEL_NAME_PATTERN, VERSION_PATTERN, type ModelSelector } from '../shared/model-selector.ts';
 import { MANIFEST_FILE, MODEL_FILE } from './manifest.ts';
 import { XGBOOST_FILES } from './xgboost-onnx.ts';
+import { ROUTING_FILE } from '../shared/routing.ts';
+import { RoutingSchema, type Routing } from '../shared/schemas/routing.ts';
 
 export const ALIASES_FILE = 'aliases.json';
 
@@ -25,6 +28,8 @@ export interface ScannedModel {
   present: number[];
   /** undefined when aliases.json is absent or unusable (then `problems` says why). */
   aliases: Record<string, number> | undefined;
+  /** routing.json: {} when absent, undefined when unusable (then `problems` says why). */
+  routing: Routing | undefined;
   problems: string[];
 }
 
@@ -59,13 +64,14 @@ async function listDirs(dir: string): Promise<string[]> {
     .sort();
 }
 
-async function readAliases(file: string): Promise<{ aliases?: Record<string, number>; problem?: string }> {
+/** A model's JSON file by its schema: `absent` when there is none, else the value or the problem. */
+async function readModelFile<T>(file: string, schema: z.ZodType<T>, absent: T): Promise<{ value?: T; problem?: string }> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? { aliases: {} } : { problem: `${file}: cannot be read (${code})` };
+    return code === 'ENOENT' ? { value: absent } : { problem: `${file}: cannot be read (${code})` };
   }
   let json: unknown;
   try {
@@ -73,9 +79,9 @@ async function readAliases(file: string): Promise<{ aliases?: Record<string, num
   } catch (error) {
     return { problem: `${file}: is not valid JSON (${(error as Error).message})` };
   }
-  const parsed = AliasesSchema.safeParse(json);
+  const parsed = schema.safeParse(json);
   if (!parsed.success) return { problem: `${file}: ${z.prettifyError(parsed.error)}` };
-  return { aliases: parsed.data };
+  return { value: parsed.data };
 }
 
 /** Which versions of a model the selectors ask for: all (undefined) or this set. */
@@ -129,10 +135,15 @@ export async function scanRepository(root: string, selectors: readonly ModelSele
       continue; // removed between the two reads
     }
     const numbers = versionDirs.filter((d) => VERSION_PATTERN.test(d)).map(Number);
-    const { aliases, problem } = await readAliases(join(dir, ALIASES_FILE));
+    const { value: aliases, problem } = await readModelFile(join(dir, ALIASES_FILE), AliasesSchema, {});
     if (problem) modelProblems.push(problem);
     for (const [alias, version] of Object.entries(aliases ?? {})) {
       if (!numbers.includes(version)) modelProblems.push(`alias ${alias} names version ${version}, which is not in ${dir}`);
+    }
+    const { value: routing, problem: routingProblem } = await readModelFile(join(dir, ROUTING_FILE), RoutingSchema, {});
+    if (routingProblem) modelProblems.push(routingProblem);
+    for (const [split, target] of Object.entries(routing ?? {})) {
+      if (!numbers.includes(target.version)) modelProblems.push(`routing ${split} names version ${target.version}, which is not in ${dir}`);
     }
     const wanted = wantedVersions(name, selectors, aliases ?? {}, numbers);
     const versions: ScannedVersion[] = [];
@@ -144,7 +155,7 @@ export async function scanRepository(root: string, selectors: readonly ModelSele
       ).join('|');
       versions.push({ version, dir: versionDir, fingerprint });
     }
-    models.push({ name, versions, present: numbers, aliases, problems: modelProblems });
+    models.push({ name, versions, present: numbers, aliases, routing, problems: modelProblems });
   }
   return { complete: true, models, problems, others };
 }

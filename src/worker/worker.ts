@@ -190,6 +190,8 @@ export async function startWorker(config: Config, { telemetry, logger }: WorkerD
   onRepositoryChange = () => {
     if (draining) return;
     online?.follow(repository.held());
+    // Each version opens on the bulk thread as it loads, not under the first chunk that needs it.
+    for (const model of repository.held()) bulkRunner?.prepare(model);
     announceChange(plain, config.redis.prefix, workerId, heartbeat()).then(
       () => (announced = true),
       (err: unknown) => logger.debug({ err }, 'announce failed'),

@@ -9,9 +9,11 @@ import { ModelNameSchema, VersionSchema } from '../../shared/model-selector.ts';
 import { ModelNotFoundError, ValidationError, issuesToDetails } from '../../shared/errors.ts';
 import { errorResponses } from '../../shared/schemas/error.ts';
 import { PredictQuerySchema } from '../../shared/schemas/prediction.ts';
-import type { ModelRegistry, Resolved } from '../model-registry.ts';
+import type { ModelRegistry, Resolved, Routed } from '../model-registry.ts';
+import { shadowSummary, type ShadowScoring } from '../shadow-scoring.ts';
+import { ShadowSummarySchema } from '../../shared/schemas/routing.ts';
 import { ModelViewSchema } from '../../shared/model-catalog.ts';
-import { onlineErrors, serializeTrusted, setServerTiming } from './predict.ts';
+import { onlineErrors, routingKey, serializeTrusted, setServerTiming } from './predict.ts';
 import { HEADERS } from '../openapi/operation-docs.ts';
 
 // Examples from the committed species model (models/species/1) as a worker answers them.
@@ -50,7 +52,16 @@ const SPECIES_VIEW = {
 };
 const timed = { 'Server-Timing': HEADERS.serverTiming };
 
-export type ModelRoutesOptions = { predictTimeoutMs: number; maxBatchRecords: number; bodyLimitBytes: number };
+export type ModelRoutesOptions = {
+  shadows: ShadowScoring;
+  /** QUEUE_PREFIX (not `prefix`: Fastify reads that as a route prefix). */
+  keyPrefix: string;
+  /** Comparisons GET /models/{name}/shadow reads (SHADOW_STREAM_LENGTH). */
+  shadowWindow: number;
+  predictTimeoutMs: number;
+  maxBatchRecords: number;
+  bodyLimitBytes: number;
+};
 
 const ModelParams = z.strictObject({ name: ModelNameSchema });
 const VersionParams = z.strictObject({ name: ModelNameSchema, version: VersionSchema });
@@ -67,8 +78,9 @@ const ModelBatchResponseSchema = z
 const ANY_BODY = z.unknown().describe("One record: the model's inputs by name (GET /models/{name} gives the signature)");
 const ANY_BATCH_BODY = z.unknown().describe('{"records": [record, …]}');
 
-function resolveFrom(registry: ModelRegistry, params: { name: string; version?: number }): Promise<Resolved> {
-  return registry.resolveFresh(params.name, params.version === undefined ? {} : { version: params.version });
+/** A named version as asked; a call naming none by the model's routing (canary, shadow) and its champion. */
+function resolveFrom(registry: ModelRegistry, params: { name: string; version?: number }, key: () => string): Promise<Routed> {
+  return params.version === undefined ? registry.routeFresh(params.name, key()) : registry.resolveFresh(params.name, { version: params.version });
 }
 
 /** The records of a body, validated against the resolved version's record schema: 400 naming each bad field. */
@@ -123,20 +135,59 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRoutesOpti
     },
   );
 
+  routes.get(
+    '/models/:name/shadow',
+    {
+      schema: {
+        operationId: 'getModelShadow',
+        tags: ['models'],
+        summary: 'How the shadow version compares with the version that answered, over the newest compared records',
+        description:
+          "routing.json's shadow scores a share of the calls naming no version after the caller is answered; each record's pair of answers is compared. Per version pair: records compared, agreement of decision (or label), mean and p99 |score difference|.",
+        params: ModelParams,
+        response: { 200: ShadowSummarySchema, ...errorResponses('unauthorized', 'model_not_found') },
+        docs: {
+          responses: {
+            200: {
+              description: 'Per pair of versions, over the newest compared records',
+              examples: {
+                fraud: {
+                  value: {
+                    model_name: 'fraud',
+                    window: 10000,
+                    pairs: [
+                      { answered_version: 1, shadow_version: 2, compared: 2000, agreement: 0.9715, mean_difference: 0.0121, p99_difference: 0.1342 },
+                    ],
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    async (request) => {
+      if (!app.models.get(request.params.name)) throw new ModelNotFoundError(`Model ${request.params.name} is not in the repository`);
+      return shadowSummary(app.redis, options.keyPrefix, request.params.name, options.shadowWindow);
+    },
+  );
+
   const single = async (request: FastifyRequest<{ Querystring: { timeout_ms?: number } }>, params: { name: string; version?: number }) => {
-    const resolved = await resolveFrom(app.models, params);
+    const resolved = await resolveFrom(app.models, params, () => routingKey(request, [request.body]));
     const records = parseRecords(app.models, resolved, request.body, undefined);
     const timeoutMs = request.query.timeout_ms ?? options.predictTimeoutMs;
     const result = await app.online.submit(resolved.name, resolved.version, records, timeoutMs);
+    options.shadows.after(resolved, records, result);
     return { result, body: { ...result.outputs[0], model_name: result.modelName, model_version: result.modelVersion } };
   };
 
   const batch = async (request: FastifyRequest<{ Querystring: { timeout_ms?: number } }>, params: { name: string; version?: number }) => {
     const started = performance.now();
-    const resolved = await resolveFrom(app.models, params);
+    const resolved = await resolveFrom(app.models, params, () => routingKey(request, []));
     const records = parseRecords(app.models, resolved, request.body, options.maxBatchRecords);
     const timeoutMs = request.query.timeout_ms ?? options.predictTimeoutMs;
     const result = await app.online.submit(resolved.name, resolved.version, records, timeoutMs);
+    options.shadows.after(resolved, records, result);
     const body = {
       results: result.outputs,
       model_name: result.modelName,

@@ -3,7 +3,7 @@
 // version (the registry's one rule), hand to that version's queue, answer within the timeout. The
 // reply's fields are the ones the version's manifest names (its probability field and `decision`),
 // with model_version beside them; nothing here knows which model it is.
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { FraudRecordSchema } from '../../shared/schemas/record.ts';
 import {
@@ -16,10 +16,12 @@ import {
 } from '../../shared/schemas/prediction.ts';
 import { errorResponses } from '../../shared/schemas/error.ts';
 import type { CallResult } from '../online-dispatcher.ts';
+import type { ShadowScoring } from '../shadow-scoring.ts';
 import { HEADERS } from '../openapi/operation-docs.ts';
 import { batchRequestExamples, batchResponseExamples, predictRequestExamples, predictResponseExamples } from '../openapi/examples.ts';
 
 export type PredictRoutesOptions = {
+  shadows: ShadowScoring;
   /** The model /predict scores with (DEFAULT_MODEL). */
   model: string;
   predictTimeoutMs: number;
@@ -50,6 +52,17 @@ const timed = { 'Server-Timing': HEADERS.serverTiming };
  * check of data the service made itself.
  */
 export const serializeTrusted = () => (data: unknown) => JSON.stringify(data);
+
+/**
+ * What a call naming no version is routed by (routing.json's canary and shadow shares): the
+ * X-Routing-Key header, else a one-record call's `id`, else the request id.
+ */
+export function routingKey(request: FastifyRequest, records: readonly unknown[]): string {
+  const header = request.headers['x-routing-key'];
+  if (typeof header === 'string' && header !== '') return header;
+  const id = records.length === 1 ? (records[0] as { id?: unknown } | undefined)?.id : undefined;
+  return typeof id === 'string' && id !== '' ? id : request.id;
+}
 
 /** Server-Timing tells a client where its milliseconds went without a tracing backend. */
 export function setServerTiming(reply: FastifyReply, result: CallResult): void {
@@ -84,8 +97,9 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
     },
     async (request, reply) => {
       const timeoutMs = request.query.timeout_ms ?? options.predictTimeoutMs;
-      const { version } = await app.models.resolveFresh(options.model);
-      const result = await app.online.submit(options.model, version, [request.body], timeoutMs);
+      const routed = await app.models.routeFresh(options.model, routingKey(request, [request.body]));
+      const result = await app.online.submit(options.model, routed.version, [request.body], timeoutMs);
+      options.shadows.after(routed, [request.body], result);
       setServerTiming(reply, result);
       return { ...result.outputs[0], model_version: result.modelVersion } as Prediction;
     },
@@ -112,8 +126,9 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
     async (request, reply) => {
       const started = performance.now();
       const timeoutMs = request.query.timeout_ms ?? options.predictTimeoutMs;
-      const { version } = await app.models.resolveFresh(options.model);
-      const result = await app.online.submit(options.model, version, request.body.records, timeoutMs);
+      const routed = await app.models.routeFresh(options.model, routingKey(request, request.body.records));
+      const result = await app.online.submit(options.model, routed.version, request.body.records, timeoutMs);
+      options.shadows.after(routed, request.body.records, result);
       setServerTiming(reply, result);
       return {
         results: result.outputs as BatchResponse['results'],
