@@ -3,27 +3,15 @@
 // exactly what the service prints.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { startApi, startWorker, type ServiceProcess } from '../helpers/processes.ts';
+import { block, runBlock as runReadmeBlock } from '../helpers/readme-blocks.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
-const run = promisify(execFile);
-
-/** The README's sh blocks, in order. */
-const SH_BLOCKS = [...README.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
-
-function block(containing: string): string {
-  const found = SH_BLOCKS.find((b) => b.includes(containing));
-  assert.ok(found, `the README has a sh block with ${containing}`);
-  return found;
-}
 
 let redis: TestRedis;
 let api: ServiceProcess;
@@ -45,19 +33,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs a README block in bash, failing on the first failing command, with `node` and `npx scoring` at hand. */
-async function runBlock(script: string): Promise<string> {
-  const adapted = script
-    .replaceAll('localhost:8080', `localhost:${api.port}`)
-    // npx finds the bin from the repository; here the scratch folder is the working directory.
-    .replaceAll('npx scoring', `node ${join(ROOT, 'src/cli/main.ts')}`);
-  const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', adapted], {
-    cwd: dir,
-    env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, SCORING_URL: api.url },
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return stdout;
-}
+const runBlock = (script: string) => runReadmeBlock(script, dir, api.url);
 
 test('Quick start: the /predict call prints exactly the output the README shows', async () => {
   const script = block('/predict');
