@@ -10,6 +10,7 @@ import { REFERENCE_DATA, fraudRowsToCsv, generateFraudRows } from './fraud-data.
 import { DEFAULT_GBDT_OPTIONS, predictGbdtProbability, trainGbdt, type GbdtModel, type GbdtOptions } from './gbdt.ts';
 import { logLoss, rocAuc } from './metrics.ts';
 import { exportGbdtToOnnx } from './onnx-export.ts';
+import { scoreReference } from '../../src/worker/score-drift.ts';
 
 export const MODEL_SEMVER = '1.0.0';
 export const MODEL_FILE = 'model.onnx';
@@ -115,6 +116,7 @@ export function buildFraudModel(options: BuildFraudModelOptions = {}): FraudMode
     input,
     output: { name: PROBABILITY_OUTPUT, probability_column: 1, field: 'fraud_probability' },
     thresholds: { approve, review },
+    score_reference: scoreReference(scores),
     metrics: {
       rows: holdout.length,
       roc_auc: rocAuc(labels, scores),

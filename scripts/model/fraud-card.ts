@@ -3,6 +3,7 @@
 // so a rebuild can be compared byte for byte with the committed file.
 import { z } from 'zod';
 import { RecordEncodingSchema, Sha256Schema } from '../../src/worker/manifest.ts';
+import { ScoreReferenceSchema } from '../../src/worker/score-drift.ts';
 
 export const FraudCardSchema = z.strictObject({
   name: z.literal('fraud'),
@@ -14,6 +15,7 @@ export const FraudCardSchema = z.strictObject({
   input: RecordEncodingSchema,
   output: z.strictObject({ name: z.string().min(1), probability_column: z.number().int().nonnegative(), field: z.literal('fraud_probability') }),
   thresholds: z.strictObject({ approve: z.number().gt(0).lt(1), review: z.number().gt(0).lt(1) }),
+  score_reference: ScoreReferenceSchema,
   metrics: z.strictObject({
     rows: z.number().int().positive().describe('held-out rows the metrics were measured on'),
     roc_auc: z.number().min(0).max(1),

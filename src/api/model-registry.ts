@@ -313,6 +313,7 @@ function mergeVersion(into: VersionView, v: VersionSnapshot): void {
     if (v.decision) into.decision = v.decision;
     if (v.class_labels) into.class_labels = v.class_labels;
     if (v.ignored_outputs) into.ignored_outputs = v.ignored_outputs;
+    if (v.drift) into.drift = v.drift;
   }
   if (STATE_RANK[v.state] > STATE_RANK[into.state]) into.state = v.state;
 }

@@ -123,6 +123,10 @@ const EnvSchema = z.object({
     .describe(
       "The nice value of the thread bulk slices run on (0: the worker's own). Higher makes the kernel run online work first, and starves bulk behind any other busy process on the host",
     ),
+  SCORE_DRIFT_WINDOW: positiveInt
+    .max(10_000_000)
+    .default(10_000)
+    .describe("Scores a version's drift (PSI against its manifest's score_reference) is taken over"),
   APPROVE_THRESHOLD: probability.optional().describe("Defaults to the model manifest's"),
   REVIEW_THRESHOLD: probability.optional().describe("Defaults to the model manifest's"),
   INTRA_OP_THREADS: positiveInt.default(1),
@@ -196,6 +200,7 @@ function group(env: Env) {
       queues: env.WORKER_QUEUES,
       bulkSliceMs: env.BULK_SLICE_MS,
       bulkThreadNice: env.BULK_THREAD_NICE,
+      scoreDriftWindow: env.SCORE_DRIFT_WINDOW,
       approveThreshold: env.APPROVE_THRESHOLD,
       reviewThreshold: env.REVIEW_THRESHOLD,
       intraOpThreads: env.INTRA_OP_THREADS,

@@ -18,6 +18,14 @@ export type VersionState = (typeof VERSION_STATES)[number];
 /** What a version says about itself, whoever reports it (a worker's snapshot, the api's view). */
 const VersionFields = {
   version: z.number().int(),
+  drift: z
+    .object({
+      psi: z.number().nullable().describe('Population stability index of the last scores against the reference; null before any'),
+      window: z.number().int().describe('Scores the PSI is taken over at most (SCORE_DRIFT_WINDOW)'),
+      scores: z.number().int().describe('Scores in the window now'),
+    })
+    .optional()
+    .describe("Score drift against the manifest's held-out score reference, as one live worker last reported it"),
   /** Why it failed, or why its last reload failed while the loaded session kept serving. */
   reason: z.string().optional().describe('Why it failed to load'),
   display_version: z.string().optional().describe('What replies name as model_version'),

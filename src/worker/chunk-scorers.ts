@@ -57,6 +57,7 @@ export async function scoreColumnChunk(s: ChunkScoring, input: Buffer): Promise<
   await inSlices(s, columns.length, async (from, to) => {
     probabilities.set(await s.runner.scoreEncoded(model, encoder.encodeColumns(columns, from, to), to - from), from);
   });
+  model.drift?.observe(probabilities);
   const decisions = new Uint8Array(columns.length);
   // The columnar results hold the approve / review / decline labels (bulk-chunk.ts).
   for (let i = 0; i < decisions.length; i++) decisions[i] = decisionCode(model.decide(probabilities[i]!) as Decision);
@@ -70,5 +71,6 @@ export async function scoreRowChunk(s: ChunkScoring, input: Buffer): Promise<Sco
   await inSlices(s, records.length, async (from, to) => {
     outputs.push(...(await s.runner.run(s.model, records.slice(from, to))));
   });
+  s.model.observe(outputs);
   return { results: encodeRowResults({ outputs, ids }), rows: records.length, displayVersion: s.model.displayVersion };
 }

@@ -5,6 +5,7 @@
 // A model build may add its own card (description, metrics, data, trainer); they are kept as written.
 import { z } from 'zod';
 import { RecordFieldSchema, fieldColumns } from '../shared/record-fields.ts';
+import { ScoreReferenceSchema } from './score-drift.ts';
 
 export const MODEL_FILE = 'model.onnx';
 export const MANIFEST_FILE = 'manifest.json';
@@ -97,6 +98,7 @@ export const ManifestSchema = z
       .optional()
       .describe('the approve / review / decline form of a decision policy'),
     decision: DecisionPolicySchema.optional(),
+    score_reference: ScoreReferenceSchema.optional(),
     class_labels: z
       .record(z.string().min(1), z.array(z.string().min(1)).min(1))
       .optional()

@@ -379,6 +379,7 @@ function versionSnapshot(v: VersionEntry): VersionSnapshot {
   if (Object.keys(model.classLabels).length > 0) {
     snapshot.class_labels = Object.fromEntries(Object.entries(model.classLabels).map(([k, v]) => [k, [...v]]));
   }
+  if (model.drift) snapshot.drift = { psi: model.drift.psi ?? null, window: model.drift.window, scores: model.drift.scores };
   snapshot.leases = model.leases;
   return snapshot;
 }

@@ -13,6 +13,7 @@ import { createFeatureEncoder, type EncodedRecord, type FeatureEncoder } from '.
 import { readSignature, type IgnoredOutput } from './model-signature.ts';
 import { XGBOOST_FILES, XGBOOST_INPUT, XgboostRefusal, convertBooster, readBooster, type ConvertedBooster } from './xgboost-onnx.ts';
 import { decodeOutputs, encodeRecords } from './tensor-codec.ts';
+import { ScoreDrift } from './score-drift.ts';
 import {
   MANIFEST_FILE,
   MODEL_FILE,
@@ -52,6 +53,8 @@ export interface LoadModelOptions {
   intraOpNumThreads?: number;
   /** APPROVE_THRESHOLD / REVIEW_THRESHOLD when set: they replace a manifest's approve / review thresholds. */
   thresholds?: Partial<Thresholds>;
+  /** Scores score drift is taken over (SCORE_DRIFT_WINDOW); default 10,000. */
+  driftWindow?: number;
 }
 
 /** A record encoding compiled for the session: records → one float32 input → one probability column. */
@@ -85,6 +88,8 @@ export class ModelVersion {
    */
   readonly recordEncoding: RecordEncoding | undefined;
   readonly session: InferenceSession;
+  /** Set when the manifest gives a score reference: the drift of the scores this copy observed. */
+  readonly drift: ScoreDrift | undefined;
   readonly #encoded: Encoded | undefined;
   readonly #fieldInput: FieldInput | undefined;
   #leases = 0;
@@ -128,6 +133,26 @@ export class ModelVersion {
           }
         : undefined;
     this.#fieldInput = boosterFields && { encoder: createFeatureEncoder(boosterFields), input: boosterFields.name };
+    this.drift = m?.score_reference && new ScoreDrift(m.score_reference, source.options.driftWindow ?? 10_000);
+  }
+
+  /**
+   * Adds the scores of these outputs (run()'s, per record) to the drift: the probability the
+   * decision reads. Called where the outputs arrive on the main thread (online batches, bulk
+   * slices), whichever thread scored them.
+   */
+  observe(outputs: readonly Record<string, unknown>[]): void {
+    const drift = this.drift;
+    if (!drift) return;
+    const field = this.#encoded?.field;
+    const policy = this.decision;
+    const scores = new Float64Array(outputs.length);
+    for (let r = 0; r < outputs.length; r++) {
+      const value = field !== undefined ? outputs[r]![field] : policy ? outputs[r]![policy.output] : undefined;
+      const p = Array.isArray(value) ? value[policy!.column] : value;
+      scores[r] = typeof p === 'number' ? p : NaN;
+    }
+    drift.observe(scores);
   }
 
   /** Leases held now. */

@@ -113,6 +113,7 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
     const started = performance.now();
     try {
       const outputs = await model.run(records as SignatureRecord[]);
+      model.observe(outputs);
       const inferenceMs = performance.now() - started;
       recordInferenceSpan(tracer, batchSpan, startedAt, startedAt + inferenceMs, by);
       metrics.batchRecords.record(records.length, labels);

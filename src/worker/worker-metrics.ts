@@ -59,3 +59,19 @@ export function observeModelLoadFailures(meter: Meter, snapshot: () => Repositor
       }
     });
 }
+
+/** scoring_score_psi: each held version's score drift (PSI of its last scores against its manifest's reference). */
+export function observeScoreDrift(meter: Meter, snapshot: () => RepositorySnapshot): void {
+  meter
+    .createObservableGauge('scoring_score_psi', {
+      description:
+        "Population stability index of a version's last SCORE_DRIFT_WINDOW scores against its held-out reference, by model_name and model_version",
+    })
+    .addCallback((result) => {
+      for (const model of snapshot().models) {
+        for (const v of model.versions) {
+          if (v.drift?.psi != null) result.observe(v.drift.psi, { model_name: model.name, model_version: String(v.version) });
+        }
+      }
+    });
+}

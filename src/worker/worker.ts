@@ -18,7 +18,7 @@ import { startBulkConsumer } from './bulk-consumer.ts';
 import { BulkRunner } from './bulk-runner.ts';
 import { startOpsServer } from './ops-server.ts';
 import { listenFailure } from '../shared/listen-error.ts';
-import { createWorkerMetrics, observeModelLoadFailures } from './worker-metrics.ts';
+import { createWorkerMetrics, observeModelLoadFailures, observeScoreDrift } from './worker-metrics.ts';
 import { countJobOutcomes } from './job-outcomes.ts';
 import { OnlineConsumers } from './online-consumers.ts';
 import { OnlineFirst } from './online-first.ts';
@@ -73,7 +73,7 @@ export async function startWorker(config: Config, { telemetry, logger }: WorkerD
     models: config.worker.models,
     pollSeconds: config.worker.modelPollSeconds,
     // The config's thresholds meet each manifest's in the loader, once per version (manifest.ts decisionPolicy).
-    session: { intraOpNumThreads: config.worker.intraOpThreads, thresholds: configThresholds(config) },
+    session: { intraOpNumThreads: config.worker.intraOpThreads, thresholds: configThresholds(config), driftWindow: config.worker.scoreDriftWindow },
     logger,
     onChange: () => onRepositoryChange?.(),
   });
@@ -101,6 +101,7 @@ export async function startWorker(config: Config, { telemetry, logger }: WorkerD
   // Bulk slices and online batches share this loop: its stalls are what an online batch waits behind.
   const stalls = monitorEventLoopStalls(telemetry.meter);
   observeModelLoadFailures(telemetry.meter, () => repository.snapshot());
+  observeScoreDrift(telemetry.meter, () => repository.snapshot());
   // WORKER_QUEUES: separate pools drain one kind each; a worker that drains both puts online first.
   const drains = new Set(config.worker.queues);
   lowerPriorityIfBulkOnly(config.worker.queues, logger);

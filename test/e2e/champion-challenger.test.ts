@@ -164,6 +164,18 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
     const mean = differences.reduce((a, b) => a + b, 0) / n;
     assert.ok(Math.abs(summary.pairs[0].mean_difference - mean) < 1e-9, `${summary.pairs[0].mean_difference} against ${mean}`);
     assert.equal(await readMetric(api.url, 'scoring_shadow_compared_total', { model_name: 'fraud', shadow_version: '2' }), n);
+
+    // Score drift: version 1's manifest has a score reference, and its live scores are like it.
+    const drift = await waitFor(
+      async () => {
+        const v1 = (await request(`${api.url}/models/fraud`)).body.versions.find((v: { version: number }) => v.version === 1);
+        return v1.drift?.scores >= n ? v1.drift : undefined;
+      },
+      { timeoutMs: 30_000, what: "version 1's drift in GET /models/fraud" },
+    );
+    assert.ok(drift.psi < 0.2, JSON.stringify(drift));
+    assert.equal(drift.window, 10_000);
+    assert.ok((await readMetric(worker.url, 'scoring_score_psi', { model_name: 'fraud', model_version: '1' })) >= 0);
   });
 
   test('a shadow version that throws never changes a caller’s answer', async () => {
