@@ -86,8 +86,19 @@ export class ShadowScoring {
   after(routed: Routed, records: readonly Record<string, unknown>[], answered: CallResult): void {
     const shadow = routed.shadow;
     if (!shadow) return;
-    // The caller's reply is written in this turn; the shadow call starts in the next.
-    setImmediate(() => void this.#score(routed, shadow, records, answered));
+    // The caller's reply is written in this turn; the shadow call starts in the next. Whatever
+    // goes wrong in it stays in it: an unhandled rejection would stop the api.
+    setImmediate(() => {
+      this.#score(routed, shadow, records, answered).catch((err: unknown) => {
+        this.#failed.add(1, {
+          model_name: routed.name,
+          model_version: String(routed.version),
+          shadow_version: String(shadow.version),
+          reason: 'error',
+        });
+        this.#options.logger.warn({ err, model_name: routed.name }, 'shadow comparison failed');
+      });
+    });
   }
 
   async #score(routed: Routed, shadow: NonNullable<Routed['shadow']>, records: readonly Record<string, unknown>[], answered: CallResult) {
