@@ -1,7 +1,8 @@
-// Runs bulk slices on a thread of their own at a lower CPU priority (bulk-thread.ts), so the
-// kernel puts everything online first: this worker's online batches and event loop, the api and
-// Redis. In one process the OnlineFirst gate keeps a slice from starting while online work is in
-// hand; the thread's priority covers what the gate cannot, the cores shared with other processes.
+// Runs bulk slices on a thread of their own (bulk-thread.ts), so a slice in progress never holds
+// the worker's event loop: online jobs are picked and scored on the other core meanwhile. In one
+// process the OnlineFirst gate keeps a slice from starting while online work is in hand; the
+// thread's nice value (BULK_THREAD_NICE, 0 by default) can also put online work first across
+// processes, at the price of starving bulk behind any other busy process on the host.
 // Each version is opened in the thread from the source the main thread opened it from, once, and
 // dropped there when the main thread's copy closes. A thread that dies fails the slices in flight
 // (the chunk is retried by BullMQ) and is started again on the next slice.

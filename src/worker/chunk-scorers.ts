@@ -14,7 +14,7 @@ import type { SliceRunner } from './bulk-runner.ts';
 
 export type ChunkScoring = {
   model: ModelVersion;
-  /** Where each slice runs: the bulk thread, below the online work's CPU priority (bulk-runner.ts). */
+  /** Where each slice runs: the bulk thread, off the worker's event loop (bulk-runner.ts). */
   runner: SliceRunner;
   /** Rows per slice, by the time slices of this version take (online-first.ts). */
   slices: SliceSizer;
