@@ -1,8 +1,8 @@
-// The thread bulk slices run on (bulk-runner.ts starts it). It lowers its own CPU priority first:
-// on Linux a thread's nice value is its own, so the kernel runs this worker's online batches, its
-// event loop and the other online processes before a bulk slice, while the bulk thread still takes
-// every cycle they leave. It opens each version it is sent from that version's source (the same
-// graph bytes and manifest the main thread opened) and answers one message per slice.
+// The thread bulk slices run on (bulk-runner.ts starts it). With BULK_THREAD_NICE set it lowers
+// its own CPU priority first: on Linux a thread's nice value is its own, so the kernel then runs
+// this worker's online batches, its event loop and the other online processes before a bulk slice.
+// It opens each version it is sent from that version's source (the same graph bytes and manifest
+// the main thread opened) and answers one message per slice.
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openModelVersion, type ModelVersion } from './model-version.ts';
