@@ -28,12 +28,14 @@ import { startBenchCluster, type BenchCluster } from './cluster.ts';
 import type { CommandStats } from './redis-stats.ts';
 import { evaluateTargets } from './targets.ts';
 import { FULL_MIXED, QUICK_MIXED, measureMixed, printMixed, type MixedResult } from './mixed.ts';
+import { FULL_SHADOW, QUICK_SHADOW, measureShadow, printShadow, type ShadowResult } from './shadow.ts';
 
 const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     'no-bulk': { type: 'boolean', default: false },
     'no-mixed': { type: 'boolean', default: false },
+    'no-shadow': { type: 'boolean', default: false },
     'no-profile': { type: 'boolean', default: false },
     'no-telemetry-compare': { type: 'boolean', default: false },
     cluster: { type: 'boolean', default: false },
@@ -45,7 +47,7 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   console.log(
-    'npm run bench [-- --quick] [--cluster] [--no-bulk] [--no-mixed] [--no-profile] [--no-telemetry-compare] [--bulk-records N] [--log-level L]',
+    'npm run bench [-- --quick] [--cluster] [--no-bulk] [--no-mixed] [--no-shadow] [--no-profile] [--no-telemetry-compare] [--bulk-records N] [--log-level L]',
   );
   process.exit(0);
 }
@@ -603,6 +605,9 @@ async function main(): Promise<void> {
   // Online under bulk load, and fair share between jobs (issue 18): stacks of their own, one at a time.
   let mixed: MixedResult | null = null;
   if (!flags['no-mixed']) mixed = await measureMixed(redis, flags.quick ? QUICK_MIXED : FULL_MIXED, log);
+  // What a shadow at 100% costs the callers (issue 20): a stack of its own, with and without it.
+  let shadow: ShadowResult | null = null;
+  if (!flags['no-shadow']) shadow = await measureShadow(redis, flags.quick ? QUICK_SHADOW : FULL_SHADOW, log);
 
   const referenceOk = Math.max(1, reference?.row.requests ?? 0);
   const redisPerPrediction = reference?.row.redis_commands_per_request ?? null;
@@ -662,6 +667,7 @@ async function main(): Promise<void> {
     cluster,
     profile,
     mixed,
+    shadow,
     targets: [] as ReturnType<typeof evaluateTargets>,
   };
   report.targets = evaluateTargets(report);
@@ -673,6 +679,7 @@ async function main(): Promise<void> {
   writeFileSync(join(RESULTS_DIR, `${stamp}-${PLAN.name}.json`), json);
   printReport(report);
   if (mixed) printMixed(mixed);
+  if (shadow) printShadow(shadow);
   log(`wrote bench/results/latest.json and bench/results/${stamp}-${PLAN.name}.json (${report.duration_s} s)`);
 }
 

@@ -16,6 +16,8 @@ export type TargetInput = {
     split: { p99_ratio: number; online_mixed_failed: number };
     fairness: { ratio: number; high_ratio: number };
   } | null;
+  /** The shadow row (bench/shadow.ts), when it ran. */
+  shadow?: { rounds: unknown[]; p99_ratio: number; errors: number } | null;
 };
 
 export type TargetCheck = { name: string; goal: string; value: number | null; met: boolean | null; note?: string };
@@ -73,6 +75,12 @@ export function evaluateTargets(report: TargetInput): TargetCheck[] {
     check('online p99 during bulk / alone, separate pools', '<= 2', split.p99_ratio, (v) => v <= 2, sizeNote);
     check('small job behind a large one / alone', '<= 2', fairness.ratio, (v) => v <= 2);
     check('priority=high small job behind a large one / alone', '<= 2', fairness.high_ratio, (v) => v <= 2);
+  }
+  const shadow = report.shadow;
+  if (shadow) {
+    const rounds = `median of ${shadow.rounds.length} interleaved round(s)`;
+    check('c64 online p99 with a 100% shadow / without', '<= 1.2', shadow.p99_ratio, (v) => v <= 1.2, rounds);
+    check('online calls failed with a 100% shadow', '0', shadow.errors, (v) => v === 0);
   }
   return checks;
 }

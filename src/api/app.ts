@@ -16,7 +16,6 @@ import modelRegistryPlugin from './plugins/model-registry.ts';
 import observabilityPlugin from './plugins/observability.ts';
 import adminPlugin from './plugins/admin.ts';
 import { predictRoutes } from './routes/predict.ts';
-import { ShadowScoring } from './shadow-scoring.ts';
 import { healthRoutes } from './routes/health.ts';
 import { jobsRoutes } from './routes/jobs.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -85,27 +84,15 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
   });
   // keyPrefix, not prefix: Fastify reads a `prefix` option as a route prefix.
   await app.register(healthRoutes, { keyPrefix: config.redis.prefix, telemetry });
-  const shadows = new ShadowScoring({
-    registry: app.models,
-    dispatcher: app.online,
-    redis: app.redis,
-    prefix: config.redis.prefix,
-    meter: telemetry.meter,
-    logger: app.log,
-    timeoutMs: config.api.shadowTimeoutMs,
-    streamLength: config.api.shadowStreamLength,
-  });
   await app.register(predictRoutes, {
-    shadows,
     model: config.defaultModel,
     predictTimeoutMs: config.api.predictTimeoutMs,
     maxBatchRecords: config.api.maxBatchRecords,
     bodyLimitBytes: config.api.bodyLimitBytes,
   });
   await app.register(modelRoutes, {
-    shadows,
     keyPrefix: config.redis.prefix,
-    shadowWindow: config.api.shadowStreamLength,
+    shadowWindow: config.shadow.streamLength,
     predictTimeoutMs: config.api.predictTimeoutMs,
     maxBatchRecords: config.api.maxBatchRecords,
     bodyLimitBytes: config.api.bodyLimitBytes,

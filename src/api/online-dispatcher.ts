@@ -184,26 +184,16 @@ export class OnlineDispatcher {
    * When `signal` aborts (the caller hung up or cancelled), the call rejects with the signal's
    * reason at once; a call not yet sent (still in this turn) is withdrawn and never queued. One
    * already queued shares its job with other calls, so it is scored and its reply dropped.
+   *
+   * `shadow`: a version of the same model the worker also scores these records with, after this
+   * call's reply has gone (routing.json's shadow); it costs the caller nothing here.
    */
-  submit(model: string, version: number, records: Record<string, unknown>[], timeoutMs: number, signal?: AbortSignal): Promise<CallResult> {
-    return this.#submit(model, version, records, timeoutMs, signal, true);
-  }
-
-  /**
-   * A shadow call (shadow-scoring.ts): admitted by the same rule as any call, but its records do
-   * not count among this api's records in flight, so shadow traffic never gets a caller refused.
-   */
-  submitShadow(model: string, version: number, records: Record<string, unknown>[], timeoutMs: number): Promise<CallResult> {
-    return this.#submit(model, version, records, timeoutMs, undefined, false);
-  }
-
-  #submit(
+  submit(
     model: string,
     version: number,
     records: Record<string, unknown>[],
     timeoutMs: number,
-    signal: AbortSignal | undefined,
-    counted: boolean,
+    { signal, shadow }: { signal?: AbortSignal; shadow?: number } = {},
   ): Promise<CallResult> {
     if (signal?.aborted) return Promise.reject(signal.reason as Error);
     if (this.#closed || !isRedisReady(this.#options.redis)) return Promise.reject(new UnavailableError());
@@ -213,8 +203,7 @@ export class OnlineDispatcher {
     const queueName = this.producer(model, version).definition.name;
     const callId = String(this.#nextCallId++);
     const span = startCallSpan(this.#options.tracer, queueName, records.length, model);
-    const inFlight = counted ? records.length : 0;
-    this.#recordsInFlight += inFlight;
+    this.#recordsInFlight += records.length;
     return new Promise<CallResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#settle(callId, (p) => p.reject(new TimeoutError(timeoutMs)));
@@ -223,11 +212,12 @@ export class OnlineDispatcher {
         resolve: (result) => (endCallSpanOk(span, result.timings, result.modelVersion), resolve(result)),
         reject: (error) => (endCallSpanError(span, error), reject(error)),
         timer,
-        records: inFlight,
+        records: records.length,
       };
       this.#pending.set(callId, pending);
       if (this.#turnCalls === 0) setImmediate(() => void this.#flush());
       const call: OnlineCall = { call_id: callId, deadline: Date.now() + timeoutMs, records };
+      if (shadow !== undefined) call.shadow = shadow;
       if (signal) {
         const withdraw = () => this.#withdraw(queueName, call, signal.reason as Error);
         signal.addEventListener('abort', withdraw, { once: true });

@@ -60,10 +60,15 @@ const EnvSchema = z.object({
   ADMIN_API_KEYS: commaList().describe('Comma-separated bearer keys of the admin board; with API_KEYS set and none here, the board is off'),
   ADMIN_SHOW_JOB_DATA: z.stringbool().default(false).describe('Show queue job data (record contents) on the admin board'),
   PREDICT_TIMEOUT_MS: positiveInt.max(30_000).default(2000),
-  SHADOW_TIMEOUT_MS: positiveInt.max(60_000).default(5000).describe('How long a shadow call may take; it waits for no caller'),
   SHADOW_STREAM_LENGTH: positiveInt
     .default(10_000)
-    .describe('Shadow comparisons a model keeps in its Redis stream (about), and GET /models/{name}/shadow summarises'),
+    .describe(
+      "Shadow comparisons GET /models/{name}/shadow summarises (the newest); a model's Redis stream keeps as many scored batches of them, so at least this many",
+    ),
+  SHADOW_STREAM_RECORDS: z
+    .stringbool()
+    .default(false)
+    .describe("Keep each compared record's contents in the shadow stream beside its id (off: ids, agreement and score difference only)"),
   MAX_BATCH_RECORDS: positiveInt.default(1000),
   MAX_JOB_RECORDS: positiveInt.default(1_000_000),
   BODY_LIMIT_BYTES: positiveInt.default(1_048_576).describe('Body limit of /predict and /predict/batch'),
@@ -175,8 +180,6 @@ function group(env: Env) {
       adminApiKeys: env.ADMIN_API_KEYS,
       adminShowJobData: env.ADMIN_SHOW_JOB_DATA,
       predictTimeoutMs: env.PREDICT_TIMEOUT_MS,
-      shadowTimeoutMs: env.SHADOW_TIMEOUT_MS,
-      shadowStreamLength: env.SHADOW_STREAM_LENGTH,
       maxBatchRecords: env.MAX_BATCH_RECORDS,
       maxJobRecords: env.MAX_JOB_RECORDS,
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
@@ -206,6 +209,8 @@ function group(env: Env) {
       intraOpThreads: env.INTRA_OP_THREADS,
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     },
+    /** Shadow comparisons: written by the workers, summarised by the api (GET /models/{name}/shadow). */
+    shadow: { streamLength: env.SHADOW_STREAM_LENGTH, keepRecords: env.SHADOW_STREAM_RECORDS },
     bulk: {
       chunkSize: env.BULK_CHUNK_SIZE,
       tenantMaxQueuedRecords: env.TENANT_MAX_QUEUED_RECORDS,

@@ -31,6 +31,11 @@ export const OnlineCallSchema = z.object({
   records: z.array(z.record(z.string(), z.unknown())).min(1),
   /** W3C trace context of the caller's enqueue span; absent when tracing is off. */
   trace: z.object({ traceparent: z.string(), tracestate: z.string().optional() }).optional(),
+  /**
+   * A version of the same model that also scores these records once the caller has its answer
+   * (routing.json's shadow share): the worker compares the two (shadow-scoring.ts).
+   */
+  shadow: z.number().int().positive().optional(),
 });
 export type OnlineCall = z.infer<typeof OnlineCallSchema>;
 

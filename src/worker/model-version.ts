@@ -8,7 +8,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { z } from 'zod';
-import type { ModelSignature, SignatureRecord } from '../shared/model-signature.ts';
+import { recordSchemaFromSignature, type ModelSignature, type SignatureRecord } from '../shared/model-signature.ts';
+import { recordSchemaFromFields } from '../shared/record-fields.ts';
 import { createFeatureEncoder, type EncodedRecord, type FeatureEncoder } from './features.ts';
 import { readSignature, type IgnoredOutput } from './model-signature.ts';
 import { XGBOOST_FILES, XGBOOST_INPUT, XgboostRefusal, convertBooster, readBooster, type ConvertedBooster } from './xgboost-onnx.ts';
@@ -19,6 +20,7 @@ import {
   MODEL_FILE,
   ManifestSchema,
   applyDecision,
+  recordOrder,
   decisionPolicy,
   type DecisionPolicy,
   type Manifest,
@@ -92,6 +94,7 @@ export class ModelVersion {
   readonly drift: ScoreDrift | undefined;
   readonly #encoded: Encoded | undefined;
   readonly #fieldInput: FieldInput | undefined;
+  #recordSchema: { key: string; schema: z.ZodType } | undefined;
   #leases = 0;
   #retired = false;
   #closing: Promise<void> | undefined;
@@ -137,22 +140,41 @@ export class ModelVersion {
   }
 
   /**
-   * Adds the scores of these outputs (run()'s, per record) to the drift: the probability the
-   * decision reads. Called where the outputs arrive on the main thread (online batches, bulk
-   * slices), whichever thread scored them.
+   * A record's score, from run()'s outputs: the probability the decision reads (the manifest's
+   * probability field, else the policy's output column), or NaN when the version has none.
+   */
+  scoreOf(output: Record<string, unknown>): number {
+    const field = this.#encoded?.field;
+    const policy = this.decision;
+    const value = field !== undefined ? output[field] : policy ? output[policy.output] : undefined;
+    const p = Array.isArray(value) ? value[policy!.column] : value;
+    return typeof p === 'number' ? p : NaN;
+  }
+
+  /**
+   * Adds the scores of these outputs (run()'s, per record) to the drift. Called where the outputs
+   * arrive on the main thread (online batches, bulk slices, shadow batches), whichever thread scored them.
    */
   observe(outputs: readonly Record<string, unknown>[]): void {
     const drift = this.drift;
     if (!drift) return;
-    const field = this.#encoded?.field;
-    const policy = this.decision;
     const scores = new Float64Array(outputs.length);
-    for (let r = 0; r < outputs.length; r++) {
-      const value = field !== undefined ? outputs[r]![field] : policy ? outputs[r]![policy.output] : undefined;
-      const p = Array.isArray(value) ? value[policy!.column] : value;
-      scores[r] = typeof p === 'number' ? p : NaN;
-    }
+    for (let r = 0; r < outputs.length; r++) scores[r] = this.scoreOf(outputs[r]!);
     drift.observe(scores);
+  }
+
+  /**
+   * The schema of one record, as the api checks calls for this version (its record fields, else
+   * its graph's inputs), and a key that is equal for two versions taking the same records.
+   */
+  get recordSchema(): { key: string; schema: z.ZodType } {
+    if (!this.#recordSchema) {
+      const fields = this.recordEncoding && recordOrder(this.recordEncoding);
+      this.#recordSchema = fields
+        ? { key: JSON.stringify(fields), schema: recordSchemaFromFields(fields) }
+        : { key: JSON.stringify(this.signature.inputs), schema: recordSchemaFromSignature(this.signature) };
+    }
+    return this.#recordSchema;
   }
 
   /** Leases held now. */

@@ -12,6 +12,7 @@ import type { ModelVersion } from './model-version.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
 import type { OnlineFirst } from './online-first.ts';
 import { startPredictConsumer } from './predict-consumer.ts';
+import type { ShadowScoring } from './shadow-scoring.ts';
 import { countJobOutcomes } from './job-outcomes.ts';
 
 /** Longer than the api's registry refresh (~1 s), so the apis stop sending before the consumer goes. */
@@ -30,6 +31,7 @@ export type OnlineConsumersOptions = {
   lockDurationMs: number;
   stalledIntervalMs: number;
   onlineFirst: OnlineFirst;
+  shadows: ShadowScoring;
   metrics: WorkerMetrics;
   logger: LogSink;
   tracer: Tracer;
@@ -99,6 +101,7 @@ export class OnlineConsumers {
       lockDurationMs: o.lockDurationMs,
       stalledIntervalMs: o.stalledIntervalMs,
       onlineFirst: o.onlineFirst,
+      shadows: o.shadows,
       metrics: o.metrics,
       logger: o.logger,
       tracer: o.tracer,

@@ -21,6 +21,7 @@ import type { ModelLease, ResolveFailure } from './model-repository.ts';
 import type { ModelVersion } from './model-version.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
 import type { OnlineFirst } from './online-first.ts';
+import type { ShadowScoring } from './shadow-scoring.ts';
 import { recordCallSpans, recordInferenceSpan, startBatchSpan, type ScoredBy, type TracedCall } from './batch-spans.ts';
 
 export type PredictConsumerOptions = {
@@ -42,6 +43,8 @@ export type PredictConsumerOptions = {
   stalledIntervalMs: number;
   /** Held from a job's pick until its batch is scored: bulk slices wait meanwhile (online-first.ts). */
   onlineFirst: OnlineFirst;
+  /** Scores the calls that name a shadow version again with it, once they are answered. */
+  shadows: ShadowScoring;
   metrics: WorkerMetrics;
   logger: LogSink;
   /** OpenTelemetry's no-op tracer when spans are not exported (batch-spans.ts). */
@@ -132,14 +135,18 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
     }
   }
 
-  /** One reply per live call; returns the replies by api channel and the records actually scored. */
+  /** Calls answered with outputs that name a shadow version: what shadow scoring takes once the replies are out. */
+  type Shadowed = { shadow: number; records: Record<string, unknown>[]; outputs: Record<string, unknown>[] };
+
+  /** One reply per live call; returns the replies by api channel, the records actually scored, and the shadowed calls. */
   function buildReplies(
     model: ModelVersion | undefined,
     live: LiveCall[],
     scored: Scored,
     batchStart: number,
-  ): { byChannel: Map<string, OnlineReply[]>; recordsScored: number } {
+  ): { byChannel: Map<string, OnlineReply[]>; recordsScored: number; shadowed: Shadowed[] } {
     const byChannel = new Map<string, OnlineReply[]>();
+    const shadowed: Shadowed[] = [];
     let offset = 0;
     let recordsScored = 0;
     for (const { arrival, call } of live) {
@@ -163,6 +170,7 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
           };
         } else {
           recordsScored += n;
+          if (call.shadow !== undefined) shadowed.push({ shadow: call.shadow, records: call.records, outputs });
           reply = {
             call_id: call.call_id,
             status: 'outputs',
@@ -183,7 +191,7 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
       replies.push(reply);
       byChannel.set(arrival.job.reply_to, replies);
     }
-    return { byChannel, recordsScored };
+    return { byChannel, recordsScored, shadowed };
   }
 
   async function reply(byChannel: Map<string, OnlineReply[]>, recordsScored: number): Promise<void> {
@@ -229,11 +237,13 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
         ? await score(model, live, batchSpan)
         : { ok: false, code: (lease as ResolveFailure).error, message: (lease as ResolveFailure).message, inferenceMs: 0, records };
       releaseHolds(arrivals);
-      const { byChannel, recordsScored } = buildReplies(model, live, scored, batchStart);
+      const { byChannel, recordsScored, shadowed } = buildReplies(model, live, scored, batchStart);
       metrics.recordsScored.add(recordsScored, { kind: 'online', ...labels });
       metrics.onlineCalls.add(live.length, { outcome: scored.ok ? 'scored' : 'failed', ...labels });
       logger.debug({ ...labels, records, calls: live.length, inference_ms: scored.inferenceMs }, 'batch done');
       await reply(byChannel, recordsScored);
+      // Only once every caller of the batch has its answer.
+      for (const s of shadowed) options.shadows.add(model!, s.shadow, s.records, s.outputs);
 
       const end = Date.now();
       const batch = model ? { span: batchSpan, records, ...scoredBy(model) } : undefined;

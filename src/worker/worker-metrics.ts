@@ -4,6 +4,9 @@ import type { Meter } from '@opentelemetry/api';
 import { DURATION_BUCKETS_S } from '../shared/telemetry.ts';
 import type { RepositorySnapshot } from '../shared/model-catalog.ts';
 
+/** |score difference| buckets: most records of two close versions differ by far less than 0.01. */
+const DIFFERENCE_BUCKETS = [0.0001, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1];
+
 const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
 
 export function createWorkerMetrics(meter: Meter) {
@@ -36,6 +39,21 @@ export function createWorkerMetrics(meter: Meter) {
     }),
     modelErrors: meter.createCounter('scoring_model_errors_total', {
       description: 'Model failures by kind: online (a session.run of an online batch threw), record (a record with no finite output)',
+    }),
+    // Shadow scoring (shadow-scoring.ts), per model_name, model_version (the answering one) and shadow_version.
+    shadowCompared: meter.createCounter('scoring_shadow_compared_total', {
+      description: 'Records scored by both the answering version and its shadow',
+    }),
+    shadowAgreed: meter.createCounter('scoring_shadow_agreed_total', {
+      description: 'Compared records whose decision (or label) the two versions agree on',
+    }),
+    shadowFailed: meter.createCounter('scoring_shadow_failed_total', {
+      description:
+        'Records the shadow gave no comparison for, by reason: model_error, records_not_valid_for_shadow, shadow_not_held (this worker does not hold it), shed (too much shadow work waiting)',
+    }),
+    shadowDifference: meter.createHistogram('scoring_shadow_score_difference', {
+      description: '|score difference| between the answering version and its shadow, per record',
+      advice: { explicitBucketBoundaries: DIFFERENCE_BUCKETS },
     }),
   };
 }

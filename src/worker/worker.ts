@@ -22,6 +22,7 @@ import { createWorkerMetrics, observeModelLoadFailures, observeScoreDrift } from
 import { countJobOutcomes } from './job-outcomes.ts';
 import { OnlineConsumers } from './online-consumers.ts';
 import { OnlineFirst } from './online-first.ts';
+import { ShadowScoring } from './shadow-scoring.ts';
 import { monitorEventLoopStalls } from '../shared/event-loop-stalls.ts';
 import { lowerPriorityIfBulkOnly } from './bulk-priority.ts';
 
@@ -106,6 +107,16 @@ export async function startWorker(config: Config, { telemetry, logger }: WorkerD
   const drains = new Set(config.worker.queues);
   lowerPriorityIfBulkOnly(config.worker.queues, logger);
   const onlineFirst = new OnlineFirst();
+  const shadows = new ShadowScoring({
+    acquire: (name, version) => repository.acquire(name, { version }),
+    redis: plain,
+    prefix: config.redis.prefix,
+    streamLength: config.shadow.streamLength,
+    keepRecords: config.shadow.keepRecords,
+    onlineFirst,
+    metrics,
+    logger,
+  });
   const online = drains.has('online')
     ? new OnlineConsumers({
         connection: blocking,
@@ -119,6 +130,7 @@ export async function startWorker(config: Config, { telemetry, logger }: WorkerD
         lockDurationMs: config.bulk.lockDurationMs,
         stalledIntervalMs: config.bulk.stalledIntervalMs,
         onlineFirst,
+        shadows,
         metrics,
         logger,
         tracer: telemetry.tracer,
@@ -162,6 +174,7 @@ export async function startWorker(config: Config, { telemetry, logger }: WorkerD
     await Promise.all(bulkWorkers.map((w) => w.close()));
     await bulkRunner?.close();
     await online?.close();
+    await shadows.close();
     await repository.close();
     plain.disconnect();
     blocking.disconnect();
@@ -217,6 +230,7 @@ export async function startWorker(config: Config, { telemetry, logger }: WorkerD
     await bulkRunner?.close();
   });
   shutdown.add('predict consumers', async () => online?.close());
+  shutdown.add('shadow scoring', () => shadows.close());
   shutdown.add('models', async () => {
     await repository.close();
   });

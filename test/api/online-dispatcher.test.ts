@@ -189,7 +189,7 @@ test('a call whose caller gives up in its own turn is withdrawn: never queued, r
   const { jobs } = consumer(prefix, ok);
   await ready(conn);
   const controller = new AbortController();
-  const gone = online.submit(MODEL, VERSION, [{ ...record, transaction_amount: 10 }], 5000, controller.signal);
+  const gone = online.submit(MODEL, VERSION, [{ ...record, transaction_amount: 10 }], 5000, { signal: controller.signal });
   const kept = online.submit(MODEL, VERSION, [{ ...record, transaction_amount: 20 }], 5000);
   controller.abort(new Error('client hung up'));
   await assert.rejects(gone, /client hung up/);
@@ -201,7 +201,7 @@ test('a call whose caller gives up in its own turn is withdrawn: never queued, r
     'only the kept call reached the queue',
   );
   // An already aborted signal is refused before anything is made.
-  await assert.rejects(online.submit(MODEL, VERSION, [record], 5000, AbortSignal.abort(new Error('already gone'))), /already gone/);
+  await assert.rejects(online.submit(MODEL, VERSION, [record], 5000, { signal: AbortSignal.abort(new Error('already gone')) }), /already gone/);
   assert.equal(online.pendingCalls, 0);
 });
 
@@ -210,7 +210,7 @@ test('a queued call whose caller gives up rejects at once, not at its timeout', 
   await ready(conn);
   const controller = new AbortController();
   const started = Date.now();
-  const call = online.submit(MODEL, VERSION, [record], 10_000, controller.signal);
+  const call = online.submit(MODEL, VERSION, [record], 10_000, { signal: controller.signal });
   // Nobody consumes: the call waits in the queue until the caller gives up.
   await waitFor(async () => (await producer.queue.getWaitingCount()) === 1, { what: 'the job queued' });
   controller.abort(new Error('cancelled'));

@@ -163,7 +163,7 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
     const differences = same.map((_, i) => Math.abs(one[i].fraud_probability - two[i].fraud_probability));
     const mean = differences.reduce((a, b) => a + b, 0) / n;
     assert.ok(Math.abs(summary.pairs[0].mean_difference - mean) < 1e-9, `${summary.pairs[0].mean_difference} against ${mean}`);
-    assert.equal(await readMetric(api.url, 'scoring_shadow_compared_total', { model_name: 'fraud', shadow_version: '2' }), n);
+    assert.equal(await readMetric(worker.url, 'scoring_shadow_compared_total', { model_name: 'fraud', shadow_version: '2' }), n);
 
     // Score drift: version 1's manifest has a score reference, and its live scores are like it.
     const drift = await waitFor(
@@ -193,7 +193,7 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
       assert.equal(res.status, 200, JSON.stringify(res.body));
       assert.deepEqual(res.body, stripName(direct.body));
     }
-    await waitFor(async () => ((await readMetric(api.url, 'scoring_shadow_failed_total', { shadow_version: '3' })) ?? 0) >= 20, {
+    await waitFor(async () => ((await readMetric(worker.url, 'scoring_shadow_failed_total', { shadow_version: '3' })) ?? 0) >= 20, {
       timeoutMs: 30_000,
       what: 'the 20 failed shadow calls counted',
     });

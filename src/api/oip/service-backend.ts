@@ -99,7 +99,7 @@ export class ServiceBackend implements InferenceBackend {
       : face.columnFields
         ? columnRecords(inputs.values().next().value!, face.columnFields)
         : signatureRecords(inputs, face.view.signature!.inputs);
-    const result = await this.#options.dispatcher.submit(resolved.name, resolved.version, records, timeoutMs, options.signal);
+    const result = await this.#options.dispatcher.submit(resolved.name, resolved.version, records, timeoutMs, { signal: options.signal });
     const perRecord = result.outputs;
     const outputs: TensorMap = new Map();
     const wanted = (n: string) => !options.outputs || options.outputs.includes(n);

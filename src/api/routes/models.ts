@@ -10,7 +10,7 @@ import { ModelNotFoundError, ValidationError, issuesToDetails } from '../../shar
 import { errorResponses } from '../../shared/schemas/error.ts';
 import { PredictQuerySchema } from '../../shared/schemas/prediction.ts';
 import type { ModelRegistry, Resolved, Routed } from '../model-registry.ts';
-import { shadowSummary, type ShadowScoring } from '../shadow-scoring.ts';
+import { shadowSummary } from '../shadow-summary.ts';
 import { ShadowSummarySchema } from '../../shared/schemas/routing.ts';
 import { ModelViewSchema } from '../../shared/model-catalog.ts';
 import { onlineErrors, routingKey, serializeTrusted, setServerTiming } from './predict.ts';
@@ -53,7 +53,6 @@ const SPECIES_VIEW = {
 const timed = { 'Server-Timing': HEADERS.serverTiming };
 
 export type ModelRoutesOptions = {
-  shadows: ShadowScoring;
   /** QUEUE_PREFIX (not `prefix`: Fastify reads that as a route prefix). */
   keyPrefix: string;
   /** Comparisons GET /models/{name}/shadow reads (SHADOW_STREAM_LENGTH). */
@@ -176,8 +175,7 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRoutesOpti
     const resolved = await resolveFrom(app.models, params, () => routingKey(request, [request.body]));
     const records = parseRecords(app.models, resolved, request.body, undefined);
     const timeoutMs = request.query.timeout_ms ?? options.predictTimeoutMs;
-    const result = await app.online.submit(resolved.name, resolved.version, records, timeoutMs);
-    options.shadows.after(resolved, records, result);
+    const result = await app.online.submit(resolved.name, resolved.version, records, timeoutMs, { shadow: resolved.shadow?.version });
     return { result, body: { ...result.outputs[0], model_name: result.modelName, model_version: result.modelVersion } };
   };
 
@@ -186,8 +184,7 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRoutesOpti
     const resolved = await resolveFrom(app.models, params, () => routingKey(request, []));
     const records = parseRecords(app.models, resolved, request.body, options.maxBatchRecords);
     const timeoutMs = request.query.timeout_ms ?? options.predictTimeoutMs;
-    const result = await app.online.submit(resolved.name, resolved.version, records, timeoutMs);
-    options.shadows.after(resolved, records, result);
+    const result = await app.online.submit(resolved.name, resolved.version, records, timeoutMs, { shadow: resolved.shadow?.version });
     const body = {
       results: result.outputs,
       model_name: result.modelName,

@@ -16,12 +16,10 @@ import {
 } from '../../shared/schemas/prediction.ts';
 import { errorResponses } from '../../shared/schemas/error.ts';
 import type { CallResult } from '../online-dispatcher.ts';
-import type { ShadowScoring } from '../shadow-scoring.ts';
 import { HEADERS } from '../openapi/operation-docs.ts';
 import { batchRequestExamples, batchResponseExamples, predictRequestExamples, predictResponseExamples } from '../openapi/examples.ts';
 
 export type PredictRoutesOptions = {
-  shadows: ShadowScoring;
   /** The model /predict scores with (DEFAULT_MODEL). */
   model: string;
   predictTimeoutMs: number;
@@ -98,8 +96,7 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
     async (request, reply) => {
       const timeoutMs = request.query.timeout_ms ?? options.predictTimeoutMs;
       const routed = await app.models.routeFresh(options.model, routingKey(request, [request.body]));
-      const result = await app.online.submit(options.model, routed.version, [request.body], timeoutMs);
-      options.shadows.after(routed, [request.body], result);
+      const result = await app.online.submit(options.model, routed.version, [request.body], timeoutMs, { shadow: routed.shadow?.version });
       setServerTiming(reply, result);
       return { ...result.outputs[0], model_version: result.modelVersion } as Prediction;
     },
@@ -127,8 +124,7 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
       const started = performance.now();
       const timeoutMs = request.query.timeout_ms ?? options.predictTimeoutMs;
       const routed = await app.models.routeFresh(options.model, routingKey(request, request.body.records));
-      const result = await app.online.submit(options.model, routed.version, request.body.records, timeoutMs);
-      options.shadows.after(routed, request.body.records, result);
+      const result = await app.online.submit(options.model, routed.version, request.body.records, timeoutMs, { shadow: routed.shadow?.version });
       setServerTiming(reply, result);
       return {
         results: result.outputs as BatchResponse['results'],

@@ -1,0 +1,190 @@
+// Shadow scoring, inside the queue path. A call routed with a shadow version (routing.json) names
+// it in its queue job, so its records are already here: once the call's answer has been
+// published, the worker scores the same records with the shadow version and compares the two,
+// record by record. Comparisons are metrics per version pair and one entry per scored batch in
+// the model's Redis stream, which GET /models/{name}/shadow summarises.
+//
+// It is low-priority work that never reaches a caller: it waits until no online work is in hand
+// (OnlineFirst), scores every record waiting for one version pair in one session.run, and is shed,
+// counted, when more than MAX_PENDING_RECORDS wait. A shadow that throws, is not held here, or
+// cannot take the records is counted by reason and logged, never thrown.
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { shadowStreamKey } from '../shared/keys.ts';
+import type { LogSink } from '../shared/logger.ts';
+import type { RedisClient } from '../shared/redis.ts';
+import type { SignatureRecord } from '../shared/model-signature.ts';
+import type { ModelLease, ResolveFailure } from './model-repository.ts';
+import type { ModelVersion } from './model-version.ts';
+import type { OnlineFirst } from './online-first.ts';
+import type { WorkerMetrics } from './worker-metrics.ts';
+
+/** Records waiting for their shadow past which new ones are shed: a busy worker's backlog stays bounded. */
+export const MAX_PENDING_RECORDS = 20_000;
+
+export type ShadowScoringOptions = {
+  /** A lease on a version held here, or why there is none. */
+  acquire: (name: string, version: number) => ModelLease | ResolveFailure;
+  redis: RedisClient;
+  prefix: string;
+  /** SHADOW_STREAM_LENGTH: entries (scored batches) the stream keeps, about. */
+  streamLength: number;
+  /** SHADOW_STREAM_RECORDS: keep the records' contents in the stream beside their ids. */
+  keepRecords: boolean;
+  onlineFirst: OnlineFirst;
+  metrics: WorkerMetrics;
+  logger: LogSink;
+};
+
+/** Records of one version pair waiting to be scored by the shadow, with the answers the callers got. */
+type Waiting = { answered: ModelVersion; shadow: number; records: Record<string, unknown>[]; outputs: Record<string, unknown>[] };
+
+/** What two versions' answers agree on: the decision (fraud), else the label (classifiers). */
+function verdictOf(outputs: Record<string, unknown>): unknown {
+  return outputs.decision ?? outputs.label;
+}
+
+/** One record's comparison: agreement of the verdicts (null without one) and |score difference| (null without scores). */
+export function compareRecord(
+  answered: ModelVersion,
+  a: Record<string, unknown>,
+  shadow: ModelVersion,
+  b: Record<string, unknown>,
+): { agree: 0 | 1 | null; difference: number | null } {
+  const va = verdictOf(a);
+  const vb = verdictOf(b);
+  const difference = Math.abs(answered.scoreOf(a) - shadow.scoreOf(b));
+  return {
+    agree: va === undefined || vb === undefined ? null : JSON.stringify(va) === JSON.stringify(vb) ? 1 : 0,
+    difference: Number.isFinite(difference) ? difference : null,
+  };
+}
+
+export class ShadowScoring {
+  readonly #options: ShadowScoringOptions;
+  readonly #waiting = new Map<string, Waiting>();
+  #waitingRecords = 0;
+  #draining: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(options: ShadowScoringOptions) {
+    this.#options = options;
+  }
+
+  /** Records waiting for their shadow now. */
+  get waitingRecords(): number {
+    return this.#waitingRecords;
+  }
+
+  /** Queues records `answered` has scored (its outputs as the callers got them) for the shadow version. Never throws. */
+  add(answered: ModelVersion, shadow: number, records: readonly Record<string, unknown>[], outputs: readonly Record<string, unknown>[]): void {
+    if (this.#closed) return;
+    if (this.#waitingRecords + records.length > MAX_PENDING_RECORDS) {
+      this.#options.metrics.shadowFailed.add(records.length, { ...labelsOf(answered, shadow), reason: 'shed' });
+      return;
+    }
+    const key = `${answered.name}/${answered.version}>${shadow}`;
+    let waiting = this.#waiting.get(key);
+    if (!waiting) this.#waiting.set(key, (waiting = { answered, shadow, records: [], outputs: [] }));
+    for (let i = 0; i < records.length; i++) {
+      waiting.records.push(records[i]!);
+      waiting.outputs.push(outputs[i]!);
+    }
+    this.#waitingRecords += records.length;
+    this.#kick();
+  }
+
+  /** Scores what is waiting, then stops taking more. */
+  async close(): Promise<void> {
+    while (this.#draining) await this.#draining;
+    this.#closed = true;
+  }
+
+  #kick(): void {
+    if (this.#draining || this.#waiting.size === 0) return;
+    this.#draining = this.#drain().finally(() => {
+      this.#draining = undefined;
+      this.#kick();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#waiting.size > 0) {
+      // After the reply's turn, and only while no online work is in hand.
+      await nextTurn();
+      await this.#options.onlineFirst.idle();
+      const [key, waiting] = this.#waiting.entries().next().value!;
+      this.#waiting.delete(key);
+      this.#waitingRecords -= waiting.records.length;
+      await this.#score(waiting).catch((err: unknown) => {
+        this.#options.metrics.shadowFailed.add(waiting.records.length, { ...labelsOf(waiting.answered, waiting.shadow), reason: 'error' });
+        this.#options.logger.warn({ err, ...labelsOf(waiting.answered, waiting.shadow) }, 'shadow comparison failed');
+      });
+    }
+  }
+
+  async #score({ answered, shadow, records, outputs }: Waiting): Promise<void> {
+    const { metrics, logger } = this.#options;
+    const labels = labelsOf(answered, shadow);
+    const lease = this.#options.acquire(answered.name, shadow);
+    if (!('model' in lease)) {
+      metrics.shadowFailed.add(records.length, { ...labels, reason: 'shadow_not_held' });
+      return;
+    }
+    try {
+      const model = lease.model;
+      // The api checked the records for the answering version; a shadow taking other records checks them again.
+      const kept: number[] = [];
+      const sameRecords = model.recordSchema.key === answered.recordSchema.key;
+      for (let i = 0; i < records.length; i++) if (sameRecords || model.recordSchema.schema.safeParse(records[i]).success) kept.push(i);
+      if (kept.length < records.length) metrics.shadowFailed.add(records.length - kept.length, { ...labels, reason: 'records_not_valid_for_shadow' });
+      if (kept.length === 0) return;
+
+      let shadowOutputs: Record<string, unknown>[];
+      try {
+        shadowOutputs = await model.run(kept.map((i) => records[i]!) as SignatureRecord[]);
+      } catch (err) {
+        metrics.shadowFailed.add(kept.length, { ...labels, reason: 'model_error' });
+        logger.warn({ err, ...labels, records: kept.length }, 'shadow version failed on a batch');
+        return;
+      }
+      model.observe(shadowOutputs);
+
+      const agree: (0 | 1 | null)[] = new Array(kept.length);
+      const difference: (number | null)[] = new Array(kept.length);
+      let agreed = 0;
+      let ids = false;
+      for (let k = 0; k < kept.length; k++) {
+        const c = compareRecord(answered, outputs[kept[k]!]!, model, shadowOutputs[k]!);
+        agree[k] = c.agree;
+        difference[k] = c.difference;
+        if (c.agree === 1) agreed++;
+        if (c.difference !== null) metrics.shadowDifference.record(c.difference, labels);
+        if (typeof records[kept[k]!]!.id === 'string') ids = true;
+      }
+      metrics.shadowCompared.add(kept.length, labels);
+      if (agreed > 0) metrics.shadowAgreed.add(agreed, labels);
+
+      const fields: string[] = [
+        'answered',
+        String(answered.version),
+        'shadow',
+        String(shadow),
+        'agree',
+        JSON.stringify(agree),
+        'difference',
+        JSON.stringify(difference),
+      ];
+      if (ids) fields.push('ids', JSON.stringify(kept.map((i) => (typeof records[i]!.id === 'string' ? records[i]!.id : null))));
+      if (this.#options.keepRecords) fields.push('records', JSON.stringify(kept.map((i) => records[i])));
+      await this.#options.redis
+        .xadd(shadowStreamKey(this.#options.prefix, answered.name), 'MAXLEN', '~', this.#options.streamLength, '*', ...fields)
+        .catch((err: unknown) => logger.debug({ err, ...labels }, 'shadow stream write failed'));
+    } finally {
+      lease.release();
+    }
+  }
+}
+
+function labelsOf(answered: ModelVersion, shadow: number) {
+  return { model_name: answered.name, model_version: String(answered.version), shadow_version: String(shadow) };
+}
