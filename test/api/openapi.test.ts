@@ -29,6 +29,7 @@ type Operation = {
   tags?: string[];
   summary?: string;
   security?: unknown[];
+  parameters?: { name: string; in: string }[];
   requestBody?: { content: Record<string, Media> };
   responses: Record<string, Response>;
 };
@@ -199,6 +200,17 @@ test("POST /jobs takes JSON, NDJSON and CSV; results come as JSON, NDJSON and CS
   const list = op(doc, '/jobs', 'get');
   assert.equal(list.operationId, 'listJobs');
   assert.deepEqual(op(doc, '/health', 'get').security, [], 'health needs no key');
+});
+
+test('X-Routing-Key is documented on every route a call naming no version takes, and only there', async (t) => {
+  const { doc } = await fetchDocument(t);
+  const routingKey = (path: string) => (op(doc, path, 'post').parameters ?? []).some((p) => p.in === 'header' && p.name === 'X-Routing-Key');
+  for (const path of ['/predict', '/predict/batch', '/models/{name}/predict', '/models/{name}/predict/batch', '/v2/models/{model}/infer']) {
+    assert.ok(routingKey(path), `${path} documents X-Routing-Key`);
+  }
+  for (const path of ['/models/{name}/versions/{version}/predict', '/v2/models/{model}/versions/{version}/infer']) {
+    assert.ok(!routingKey(path), `${path} names its version: no routing key`);
+  }
 });
 
 test('one component per schema: no `…Input` duplicates, none unused', async (t) => {

@@ -14,6 +14,11 @@ import { postJson, readMetric, request } from '../helpers/http.ts';
 import { tempRepository } from '../helpers/model-repository.ts';
 import { THROWING_AMOUNT, writeFaultyModel } from '../helpers/faulty-model.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { freePort } from '../helpers/ports.ts';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { OIP_PROTO_PATH, PROTO_LOADER_OPTIONS } from '../../src/api/oip/protos.ts';
+import type { FraudRecord } from '../../src/shared/schemas/record.ts';
 
 const POLL_SECONDS = 1;
 
@@ -23,6 +28,7 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
   let faulty: string;
   let api: ServiceProcess;
   let worker: ServiceProcess;
+  let grpcPort: number;
   const display: Record<number, string> = {};
 
   const routing = async (value: object) => {
@@ -41,8 +47,9 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
     faulty = await writeFaultyModel(join(root, 'fraud', '1'));
     await cp(join(faulty, 'fraud', '1'), join(root, 'fraud', '3'), { recursive: true });
     redis = await startTestRedis();
+    grpcPort = await freePort();
     const env = { REDIS_URL: redis.url, QUEUE_PREFIX: 'cc', MODEL_REPOSITORY: root, MODEL_POLL_SECONDS: String(POLL_SECONDS) };
-    [api, worker] = await Promise.all([startApi(env), startWorker(env)]);
+    [api, worker] = await Promise.all([startApi({ ...env, GRPC_PORT: String(grpcPort) }), startWorker(env)]);
     const model = await waitFor(
       async () => {
         const m = (await request(`${api.url}/models/fraud`)).body;
@@ -178,6 +185,56 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
     assert.ok((await readMetric(worker.url, 'scoring_score_psi', { model_name: 'fraud', model_version: '1' })) >= 0);
   });
 
+  test('the protocol paths are routed too: REST infer and gRPC ModelInfer naming no version take the canary by routing key, and their shadow is compared', async () => {
+    await routing({ canary: { version: 2, percent: 50 }, shadow: { version: 2, percent: 100 } });
+    const keys = Array.from({ length: 30 }, (_, i) => `oip-${i}`);
+    const byPredict = await Promise.all(
+      keys.map(async (k) => (await postJson(`${api.url}/predict`, records[0], { 'x-routing-key': k })).body.model_version),
+    );
+    assert.ok(new Set(byPredict).size === 2, 'both versions answer some of the keys');
+    const compared = async () => (await readMetric(worker.url, 'scoring_shadow_compared_total', { shadow_version: '2' })) ?? 0;
+    const before = await compared();
+
+    const byRest = await Promise.all(
+      keys.map(async (k) => {
+        const res = await postJson(`${api.url}/v2/models/fraud/infer`, { inputs: restInputs(records[0]!) }, { 'x-routing-key': k });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        return res.body.model_version;
+      }),
+    );
+    assert.deepEqual(byRest, byPredict);
+
+    const definition = protoLoader.loadSync(OIP_PROTO_PATH, PROTO_LOADER_OPTIONS);
+    const Service = (grpc.loadPackageDefinition(definition) as any).inference.GRPCInferenceService as grpc.ServiceClientConstructor;
+    const client = new Service(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure()) as any;
+    try {
+      const byGrpc = await Promise.all(
+        keys.map(
+          (k) =>
+            new Promise<string>((resolve, reject) => {
+              const metadata = new grpc.Metadata();
+              metadata.set('x-routing-key', k);
+              client.ModelInfer(
+                { model_name: 'fraud', inputs: grpcInputs(records[0]!) },
+                metadata,
+                (err: Error | null, res: { model_version: string }) => (err ? reject(err) : resolve(res.model_version)),
+              );
+            }),
+        ),
+      );
+      assert.deepEqual(byGrpc, byPredict);
+    } finally {
+      client.close();
+    }
+    // Every protocol call the champion answered was compared with the shadow, one record each.
+    const championAnswered = 2 * byPredict.filter((v) => v === display[1]).length;
+    await waitFor(async () => (await compared()) - before === championAnswered, {
+      timeoutMs: 15_000,
+      what: `${championAnswered} protocol calls compared`,
+    });
+    await routing({});
+  });
+
   test('a shadow version that throws never changes a caller’s answer', async () => {
     const record = { ...records[0]!, transaction_amount: THROWING_AMOUNT + 1 };
     // Once the earlier tests' work has drained: admission (429) reads the queues' recent depth and rate.
@@ -200,6 +257,28 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
     await routing({});
   });
 });
+
+/** One fraud record as the protocol's REST tensors, one per field. */
+function restInputs(r: FraudRecord) {
+  return [
+    { name: 'transaction_amount', shape: [1], datatype: 'FP64', data: [r.transaction_amount] },
+    { name: 'merchant_category', shape: [1], datatype: 'BYTES', data: [r.merchant_category] },
+    { name: 'card_present', shape: [1], datatype: 'BOOL', data: [r.card_present] },
+    { name: 'hour_of_day', shape: [1], datatype: 'INT64', data: [r.hour_of_day] },
+    { name: 'days_since_last_transaction', shape: [1], datatype: 'FP64', data: [r.days_since_last_transaction] },
+  ];
+}
+
+/** The same record as gRPC typed contents. */
+function grpcInputs(r: FraudRecord) {
+  return [
+    { name: 'transaction_amount', datatype: 'FP64', shape: ['1'], contents: { fp64_contents: [r.transaction_amount] } },
+    { name: 'merchant_category', datatype: 'BYTES', shape: ['1'], contents: { bytes_contents: [Buffer.from(r.merchant_category)] } },
+    { name: 'card_present', datatype: 'BOOL', shape: ['1'], contents: { bool_contents: [r.card_present] } },
+    { name: 'hour_of_day', datatype: 'INT64', shape: ['1'], contents: { int64_contents: [r.hour_of_day] } },
+    { name: 'days_since_last_transaction', datatype: 'FP64', shape: ['1'], contents: { fp64_contents: [r.days_since_last_transaction] } },
+  ];
+}
 
 /** A /models reply without its model_name: the shape /predict answers with. */
 function stripName(body: Record<string, unknown>): Record<string, unknown> {

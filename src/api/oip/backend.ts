@@ -39,6 +39,11 @@ export type InferOptions = {
   /** Aborted when the client goes away (HTTP connection closed, gRPC call cancelled). */
   signal?: AbortSignal;
   /**
+   * What a call naming no version is routed by (routing.json's canary and shadow shares, sticky
+   * per key): the client's X-Routing-Key (gRPC metadata x-routing-key), else the request's id.
+   */
+  routingKey?: string;
+  /**
    * The metadata the transport checked the tensors against (modelMetadata's answer). A backend
    * checks them again only when the version it resolves now has other metadata (it moved since).
    */

@@ -105,6 +105,13 @@ function callDeadlineMs(call: grpc.ServerUnaryCall<unknown, unknown>, timeoutMs:
   return maxTimeoutMs === undefined ? ms : Math.min(ms, now + maxTimeoutMs);
 }
 
+/** The call's x-routing-key metadata, else its request id; neither leaves the routing to the backend. */
+function routingKeyOf(call: grpc.ServerUnaryCall<unknown, unknown>, id: string): { routingKey?: string } {
+  const [header] = call.metadata.get('x-routing-key');
+  const key = typeof header === 'string' && header !== '' ? header : id;
+  return key ? { routingKey: key } : {};
+}
+
 /**
  * Runs `work` with a signal aborted when the client cancels the call. The listener is removed
  * when the work ends: grpc-js also reports 'cancelled' for a call whose stream closes after
@@ -230,6 +237,7 @@ export async function startOipGrpcServer(options: OipGrpcOptions): Promise<OipGr
           checked: meta,
           ...(requested && { outputs: requested }),
           signal,
+          ...routingKeyOf(call, request.id),
         }),
       );
       const outputs = selectOutputs(result.outputs, requested, meta);

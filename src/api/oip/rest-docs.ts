@@ -4,7 +4,7 @@
 // Their errors take the protocol's shape {"error": "…"}, not the service's error body.
 import data from '../openapi/examples.json' with { type: 'json' };
 import type { Examples } from '../openapi/examples.ts';
-import { HEADERS, type OperationDocs, type ResponseDocs } from '../openapi/operation-docs.ts';
+import { HEADERS, REQUEST_HEADERS, type OperationDocs, type ResponseDocs } from '../openapi/operation-docs.ts';
 
 /** The tag of the /v2 routes, declared in the document's tags. */
 export const OIP_TAG = 'Open Inference Protocol';
@@ -219,3 +219,6 @@ export const OIP_DOCS = {
     'inferRequest',
   ),
 };
+
+/** Inference naming no version: routed by routing.json (canary, shadow), keyed by X-Routing-Key, else the request's id. */
+export const OIP_ROUTED_INFER_DOCS: OperationDocs = { ...OIP_DOCS.infer, parameters: [REQUEST_HEADERS.routingKey] };

@@ -6,7 +6,7 @@ import { AppError } from '../../shared/errors.ts';
 import type { InferenceBackend, InferResult, ModelMetadata } from './backend.ts';
 import { InvalidArgumentError, OipError, isUnexpected, toOipError } from './errors.ts';
 import { addInput, checkInputs, checkRequestedOutputs, jsonData, selectOutputs, tensorFromJson, type TensorMap } from './tensors.ts';
-import { OIP_DOCS, oipSchema } from './rest-docs.ts';
+import { OIP_DOCS, OIP_ROUTED_INFER_DOCS, oipSchema } from './rest-docs.ts';
 import { errorCodeOf } from '../inference-calls.ts';
 
 export type OipRestOptions = {
@@ -164,6 +164,7 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
       checked: meta,
       ...(requested && { outputs: requested }),
       signal: clientGone(reply),
+      routingKey: headerValue(request.headers['x-routing-key']) ?? body.id ?? request.id,
     });
     return {
       model_name: result.modelName,
@@ -179,7 +180,7 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
     };
   };
   const limit = options.bodyLimitBytes ? { bodyLimit: options.bodyLimitBytes } : {};
-  app.post('/models/:model/infer', { ...limit, ...oipSchema('oipModelInfer', 'Inference', OIP_DOCS.infer) }, infer);
+  app.post('/models/:model/infer', { ...limit, ...oipSchema('oipModelInfer', 'Inference', OIP_ROUTED_INFER_DOCS) }, infer);
   app.post(
     '/models/:model/versions/:version/infer',
     { ...limit, ...oipSchema('oipModelVersionInfer', 'Inference with a model version', OIP_DOCS.infer) },
@@ -190,4 +191,9 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
 /** Registers GET /v2, /v2/health/*, /v2/models/… and POST …/infer. */
 export async function oipRestRoutes(app: FastifyInstance, options: OipRestOptions) {
   await app.register(v2Routes, { ...options, prefix: '/v2' });
+}
+
+/** A header's value when it is one non-empty string. */
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
 }

@@ -10,7 +10,7 @@ import { OIP_DATATYPE, type Dim, type TensorSignature } from '../../shared/model
 import { VERSION_PATTERN } from '../../shared/model-selector.ts';
 import { isRedisReady, type RedisClient } from '../../shared/redis.ts';
 import type { RecordField } from '../../shared/record-fields.ts';
-import type { ModelRegistry, Resolved, VersionView } from '../model-registry.ts';
+import type { ModelRegistry, Resolved, Routed, VersionView } from '../model-registry.ts';
 import type { OnlineDispatcher } from '../online-dispatcher.ts';
 import type { InferenceBackend, InferOptions, InferResult, ModelMetadata, ServerMetadata, TensorMetadata } from './backend.ts';
 import { DeadlineExceededError, InvalidArgumentError, NotServableError, UnknownModelError } from './errors.ts';
@@ -59,6 +59,8 @@ export type ServiceBackendOptions = {
 export class ServiceBackend implements InferenceBackend {
   readonly #options: ServiceBackendOptions;
   readonly #faces = new Map<string, Face>();
+  /** The routing key of a call that brings none: calls spread over the shares like request ids. */
+  #calls = 0;
 
   constructor(options: ServiceBackendOptions) {
     this.#options = options;
@@ -89,7 +91,7 @@ export class ServiceBackend implements InferenceBackend {
   async infer(name: string, version: string | undefined, inputs: TensorMap, options: InferOptions): Promise<InferResult> {
     const timeoutMs = Math.floor(options.deadlineMs - Date.now());
     if (timeoutMs <= 0) throw new DeadlineExceededError('The deadline passed before the call was queued');
-    const resolved = await this.#resolve(name, version);
+    const resolved = await this.#resolve(name, version, options.routingKey ?? String(this.#calls++));
     const face = this.#face(resolved);
     // One check per call: the transport checked these tensors against face.meta; only a version
     // that moved since (other metadata) is checked again.
@@ -99,7 +101,10 @@ export class ServiceBackend implements InferenceBackend {
       : face.columnFields
         ? columnRecords(inputs.values().next().value!, face.columnFields)
         : signatureRecords(inputs, face.view.signature!.inputs);
-    const result = await this.#options.dispatcher.submit(resolved.name, resolved.version, records, timeoutMs, { signal: options.signal });
+    const result = await this.#options.dispatcher.submit(resolved.name, resolved.version, records, timeoutMs, {
+      signal: options.signal,
+      shadow: resolved.shadow?.version,
+    });
     const perRecord = result.outputs;
     const outputs: TensorMap = new Map();
     const wanted = (n: string) => !options.outputs || options.outputs.includes(n);
@@ -119,11 +124,16 @@ export class ServiceBackend implements InferenceBackend {
     };
   }
 
-  /** The registry's rule; its not-found becomes the protocol's, so both transports say 404 / NOT_FOUND. */
-  async #resolve(name: string, version: string | undefined): Promise<Resolved> {
+  /**
+   * The registry's rule; its not-found becomes the protocol's, so both transports say 404 /
+   * NOT_FOUND. With a routing key, a call naming no version is routed (canary, shadow) as /predict's are.
+   */
+  async #resolve(name: string, version: string | undefined, routingKey?: string): Promise<Routed> {
     if (version !== undefined && !VERSION_PATTERN.test(version)) throw new UnknownModelError(name, version);
+    const registry = this.#options.registry;
     try {
-      return await this.#options.registry.resolveFresh(name, version === undefined ? {} : { version: Number(version) });
+      if (version === undefined && routingKey !== undefined) return await registry.routeFresh(name, routingKey);
+      return await registry.resolveFresh(name, version === undefined ? {} : { version: Number(version) });
     } catch (error) {
       if (error instanceof ModelNotFoundError) throw new UnknownModelError(name, version);
       throw error;

@@ -18,7 +18,12 @@ export type ResponseDocs = {
   content?: Record<string, Media>;
 };
 
+/** A request header the route reads without a zod schema (validating it would cost every call). */
+export type HeaderParameter = { name: string; in: 'header'; required?: boolean; description: string; schema: Record<string, unknown> };
+
 export type OperationDocs = {
+  /** Request headers the route reads itself. */
+  parameters?: HeaderParameter[];
   /** A body the route parses itself (no zod body schema), by media type. */
   requestBody?: { description?: string; content: Record<string, Media> };
   /** Examples of the zod-validated JSON body. */
@@ -47,6 +52,17 @@ export const HEADERS = {
   wwwAuthenticate: { description: 'The scheme to authenticate with', schema: { type: 'string', enum: ['Bearer'] } },
 } satisfies Record<string, Header>;
 
+/** Request headers the routes read themselves, documented once. */
+export const REQUEST_HEADERS = {
+  routingKey: {
+    name: 'X-Routing-Key',
+    in: 'header',
+    description:
+      "What routing.json's canary and shadow shares route a call naming no version by: one key always gets the same version while the file stays. Without it: a one-record call's id, else the request id.",
+    schema: { type: 'string', example: 'customer-4711' },
+  },
+} satisfies Record<string, HeaderParameter>;
+
 const ERROR_HEADERS: Partial<Record<number, Record<string, Header>>> = {
   401: { 'WWW-Authenticate': HEADERS.wwwAuthenticate },
   429: { 'Retry-After': HEADERS.retryAfter },
@@ -69,6 +85,7 @@ function errorExample(code: ErrorCode): unknown {
 
 type Operation = {
   operationId?: string;
+  parameters?: unknown[];
   requestBody?: { content?: Record<string, Media> };
   responses?: Record<string, { description?: string; headers?: Record<string, Header>; content?: Record<string, Media> }>;
 };
@@ -84,6 +101,7 @@ function errorCodesOf(media: Media | undefined): ErrorCode[] {
 
 /** Applies one operation's docs, and the generic error examples and headers, in place. */
 export function documentOperation(operation: Operation, docs: OperationDocs | undefined): void {
+  if (docs?.parameters) operation.parameters = [...(operation.parameters ?? []), ...docs.parameters];
   if (docs?.requestBody) operation.requestBody = { required: true, ...docs.requestBody } as Operation['requestBody'];
   const jsonBody = operation.requestBody?.content?.[JSON_TYPE];
   if (docs?.requestExamples && jsonBody) jsonBody.examples = docs.requestExamples;

@@ -14,7 +14,7 @@ import { shadowSummary } from '../shadow-summary.ts';
 import { ShadowSummarySchema } from '../../shared/schemas/routing.ts';
 import { ModelViewSchema } from '../../shared/model-catalog.ts';
 import { onlineErrors, routingKey, serializeTrusted, setServerTiming } from './predict.ts';
-import { HEADERS } from '../openapi/operation-docs.ts';
+import { HEADERS, REQUEST_HEADERS } from '../openapi/operation-docs.ts';
 
 // Examples from the committed species model (models/species/1) as a worker answers them.
 const SPECIES_VERSION = 'species-softmax-1.0.0+12531022';
@@ -199,6 +199,8 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRoutesOpti
     ['/models/:name', ModelParams],
     ['/models/:name/versions/:version', VersionParams],
   ] as const) {
+    // Only a call naming no version is routed by routing.json.
+    const routed = path.includes('versions') ? {} : { parameters: [REQUEST_HEADERS.routingKey] };
     routes.post(
       `${path}/predict`,
       {
@@ -207,6 +209,7 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRoutesOpti
           operationId: path.includes('versions') ? 'predictModelVersion' : 'predictModel',
           tags: ['models'],
           docs: {
+            ...routed,
             requestExamples: { setosa: { value: SETOSA } },
             responses: {
               200: {
@@ -239,6 +242,7 @@ export async function modelRoutes(app: FastifyInstance, options: ModelRoutesOpti
           operationId: path.includes('versions') ? 'predictModelVersionBatch' : 'predictModelBatch',
           tags: ['models'],
           docs: {
+            ...routed,
             requestExamples: { two: { value: { records: [SETOSA, VIRGINICA] } } },
             responses: {
               200: {

@@ -16,7 +16,7 @@ import {
 } from '../../shared/schemas/prediction.ts';
 import { errorResponses } from '../../shared/schemas/error.ts';
 import type { CallResult } from '../online-dispatcher.ts';
-import { HEADERS } from '../openapi/operation-docs.ts';
+import { HEADERS, REQUEST_HEADERS } from '../openapi/operation-docs.ts';
 import { batchRequestExamples, batchResponseExamples, predictRequestExamples, predictResponseExamples } from '../openapi/examples.ts';
 
 export type PredictRoutesOptions = {
@@ -88,6 +88,7 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
         querystring: PredictQuerySchema,
         response: { 200: PredictionSchema, ...onlineErrors },
         docs: {
+          parameters: [REQUEST_HEADERS.routingKey],
           requestExamples: predictRequestExamples,
           responses: { 200: { description: 'The score and its decision', headers: timed, examples: predictResponseExamples } },
         },
@@ -115,6 +116,7 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
         querystring: PredictQuerySchema,
         response: { 200: BatchResponseSchema, ...onlineErrors },
         docs: {
+          parameters: [REQUEST_HEADERS.routingKey],
           requestExamples: batchRequestExamples,
           responses: { 200: { description: 'One result per record, in input order', headers: timed, examples: batchResponseExamples } },
         },
