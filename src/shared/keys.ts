@@ -93,7 +93,12 @@ export function bulkClockKey(prefix: string, level: string): string {
   return `${prefix}:{shared}:bulk-clock:${level}`;
 }
 
-/** A model's stream of shadow comparisons (the last SHADOW_STREAM_LENGTH pairs): GET /models/{name}/shadow summarises it. */
+/** A model's stream of shadow comparisons (the last SHADOW_STREAM_LENGTH records at least): GET /models/{name}/shadow summarises it. */
 export function shadowStreamKey(prefix: string, model: string): string {
   return `${prefix}:shadow:{${model}}`;
+}
+
+/** Integer: records ever compared for a model, the id of its stream's newest entry (shadow-stream.ts); same slot as the stream. */
+export function shadowCountKey(prefix: string, model: string): string {
+  return `${prefix}:shadow:{${model}}:count`;
 }

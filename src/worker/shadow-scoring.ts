@@ -9,7 +9,7 @@
 // counted, when more than MAX_PENDING_RECORDS wait. A shadow that throws, is not held here, or
 // cannot take the records is counted by reason and logged, never thrown.
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { shadowStreamKey } from '../shared/keys.ts';
+import { ENTRY_RECORDS, appendShadowEntry, type ShadowEntry } from '../shared/shadow-stream.ts';
 import type { LogSink } from '../shared/logger.ts';
 import type { RedisClient } from '../shared/redis.ts';
 import type { SignatureRecord } from '../shared/model-signature.ts';
@@ -26,7 +26,7 @@ export type ShadowScoringOptions = {
   acquire: (name: string, version: number) => ModelLease | ResolveFailure;
   redis: RedisClient;
   prefix: string;
-  /** SHADOW_STREAM_LENGTH: entries (scored batches) the stream keeps, about. */
+  /** SHADOW_STREAM_LENGTH: the newest records the stream keeps, at least. */
   streamLength: number;
   /** SHADOW_STREAM_RECORDS: keep the records' contents in the stream beside their ids. */
   keepRecords: boolean;
@@ -79,7 +79,7 @@ export class ShadowScoring {
   add(answered: ModelVersion, shadow: number, records: readonly Record<string, unknown>[], outputs: readonly Record<string, unknown>[]): void {
     if (this.#closed) return;
     if (this.#waitingRecords + records.length > MAX_PENDING_RECORDS) {
-      this.#options.metrics.shadowFailed.add(records.length, { ...labelsOf(answered, shadow), reason: 'shed' });
+      this.failed(answered, shadow, records.length, 'shed');
       return;
     }
     const key = `${answered.name}/${answered.version}>${shadow}`;
@@ -116,18 +116,18 @@ export class ShadowScoring {
       this.#waiting.delete(key);
       this.#waitingRecords -= waiting.records.length;
       await this.#score(waiting).catch((err: unknown) => {
-        this.#options.metrics.shadowFailed.add(waiting.records.length, { ...labelsOf(waiting.answered, waiting.shadow), reason: 'error' });
+        this.failed(waiting.answered, waiting.shadow, waiting.records.length, 'error');
         this.#options.logger.warn({ err, ...labelsOf(waiting.answered, waiting.shadow) }, 'shadow comparison failed');
       });
     }
   }
 
   async #score({ answered, shadow, records, outputs }: Waiting): Promise<void> {
-    const { metrics, logger } = this.#options;
+    const { logger } = this.#options;
     const labels = labelsOf(answered, shadow);
     const lease = this.#options.acquire(answered.name, shadow);
     if (!('model' in lease)) {
-      metrics.shadowFailed.add(records.length, { ...labels, reason: 'shadow_not_held' });
+      this.failed(answered, shadow, records.length, 'shadow_not_held');
       return;
     }
     try {
@@ -136,14 +136,14 @@ export class ShadowScoring {
       const kept: number[] = [];
       const sameRecords = model.recordSchema.key === answered.recordSchema.key;
       for (let i = 0; i < records.length; i++) if (sameRecords || model.recordSchema.schema.safeParse(records[i]).success) kept.push(i);
-      if (kept.length < records.length) metrics.shadowFailed.add(records.length - kept.length, { ...labels, reason: 'records_not_valid_for_shadow' });
+      if (kept.length < records.length) this.failed(answered, shadow, records.length - kept.length, 'records_not_valid_for_shadow');
       if (kept.length === 0) return;
 
       let shadowOutputs: Record<string, unknown>[];
       try {
         shadowOutputs = await model.run(kept.map((i) => records[i]!) as SignatureRecord[]);
       } catch (err) {
-        metrics.shadowFailed.add(kept.length, { ...labels, reason: 'model_error' });
+        this.failed(answered, shadow, kept.length, 'model_error');
         logger.warn({ err, ...labels, records: kept.length }, 'shadow version failed on a batch');
         return;
       }
@@ -151,37 +151,57 @@ export class ShadowScoring {
 
       const agree: (0 | 1 | null)[] = new Array(kept.length);
       const difference: (number | null)[] = new Array(kept.length);
-      let agreed = 0;
-      let ids = false;
       for (let k = 0; k < kept.length; k++) {
         const c = compareRecord(answered, outputs[kept[k]!]!, model, shadowOutputs[k]!);
         agree[k] = c.agree;
         difference[k] = c.difference;
-        if (c.agree === 1) agreed++;
-        if (c.difference !== null) metrics.shadowDifference.record(c.difference, labels);
-        if (typeof records[kept[k]!]!.id === 'string') ids = true;
       }
-      metrics.shadowCompared.add(kept.length, labels);
-      if (agreed > 0) metrics.shadowAgreed.add(agreed, labels);
-
-      const fields: string[] = [
-        'answered',
-        String(answered.version),
-        'shadow',
-        String(shadow),
-        'agree',
-        JSON.stringify(agree),
-        'difference',
-        JSON.stringify(difference),
-      ];
-      if (ids) fields.push('ids', JSON.stringify(kept.map((i) => (typeof records[i]!.id === 'string' ? records[i]!.id : null))));
-      if (this.#options.keepRecords) fields.push('records', JSON.stringify(kept.map((i) => records[i])));
-      await this.#options.redis
-        .xadd(shadowStreamKey(this.#options.prefix, answered.name), 'MAXLEN', '~', this.#options.streamLength, '*', ...fields)
-        .catch((err: unknown) => logger.debug({ err, ...labels }, 'shadow stream write failed'));
+      const ids = kept.map((i) => records[i]!.id);
+      await this.publish(answered, model, {
+        agree,
+        difference,
+        ...(ids.some((id) => typeof id === 'string') && { ids: ids.map((id) => (typeof id === 'string' ? id : null)) }),
+        ...(this.#options.keepRecords && { records: kept.map((i) => records[i]) }),
+      });
     } finally {
       lease.release();
     }
+  }
+
+  /**
+   * Records the comparisons of records scored by `answered` and by `shadow`, in record order: the
+   * metrics, and the model's stream in entries of at most ENTRY_RECORDS. A stream write that fails is logged, not thrown.
+   */
+  async publish(answered: ModelVersion, shadow: ModelVersion, c: Omit<ShadowEntry, 'answered' | 'shadow'>): Promise<void> {
+    const { metrics, logger } = this.#options;
+    const labels = labelsOf(answered, shadow.version);
+    let agreed = 0;
+    for (let i = 0; i < c.agree.length; i++) {
+      if (c.agree[i] === 1) agreed++;
+      const d = c.difference[i];
+      if (d !== null && d !== undefined) metrics.shadowDifference.record(d, labels);
+    }
+    metrics.shadowCompared.add(c.agree.length, labels);
+    if (agreed > 0) metrics.shadowAgreed.add(agreed, labels);
+    for (let from = 0; from < c.agree.length; from += ENTRY_RECORDS) {
+      const to = Math.min(c.agree.length, from + ENTRY_RECORDS);
+      const entry: ShadowEntry = {
+        answered: answered.version,
+        shadow: shadow.version,
+        agree: c.agree.slice(from, to),
+        difference: c.difference.slice(from, to),
+        ...(c.ids && { ids: c.ids.slice(from, to) }),
+        ...(c.records && { records: c.records.slice(from, to) }),
+      };
+      await appendShadowEntry(this.#options.redis, this.#options.prefix, answered.name, this.#options.streamLength, entry).catch((err: unknown) =>
+        logger.debug({ err, ...labels }, 'shadow stream write failed'),
+      );
+    }
+  }
+
+  /** Counts records the shadow gave no comparison for. */
+  failed(answered: ModelVersion, shadow: number, records: number, reason: string): void {
+    this.#options.metrics.shadowFailed.add(records, { ...labelsOf(answered, shadow), reason });
   }
 }
 

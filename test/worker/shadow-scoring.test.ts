@@ -10,7 +10,7 @@ import { MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetr
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { shadowStreamKey } from '../../src/shared/keys.ts';
-import { shadowSummary } from '../../src/api/shadow-summary.ts';
+import { ENTRY_RECORDS, shadowSummary } from '../../src/shared/shadow-stream.ts';
 import { loadModelVersion, type ModelVersion } from '../../src/worker/model-version.ts';
 import { OnlineFirst } from '../../src/worker/online-first.ts';
 import { MAX_PENDING_RECORDS, ShadowScoring } from '../../src/worker/shadow-scoring.ts';
@@ -108,7 +108,7 @@ describe('shadow scoring in the worker', () => {
     assert.equal((await shadowSummary(redis.client, redis.prefix, 'fraud', 250)).pairs[0]!.compared, 250);
   });
 
-  test('past MAX_PENDING_RECORDS the records are shed and counted; a shadow not held here is counted, not thrown', async () => {
+  test('past MAX_PENDING_RECORDS the records are shed and counted; a shadow not held here is counted, not thrown; the stream keeps the newest records it is set to', async () => {
     const records = generateFraudRecords(78, 1000);
     const answered = await one.run(records);
     onlineFirst.take();
@@ -125,5 +125,10 @@ describe('shadow scoring in the worker', () => {
       what: 'the 5 records for an unheld shadow counted',
     });
     await waitFor(async () => shadows.waitingRecords === 0, { what: 'the backlog scored' });
+    // Everything not shed and held here: the backlog less the 5 records for version 7.
+    await waitFor(async () => (await read('scoring_shadow_compared_total')) === 600 + MAX_PENDING_RECORDS - 5, { what: 'the backlog compared' });
+    // The stream is trimmed by records: the newest 1000 (streamLength) at least, plus at most one entry's worth.
+    const kept = (await shadowSummary(redis.client, redis.prefix, 'fraud', 1_000_000)).pairs.reduce((n, p) => n + p.compared, 0);
+    assert.ok(kept >= 1000 && kept < 1000 + ENTRY_RECORDS, `${kept} records kept`);
   });
 });

@@ -10,7 +10,7 @@ import { ModelNotFoundError, ValidationError, issuesToDetails } from '../../shar
 import { errorResponses } from '../../shared/schemas/error.ts';
 import { PredictQuerySchema } from '../../shared/schemas/prediction.ts';
 import type { ModelRegistry, Resolved, Routed } from '../model-registry.ts';
-import { shadowSummary } from '../shadow-summary.ts';
+import { shadowSummary } from '../../shared/shadow-stream.ts';
 import { ShadowSummarySchema } from '../../shared/schemas/routing.ts';
 import { ModelViewSchema } from '../../shared/model-catalog.ts';
 import { onlineErrors, routingKey, serializeTrusted, setServerTiming } from './predict.ts';
