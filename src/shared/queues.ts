@@ -105,6 +105,8 @@ export const BulkChunkJobSchema = z.object({
   /** With no version: the alias the submission asked for (else the usual rule: champion, else latest). */
   alias: z.string().optional(),
   encoding: BulkChunkEncodingSchema,
+  /** `?shadow=true`: the version (routing.json's shadow) that scores the chunk again once its results are written, to compare. */
+  shadow: z.number().int().positive().optional(),
   /** The job's priority level and this chunk's fair-share tag in it (fair-share.ts); absent on chunks of an earlier release. */
   priority: z.enum(JOB_PRIORITIES).optional(),
   tag: z.number().int().nonnegative().optional(),

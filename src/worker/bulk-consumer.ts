@@ -18,7 +18,8 @@ import { QUEUES, type BulkChunkJob, type ChunkOutcome } from '../shared/queues.t
 import { createConsumers, type QueueConsumer } from '../shared/queue-clients.ts';
 import type { RedisClient } from '../shared/redis.ts';
 import type { ModelRepository } from './model-repository.ts';
-import { scoreColumnChunk, scoreRowChunk, type ScoredChunk } from './chunk-scorers.ts';
+import { compareChunk, scoreColumnChunk, scoreRowChunk, type ScoredChunk } from './chunk-scorers.ts';
+import type { ShadowScoring } from './shadow-scoring.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
 import type { ModelVersion } from './model-version.ts';
 import { SliceSizer, type OnlineFirst } from './online-first.ts';
@@ -46,6 +47,8 @@ export type BulkConsumerOptions = {
   sliceMs: number;
   /** Runs the slices (the bulk thread). */
   runner: SliceRunner;
+  /** Where the comparisons of a `?shadow=true` job's chunks go (metrics and the model's stream). */
+  shadows: ShadowScoring;
   /** Telemetry.tracing: BullMQ's per-chunk spans only while spans are exported. */
   tracing: boolean;
   metrics: WorkerMetrics;
@@ -130,11 +133,35 @@ export function startBulkConsumer(options: BulkConsumerOptions): QueueConsumer<'
     if (outcome === 'written') metrics.recordsScored.add(scored.rows, { kind: 'bulk', model_name: model.name, model_version: String(model.version) });
     // Only then may BullMQ hear the chunk is done (on a cluster, perhaps on another master).
     if (outcome === 'written' || outcome === 'duplicate') await store.awaitReplica(jobId);
+    // Once: a retried chunk found scored is not compared again.
+    if (outcome === 'written' && data.shadow !== undefined) await compareWithShadow(model, data.shadow, scored);
     logger.debug(
       { job_id: jobId, chunk, rows: scored.rows, outcome, model_name: model.name, model_version: scored.displayVersion },
       'bulk chunk done',
     );
     return outcome;
+  }
+
+  /**
+   * A `?shadow=true` job's chunk, scored again by the shadow version at bulk priority (slices wait
+   * for online work like the chunk's own) and compared. Its results are already written: nothing
+   * here can change them or fail the chunk.
+   */
+  async function compareWithShadow(answered: ModelVersion, shadowVersion: number, scored: ScoredChunk): Promise<void> {
+    const { shadows } = options;
+    const lease = repository.acquire(answered.name, { version: shadowVersion });
+    if (!('model' in lease)) return shadows.failed(answered, shadowVersion, scored.rows, 'shadow_not_held');
+    try {
+      const scoring = { model: lease.model, runner: options.runner, slices: sizerFor(lease.model), metrics, beforeSlice };
+      const comparison = await compareChunk(scoring, answered, scored);
+      if ('failed' in comparison) shadows.failed(answered, shadowVersion, comparison.records, comparison.failed);
+      else await shadows.publish(answered, lease.model, comparison);
+    } catch (err) {
+      shadows.failed(answered, shadowVersion, scored.rows, 'model_error');
+      logger.warn({ err, model_name: answered.name, shadow_version: shadowVersion }, 'shadow version failed on a bulk chunk');
+    } finally {
+      lease.release();
+    }
   }
 
   // Concurrency 1 (per shard), maxStalledCount 2 and BullMQ's telemetry come from the catalog (queues.ts).

@@ -4,7 +4,10 @@
 // score in slices of a few ms and wait before each one for online work in hand (online-first.ts),
 // so online batches, BullMQ's lock renewal and the stalled check run meanwhile. The caller holds a lease on the version throughout.
 import { UnrecoverableError } from 'bullmq';
-import { decisionCode, decodeChunk, encodeResults } from '../shared/bulk-chunk.ts';
+import { decisionCode, decodeChunk, encodeResults, type ChunkColumns } from '../shared/bulk-chunk.ts';
+import type { ShadowEntry } from '../shared/shadow-stream.ts';
+import type { SignatureRecord } from '../shared/model-signature.ts';
+import { compareRecord } from './shadow-scoring.ts';
 import { decodeRowChunk, encodeRowResults } from '../shared/bulk-rows.ts';
 import type { Decision } from '../shared/schemas/prediction.ts';
 import type { ModelVersion } from './model-version.ts';
@@ -23,8 +26,17 @@ export type ChunkScoring = {
   beforeSlice: () => Promise<unknown>;
 };
 
-/** A chunk's encoded results, its rows, and the display version that scored them. */
-export type ScoredChunk = { results: Buffer; rows: number; displayVersion: string };
+/**
+ * A chunk's encoded results, its rows, and the display version that scored them; and what a
+ * shadow version compares with (compareChunk): the decoded input and the scores as they came.
+ */
+export type ScoredChunk = { results: Buffer; rows: number; displayVersion: string } & (
+  | { form: 'columns'; columns: ChunkColumns; probabilities: Float32Array }
+  | { form: 'rows'; records: SignatureRecord[]; outputs: Record<string, unknown>[]; ids: string[] | null }
+);
+
+/** One chunk's comparisons with a shadow version, per record in chunk order, or why there are none. */
+export type ChunkComparison = Omit<ShadowEntry, 'answered' | 'shadow'> | { failed: 'records_not_valid_for_shadow'; records: number };
 
 /**
  * Runs the chunk's rows [0, total) in slices sized by time: each slice waits for its turn, runs,
@@ -62,7 +74,7 @@ export async function scoreColumnChunk(s: ChunkScoring, input: Buffer): Promise<
   // The columnar results hold the approve / review / decline labels (bulk-chunk.ts).
   for (let i = 0; i < decisions.length; i++) decisions[i] = decisionCode(model.decide(probabilities[i]!) as Decision);
   const results = encodeResults({ length: columns.length, probabilities, decisions, ids: columns.ids });
-  return { results, rows: columns.length, displayVersion: model.displayVersion };
+  return { results, rows: columns.length, displayVersion: model.displayVersion, form: 'columns', columns, probabilities };
 }
 
 export async function scoreRowChunk(s: ChunkScoring, input: Buffer): Promise<ScoredChunk> {
@@ -72,5 +84,49 @@ export async function scoreRowChunk(s: ChunkScoring, input: Buffer): Promise<Sco
     outputs.push(...(await s.runner.run(s.model, records.slice(from, to))));
   });
   s.model.observe(outputs);
-  return { results: encodeRowResults({ outputs, ids }), rows: records.length, displayVersion: s.model.displayVersion };
+  return { results: encodeRowResults({ outputs, ids }), rows: records.length, displayVersion: s.model.displayVersion, form: 'rows', records, outputs, ids };
+}
+
+/**
+ * Scores a chunk `answered` scored again with the shadow version (s.model), in slices like its
+ * own, and compares record by record. Columns need a shadow that reads the same record fields;
+ * rows are checked against the shadow's record schema when it takes other records.
+ */
+export async function compareChunk(s: ChunkScoring, answered: ModelVersion, scored: ScoredChunk): Promise<ChunkComparison> {
+  const shadow = s.model;
+  const sameRecords = shadow.recordSchema.key === answered.recordSchema.key;
+  if (scored.form === 'columns') {
+    const encoder = shadow.encoder;
+    if (!sameRecords || !encoder || !shadow.decision) return { failed: 'records_not_valid_for_shadow', records: scored.rows };
+    const { columns, probabilities } = scored;
+    const theirs = new Float32Array(columns.length);
+    await inSlices(s, columns.length, async (from, to) => {
+      theirs.set(await s.runner.scoreEncoded(shadow, encoder.encodeColumns(columns, from, to), to - from), from);
+    });
+    shadow.drift?.observe(theirs);
+    const agree: (0 | 1)[] = new Array(columns.length);
+    const difference: number[] = new Array(columns.length);
+    for (let i = 0; i < columns.length; i++) {
+      agree[i] = answered.decide(probabilities[i]!) === shadow.decide(theirs[i]!) ? 1 : 0;
+      difference[i] = Math.abs(probabilities[i]! - theirs[i]!);
+    }
+    return { agree, difference, ...(columns.ids && { ids: columns.ids.map((id) => id || null) }) };
+  }
+  const { records, outputs } = scored;
+  if (!sameRecords && !records.every((r) => shadow.recordSchema.schema.safeParse(r).success)) {
+    return { failed: 'records_not_valid_for_shadow', records: records.length };
+  }
+  const theirs: Record<string, unknown>[] = [];
+  await inSlices(s, records.length, async (from, to) => {
+    theirs.push(...(await s.runner.run(shadow, records.slice(from, to))));
+  });
+  shadow.observe(theirs);
+  const agree: (0 | 1 | null)[] = new Array(records.length);
+  const difference: (number | null)[] = new Array(records.length);
+  for (let i = 0; i < records.length; i++) {
+    const c = compareRecord(answered, outputs[i]!, shadow, theirs[i]!);
+    agree[i] = c.agree;
+    difference[i] = c.difference;
+  }
+  return { agree, difference, ...(scored.ids && { ids: scored.ids.map((id) => id || null) }) };
 }

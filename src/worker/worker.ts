@@ -148,6 +148,7 @@ export async function startWorker(config: Config, { telemetry, logger }: WorkerD
     ? startBulkConsumer({
         connection: bulkConnection!,
         runner: bulkRunner,
+        shadows,
         prefix: config.redis.prefix,
         shards: config.queueShards.bulk,
         repository,

@@ -235,6 +235,64 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
     await routing({});
   });
 
+  test('a bulk job with ?shadow=true: its results are the champion’s, every record is compared once, as the two versions score them; without a shadow in routing.json it is refused, nothing made', async () => {
+    const refused = await postJson(`${api.url}/jobs?shadow=true`, { records: records.slice(0, 10) });
+    assert.equal(refused.status, 400, JSON.stringify(refused.body));
+    assert.match(refused.body.error.message, /no shadow version/);
+    assert.equal((await request(`${api.url}/jobs`)).body.jobs.length, 0, 'no job made');
+
+    await routing({ shadow: { version: 2, percent: 100 } });
+    // A window of this job's records only: read the comparisons added after it.
+    const before =
+      (await request(`${api.url}/models/fraud/shadow`)).body.pairs.find((p: { shadow_version: number }) => p.shadow_version === 2)?.compared ?? 0;
+    const n = 2_500;
+    const job = await postJson(`${api.url}/jobs?shadow=true`, { records: records.slice(0, n) });
+    assert.equal(job.status, 202, JSON.stringify(job.body));
+    await waitFor(async () => ((await request(`${api.url}/jobs/${job.body.job_id}`)).body.status === 'completed' ? true : undefined), {
+      timeoutMs: 60_000,
+      what: 'the shadowed job completed',
+    });
+    assert.equal((await request(`${api.url}/jobs/${job.body.job_id}`)).body.model_version_number, 1, 'the job is the champion’s');
+    const results = (await request(`${api.url}/jobs/${job.body.job_id}/results?limit=${n}`)).body.results;
+    await waitFor(
+      async () => {
+        const pair = (await request(`${api.url}/models/fraud/shadow`)).body.pairs.find((p: { shadow_version: number }) => p.shadow_version === 2);
+        return pair && pair.compared >= Math.min(before + n, 10_000) ? true : undefined;
+      },
+      { timeoutMs: 30_000, what: `${n} bulk records compared` },
+    );
+    // The newest n comparisons are this job's: their agreement is the two versions' own on its records.
+    const window = await redis.client.xrevrange('cc:shadow:{fraud}', '+', '-', 'COUNT', 100);
+    let compared = 0;
+    let agreeing = 0;
+    for (const [, fields] of window) {
+      const f: Record<string, string> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+      const agree = JSON.parse(f.agree!) as number[];
+      for (const a of agree.slice(0, n - compared)) agreeing += a;
+      compared += Math.min(agree.length, n - compared);
+      if (compared === n) break;
+    }
+    assert.equal(compared, n);
+    const direct = async (v: number) => {
+      const out = [];
+      for (let i = 0; i < n; i += 1000)
+        out.push(
+          ...(await postJson(`${api.url}/models/fraud/versions/${v}/predict/batch`, { records: records.slice(i, Math.min(n, i + 1000)) })).body
+            .results,
+        );
+      return out;
+    };
+    const [one, two] = await Promise.all([direct(1), direct(2)]);
+    assert.deepEqual(
+      results.map((r: { decision: string }) => r.decision),
+      one.map((r) => r.decision),
+      'each result is the champion’s',
+    );
+    assert.equal(agreeing, records.slice(0, n).filter((_, i) => one[i].decision === two[i].decision).length);
+    await routing({});
+  });
+
   test('a shadow version that throws never changes a caller’s answer', async () => {
     const record = { ...records[0]!, transaction_amount: THROWING_AMOUNT + 1 };
     // Once the earlier tests' work has drained: admission (429) reads the queues' recent depth and rate.

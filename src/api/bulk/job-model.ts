@@ -22,6 +22,12 @@ export const JobModelQuerySchema = z
     model: ModelNameSchema.optional().describe(`The model to score with (default ${DEFAULT_BULK_MODEL})`),
     version: VersionSchema.optional().describe('A version of it; the job is pinned to it'),
     alias: AliasNameSchema.optional().describe('An alias of it; the job is pinned to the version it names now'),
+    shadow: z
+      .stringbool()
+      .default(false)
+      .describe(
+        "Score every record again with the model's shadow version (routing.json) once its chunk's results are written, and compare: GET /models/{name}/shadow",
+      ),
     priority: z
       .enum(JOB_PRIORITIES)
       .default('normal')
@@ -70,6 +76,31 @@ const sameFields = (a: readonly string[], b: readonly string[]) => a.length === 
  * accepted unpinned: the first worker to take a chunk pins them by the same rule.
  */
 export async function resolveJobModel(registry: ModelRegistry, query: JobModelQuery, defaultModel = DEFAULT_BULK_MODEL): Promise<JobModel> {
+  const model = await pinJobModel(registry, query, defaultModel);
+  if (query.shadow) model.pinned.shadow = shadowVersion(registry, model.pinned);
+  return model;
+}
+
+/**
+ * `?shadow=true`: the version routing.json names as the model's shadow. 400 when it names none,
+ * or names the version the job is pinned to (there would be nothing to compare).
+ */
+function shadowVersion(registry: ModelRegistry, pinned: PinnedModel): number {
+  const shadow = registry.get(pinned.name)?.routing?.shadow?.version;
+  if (shadow === undefined) {
+    throw new ValidationError(`shadow=true: model ${pinned.name} has no shadow version in its routing.json`, [
+      { path: 'shadow', message: 'the model has no shadow version' },
+    ]);
+  }
+  if (shadow === pinned.version) {
+    throw new ValidationError(`shadow=true: the job is pinned to version ${shadow}, the model's shadow version itself`, [
+      { path: 'shadow', message: 'the job is pinned to the shadow version' },
+    ]);
+  }
+  return shadow;
+}
+
+async function pinJobModel(registry: ModelRegistry, query: JobModelQuery, defaultModel: string): Promise<JobModel> {
   const name = query.model ?? defaultModel;
   const selector = query.version !== undefined ? { version: query.version } : query.alias !== undefined ? { alias: query.alias } : {};
   try {

@@ -55,7 +55,8 @@ export interface ChunkEncoder<R> {
  * The model version a job is pinned to, resolved at submission. `version` is absent only when no
  * live worker could name one; then the first worker to take a chunk pins it (by `alias`, else the usual rule).
  */
-export type PinnedModel = { name: string; version?: number; alias?: string; displayVersion?: string };
+/** What a job's chunks are scored by; `shadow`: the version that scores them again, to compare (?shadow=true). */
+export type PinnedModel = { name: string; version?: number; alias?: string; displayVersion?: string; shadow?: number };
 
 export type SubmitRequest<R = BulkRecord> = {
   rows: AsyncIterable<ParsedRow<R>>;
@@ -120,6 +121,7 @@ async function enqueueChunks(deps: SubmitDeps, job: QueuedJob, first = 0): Promi
         model: model.name,
         ...(model.version === undefined ? {} : { version: model.version }),
         ...(model.alias === undefined ? {} : { alias: model.alias }),
+        ...(model.shadow === undefined ? {} : { shadow: model.shadow }),
         encoding,
         priority: lane.level,
         tag,
