@@ -84,7 +84,15 @@ export async function scoreRowChunk(s: ChunkScoring, input: Buffer): Promise<Sco
     outputs.push(...(await s.runner.run(s.model, records.slice(from, to))));
   });
   s.model.observe(outputs);
-  return { results: encodeRowResults({ outputs, ids }), rows: records.length, displayVersion: s.model.displayVersion, form: 'rows', records, outputs, ids };
+  return {
+    results: encodeRowResults({ outputs, ids }),
+    rows: records.length,
+    displayVersion: s.model.displayVersion,
+    form: 'rows',
+    records,
+    outputs,
+    ids,
+  };
 }
 
 /**
