@@ -276,11 +276,12 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
     assert.equal(compared, n);
     const direct = async (v: number) => {
       const out = [];
-      for (let i = 0; i < n; i += 1000)
+      for (let i = 0; i < n; i += 1000) {
         out.push(
           ...(await postJson(`${api.url}/models/fraud/versions/${v}/predict/batch`, { records: records.slice(i, Math.min(n, i + 1000)) })).body
             .results,
         );
+      }
       return out;
     };
     const [one, two] = await Promise.all([direct(1), direct(2)]);
