@@ -16,7 +16,7 @@ import { median, runLoad, round, type LoadResult } from './load.ts';
 import { decodeInferResponse, runGrpcLoad } from './grpc-load.ts';
 import { startGrpcFront, type FrontKind } from './grpc-front.ts';
 import { freePort } from '../test/helpers/ports.ts';
-import type { FraudRecord } from '../src/shared/schemas/record.ts';
+import { fraudGrpcInputs, fraudRestInputs } from '../test/helpers/fraud-tensors.ts';
 import { meterCpu, sampleRss } from './process-stats.ts';
 import { diffCommandStats, readCommandStats, startMonitorCensus, type CommandDelta } from './redis-stats.ts';
 import { averageBatch, readBaselineBatches, readWorkerBatches, type BatchCounters } from './batch-stats.ts';
@@ -248,28 +248,6 @@ function generateSpeciesRecords(n: number): { measurements: number[] }[] {
   return Array.from({ length: n }, (_, i) => ({
     measurements: means[i % 3]!.map((m, j) => Number((m + (((i * 7 + j * 13) % 11) - 5) * 0.04).toFixed(2))),
   }));
-}
-
-/** One fraud record as the protocol's five REST tensors, FP64 and INT64 as a JSON client sends numbers. */
-function fraudRestInputs(r: FraudRecord) {
-  return [
-    { name: 'transaction_amount', shape: [1], datatype: 'FP64', data: [r.transaction_amount] },
-    { name: 'merchant_category', shape: [1], datatype: 'BYTES', data: [r.merchant_category] },
-    { name: 'card_present', shape: [1], datatype: 'BOOL', data: [r.card_present] },
-    { name: 'hour_of_day', shape: [1], datatype: 'INT64', data: [r.hour_of_day] },
-    { name: 'days_since_last_transaction', shape: [1], datatype: 'FP64', data: [r.days_since_last_transaction] },
-  ];
-}
-
-/** The same record as gRPC typed contents. */
-function fraudGrpcInputs(r: FraudRecord) {
-  return [
-    { name: 'transaction_amount', datatype: 'FP64', shape: ['1'], contents: { fp64_contents: [r.transaction_amount] } },
-    { name: 'merchant_category', datatype: 'BYTES', shape: ['1'], contents: { bytes_contents: [Buffer.from(r.merchant_category)] } },
-    { name: 'card_present', datatype: 'BOOL', shape: ['1'], contents: { bool_contents: [r.card_present] } },
-    { name: 'hour_of_day', datatype: 'INT32', shape: ['1'], contents: { int_contents: [r.hour_of_day] } },
-    { name: 'days_since_last_transaction', datatype: 'FP64', shape: ['1'], contents: { fp64_contents: [r.days_since_last_transaction] } },
-  ];
 }
 
 /** Per round, each protocol's req/s over /predict's in the same round; and their medians. */

@@ -63,7 +63,7 @@ const EnvSchema = z.object({
   SHADOW_STREAM_LENGTH: positiveInt
     .default(10_000)
     .describe(
-      "Shadow comparisons GET /models/{name}/shadow summarises (the newest); a model's Redis stream keeps as many scored batches of them, so at least this many",
+      "Shadow comparisons GET /models/{name}/shadow summarises (the newest); a model's Redis stream keeps at least this many records' comparisons",
     ),
   SHADOW_STREAM_RECORDS: z
     .stringbool()

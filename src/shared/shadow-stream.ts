@@ -60,7 +60,8 @@ const PAGE = 200;
 
 type Pair = { answered: number; shadow: number; agree: number[]; differences: number[]; compared: number };
 
-function fieldsOf(flat: string[]): Record<string, string> {
+/** A stream entry's flat field list as an object. */
+export function entryFields(flat: string[]): Record<string, string> {
   const f: Record<string, string> = {};
   for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i]!] = flat[i + 1]!;
   return f;
@@ -75,7 +76,7 @@ export async function shadowSummary(redis: RedisClient, prefix: string, model: s
   while (read < window) {
     const entries = await redis.xrevrange(key, end, '-', 'COUNT', PAGE);
     for (const [, flat] of entries) {
-      const f = fieldsOf(flat);
+      const f = entryFields(flat);
       const agree = JSON.parse(f.agree ?? '[]') as (0 | 1 | null)[];
       const differences = JSON.parse(f.difference ?? '[]') as (number | null)[];
       const pairKey = `${f.answered}>${f.shadow}`;

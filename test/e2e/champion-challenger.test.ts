@@ -18,7 +18,8 @@ import { freePort } from '../helpers/ports.ts';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { OIP_PROTO_PATH, PROTO_LOADER_OPTIONS } from '../../src/api/oip/protos.ts';
-import type { FraudRecord } from '../../src/shared/schemas/record.ts';
+import { fraudGrpcInputs, fraudRestInputs } from '../helpers/fraud-tensors.ts';
+import { shadowSummary } from '../../src/shared/shadow-stream.ts';
 
 const POLL_SECONDS = 1;
 
@@ -197,7 +198,7 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
 
     const byRest = await Promise.all(
       keys.map(async (k) => {
-        const res = await postJson(`${api.url}/v2/models/fraud/infer`, { inputs: restInputs(records[0]!) }, { 'x-routing-key': k });
+        const res = await postJson(`${api.url}/v2/models/fraud/infer`, { inputs: fraudRestInputs(records[0]!) }, { 'x-routing-key': k });
         assert.equal(res.status, 200, JSON.stringify(res.body));
         return res.body.model_version;
       }),
@@ -215,7 +216,7 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
               const metadata = new grpc.Metadata();
               metadata.set('x-routing-key', k);
               client.ModelInfer(
-                { model_name: 'fraud', inputs: grpcInputs(records[0]!) },
+                { model_name: 'fraud', inputs: fraudGrpcInputs(records[0]!) },
                 metadata,
                 (err: Error | null, res: { model_version: string }) => (err ? reject(err) : resolve(res.model_version)),
               );
@@ -262,18 +263,9 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
       { timeoutMs: 30_000, what: `${n} bulk records compared` },
     );
     // The newest n comparisons are this job's: their agreement is the two versions' own on its records.
-    const window = await redis.client.xrevrange('cc:shadow:{fraud}', '+', '-', 'COUNT', 100);
-    let compared = 0;
-    let agreeing = 0;
-    for (const [, fields] of window) {
-      const f: Record<string, string> = {};
-      for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
-      const agree = JSON.parse(f.agree!) as number[];
-      for (const a of agree.slice(0, n - compared)) agreeing += a;
-      compared += Math.min(agree.length, n - compared);
-      if (compared === n) break;
-    }
-    assert.equal(compared, n);
+    const newest = await shadowSummary(redis.client, 'cc', 'fraud', n);
+    assert.equal(newest.pairs.length, 1);
+    assert.equal(newest.pairs[0]!.compared, n);
     const direct = async (v: number) => {
       const out = [];
       for (let i = 0; i < n; i += 1000) {
@@ -290,7 +282,7 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
       one.map((r) => r.decision),
       'each result is the champion’s',
     );
-    assert.equal(agreeing, records.slice(0, n).filter((_, i) => one[i].decision === two[i].decision).length);
+    assert.equal(newest.pairs[0]!.agreement, records.slice(0, n).filter((_, i) => one[i].decision === two[i].decision).length / n);
     await routing({});
   });
 
@@ -316,28 +308,6 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
     await routing({});
   });
 });
-
-/** One fraud record as the protocol's REST tensors, one per field. */
-function restInputs(r: FraudRecord) {
-  return [
-    { name: 'transaction_amount', shape: [1], datatype: 'FP64', data: [r.transaction_amount] },
-    { name: 'merchant_category', shape: [1], datatype: 'BYTES', data: [r.merchant_category] },
-    { name: 'card_present', shape: [1], datatype: 'BOOL', data: [r.card_present] },
-    { name: 'hour_of_day', shape: [1], datatype: 'INT64', data: [r.hour_of_day] },
-    { name: 'days_since_last_transaction', shape: [1], datatype: 'FP64', data: [r.days_since_last_transaction] },
-  ];
-}
-
-/** The same record as gRPC typed contents. */
-function grpcInputs(r: FraudRecord) {
-  return [
-    { name: 'transaction_amount', datatype: 'FP64', shape: ['1'], contents: { fp64_contents: [r.transaction_amount] } },
-    { name: 'merchant_category', datatype: 'BYTES', shape: ['1'], contents: { bytes_contents: [Buffer.from(r.merchant_category)] } },
-    { name: 'card_present', datatype: 'BOOL', shape: ['1'], contents: { bool_contents: [r.card_present] } },
-    { name: 'hour_of_day', datatype: 'INT64', shape: ['1'], contents: { int64_contents: [r.hour_of_day] } },
-    { name: 'days_since_last_transaction', datatype: 'FP64', shape: ['1'], contents: { fp64_contents: [r.days_since_last_transaction] } },
-  ];
-}
 
 /** A /models reply without its model_name: the shape /predict answers with. */
 function stripName(body: Record<string, unknown>): Record<string, unknown> {

@@ -10,7 +10,7 @@ import { MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetr
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { shadowStreamKey } from '../../src/shared/keys.ts';
-import { ENTRY_RECORDS, shadowSummary } from '../../src/shared/shadow-stream.ts';
+import { ENTRY_RECORDS, entryFields, shadowSummary } from '../../src/shared/shadow-stream.ts';
 import { loadModelVersion, type ModelVersion } from '../../src/worker/model-version.ts';
 import { OnlineFirst } from '../../src/worker/online-first.ts';
 import { MAX_PENDING_RECORDS, ShadowScoring } from '../../src/worker/shadow-scoring.ts';
@@ -98,9 +98,7 @@ describe('shadow scoring in the worker', () => {
 
     // Record ids are kept, their contents are not.
     const [first] = await redis.client.xrange(shadowStreamKey(redis.prefix, 'fraud'), '-', '+', 'COUNT', 1);
-    const fields = first![1];
-    const entry: Record<string, string> = {};
-    for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i]!] = fields[i + 1]!;
+    const entry = entryFields(first![1]);
     assert.equal(JSON.parse(entry.ids!)[0], 'txn-0');
     assert.equal(entry.records, undefined);
 

@@ -54,8 +54,8 @@ export interface ChunkEncoder<R> {
 /**
  * The model version a job is pinned to, resolved at submission. `version` is absent only when no
  * live worker could name one; then the first worker to take a chunk pins it (by `alias`, else the usual rule).
+ * `shadow`: the version that scores the chunks again, to compare (?shadow=true).
  */
-/** What a job's chunks are scored by; `shadow`: the version that scores them again, to compare (?shadow=true). */
 export type PinnedModel = { name: string; version?: number; alias?: string; displayVersion?: string; shadow?: number };
 
 export type SubmitRequest<R = BulkRecord> = {

@@ -8,6 +8,7 @@ import { InvalidArgumentError, OipError, isUnexpected, toOipError } from './erro
 import { addInput, checkInputs, checkRequestedOutputs, jsonData, selectOutputs, tensorFromJson, type TensorMap } from './tensors.ts';
 import { OIP_DOCS, OIP_ROUTED_INFER_DOCS, oipSchema } from './rest-docs.ts';
 import { errorCodeOf } from '../inference-calls.ts';
+import { routingKeyHeader } from '../routes/predict.ts';
 
 export type OipRestOptions = {
   backend: InferenceBackend;
@@ -164,7 +165,7 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
       checked: meta,
       ...(requested && { outputs: requested }),
       signal: clientGone(reply),
-      routingKey: headerValue(request.headers['x-routing-key']) ?? body.id ?? request.id,
+      routingKey: routingKeyHeader(request) ?? body.id ?? request.id,
     });
     return {
       model_name: result.modelName,
@@ -191,9 +192,4 @@ async function v2Routes(app: FastifyInstance, options: OipRestOptions) {
 /** Registers GET /v2, /v2/health/*, /v2/models/… and POST …/infer. */
 export async function oipRestRoutes(app: FastifyInstance, options: OipRestOptions) {
   await app.register(v2Routes, { ...options, prefix: '/v2' });
-}
-
-/** A header's value when it is one non-empty string. */
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return typeof value === 'string' && value !== '' ? value : undefined;
 }

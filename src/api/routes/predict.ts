@@ -56,10 +56,16 @@ export const serializeTrusted = () => (data: unknown) => JSON.stringify(data);
  * X-Routing-Key header, else a one-record call's `id`, else the request id.
  */
 export function routingKey(request: FastifyRequest, records: readonly unknown[]): string {
-  const header = request.headers['x-routing-key'];
-  if (typeof header === 'string' && header !== '') return header;
+  const header = routingKeyHeader(request);
+  if (header !== undefined) return header;
   const id = records.length === 1 ? (records[0] as { id?: unknown } | undefined)?.id : undefined;
   return typeof id === 'string' && id !== '' ? id : request.id;
+}
+
+/** The X-Routing-Key header, when the client sent one non-empty value. */
+export function routingKeyHeader(request: FastifyRequest): string | undefined {
+  const header = request.headers['x-routing-key'];
+  return typeof header === 'string' && header !== '' ? header : undefined;
 }
 
 /** Server-Timing tells a client where its milliseconds went without a tracing backend. */
