@@ -7,7 +7,7 @@ import { UnrecoverableError } from 'bullmq';
 import { decisionCode, decodeChunk, encodeResults, type ChunkColumns } from '../shared/bulk-chunk.ts';
 import type { ShadowEntry } from '../shared/shadow-stream.ts';
 import type { SignatureRecord } from '../shared/model-signature.ts';
-import { compareRecord } from './shadow-scoring.ts';
+import { compareOutputs } from './shadow-scoring.ts';
 import { decodeRowChunk, encodeRowResults } from '../shared/bulk-rows.ts';
 import type { Decision } from '../shared/schemas/prediction.ts';
 import type { ModelVersion } from './model-version.ts';
@@ -129,12 +129,6 @@ export async function compareChunk(s: ChunkScoring, answered: ModelVersion, scor
     theirs.push(...(await s.runner.run(shadow, records.slice(from, to))));
   });
   shadow.observe(theirs);
-  const agree: (0 | 1 | null)[] = new Array(records.length);
-  const difference: (number | null)[] = new Array(records.length);
-  for (let i = 0; i < records.length; i++) {
-    const c = compareRecord(answered, outputs[i]!, shadow, theirs[i]!);
-    agree[i] = c.agree;
-    difference[i] = c.difference;
-  }
+  const { agree, difference } = compareOutputs(answered, outputs, shadow, theirs);
   return { agree, difference, ...(scored.ids && { ids: scored.ids.map((id) => id || null) }) };
 }

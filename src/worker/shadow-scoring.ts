@@ -59,6 +59,23 @@ export function compareRecord(
   };
 }
 
+/** Record-by-record comparisons of two versions' outputs for the same records, in record order. */
+export function compareOutputs(
+  answered: ModelVersion,
+  ours: readonly Record<string, unknown>[],
+  shadow: ModelVersion,
+  theirs: readonly Record<string, unknown>[],
+): Pick<ShadowEntry, 'agree' | 'difference'> {
+  const agree: (0 | 1 | null)[] = new Array(ours.length);
+  const difference: (number | null)[] = new Array(ours.length);
+  for (let i = 0; i < ours.length; i++) {
+    const c = compareRecord(answered, ours[i]!, shadow, theirs[i]!);
+    agree[i] = c.agree;
+    difference[i] = c.difference;
+  }
+  return { agree, difference };
+}
+
 export class ShadowScoring {
   readonly #options: ShadowScoringOptions;
   readonly #waiting = new Map<string, Waiting>();
@@ -149,13 +166,12 @@ export class ShadowScoring {
       }
       model.observe(shadowOutputs);
 
-      const agree: (0 | 1 | null)[] = new Array(kept.length);
-      const difference: (number | null)[] = new Array(kept.length);
-      for (let k = 0; k < kept.length; k++) {
-        const c = compareRecord(answered, outputs[kept[k]!]!, model, shadowOutputs[k]!);
-        agree[k] = c.agree;
-        difference[k] = c.difference;
-      }
+      const { agree, difference } = compareOutputs(
+        answered,
+        kept.map((i) => outputs[i]!),
+        model,
+        shadowOutputs,
+      );
       const ids = kept.map((i) => records[i]!.id);
       await this.publish(answered, model, {
         agree,
