@@ -3,6 +3,7 @@
 // (invisible, unable to complete) until the body is whole; a body refused after chunks were
 // queued leaves nothing a worker could score or a client could see.
 import { openLane } from '../../src/shared/fair-share.ts';
+import { IntakeTurns } from '../../src/api/bulk/intake-turns.ts';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createBulkStore, type BulkStore } from '../../src/shared/bulk-store.ts';
@@ -31,6 +32,7 @@ before(async () => {
     ttlSeconds: 600,
     stagingTtlSeconds: 120,
     openLane: (level, ownerJobs) => openLane(redis.client, redis.prefix, level, ownerJobs),
+    turns: new IntakeTurns(),
   };
 });
 after(async () => {

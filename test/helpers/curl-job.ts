@@ -5,8 +5,11 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-/** Submits an NDJSON file; resolves with the job id once the upload is answered, rejects with the answer otherwise. */
-export async function submitFileWithCurl(apiUrl: string, file: string, key: string, query = ''): Promise<string> {
+/**
+ * Submits an NDJSON file; resolves with the job id once the upload is answered, rejects with the
+ * answer otherwise. Aborting `signal` kills curl mid-upload, as a client that goes away.
+ */
+export async function submitFileWithCurl(apiUrl: string, file: string, key: string, query = '', signal?: AbortSignal): Promise<string> {
   const { stdout } = await run(
     'curl',
     [
@@ -21,7 +24,7 @@ export async function submitFileWithCurl(apiUrl: string, file: string, key: stri
       `@${file}`,
       `${apiUrl}/jobs${query}`,
     ],
-    { maxBuffer: 1 << 20 },
+    { maxBuffer: 1 << 20, ...(signal && { signal }) },
   );
   let body: { job_id?: string } = {};
   try {

@@ -7,13 +7,14 @@
 // dies anywhere on the way leaves only keys that expire within STAGING_TTL_SECONDS, and a retry
 // under the same Idempotency-Key finishes (or replaces) what it left.
 import { createHash, randomBytes } from 'node:crypto';
-import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { BulkJobState, BulkStore, OpenedBulkJob } from '../../shared/bulk-store.ts';
 import { ValidationError, type ErrorDetail } from '../../shared/errors.ts';
 import type { BulkChunkEncoding, BulkChunkJob } from '../../shared/queues.ts';
 import type { BulkRecord } from '../../shared/schemas/record.ts';
 import { enqueueBulk, type QueueProducer } from '../../shared/queue-clients.ts';
 import { chunkPriority, chunkTag, type JobPriority, type Lane } from '../../shared/fair-share.ts';
+import type { IntakeTurns } from './intake-turns.ts';
 import type { ParsedRow } from './parsed-row.ts';
 
 /** The contract: a refused body lists its first 100 problems, no more. */
@@ -24,7 +25,8 @@ const ENQUEUE_BATCH = 500;
  * The longest the intake holds the event loop. A body that arrives faster than it is parsed is
  * always readable, and for await over a readable stream continues in microtasks without ever
  * returning to the loop: without a yield, a whole 10,000-record chunk (~30 ms) was parsed in one
- * go while online calls waited. Measured per 256 rows, where a time check costs nothing.
+ * go while online calls waited. Measured per 256 rows, where a time check costs nothing. Between
+ * slices, the uploads parsed at once take turns, least parsed first (intake-turns.ts).
  */
 export const INTAKE_SLICE_MS = 2;
 const ROWS_PER_TIME_CHECK = 256;
@@ -40,6 +42,8 @@ export type SubmitDeps = {
   pauseBeforeEnqueueMs?: number;
   /** A lane for a job of `level` opening now behind `ownerJobs` other jobs of its owner (fair-share.ts). */
   openLane: (level: JobPriority, ownerJobs: number) => Promise<Lane>;
+  /** The turns every upload of this api shares between its slices. */
+  turns: IntakeTurns;
 };
 
 /** What gathers a job's valid records into staged chunks: fraud's ChunkBuilder, or RowChunkBuilder. */
@@ -231,16 +235,13 @@ export async function submitBulkJob<R>(deps: SubmitDeps, request: SubmitRequest<
 
   /** The refusal this function throws itself, told apart from a parser's fatal error by identity. */
   let refusal: ValidationError | undefined;
-  let rowsSinceCheck = 0;
+  let rows = 0;
   let sliceStarted = performance.now();
   try {
     for await (const row of request.rows) {
-      if (++rowsSinceCheck === ROWS_PER_TIME_CHECK) {
-        rowsSinceCheck = 0;
-        if (performance.now() - sliceStarted > INTAKE_SLICE_MS) {
-          await nextTurn();
-          sliceStarted = performance.now();
-        }
+      if (++rows % ROWS_PER_TIME_CHECK === 0 && performance.now() - sliceStarted > INTAKE_SLICE_MS) {
+        await deps.turns.next(rows);
+        sliceStarted = performance.now();
       }
       if (!row.ok) {
         problems.push(...row.details);

@@ -43,6 +43,7 @@ import { renderAccepted, renderStatus, statusUrl } from '../bulk/job-status.ts';
 import { listJobs } from '../bulk/job-list.ts';
 import { limitBytes } from '../bulk/parsed-row.ts';
 import { RESULT_CONTENT_TYPES, preferredResultFormat, resultsPage, resultsStream } from '../bulk/results-format.ts';
+import { IntakeTurns } from '../bulk/intake-turns.ts';
 import { resumeIdempotentJob, submitBulkJob, type SubmitDeps } from '../bulk/submit.ts';
 import { HEADERS, componentRef } from '../openapi/operation-docs.ts';
 import {
@@ -83,6 +84,7 @@ export async function jobsRoutes(app: FastifyInstance, { config }: JobsRoutesOpt
     stagingTtlSeconds: config.bulk.stagingTtlSeconds,
     pauseBeforeEnqueueMs: config.bulk.testPauseBeforeEnqueueMs,
     openLane: (level, ownerJobs) => openJobLane(level, ownerJobs),
+    turns: new IntakeTurns(),
   };
   const { tenantMaxQueuedRecords } = config.bulk;
 
