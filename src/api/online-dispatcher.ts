@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Tracer } from '@opentelemetry/api';
 import { recordsScoredKey } from '../shared/keys.ts';
-import { predictQueue, type CallTimings, type OnlineCall, type OnlineReply, type PredictJob, type PredictOutcome } from '../shared/queues.ts';
+import { callRows, predictQueue, type CallTimings, type OnlineCall, type OnlineReply, type PredictJob, type PredictOutcome } from '../shared/queues.ts';
 import { createProducer, enqueue, enqueueBulk, type Producer, type Sharding } from '../shared/queue-clients.ts';
 import { replyChannel, subscribeReplies } from '../shared/reply-channel.ts';
 import {
@@ -31,6 +31,7 @@ import { isRedisOutOfMemory, isRedisReady, type RedisClient } from '../shared/re
 import { busyScoringRate, predictedWaitMs, trimSamples, windowScoringRate, type RateSample } from '../shared/scoring-rate.ts';
 import type { LogSink } from '../shared/logger.ts';
 import { injectSpan } from '../shared/trace-carrier.ts';
+import { packColumns, type Columns } from '../shared/tensor-columns.ts';
 import { endCallSpanError, endCallSpanOk, startCallSpan } from './call-spans.ts';
 
 /** What a call got back: per record, each output by name, and the version that scored it. */
@@ -187,11 +188,14 @@ export class OnlineDispatcher {
    *
    * `shadow`: a version of the same model the worker also scores these records with, after this
    * call's reply has gone (routing.json's shadow); it costs the caller nothing here.
+   *
+   * `input`: the records, or (the protocol paths) the same inputs as named columns, which travel
+   * as they are (tensor-columns.ts).
    */
   submit(
     model: string,
     version: number,
-    records: Record<string, unknown>[],
+    input: Record<string, unknown>[] | Columns,
     timeoutMs: number,
     { signal, shadow }: { signal?: AbortSignal; shadow?: number } = {},
   ): Promise<CallResult> {
@@ -202,8 +206,9 @@ export class OnlineDispatcher {
 
     const queueName = this.producer(model, version).definition.name;
     const callId = String(this.#nextCallId++);
-    const span = startCallSpan(this.#options.tracer, queueName, records.length, model);
-    this.#recordsInFlight += records.length;
+    const rows = Array.isArray(input) ? input.length : input.rows;
+    const span = startCallSpan(this.#options.tracer, queueName, rows, model);
+    this.#recordsInFlight += rows;
     return new Promise<CallResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#settle(callId, (p) => p.reject(new TimeoutError(timeoutMs)));
@@ -212,11 +217,13 @@ export class OnlineDispatcher {
         resolve: (result) => (endCallSpanOk(span, result.timings, result.modelVersion), resolve(result)),
         reject: (error) => (endCallSpanError(span, error), reject(error)),
         timer,
-        records: records.length,
+        records: rows,
       };
       this.#pending.set(callId, pending);
       if (this.#turnCalls === 0) setImmediate(() => void this.#flush());
-      const call: OnlineCall = { call_id: callId, deadline: Date.now() + timeoutMs, records };
+      const call: OnlineCall = { call_id: callId, deadline: Date.now() + timeoutMs };
+      if (Array.isArray(input)) call.records = input;
+      else call.columns = { rows, packed: packColumns(input) };
       if (shadow !== undefined) call.shadow = shadow;
       if (signal) {
         const withdraw = () => this.#withdraw(queueName, call, signal.reason as Error);
@@ -267,13 +274,13 @@ export class OnlineDispatcher {
     let current: OnlineCall[] = [];
     let records = 0;
     for (const call of calls) {
-      if (current.length > 0 && records + call.records.length > this.#options.maxRecordsPerJob) {
+      if (current.length > 0 && records + callRows(call) > this.#options.maxRecordsPerJob) {
         jobs.push(current);
         current = [];
         records = 0;
       }
       current.push(call);
-      records += call.records.length;
+      records += callRows(call);
     }
     jobs.push(current);
 
@@ -289,7 +296,7 @@ export class OnlineDispatcher {
       }
       this.#waitingJobs += data.length;
       this.#jobsEnqueued += data.length;
-      for (const call of calls) this.#recordsEnqueued += call.records.length;
+      for (const call of calls) this.#recordsEnqueued += callRows(call);
     } catch (err) {
       this.#options.logger.warn({ err }, 'enqueue failed');
       // A full Redis refuses the write but answers: 507 with Retry-After, as POST /jobs says it.

@@ -22,22 +22,33 @@ export function predictQueueName(model: string, version: number, shard = 0, shar
 /**
  * One caller waiting on the api: its records and the moment it stops waiting. The api validated
  * the records against the model version the queue is named for (the schema built from its
- * manifest's fields or its signature), so the worker reads them as plain objects.
+ * manifest's fields or its signature), so the worker reads them as plain objects. A protocol call
+ * (REST or gRPC infer) carries its tensors as `columns` instead (tensor-columns.ts), checked
+ * against the version's metadata the same way: exactly one of the two is present.
  */
-export const OnlineCallSchema = z.object({
-  call_id: z.string(),
-  /** Epoch ms. Past it the caller has had its 504 and the worker must not score the call. */
-  deadline: z.number(),
-  records: z.array(z.record(z.string(), z.unknown())).min(1),
-  /** W3C trace context of the caller's enqueue span; absent when tracing is off. */
-  trace: z.object({ traceparent: z.string(), tracestate: z.string().optional() }).optional(),
-  /**
-   * A version of the same model that also scores these records once the caller has its answer
-   * (routing.json's shadow share): the worker compares the two (shadow-scoring.ts).
-   */
-  shadow: z.number().int().positive().optional(),
-});
+export const OnlineCallSchema = z
+  .object({
+    call_id: z.string(),
+    /** Epoch ms. Past it the caller has had its 504 and the worker must not score the call. */
+    deadline: z.number(),
+    records: z.array(z.record(z.string(), z.unknown())).min(1).optional(),
+    /** The inputs as named typed columns: `rows` records' worth, packed by packColumns. */
+    columns: z.object({ rows: z.number().int().positive(), packed: z.string() }).optional(),
+    /** W3C trace context of the caller's enqueue span; absent when tracing is off. */
+    trace: z.object({ traceparent: z.string(), tracestate: z.string().optional() }).optional(),
+    /**
+     * A version of the same model that also scores these records once the caller has its answer
+     * (routing.json's shadow share): the worker compares the two (shadow-scoring.ts).
+     */
+    shadow: z.number().int().positive().optional(),
+  })
+  .refine((c) => (c.records === undefined) !== (c.columns === undefined), { message: 'a call carries records or columns' });
 export type OnlineCall = z.infer<typeof OnlineCallSchema>;
+
+/** The records a call holds, in either form. */
+export function callRows(call: Pick<OnlineCall, 'records' | 'columns'>): number {
+  return call.records ? call.records.length : call.columns!.rows;
+}
 
 /**
  * One online queue job carries every call that reached one api process in one event-loop
@@ -158,9 +169,10 @@ function predictEnvelope(data: unknown): string | undefined {
   if (!Array.isArray(job.calls) || job.calls.length === 0) return 'no calls';
   for (const call of job.calls as unknown[]) {
     const c = call as Partial<OnlineCall> | null;
-    if (typeof c?.call_id !== 'string' || typeof c.deadline !== 'number' || !Array.isArray(c.records) || c.records.length === 0) {
-      return 'a call without call_id, deadline or records';
-    }
+    if (typeof c?.call_id !== 'string' || typeof c.deadline !== 'number') return 'a call without call_id or deadline';
+    const records = Array.isArray(c.records) && c.records.length > 0;
+    const columns = typeof c.columns?.packed === 'string' && Number.isInteger(c.columns.rows) && c.columns.rows > 0;
+    if (records === columns) return 'a call without records or columns, or with both';
   }
   return undefined;
 }

@@ -6,7 +6,7 @@
 // and names its size and model version. So a request's trace shows its queue wait and the batch
 // it rode in, and the batch shows every request it served.
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Link, type Span, type Tracer } from '@opentelemetry/api';
-import type { OnlineCall } from '../shared/queues.ts';
+import { callRows, type OnlineCall } from '../shared/queues.ts';
 import { extractContext, extractSpanContext } from '../shared/trace-carrier.ts';
 
 export type TracedCall = { call: OnlineCall; enqueuedAt: number; pickedAt: number };
@@ -61,7 +61,7 @@ export function recordCallSpans(
         'messaging.operation.type': 'process',
         'messaging.destination.name': 'predict',
         'scoring.call_id': call.call_id,
-        'scoring.records': call.records.length,
+        'scoring.records': callRows(call),
         'scoring.queue_ms': Math.max(0, pickedAt - enqueuedAt),
         ...(batch ? { 'batch.size': batch.records, 'model.name': batch.modelName, 'model.version': batch.modelVersion } : {}),
       },

@@ -1,6 +1,7 @@
 // The one record → tensor encoding. The trainer, the exporter's tests and the worker all encode
 // through this module, driven by a manifest's record encoding, so training and serving cannot drift.
 import type { RecordField } from '../shared/record-fields.ts';
+import type { Column } from '../shared/tensor-columns.ts';
 
 /** A record of a record-encoded model, valid for its fields (the api checked it against them). */
 export type EncodedRecord = Readonly<Record<string, unknown>>;
@@ -15,6 +16,11 @@ export interface FeatureEncoder {
    * `encode` gives the same records, without building a record per row.
    */
   encodeColumns(columns: FeatureColumns, from: number, to: number): Float32Array;
+  /**
+   * `rows` records given as one column per field (an online protocol call's tensors, one element
+   * per record), in the layout and values `encode` gives the same records.
+   */
+  encodeFields(columns: ReadonlyMap<string, Column>, rows: number): Float32Array;
 }
 
 /**
@@ -120,6 +126,24 @@ export function createFeatureEncoder(input: { features: readonly RecordField[]; 
         const columnOfCode = Int32Array.from(chunk.categories, (category) => columns.get(category) ?? unknown);
         const codes = chunk.categoryCodes;
         for (let r = 0; r < rows; r++) out[r * width + columnOfCode[codes[from + r]!]!] = 1;
+      }
+      return out;
+    },
+    encodeFields(fields, rows) {
+      const out = new Float32Array(rows * width);
+      const values = (field: string) => fields.get(field)!.data as ArrayLike<number | bigint | string>;
+      // NaN in a float column is a missing value already; Number() also reads an int64 column.
+      for (const { field, column: c } of [...numbers, ...missable]) {
+        const v = values(field);
+        for (let r = 0; r < rows; r++) out[r * width + c] = Number(v[r]);
+      }
+      for (const { field, column: c } of booleans) {
+        const v = values(field);
+        for (let r = 0; r < rows; r++) out[r * width + c] = v[r] ? 1 : 0;
+      }
+      for (const { field, columns, unknown } of oneHots) {
+        const v = values(field) as ArrayLike<string>;
+        for (let r = 0; r < rows; r++) out[r * width + (columns.get(v[r]!) ?? unknown)] = 1;
       }
       return out;
     },

@@ -13,7 +13,8 @@ import { recordSchemaFromFields } from '../shared/record-fields.ts';
 import { createFeatureEncoder, type EncodedRecord, type FeatureEncoder } from './features.ts';
 import { readSignature, type IgnoredOutput } from './model-signature.ts';
 import { XGBOOST_FILES, XGBOOST_INPUT, XgboostRefusal, convertBooster, readBooster, type ConvertedBooster } from './xgboost-onnx.ts';
-import { decodeOutputs, encodeRecords } from './tensor-codec.ts';
+import { columnValues, concatFeatures, decodeOutputs, encodeParts, partRows, type InputPart } from './tensor-codec.ts';
+import type { Columns } from '../shared/tensor-columns.ts';
 import { ScoreDrift } from './score-drift.ts';
 import {
   MANIFEST_FILE,
@@ -233,27 +234,50 @@ export class ModelVersion {
    * output by name (a record-encoded version: its probability under the manifest's field), class
    * labels applied, plus `decision` when the manifest gives a policy. Call it while holding a lease.
    */
-  async run(records: readonly SignatureRecord[]): Promise<Record<string, unknown>[]> {
+  run(records: readonly SignatureRecord[]): Promise<Record<string, unknown>[]> {
+    return this.runParts([records]);
+  }
+
+  /**
+   * run() for a batch of calls, each its records or its columns (a protocol call's inputs, checked
+   * against this version's metadata): one session.run over all of them, outputs in call order.
+   */
+  async runParts(parts: readonly InputPart[]): Promise<Record<string, unknown>[]> {
     if (this.#closing) throw new Error(`model ${this.name} version ${this.version} is closed`);
-    if (records.length === 0) return [];
+    const rows = parts.reduce((n, p) => n + partRows(p), 0);
+    if (rows === 0) return [];
     const encoded = this.#encoded;
     if (encoded) {
-      const probabilities = await this.probabilities(records);
-      const perRecord: Record<string, unknown>[] = new Array(records.length);
+      const features = concatFeatures(
+        parts.map((p) => (Array.isArray(p) ? encoded.encoder.encode(p) : encoded.encoder.encodeFields((p as Columns).inputs, (p as Columns).rows))),
+      );
+      const probabilities = await this.scoreEncoded(features, rows);
+      const perRecord: Record<string, unknown>[] = new Array(rows);
       // The value read from the float32 tensor is exact as a JS number; it is serialized as is.
-      for (let r = 0; r < records.length; r++) perRecord[r] = this.#decided({ [encoded.field]: probabilities[r] }, probabilities[r]!);
+      for (let r = 0; r < rows; r++) perRecord[r] = this.#decided({ [encoded.field]: probabilities[r] }, probabilities[r]!);
       return perRecord;
     }
     const outputs = this.signature.outputs;
     const fieldInput = this.#fieldInput;
+    // A booster's records name its features; its protocol calls send its one input as the graph has it.
     const feeds = fieldInput
-      ? { [fieldInput.input]: new Tensor('float32', fieldInput.encoder.encode(records), [records.length, fieldInput.encoder.width]) }
-      : encodeRecords(this.signature.inputs, records);
+      ? {
+          [fieldInput.input]: new Tensor(
+            'float32',
+            concatFeatures(
+              parts.map((p) =>
+                Array.isArray(p) ? fieldInput.encoder.encode(p) : (columnValues('float32', (p as Columns).inputs.get(fieldInput.input)!) as Float32Array),
+              ),
+            ),
+            [rows, fieldInput.encoder.width],
+          ),
+        }
+      : encodeParts(this.signature.inputs, parts);
     const results = await this.session.run(
       feeds,
       outputs.map((o) => o.name),
     );
-    const perRecord = decodeOutputs(outputs, results, records.length);
+    const perRecord = decodeOutputs(outputs, results, rows);
     for (const record of perRecord) this.#present(record);
     return perRecord;
   }

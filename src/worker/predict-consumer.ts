@@ -9,13 +9,15 @@
 // Every version answers the same way: per record, each output by name (ModelVersion.run; a
 // record-encoded version's probability under its manifest's field, plus its decision).
 import type { Tracer, Span } from '@opentelemetry/api';
-import { predictQueue, type OnlineCall, type OnlineReply, type PredictJob, type PredictOutcome } from '../shared/queues.ts';
+import { callRows, predictQueue, type OnlineCall, type OnlineReply, type PredictJob, type PredictOutcome } from '../shared/queues.ts';
 import { createConsumers, type Consumer } from '../shared/queue-clients.ts';
 import type { RedisClient } from '../shared/redis.ts';
 import { publishReplies } from '../shared/reply-channel.ts';
 import type { LogSink } from '../shared/logger.ts';
 import type { SignatureRecord } from '../shared/model-signature.ts';
 import { recordsScoredKey } from '../shared/keys.ts';
+import { recordsOf, unpackColumns } from '../shared/tensor-columns.ts';
+import type { InputPart } from './tensor-codec.ts';
 import { Batcher } from './batcher.ts';
 import type { ModelLease, ResolveFailure } from './model-repository.ts';
 import type { ModelVersion } from './model-version.ts';
@@ -109,28 +111,29 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
   const labels = { model_name: options.modelName, model_version: String(options.version) };
 
   async function score(model: ModelVersion, live: LiveCall[], batchSpan: Span): Promise<Scored> {
-    const records: Record<string, unknown>[] = [];
-    for (const { call } of live) for (const r of call.records) records.push(r);
+    const records = live.reduce((n, { call }) => n + callRows(call), 0);
     const by = scoredBy(model);
     const startedAt = Date.now();
     const started = performance.now();
     try {
-      const outputs = await model.run(records as SignatureRecord[]);
+      // A protocol call's columns feed the session as they are; no record is built for them.
+      const parts = live.map(({ call }): InputPart => (call.records as SignatureRecord[] | undefined) ?? unpackColumns(call.columns!.packed));
+      const outputs = await model.runParts(parts);
       model.observe(outputs);
       const inferenceMs = performance.now() - started;
       recordInferenceSpan(tracer, batchSpan, startedAt, startedAt + inferenceMs, by);
-      metrics.batchRecords.record(records.length, labels);
+      metrics.batchRecords.record(records, labels);
       metrics.inferenceDuration.record(inferenceMs / 1000, labels);
-      return { ok: true, outputs, inferenceMs, records: records.length };
+      return { ok: true, outputs, inferenceMs, records };
     } catch (err) {
       metrics.modelErrors.add(1, { kind: 'online', ...labels });
-      logger.error({ err, ...labels, records: records.length, calls: live.length }, 'model failed on an online batch');
+      logger.error({ err, ...labels, records, calls: live.length }, 'model failed on an online batch');
       return {
         ok: false,
         code: 'model_error',
-        message: modelFailure(by, records.length),
+        message: modelFailure(by, records),
         inferenceMs: performance.now() - started,
-        records: records.length,
+        records,
       };
     }
   }
@@ -150,7 +153,7 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
     let offset = 0;
     let recordsScored = 0;
     for (const { arrival, call } of live) {
-      const n = call.records.length;
+      const n = callRows(call);
       let reply: OnlineReply;
       if (!scored.ok || !model) {
         const failure = scored.ok ? { code: 'model_error' as const, message: 'no model' } : scored;
@@ -170,7 +173,9 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
           };
         } else {
           recordsScored += n;
-          if (call.shadow !== undefined) shadowed.push({ shadow: call.shadow, records: call.records, outputs });
+          if (call.shadow !== undefined) {
+            shadowed.push({ shadow: call.shadow, records: call.records ?? recordsOf(unpackColumns(call.columns!.packed)), outputs });
+          }
           reply = {
             call_id: call.call_id,
             status: 'outputs',
@@ -227,7 +232,7 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
     if (expired.length > 0) metrics.onlineCalls.add(expired.length, { outcome: 'expired', ...labels });
     if (live.length === 0) return;
 
-    const records = live.reduce((n, { call }) => n + call.records.length, 0);
+    const records = live.reduce((n, { call }) => n + callRows(call), 0);
     const batchSpan = startBatchSpan(tracer, live.map(traced), records, batchStart);
     // The lease keeps the session open until this batch has replied, even if the version retires meanwhile.
     const lease = options.acquire();
@@ -257,7 +262,7 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
   const batcher = new Batcher<Arrival>({
     maxBatchSize: options.maxBatchSize,
     maxDelayMs: options.maxBatchDelayMs,
-    sizeOf: (a) => a.job.calls.reduce((n, c) => n + c.records.length, 0),
+    sizeOf: (a) => a.job.calls.reduce((n, c) => n + callRows(c), 0),
     run: scoreBatch,
   });
 

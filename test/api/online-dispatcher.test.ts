@@ -101,10 +101,10 @@ function consumer(
 const ok = (call: PredictJob['calls'][number]): OnlineReply => ({
   call_id: call.call_id,
   status: 'outputs',
-  outputs: call.records.map((r) => ({ fraud_probability: (r as FraudRecord).transaction_amount / 100, decision: 'approve' })),
+  outputs: call.records!.map((r) => ({ fraud_probability: (r as FraudRecord).transaction_amount / 100, decision: 'approve' })),
   model_name: MODEL,
   model_version: 'test-1',
-  timings: { queue_ms: 0, batch_wait_ms: 0, inference_ms: 0, batch_records: call.records.length },
+  timings: { queue_ms: 0, batch_wait_ms: 0, inference_ms: 0, batch_records: call.records!.length },
 });
 
 /** The probability of each record of a call, as the worker's reply gives it. */
@@ -135,7 +135,7 @@ test('a turn past maxRecordsPerJob is split across jobs without splitting a call
     online.submit(MODEL, VERSION, [record], 5000),
   ]);
   assert.deepEqual(
-    jobs.map((j) => j.calls.map((c) => c.records.length)),
+    jobs.map((j) => j.calls.map((c) => c.records!.length)),
     [[2], [2, 1]],
   );
 });
@@ -148,10 +148,10 @@ test('calls of one turn for two versions go to two queues, each answered by its 
     (call) => ({
       call_id: call.call_id,
       status: 'outputs',
-      outputs: call.records.map((r) => ({ echo: r.x })),
+      outputs: call.records!.map((r) => ({ echo: r.x })),
       model_name: MODEL,
       model_version: '2',
-      timings: { queue_ms: 0, batch_wait_ms: 0, inference_ms: 0, batch_records: call.records.length },
+      timings: { queue_ms: 0, batch_wait_ms: 0, inference_ms: 0, batch_records: call.records!.length },
     }),
     2,
   );
@@ -196,7 +196,7 @@ test('a call whose caller gives up in its own turn is withdrawn: never queued, r
   assert.deepEqual(probabilities(await kept), [0.2]);
   assert.equal(jobs.length, 1);
   assert.deepEqual(
-    jobs[0]!.calls.map((c) => (c.records[0] as FraudRecord).transaction_amount),
+    jobs[0]!.calls.map((c) => (c.records![0] as FraudRecord).transaction_amount),
     [20],
     'only the kept call reached the queue',
   );
@@ -304,7 +304,7 @@ test('after a burst of large jobs, one-record calls at low load are not refused 
   const { online, prefix, conn } = dispatcher();
   const scoredKey = recordsScoredKey(prefix);
   // A consumer that advances the records-scored counter, as workers do, so admission measures a rate.
-  consumer(prefix, (call) => (void redis.client.incrby(scoredKey, call.records.length), ok(call)));
+  consumer(prefix, (call) => (void redis.client.incrby(scoredKey, call.records!.length), ok(call)));
   await ready(conn);
   for (let i = 0; i < 10; i++) {
     await online.submit(

@@ -346,6 +346,8 @@ describe('the protocol over a running api and worker', () => {
     }
   });
 
+  // The protocol paths send their tensors as one columnar call (tensor-columns.ts): a column of the
+  // wrong length or datatype is refused here, at the api, before any job is made.
   test('bad input is refused naming the input, over both transports, and nothing is enqueued', async () => {
     const records = generateFraudRecords(7, 3);
     const before = await jobsEverAdded();
@@ -354,6 +356,11 @@ describe('the protocol over a running api and worker', () => {
       ['unknown input', (ins) => [...ins, { name: 'velocity', shape: [3], datatype: 'FP32', data: [1, 2, 3] }], /velocity/],
       ['missing input', (ins) => ins.filter((i) => i.name !== 'card_present'), /card_present/],
       ['wrong datatype', (ins) => ins.map((i) => (i.name === 'hour_of_day' ? { ...i, datatype: 'FP32' } : i)), /hour_of_day/],
+      [
+        'a column one record short',
+        (ins) => ins.map((i) => (i.name === 'transaction_amount' ? { ...i, shape: [2], data: i.data.slice(0, 2) } : i)),
+        /"transaction_amount" one of 2/,
+      ],
       [
         'a lone surrogate in BYTES',
         (ins) => ins.map((i) => (i.name === 'merchant_category' ? { ...i, data: ['travel', '\ud800', 'grocery'] } : i)),
@@ -377,6 +384,7 @@ describe('the protocol over a running api and worker', () => {
       ['unknown input', [...typed, { name: 'velocity', datatype: 'FP32', shape: ['3'], contents: { fp32_contents: [1, 2, 3] } }], /velocity/],
       ['missing input', typed.filter((i) => i.name !== 'merchant_category'), /merchant_category/],
       ['wrong datatype', withInput('card_present', { datatype: 'INT32', contents: { int_contents: [1, 0, 1] } }), /card_present/],
+      ['a column one record short', withInput('days_since_last_transaction', { shape: ['2'], contents: { fp64_contents: [1, 2] } }), /batch of 2/],
       [
         'bytes that are not UTF-8',
         withInput('merchant_category', { contents: { bytes_contents: [Buffer.from('a'), Buffer.from([0xff, 0xfe]), Buffer.from('b')] } }),

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { recordSchemaFromSignature, type SignatureRecord } from '../../src/shared/model-signature.ts';
 import { readSignature } from '../../src/worker/model-signature.ts';
-import { decodeOutputs, encodeRecords } from '../../src/worker/tensor-codec.ts';
+import { decodeOutputs, encodeParts } from '../../src/worker/tensor-codec.ts';
 import { allTypesGraph } from '../helpers/onnx-graphs.ts';
 
 describe('generic tensor path', () => {
@@ -42,7 +42,7 @@ describe('generic tensor path', () => {
 
   test('encoding builds one typed tensor per input, in the graph’s rank', () => {
     const { signature } = readSignature(session);
-    const feeds = encodeRecords(signature.inputs, records);
+    const feeds = encodeParts(signature.inputs, [records]);
     const summary = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, [t.type, t.dims.join('x'), t.data.constructor.name]]));
     assert.deepEqual(summary, {
       f32: ['float32', '3x3', 'Float32Array'],
@@ -59,7 +59,7 @@ describe('generic tensor path', () => {
     const { signature } = readSignature(session);
     const schema = recordSchemaFromSignature(signature);
     for (const r of records) schema.parse(r);
-    const results = await session.run(encodeRecords(signature.inputs, records));
+    const results = await session.run(encodeParts(signature.inputs, [records]));
     const decoded = decodeOutputs(signature.outputs, results, records.length);
     assert.equal(decoded.length, records.length);
     records.forEach((record, i) => {

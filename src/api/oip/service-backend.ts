@@ -1,8 +1,9 @@
 // The service behind the Open Inference Protocol: the model registry answers metadata and which
 // version a call goes to (the one resolution rule of every route), the online dispatcher scores
-// it. Tensors [N, …] become the N records the dispatcher takes, and its per-record outputs become
-// tensors again, so a protocol call joins /predict's calls in the same queue job. A record-encoded
-// version (its manifest declares record fields) takes one tensor per field; any other, its graph's inputs.
+// it. Tensors [N, …] travel as they came, as the columns of one call (tensor-columns.ts), and join
+// /predict's calls in the same queue job; the worker feeds them to the session without a record per
+// row. Its per-record outputs become tensors again. A record-encoded version (its manifest declares
+// record fields) takes one tensor per field; any other, its graph's inputs.
 import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
 import { ModelNotFoundError, ModelUnavailableError } from '../../shared/errors.ts';
@@ -15,6 +16,7 @@ import type { OnlineDispatcher } from '../online-dispatcher.ts';
 import type { InferenceBackend, InferOptions, InferResult, ModelMetadata, ServerMetadata, TensorMetadata } from './backend.ts';
 import { DeadlineExceededError, InvalidArgumentError, NotServableError, UnknownModelError } from './errors.ts';
 import { checkInputs, type Datatype, type NumericArray, type Tensor, type TensorMap } from './tensors.ts';
+import type { Column, Columns } from '../../shared/tensor-columns.ts';
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -96,12 +98,8 @@ export class ServiceBackend implements InferenceBackend {
     // One check per call: the transport checked these tensors against face.meta; only a version
     // that moved since (other metadata) is checked again.
     if (options.checked !== face.meta) checkInputs(inputs, face.meta, { maxBatch: this.#options.maxBatch });
-    const records = face.byFields
-      ? fieldRecords(inputs, this.#options.registry.recordSchema(resolved))
-      : face.columnFields
-        ? columnRecords(inputs.values().next().value!, face.columnFields)
-        : signatureRecords(inputs, face.view.signature!.inputs);
-    const result = await this.#options.dispatcher.submit(resolved.name, resolved.version, records, timeoutMs, {
+    if (face.byFields) checkFieldValues(inputs, this.#options.registry.recordSchema(resolved) as z.ZodObject);
+    const result = await this.#options.dispatcher.submit(resolved.name, resolved.version, columnsOf(inputs), timeoutMs, {
       signal: options.signal,
       shadow: resolved.shadow?.version,
     });
@@ -192,85 +190,34 @@ function buildFace(registry: ModelRegistry, resolved: Resolved): Face {
   return face;
 }
 
-function rows(inputs: TensorMap): number {
-  return inputs.values().next().value!.shape[0] ?? 1;
+/**
+ * The call's inputs as the queue carries them: each tensor as it came, [N, …] read as N rows of
+ * its remaining elements (BOOL as bytes). Nothing is built per record.
+ */
+function columnsOf(inputs: TensorMap): Columns {
+  const rows = inputs.values().next().value!.shape[0] ?? 1;
+  const columns = new Map<string, Column>();
+  for (const [name, { datatype, data }] of inputs) {
+    const values = datatype === 'BOOL' ? Uint8Array.from(data as boolean[], (b) => (b ? 1 : 0)) : (data as NumericArray | string[]);
+    columns.set(name, { datatype, width: rows === 0 ? 1 : data.length / rows, data: values });
+  }
+  return { rows, inputs: columns };
 }
 
 /**
- * The N records of a record-encoded version's field tensors, each checked by the version's record
- * schema (the field rules the tensor checks do not cover, such as a positive amount); the message
- * names the input and the element.
+ * A record-encoded version's field tensors, element by element, against the rules of its record
+ * schema the tensor checks do not cover (such as a positive amount): the same rule per field as a
+ * record of /predict meets, and the message names the input and the element.
  */
-function fieldRecords(inputs: TensorMap, schema: z.ZodType<Record<string, unknown>>): Record<string, unknown>[] {
-  const n = rows(inputs);
-  const columns = [...inputs].map(([name, tensor]) => ({ name, data: tensor.data as ArrayLike<unknown> }));
-  const records: Record<string, unknown>[] = new Array(n);
-  for (let i = 0; i < n; i++) {
-    const record: Record<string, unknown> = {};
-    for (const { name, data } of columns) {
+function checkFieldValues(inputs: TensorMap, schema: z.ZodObject): void {
+  for (const [name, { data }] of inputs) {
+    const rule = schema.shape[name] as z.ZodType;
+    for (let i = 0; i < data.length; i++) {
       const v = data[i];
-      record[name] = typeof v === 'bigint' ? Number(v) : v;
-    }
-    const parsed = schema.safeParse(record);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new InvalidArgumentError(`input "${String(issue.path[0])}": element ${i}: ${issue.message}`);
-    }
-    records[i] = record;
-  }
-  return records;
-}
-
-/** The records of a booster's one input [N, F]: column j is field j, NaN (a missing value) null. */
-function columnRecords(input: Tensor, fields: readonly string[]): Record<string, unknown>[] {
-  const data = input.data as ArrayLike<number>;
-  const width = fields.length;
-  const n = data.length / width;
-  const records: Record<string, unknown>[] = new Array(n);
-  for (let r = 0; r < n; r++) {
-    const record: Record<string, unknown> = {};
-    for (let c = 0; c < width; c++) {
-      const v = data[r * width + c]!;
-      record[fields[c]!] = Number.isNaN(v) ? null : v;
-    }
-    records[r] = record;
-  }
-  return records;
-}
-
-/** Per record, one value per graph input: a scalar for [N] and [N,1], the row of k values for [N,k]. */
-function signatureRecords(inputs: TensorMap, signature: readonly TensorSignature[]): Record<string, unknown>[] {
-  const n = rows(inputs);
-  const records: Record<string, unknown>[] = Array.from({ length: n }, () => ({}));
-  for (const input of signature) {
-    const tensor = inputs.get(input.name)!;
-    const width = n === 0 ? 0 : elementsOf(tensor) / n;
-    const value = elementReader(input.name, tensor);
-    const scalar = input.shape.length === 1 || input.shape[1] === 1;
-    for (let r = 0; r < n; r++) {
-      records[r]![input.name] = scalar ? value(r) : Array.from({ length: width }, (_, c) => value(r * width + c));
+      const parsed = rule.safeParse(typeof v === 'bigint' ? Number(v) : v);
+      if (!parsed.success) throw new InvalidArgumentError(`input "${name}": element ${i}: ${parsed.error.issues[0]!.message}`);
     }
   }
-  return records;
-}
-
-function elementsOf(tensor: Tensor): number {
-  return tensor.data.length;
-}
-
-/** Element i as JSON can carry it; a 64-bit integer past 2^53 is refused rather than rounded. */
-function elementReader(name: string, tensor: Tensor): (i: number) => unknown {
-  const { data } = tensor;
-  if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
-    return (i) => {
-      const v = data[i]!;
-      if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
-        throw new InvalidArgumentError(`input "${name}": element ${i} (${v}) is beyond ±2^53, which the service cannot carry`);
-      }
-      return Number(v);
-    };
-  }
-  return (i) => (data as ArrayLike<unknown>)[i];
 }
 
 const TYPED: Record<string, (n: number) => NumericArray> = {

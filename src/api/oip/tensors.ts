@@ -5,14 +5,10 @@
 import { endianness } from 'node:os';
 import type { ModelMetadata } from './backend.ts';
 import { InvalidArgumentError } from './errors.ts';
+import { DATATYPES, type Datatype, type NumericArray } from '../../shared/tensor-columns.ts';
 
-export const DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP32', 'FP64', 'BYTES'] as const;
-
-export type Datatype = (typeof DATATYPES)[number];
+export { DATATYPES, type Datatype, type NumericArray };
 type NumericDatatype = Exclude<Datatype, 'BOOL' | 'BYTES'>;
-
-export type NumericArray =
-  Uint8Array | Uint16Array | Uint32Array | BigUint64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Float32Array | Float64Array;
 
 /** BOOL → boolean[], BYTES → string[] (UTF-8), every other datatype → its typed array. */
 export type TensorData = boolean[] | string[] | NumericArray;
