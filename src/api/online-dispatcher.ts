@@ -15,7 +15,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Tracer } from '@opentelemetry/api';
 import { recordsScoredKey } from '../shared/keys.ts';
-import { callRows, predictQueue, type CallTimings, type OnlineCall, type OnlineReply, type PredictJob, type PredictOutcome } from '../shared/queues.ts';
+import {
+  callRows,
+  predictQueue,
+  type CallTimings,
+  type OnlineCall,
+  type OnlineReply,
+  type PredictJob,
+  type PredictOutcome,
+} from '../shared/queues.ts';
 import { createProducer, enqueue, enqueueBulk, type Producer, type Sharding } from '../shared/queue-clients.ts';
 import { replyChannel, subscribeReplies } from '../shared/reply-channel.ts';
 import {

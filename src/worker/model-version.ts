@@ -266,7 +266,9 @@ export class ModelVersion {
             'float32',
             concatFeatures(
               parts.map((p) =>
-                Array.isArray(p) ? fieldInput.encoder.encode(p) : (columnValues('float32', (p as Columns).inputs.get(fieldInput.input)!) as Float32Array),
+                Array.isArray(p)
+                  ? fieldInput.encoder.encode(p)
+                  : (columnValues('float32', (p as Columns).inputs.get(fieldInput.input)!) as Float32Array),
               ),
             ),
             [rows, fieldInput.encoder.width],

@@ -112,7 +112,11 @@ export function encodeParts(inputs: readonly TensorSignature[], parts: readonly 
 
 /** Row-major float32 features of a batch's parts, each encoded its own way, as one array. */
 export function concatFeatures(pieces: readonly Float32Array[]): Float32Array {
-  return concat('float32', pieces, pieces.reduce((n, p) => n + p.length, 0)) as Float32Array;
+  return concat(
+    'float32',
+    pieces,
+    pieces.reduce((n, p) => n + p.length, 0),
+  ) as Float32Array;
 }
 
 // int64 values beyond 2^53 do not survive as JSON numbers; they are given as decimal strings.
