@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { startTestRedis, type TestRedis } from '../test/helpers/redis-server.ts';
 import { loadConfig } from '../src/shared/config.ts';
 import { generateFraudRecords } from '../scripts/model/fraud-data.ts';
+import type { FraudRecord } from '../src/shared/schemas/record.ts';
 import { ROOT, StartError, killAll, startServer, type ServerProcess } from './processes.ts';
 import { median, runLoad, round, type LoadResult } from './load.ts';
 import { decodeInferResponse, runGrpcLoad } from './grpc-load.ts';
@@ -250,13 +251,20 @@ function generateSpeciesRecords(n: number): { measurements: number[] }[] {
   }));
 }
 
-/** Per round, each protocol's req/s over /predict's in the same round; and their medians. */
+/** The api's CPU per answered call, in µs (its share of a core over the step, per request). */
+function apiCpuUs(row: OnlineRow): number {
+  return round(((row.cpu_cores.api ?? 0) * 1e6) / Math.max(1, row.rps), 1);
+}
+
+/**
+ * Per round, each protocol's req/s over /predict's in the same round, and the api's CPU per call
+ * of each (gRPC's own cost: issue 21 judges ModelInfer by it, at most 1.3x /predict's); and their medians.
+ */
 function protocolRatios(rounds: OnlineRow[][]) {
-  const ratios = (target: Target) =>
-    rounds.map((rows) => {
-      const predict = rows.find((r) => r.target === 'queue')!;
-      return round(rows.find((r) => r.target === target)!.rps / Math.max(1, predict.rps), 3);
-    });
+  const row = (rows: OnlineRow[], target: Target) => rows.find((r) => r.target === target)!;
+  const ratios = (target: Target) => rounds.map((rows) => round(row(rows, target).rps / Math.max(1, row(rows, 'queue').rps), 3));
+  const cpu = (target: Target) => rounds.map((rows) => apiCpuUs(row(rows, target)));
+  const cpuRatios = rounds.map((rows) => round(apiCpuUs(row(rows, 'oip-grpc')) / Math.max(0.1, apiCpuUs(row(rows, 'queue'))), 3));
   const rest = ratios('oip-rest');
   const grpc = ratios('oip-grpc');
   return {
@@ -266,6 +274,74 @@ function protocolRatios(rounds: OnlineRow[][]) {
     grpc_ratios: grpc,
     median_rest_ratio: round(median(rest), 3),
     median_grpc_ratio: round(median(grpc), 3),
+    api_cpu_us_per_call: { queue: cpu('queue'), 'oip-rest': cpu('oip-rest'), 'oip-grpc': cpu('oip-grpc') },
+    grpc_api_cpu_ratios: cpuRatios,
+    median_grpc_api_cpu_ratio: round(median(cpuRatios), 3),
+  };
+}
+
+/** Records per call of the tensor batch rows. */
+const TENSOR_BATCH = 100;
+
+type TensorBatchTarget = 'predict-batch' | 'oip-rest' | 'oip-grpc';
+type TensorBatchStep = { target: TensorBatchTarget; records_per_s: number; p99_ms: number; errors: number; api_cpu_us_per_record: number };
+
+/**
+ * /predict/batch, REST infer and gRPC ModelInfer with the same 100-record calls (tensors [100] on the
+ * protocols), at BATCH_CONCURRENCY, in interleaved rounds: records/s and the api's CPU per record,
+ * and per round ModelInfer's records/s over /predict/batch's (issue 21: at least 1.0x).
+ */
+async function measureTensorBatches(stack: Stack, grpcPort: number, batchBodies: string[]) {
+  const batches = batchBodies.map((b) => (JSON.parse(b) as { records: FraudRecord[] }).records);
+  const restBodies = batches.map((records) => JSON.stringify({ inputs: fraudRestInputs(records) }));
+  const grpcRequests = batches.map((records) => ({ model_name: 'fraud', inputs: fraudGrpcInputs(records) }));
+  const subjects: Record<TensorBatchTarget, { subject: Subject; bodies: string[] }> = {
+    'predict-batch': { subject: { target: 'queue', url: `${stack.api.url}/predict/batch`, stack }, bodies: batchBodies },
+    'oip-rest': { subject: { target: 'oip-rest', url: `${stack.api.url}/v2/models/fraud/infer`, stack }, bodies: restBodies },
+    'oip-grpc': {
+      subject: {
+        target: 'oip-grpc',
+        url: `grpc://127.0.0.1:${grpcPort}/inference.GRPCInferenceService/ModelInfer`,
+        stack,
+        run: (concurrency, durationS) => runGrpcLoad({ address: `127.0.0.1:${grpcPort}`, concurrency, durationS, requests: grpcRequests }),
+      },
+      bodies: [],
+    },
+  };
+  await checkPath(subjects['oip-rest'].subject.url, restBodies[0]!, 'the api (POST /v2/models/fraud/infer, 100 records)');
+  const rounds: TensorBatchStep[][] = [];
+  const targets = Object.keys(subjects) as TensorBatchTarget[];
+  for (let i = 0; i < PLAN.protocolRounds; i++) {
+    const steps: TensorBatchStep[] = [];
+    for (const target of i % 2 === 0 ? targets : [...targets].reverse()) {
+      const { row } = await measureStep(subjects[target].subject, BATCH_CONCURRENCY, subjects[target].bodies);
+      const recordsPerS = row.rps * TENSOR_BATCH;
+      steps.push({
+        target,
+        records_per_s: Math.round(recordsPerS),
+        p99_ms: row.p99_ms,
+        errors: row.errors,
+        api_cpu_us_per_record: round(((row.cpu_cores.api ?? 0) * 1e6) / Math.max(1, recordsPerS), 2),
+      });
+    }
+    rounds.push(steps);
+  }
+  const of = (steps: TensorBatchStep[], target: TensorBatchTarget) => steps.find((s) => s.target === target)!;
+  const medianOf = (target: TensorBatchTarget, key: 'records_per_s' | 'api_cpu_us_per_record') => median(rounds.map((r) => of(r, target)[key]));
+  const grpcRatios = rounds.map((r) => round(of(r, 'oip-grpc').records_per_s / Math.max(1, of(r, 'predict-batch').records_per_s), 3));
+  return {
+    records_per_call: TENSOR_BATCH,
+    concurrency: BATCH_CONCURRENCY,
+    rounds,
+    medians: Object.fromEntries(
+      targets.map((t) => [
+        t,
+        { records_per_s: Math.round(medianOf(t, 'records_per_s')), api_cpu_us_per_record: round(medianOf(t, 'api_cpu_us_per_record'), 2) },
+      ]),
+    ),
+    grpc_ratios: grpcRatios,
+    median_grpc_ratio: round(median(grpcRatios), 3),
+    errors: rounds.flat().reduce((n, s) => n + s.errors, 0),
   };
 }
 
@@ -340,9 +416,9 @@ async function main(): Promise<void> {
   // The same records over the Open Inference Protocol, each call one record as /predict's.
   const oipRecords = generateFraudRecords(7, 64);
   const oipRest: Subject = { target: 'oip-rest', url: `${main.api.url}/v2/models/fraud/infer`, stack: main };
-  const restBodies = oipRecords.map((r) => JSON.stringify({ inputs: fraudRestInputs(r) }));
+  const restBodies = oipRecords.map((r) => JSON.stringify({ inputs: fraudRestInputs([r]) }));
   await checkPath(oipRest.url, restBodies[0]!, 'the api (POST /v2/models/fraud/infer)');
-  const grpcRequests = oipRecords.map((r) => ({ model_name: 'fraud', inputs: fraudGrpcInputs(r) }));
+  const grpcRequests = oipRecords.map((r) => ({ model_name: 'fraud', inputs: fraudGrpcInputs([r]) }));
   const oipGrpc: Subject = {
     target: 'oip-grpc',
     url: `grpc://127.0.0.1:${grpcPort}/inference.GRPCInferenceService/ModelInfer`,
@@ -403,15 +479,20 @@ async function main(): Promise<void> {
   await census.stop();
 
   const batch: BatchRow[] = [];
+  const batchRow = (row: OnlineRow, n: number): BatchRow => ({ ...row, records_per_request: n, records_per_s: Math.round(row.rps * n) });
   for (const n of BATCH_SIZES) {
     for (const subject of [
       { ...queue, url: `${main.api.url}/predict/batch` },
       { ...plain, url: `${baseline.url}/predict/batch` },
     ]) {
       const { row } = await measureStep(subject, BATCH_CONCURRENCY, batchBodies.get(n)!);
-      batch.push({ ...row, records_per_request: n, records_per_s: Math.round(row.rps * n) });
+      batch.push(batchRow(row, n));
     }
   }
+
+  // 100-record calls over the protocols beside /predict/batch's, in interleaved rounds: the same
+  // records as tensors [100], in records/s and the api's CPU per record.
+  const tensorBatch = await measureTensorBatches(main, grpcPort, batchBodies.get(TENSOR_BATCH)!);
 
   let telemetry: {
     concurrency: number;
@@ -623,6 +704,7 @@ async function main(): Promise<void> {
     protocols,
     grpc_front: grpcFront,
     batch,
+    tensor_batch: tensorBatch,
     bulk,
     bulk_xgboost: bulkXgboost,
     scaling,

@@ -59,7 +59,25 @@ export type ReportView = {
   /** The same job pinned to fraud version 2 (XGBoost); absent in reports from before it was measured. */
   bulk_xgboost?: { available: true; records: number; seconds: number; records_per_s: number } | { available: false; reason: string };
   scaling: { workers: number; rps: number; p99_ms: number; avg_batch: number | null; cpu_ms_per_request: number | null }[];
-  protocols: { concurrency: number; rest_ratios: number[]; grpc_ratios: number[]; median_rest_ratio: number; median_grpc_ratio: number };
+  protocols: {
+    concurrency: number;
+    rest_ratios: number[];
+    grpc_ratios: number[];
+    median_rest_ratio: number;
+    median_grpc_ratio: number;
+    /** Absent in reports from before issue 21. */
+    api_cpu_us_per_call?: Record<string, number[]>;
+    grpc_api_cpu_ratios?: number[];
+    median_grpc_api_cpu_ratio?: number;
+  };
+  tensor_batch?: {
+    records_per_call: number;
+    concurrency: number;
+    medians: Record<string, { records_per_s: number; api_cpu_us_per_record: number }>;
+    grpc_ratios: number[];
+    median_grpc_ratio: number;
+    errors: number;
+  } | null;
   grpc_front: {
     concurrency: number;
     predict_api_cpu_us_per_call: number | null;
@@ -150,6 +168,22 @@ export function printReport(report: ReportView): void {
     `The protocols against /predict at c=${report.protocols.concurrency}, rounds back to back: ` +
       `REST ${report.protocols.rest_ratios.join(', ')} (median ${report.protocols.median_rest_ratio}), ` +
       `gRPC ${report.protocols.grpc_ratios.join(', ')} (median ${report.protocols.median_grpc_ratio})`,
+    ...(report.protocols.api_cpu_us_per_call
+      ? [
+          `  api CPU µs per call: ${Object.entries(report.protocols.api_cpu_us_per_call)
+            .map(([t, v]) => `${t} ${v.join(', ')}`)
+            .join('; ')}; gRPC / /predict ${report.protocols.grpc_api_cpu_ratios!.join(', ')} (median ${report.protocols.median_grpc_api_cpu_ratio})`,
+        ]
+      : []),
+    ...(report.tensor_batch
+      ? [
+          `${report.tensor_batch.records_per_call}-record calls at c=${report.tensor_batch.concurrency} (medians of interleaved rounds): ` +
+            Object.entries(report.tensor_batch.medians)
+              .map(([t, m]) => `${t} ${m.records_per_s} records/s, api ${m.api_cpu_us_per_record} µs/record`)
+              .join('; ') +
+            `; ModelInfer / /predict/batch ${report.tensor_batch.grpc_ratios.join(', ')} (median ${report.tensor_batch.median_grpc_ratio}), errors ${report.tensor_batch.errors}`,
+        ]
+      : []),
     '',
     `The gRPC front alone, answering at once (no queue), c=${report.grpc_front.concurrency}: its CPU per call ` +
       `beside the api CPU of one /predict call (${report.grpc_front.predict_api_cpu_us_per_call ?? '-'} µs) in this run`,

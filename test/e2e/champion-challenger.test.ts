@@ -36,11 +36,17 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
     // Beside, then renamed: a poll never reads half a file.
     await writeFile(join(root, 'fraud', 'routing.json.tmp'), JSON.stringify(value));
     await rename(join(root, 'fraud', 'routing.json.tmp'), join(root, 'fraud', 'routing.json'));
-    // The api routes by what the workers report: wait until it shows this routing.
-    await waitFor(async () => JSON.stringify((await request(`${api.url}/models/fraud`)).body.routing) === JSON.stringify(value), {
-      timeoutMs: 15_000,
-      what: `routing ${JSON.stringify(value)} in GET /models/fraud`,
-    });
+    // The api routes by what the workers report: wait until it shows this routing, with every
+    // version it names loaded (a canary or shadow not servable is skipped, as the contract says).
+    const named = Object.values(value as Record<string, { version: number }>).map((r) => r.version);
+    await waitFor(
+      async () => {
+        const model = (await request(`${api.url}/models/fraud`)).body;
+        const loaded = (v: number) => model.versions.some((m: { version: number; state: string }) => m.version === v && m.state === 'loaded');
+        return JSON.stringify(model.routing) === JSON.stringify(value) && named.every(loaded);
+      },
+      { timeoutMs: 15_000, what: `routing ${JSON.stringify(value)} in GET /models/fraud, its versions loaded` },
+    );
   };
 
   before(async () => {
@@ -198,7 +204,7 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
 
     const byRest = await Promise.all(
       keys.map(async (k) => {
-        const res = await postJson(`${api.url}/v2/models/fraud/infer`, { inputs: fraudRestInputs(records[0]!) }, { 'x-routing-key': k });
+        const res = await postJson(`${api.url}/v2/models/fraud/infer`, { inputs: fraudRestInputs([records[0]!]) }, { 'x-routing-key': k });
         assert.equal(res.status, 200, JSON.stringify(res.body));
         return res.body.model_version;
       }),
@@ -216,7 +222,7 @@ describe('champion and challenger', { timeout: 240_000 }, () => {
               const metadata = new grpc.Metadata();
               metadata.set('x-routing-key', k);
               client.ModelInfer(
-                { model_name: 'fraud', inputs: fraudGrpcInputs(records[0]!) },
+                { model_name: 'fraud', inputs: fraudGrpcInputs([records[0]!]) },
                 metadata,
                 (err: Error | null, res: { model_version: string }) => (err ? reject(err) : resolve(res.model_version)),
               );
