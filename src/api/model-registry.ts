@@ -62,6 +62,7 @@ export class ModelRegistry {
   #refreshing: Promise<void> | undefined;
   #again = false;
   readonly #schemas = new Map<string, { key: string; schema: z.ZodType<Record<string, unknown>> }>();
+  readonly #schemaOfView = new WeakMap<VersionView, z.ZodType<Record<string, unknown>>>();
 
   constructor(options: ModelRegistryOptions) {
     this.#options = options;
@@ -201,12 +202,15 @@ export class ModelRegistry {
    */
   recordSchema(resolved: Resolved): z.ZodType<Record<string, unknown>> {
     const { view: v } = resolved;
+    // Views are made anew at most once a refresh: the key below is computed once per view, not per call.
+    const known = this.#schemaOfView.get(v);
+    if (known) return known;
     const key = JSON.stringify([v.fields ?? v.record_fields, v.signature?.inputs]);
     const cacheKey = `${resolved.name}/${resolved.version}`;
     const cached = this.#schemas.get(cacheKey);
-    if (cached?.key === key) return cached.schema;
-    const schema = buildRecordSchema(v);
-    this.#schemas.set(cacheKey, { key, schema });
+    const schema = cached?.key === key ? cached.schema : buildRecordSchema(v);
+    if (cached?.schema !== schema) this.#schemas.set(cacheKey, { key, schema });
+    this.#schemaOfView.set(v, schema);
     return schema;
   }
 
