@@ -25,6 +25,7 @@ import { predictQueueName } from '../../src/shared/queues.ts';
 import { generateFraudRecords } from '../../scripts/model/fraud-data.ts';
 import { generateSpeciesRows } from '../../scripts/model/species-data.ts';
 import type { FraudRecord } from '../../src/shared/schemas/record.ts';
+import { COLUMNS_MIN_ROWS } from '../../src/api/oip/service-backend.ts';
 
 const PREFIX = 'e2e-oip';
 const KEY = 'oip-test-key';
@@ -372,6 +373,31 @@ describe('the protocol over a running api and worker', () => {
       const res = await postJson(`${a.url}/v2/models/fraud/infer`, { inputs: change(fraudRestInputs(records)) }, AUTH);
       assert.equal(res.status, 400, `${what}: ${JSON.stringify(res.body)}`);
       assert.match(conforms(inference_error_response, res.body).error, message, what);
+    }
+    // 20 records: a call that travels as columns (COLUMNS_MIN_ROWS), checked the same way.
+    const twenty = generateFraudRecords(9, 20);
+    assert.ok(twenty.length >= COLUMNS_MIN_ROWS);
+    const columnarCases: [string, (inputs: RestInput[]) => RestInput[], RegExp][] = [
+      [
+        'a column one record short',
+        (ins) => ins.map((i) => (i.name === 'days_since_last_transaction' ? { ...i, shape: [19], data: i.data.slice(0, 19) } : i)),
+        /"days_since_last_transaction" holds a batch of 19/,
+      ],
+      [
+        'wrong datatype',
+        (ins) => ins.map((i) => (i.name === 'card_present' ? { ...i, datatype: 'INT32', data: i.data.map(Number) } : i)),
+        /card_present/,
+      ],
+      [
+        'a value /predict refuses',
+        (ins) => ins.map((i) => (i.name === 'hour_of_day' ? { ...i, data: i.data.map((h, k) => (k === 17 ? [24] : h)) } : i)),
+        /input "hour_of_day": element 17/,
+      ],
+    ];
+    for (const [what, change, message] of columnarCases) {
+      const res = await postJson(`${a.url}/v2/models/fraud/infer`, { inputs: change(fraudRestInputs(twenty)) }, AUTH);
+      assert.equal(res.status, 400, `columnar, ${what}: ${JSON.stringify(res.body)}`);
+      assert.match(conforms(inference_error_response, res.body).error, message, `columnar, ${what}`);
     }
     const over = await postJson(`${a.url}/v2/models/fraud/infer`, { inputs: fraudRestInputs(generateFraudRecords(8, MAX_BATCH + 1)) }, AUTH);
     assert.equal(over.status, 400);
