@@ -81,3 +81,36 @@ function valueSchema(field: RecordField): z.ZodType {
 export function recordSchemaFromFields(fields: readonly RecordField[]) {
   return z.strictObject(Object.fromEntries(fields.map((f) => [f.name, valueSchema(f)])));
 }
+
+/**
+ * One field's value rule as a plain check, for values that come by the thousand (a protocol call's
+ * columns): the same rule as valueSchema, without a parse result per value. Returns the problem, or
+ * undefined when the value is valid. A test holds the two to the same answers.
+ */
+export function fieldValueCheck(field: RecordField): (value: unknown) => string | undefined {
+  switch (field.encoding) {
+    case 'number': {
+      const { integer, minimum, exclusive_minimum: above, maximum } = field;
+      const missing = field.missing === 'nan';
+      return (v) => {
+        if (missing && (v === null || v === undefined)) return undefined;
+        if (typeof v !== 'number' || !Number.isFinite(v)) return 'Expected a finite number';
+        if (integer && !Number.isInteger(v)) return 'Expected an integer';
+        if (above !== undefined && !(v > above)) return `Too small: expected a number > ${above}`;
+        if (minimum !== undefined && v < minimum) return `Too small: expected a number >= ${minimum}`;
+        if (maximum !== undefined && v > maximum) return `Too big: expected a number <= ${maximum}`;
+        return undefined;
+      };
+    }
+    case 'boolean':
+      return (v) => (typeof v === 'boolean' ? undefined : 'Expected a boolean');
+    case 'one_hot': {
+      const max = field.max_length;
+      return (v) => {
+        if (typeof v !== 'string' || v.length === 0) return 'Expected a non-empty string';
+        if (max !== undefined && v.length > max) return `Too long: expected at most ${max} characters`;
+        return undefined;
+      };
+    }
+  }
+}

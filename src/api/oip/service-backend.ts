@@ -11,7 +11,7 @@ import { ModelNotFoundError, ModelUnavailableError } from '../../shared/errors.t
 import { OIP_DATATYPE, type Dim, type TensorSignature } from '../../shared/model-signature.ts';
 import { VERSION_PATTERN } from '../../shared/model-selector.ts';
 import { isRedisReady, type RedisClient } from '../../shared/redis.ts';
-import type { RecordField } from '../../shared/record-fields.ts';
+import { fieldValueCheck, type RecordField } from '../../shared/record-fields.ts';
 import type { ModelRegistry, Resolved, Routed, VersionView } from '../model-registry.ts';
 import type { OnlineDispatcher } from '../online-dispatcher.ts';
 import type { InferenceBackend, InferOptions, InferResult, ModelMetadata, ServerMetadata, TensorMetadata } from './backend.ts';
@@ -51,6 +51,8 @@ type Face = {
   columnFields?: readonly string[];
   /** Per output a reply carries, its signature, to rebuild tensors from per-record values. */
   outputs: TensorSignature[];
+  /** A record-encoded version's value rule per field, for calls sent as columns. */
+  fieldChecks?: Map<string, (value: unknown) => string | undefined>;
 };
 
 export type ServiceBackendOptions = {
@@ -133,7 +135,7 @@ export class ServiceBackend implements InferenceBackend {
   #callInput(resolved: Resolved, face: Face, inputs: TensorMap): Record<string, unknown>[] | Columns {
     const schema = () => this.#options.registry.recordSchema(resolved);
     if (rows(inputs) >= COLUMNS_MIN_ROWS) {
-      if (face.byFields) checkFieldValues(inputs, schema() as z.ZodObject);
+      if (face.fieldChecks) checkFieldValues(inputs, face.fieldChecks);
       return columnsOf(inputs);
     }
     return face.byFields
@@ -189,7 +191,13 @@ function buildFace(registry: ModelRegistry, resolved: Resolved): Face {
     const probability: TensorSignature = { name: view.record_output, type: 'float32', shape: [-1] };
     const outputs: TensorMetadata[] = [{ name: probability.name, datatype: 'FP32', shape: [-1] }];
     if (view.decision) outputs.push({ name: DECISION_OUTPUT, datatype: 'BYTES', shape: [-1] });
-    return { view, byFields: true, outputs: [probability], meta: { ...base, inputs: view.fields.map(fieldTensor), outputs } };
+    return {
+      view,
+      byFields: true,
+      outputs: [probability],
+      meta: { ...base, inputs: view.fields.map(fieldTensor), outputs },
+      fieldChecks: new Map(view.fields.map((f) => [f.name, fieldValueCheck(f)])),
+    };
   }
   const signature = view.signature;
   if (!signature) throw new NotServableError(`Model ${resolved.name} version ${resolved.version} has no signature yet`);
@@ -230,13 +238,13 @@ function columnsOf(inputs: TensorMap): Columns {
  * schema the tensor checks do not cover (such as a positive amount): the same rule per field as a
  * record of /predict meets, and the message names the input and the element.
  */
-function checkFieldValues(inputs: TensorMap, schema: z.ZodObject): void {
+function checkFieldValues(inputs: TensorMap, checks: ReadonlyMap<string, (value: unknown) => string | undefined>): void {
   for (const [name, { data }] of inputs) {
-    const rule = schema.shape[name] as z.ZodType;
+    const check = checks.get(name)!;
     for (let i = 0; i < data.length; i++) {
       const v = data[i];
-      const parsed = rule.safeParse(typeof v === 'bigint' ? Number(v) : v);
-      if (!parsed.success) throw new InvalidArgumentError(`input "${name}": element ${i}: ${parsed.error.issues[0]!.message}`);
+      const problem = check(typeof v === 'bigint' ? Number(v) : v);
+      if (problem !== undefined) throw new InvalidArgumentError(`input "${name}": element ${i}: ${problem}`);
     }
   }
 }
