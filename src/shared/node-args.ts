@@ -14,11 +14,13 @@ const PRELOAD = fileURLToPath(new URL('./telemetry-preload.ts', import.meta.url)
 export const ENV_FILE_ARG = '--env-file-if-exists=.env';
 
 /**
- * V8 flags per role. The api: a young generation of at most 2 × 4 MB. V8 otherwise grows it to
+ * V8 flags per role. The api: a young generation of at most 2 × 2 MB. V8 otherwise grows it to
  * 2 × 32 MB under a burst of short-lived garbage (request objects, parsed rows) and keeps those
  * pages resident: measured, the api's RSS grew ~87 MB over 10,000 fuzz bodies with the default
- * and ~22 MB with this cap, and idle RSS fell by ~18 MB, at no measurable cost to bulk intake
- * (rows die young; scavenges of a small space are short).
+ * and ~22 MB with a 4 MB cap, and idle RSS fell by ~18 MB, at no measurable cost to bulk intake
+ * (rows die young; scavenges of a small space are short). 2 MB rather than 4 took another 4 MB
+ * off the idle api (120.5 → 116.5 MB, API_KEYS set) for ~2% of /predict's req/s at c=64
+ * (9,777 and 9,984 against 10,037 and 10,120, alternating runs).
  * And an old generation allowed to grow to 1.5 × what the last full collection kept, not
  * V8's own factor (up to 4× when collection lags allocation, as on a busy machine): over the
  * same fuzz run the api's committed old space went from 46 to 101 MB while 62 MB of it was in
@@ -27,7 +29,7 @@ export const ENV_FILE_ARG = '--env-file-if-exists=.env';
  * alternating runs). The worker keeps V8's defaults.
  */
 export const V8_FLAGS: Readonly<Record<'api' | 'worker', readonly string[]>> = {
-  api: ['--max-semi-space-size=4', '--heap-growing-percent=50'],
+  api: ['--max-semi-space-size=2', '--heap-growing-percent=50'],
   worker: [],
 };
 

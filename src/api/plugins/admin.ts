@@ -4,9 +4,6 @@
 // not served at all. Job data (the records of online calls) is hidden unless ADMIN_SHOW_JOB_DATA.
 import fp from 'fastify-plugin';
 import type { Queue } from 'bullmq';
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
 
 export const ADMIN_BASE_PATH = '/admin/queues';
@@ -37,6 +34,12 @@ async function adminPlugin(app: FastifyInstance, options: AdminOptions) {
     app.log.info('the admin board is off: API_KEYS is set and ADMIN_API_KEYS is not');
     return;
   }
+  // Loaded only for a board that is served: bull-board (and its lodash) is ~8 MB of an idle api.
+  const [{ createBullBoard }, { BullMQAdapter }, { FastifyAdapter }] = await Promise.all([
+    import('@bull-board/api'),
+    import('@bull-board/api/bullMQAdapter'),
+    import('@bull-board/fastify'),
+  ]);
   const adapt = (queue: Queue) => {
     const adapter = new BullMQAdapter(queue, { readOnlyMode: true });
     if (!options.showJobData) {
