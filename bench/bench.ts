@@ -30,6 +30,7 @@ import type { CommandStats } from './redis-stats.ts';
 import { evaluateTargets } from './targets.ts';
 import { FULL_MIXED, QUICK_MIXED, measureMixed, printMixed, type MixedResult } from './mixed.ts';
 import { FULL_SHADOW, QUICK_SHADOW, measureShadow, printShadow, type ShadowResult } from './shadow.ts';
+import { measureIdleRss, printIdleRss } from './idle-rss.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -403,6 +404,9 @@ async function main(): Promise<void> {
     BATCH_SIZES.map((n) => [n, [1, 2, 3, 4].map((seed) => JSON.stringify({ records: generateFraudRecords(100 + seed * n, n) }))]),
   );
 
+  // Before any load: the api's resident memory at idle (issue 21).
+  const idleRss = await measureIdleRss(redis, log);
+
   log('starting the api, a worker and the baseline');
   const grpcPort = await freePort();
   const main = await startStack('main', ONLINE_WORKERS, { GRPC_PORT: String(grpcPort) });
@@ -728,6 +732,7 @@ async function main(): Promise<void> {
     profile,
     mixed,
     shadow,
+    idle_rss: idleRss,
     targets: [] as ReturnType<typeof evaluateTargets>,
   };
   report.targets = evaluateTargets(report);
@@ -740,6 +745,7 @@ async function main(): Promise<void> {
   printReport(report);
   if (mixed) printMixed(mixed);
   if (shadow) printShadow(shadow);
+  printIdleRss(idleRss);
   log(`wrote bench/results/latest.json and bench/results/${stamp}-${PLAN.name}.json (${report.duration_s} s)`);
 }
 

@@ -18,6 +18,8 @@ export type TargetInput = {
     split: { p99_ratio: number; online_mixed_failed: number };
     fairness: { ratio: number; high_ratio: number };
   } | null;
+  /** The api's idle RSS (bench/idle-rss.ts); absent in reports from before issue 21. */
+  idle_rss?: { with_keys_mb: number; compile_cache: boolean } | null;
   /** The shadow row (bench/shadow.ts), when it ran. */
   shadow?: { rounds: unknown[]; p99_ratio: number; errors: number } | null;
 };
@@ -85,6 +87,10 @@ export function evaluateTargets(report: TargetInput): TargetCheck[] {
     check('online p99 during bulk / alone, separate pools', '<= 2', split.p99_ratio, (v) => v <= 2, sizeNote);
     check('small job behind a large one / alone', '<= 2', fairness.ratio, (v) => v <= 2);
     check('priority=high small job behind a large one / alone', '<= 2', fairness.high_ratio, (v) => v <= 2);
+  }
+  if (report.idle_rss) {
+    const note = report.idle_rss.compile_cache ? 'API_KEYS set' : 'API_KEYS set; NODE_COMPILE_CACHE unset (run through ./dev bench)';
+    check('api idle RSS (MB)', '<= 120', report.idle_rss.with_keys_mb, (v) => v <= 120, note);
   }
   const shadow = report.shadow;
   if (shadow) {
