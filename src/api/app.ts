@@ -102,7 +102,7 @@ export async function buildApp({ config, telemetry }: AppDeps): Promise<FastifyI
   const backend = new ServiceBackend({ registry: app.models, dispatcher: app.online, redis: app.redis, maxBatch: config.api.maxBatchRecords });
   const calls = inferenceCallsCounter(telemetry.meter);
   countHttpInferenceCalls(app, calls);
-  app.decorate('oip', { backend, aroundCall: grpcAroundCall(telemetry.tracer, calls, errorsCounter(telemetry.meter)) });
+  app.decorate('oip', { backend, aroundCall: grpcAroundCall(telemetry.tracer, calls, errorsCounter(telemetry.meter), telemetry.tracing) });
   await app.register(oipRestRoutes, {
     backend,
     timeoutMs: config.api.predictTimeoutMs,

@@ -53,9 +53,32 @@ const metadataGetter: TextMapGetter<Metadata> = {
 /**
  * The gRPC server's aroundCall: a SERVER span named as OpenTelemetry's RPC conventions say
  * (`package.Service/Method`), in the trace the client's metadata names (a root span without
- * one), active while the call runs, and ModelInfer counted by its status.
+ * one), active while the call runs, and ModelInfer counted by its status. Without `tracing`
+ * (no spans exported) there is no span to make: no trace context is read from the metadata and
+ * no context is entered, only the count, which is all a call then costs here.
  */
-export function grpcAroundCall(tracer: Tracer, calls: Counter, errors: Counter) {
+export function grpcAroundCall(tracer: Tracer, calls: Counter, errors: Counter, tracing: boolean) {
+  const counted = async <T>(method: string, run: () => Promise<T>, onError?: (error: unknown, code: number) => void): Promise<T> => {
+    const count = (code: number) => {
+      if (method === 'ModelInfer') calls.add(1, { protocol: 'grpc', status: GRPC_CODE_NAME[code] ?? String(code) });
+    };
+    try {
+      const out = await run();
+      count(GrpcStatus.OK);
+      return out;
+    } catch (error) {
+      const oip = toOipError(error);
+      const code = oip.grpcCode;
+      onError?.(error, code);
+      count(code);
+      // A caller that left is not an error of the service, as an HTTP client gone is not counted.
+      if (oip.kind !== 'cancelled') errors.add(1, { code: errorCodeOf(error), protocol: 'grpc', status: GRPC_CODE_NAME[code] ?? String(code) });
+      throw error;
+    }
+  };
+  if (!tracing) {
+    return <T>(rpc: string, _metadata: Metadata, run: () => Promise<T>): Promise<T> => counted(rpc.slice(rpc.lastIndexOf('/') + 1), run);
+  }
   return async <T>(rpc: string, metadata: Metadata, run: () => Promise<T>): Promise<T> => {
     const [service = '', method = ''] = rpc.replace(/^\//, '').split('/');
     const parent = propagation.extract(context.active(), metadata, metadataGetter);
@@ -64,23 +87,17 @@ export function grpcAroundCall(tracer: Tracer, calls: Counter, errors: Counter) 
       { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method } },
       parent,
     );
-    const count = (code: number) => {
-      if (method === 'ModelInfer') calls.add(1, { protocol: 'grpc', status: GRPC_CODE_NAME[code] ?? String(code) });
-    };
     try {
-      const out = await context.with(trace.setSpan(parent, span), run);
+      const out = await counted(
+        method,
+        () => context.with(trace.setSpan(parent, span), run),
+        (error, code) => {
+          span.setAttribute('rpc.grpc.status_code', code);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+        },
+      );
       span.setAttribute('rpc.grpc.status_code', GrpcStatus.OK);
-      count(GrpcStatus.OK);
       return out;
-    } catch (error) {
-      const oip = toOipError(error);
-      const code = oip.grpcCode;
-      span.setAttribute('rpc.grpc.status_code', code);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
-      count(code);
-      // A caller that left is not an error of the service, as an HTTP client gone is not counted.
-      if (oip.kind !== 'cancelled') errors.add(1, { code: errorCodeOf(error), protocol: 'grpc', status: GRPC_CODE_NAME[code] ?? String(code) });
-      throw error;
     } finally {
       span.end();
     }
