@@ -118,26 +118,33 @@ function create(options: TelemetryOptions): Telemetry {
     { instrumentName: 'process.memory.usage', name: 'process.memory.usage_bytes' },
     { instrumentName: 'v8js.gc.duration', name: 'v8js.gc.duration_seconds' },
   ];
-  if (!tracing) {
-    // Metrics only: a meter provider read by Prometheus, and the runtime's own metrics.
-    const provider = new MeterProvider({ resource: resourceFromAttributes({ 'service.name': scope }), readers: [prometheus], views });
-    metrics.setGlobalMeterProvider(provider);
-    registerInstrumentations({ instrumentations: [new RuntimeNodeInstrumentation()], meterProvider: provider });
-    observeProcess(metrics.getMeter(scope));
-    let stopped: Promise<void> | undefined;
-    return {
-      meter: metrics.getMeter(scope),
-      // No tracer provider at all: every span the code starts is OpenTelemetry's no-op.
-      tracer: noopTracer(scope),
-      tracing,
-      serveMetrics: (req, res) => prometheus.getMetricsRequestHandler(req, res),
-      shutdown: () => (stopped ??= provider.shutdown()),
-    };
-  }
+  const stop = tracing ? startSdk(options.serviceName, prometheus, views) : startMetricsOnly(scope, prometheus, views);
+  observeProcess(metrics.getMeter(scope));
+  let stopped: Promise<void> | undefined;
+  return {
+    meter: metrics.getMeter(scope),
+    // Without an exporter there is no tracer provider at all: every span the code starts is OpenTelemetry's no-op.
+    tracer: tracing ? trace.getTracer(scope) : noopTracer(scope),
+    tracing,
+    serveMetrics: (req, res) => prometheus.getMetricsRequestHandler(req, res),
+    shutdown: () => (stopped ??= stop()),
+  };
+}
+
+/** Metrics only: a meter provider read by Prometheus, and the runtime's own metrics. Returns its shutdown. */
+function startMetricsOnly(scope: string, prometheus: PrometheusExporter, views: ViewOptions[]): () => Promise<void> {
+  const provider = new MeterProvider({ resource: resourceFromAttributes({ 'service.name': scope }), readers: [prometheus], views });
+  metrics.setGlobalMeterProvider(provider);
+  registerInstrumentations({ instrumentations: [new RuntimeNodeInstrumentation()], meterProvider: provider });
+  return () => provider.shutdown();
+}
+
+/** The SDK, with spans exported over OTLP as well as the metrics. Returns its shutdown. */
+function startSdk(serviceName: string, prometheus: PrometheusExporter, views: ViewOptions[]): () => Promise<void> {
   const { NodeSDK: Sdk } = load('@opentelemetry/sdk-node') as { NodeSDK: typeof NodeSDK };
   const { HttpInstrumentation: Http } = load('@opentelemetry/instrumentation-http') as { HttpInstrumentation: typeof HttpInstrumentation };
   const sdk = new Sdk({
-    serviceName: options.serviceName,
+    serviceName,
     metricReaders: [prometheus],
     views,
     // The SDK builds the OTLP exporter from the OTEL_EXPORTER_OTLP_* variables (protocol, headers) itself.
@@ -160,15 +167,7 @@ function create(options: TelemetryOptions): Telemetry {
     ],
   });
   sdk.start();
-  observeProcess(metrics.getMeter(scope));
-  let stopped: Promise<void> | undefined;
-  return {
-    meter: metrics.getMeter(scope),
-    tracer: trace.getTracer(scope),
-    tracing,
-    serveMetrics: (req, res) => prometheus.getMetricsRequestHandler(req, res),
-    shutdown: () => (stopped ??= sdk.shutdown()),
-  };
+  return () => sdk.shutdown();
 }
 
 /** A provider with no delegate hands out OpenTelemetry's no-op tracer: spans that record nothing. */

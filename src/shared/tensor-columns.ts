@@ -19,7 +19,12 @@ export type ColumnData = NumericArray | string[];
 export type Column = { datatype: Datatype; width: number; data: ColumnData };
 export type Columns = { rows: number; inputs: Map<string, Column> };
 
-const TYPED: Record<Exclude<Datatype, 'BYTES'>, { bytes: number; view: (b: ArrayBuffer) => NumericArray }> = {
+/**
+ * How each non-BYTES datatype lays its values out: bytes per value, and the typed array over a
+ * buffer of them (BOOL: one byte per value). The protocol's wire codecs (api/oip/tensors.ts) and
+ * this frame read raw bytes the same way.
+ */
+export const TYPED_LAYOUT: Readonly<Record<Exclude<Datatype, 'BYTES'>, { bytes: number; view: (b: ArrayBuffer) => NumericArray }>> = {
   BOOL: { bytes: 1, view: (b) => new Uint8Array(b) },
   UINT8: { bytes: 1, view: (b) => new Uint8Array(b) },
   UINT16: { bytes: 2, view: (b) => new Uint16Array(b) },
@@ -62,7 +67,7 @@ export function unpackColumns(packed: string): Columns {
       if (!Array.isArray(raw)) throw new Error(`columns: input ${name} is BYTES without strings`);
       data = raw;
     } else {
-      const spec = TYPED[datatype];
+      const spec = TYPED_LAYOUT[datatype];
       if (!spec || !(raw instanceof Uint8Array)) throw new Error(`columns: input ${name} has datatype ${String(datatype)}`);
       if (raw.byteLength !== rows * width * spec.bytes) throw new Error(`columns: input ${name} holds ${raw.byteLength} bytes`);
       // msgpack hands back views at any offset; a typed array needs its own aligned buffer.

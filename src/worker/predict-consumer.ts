@@ -16,7 +16,7 @@ import { publishReplies } from '../shared/reply-channel.ts';
 import type { LogSink } from '../shared/logger.ts';
 import type { SignatureRecord } from '../shared/model-signature.ts';
 import { recordsScoredKey } from '../shared/keys.ts';
-import { recordsOf, unpackColumns } from '../shared/tensor-columns.ts';
+import { recordsOf, unpackColumns, type Columns } from '../shared/tensor-columns.ts';
 import type { InputPart } from './tensor-codec.ts';
 import { Batcher } from './batcher.ts';
 import type { ModelLease, ResolveFailure } from './model-repository.ts';
@@ -57,9 +57,9 @@ export type PredictConsumerOptions = {
 type Arrival = { job: PredictJob; pickedAt: number; expired?: boolean; scored?: boolean };
 type LiveCall = { arrival: Arrival; call: OnlineCall };
 
-/** What one session.run gave for a batch, in call order, or why it failed. */
+/** What one session.run gave for a batch, in call order (with each call's input as it was fed), or why it failed. */
 type Scored =
-  | { ok: true; outputs: Record<string, unknown>[]; inferenceMs: number; records: number }
+  | { ok: true; outputs: Record<string, unknown>[]; parts: InputPart[]; inferenceMs: number; records: number }
   | { ok: false; code: 'model_error' | 'model_not_found' | 'model_unavailable'; message: string; inferenceMs: number; records: number };
 
 const traced = ({ arrival, call }: LiveCall): TracedCall => ({ call, enqueuedAt: arrival.job.enqueued_at, pickedAt: arrival.pickedAt });
@@ -124,7 +124,7 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
       recordInferenceSpan(tracer, batchSpan, startedAt, startedAt + inferenceMs, by);
       metrics.batchRecords.record(records, labels);
       metrics.inferenceDuration.record(inferenceMs / 1000, labels);
-      return { ok: true, outputs, inferenceMs, records };
+      return { ok: true, outputs, parts, inferenceMs, records };
     } catch (err) {
       metrics.modelErrors.add(1, { kind: 'online', ...labels });
       logger.error({ err, ...labels, records, calls: live.length }, 'model failed on an online batch');
@@ -152,7 +152,7 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
     const shadowed: Shadowed[] = [];
     let offset = 0;
     let recordsScored = 0;
-    for (const { arrival, call } of live) {
+    for (const [at, { arrival, call }] of live.entries()) {
       const n = callRows(call);
       let reply: OnlineReply;
       if (!scored.ok || !model) {
@@ -174,7 +174,9 @@ export function startPredictConsumer(options: PredictConsumerOptions): Consumer<
         } else {
           recordsScored += n;
           if (call.shadow !== undefined) {
-            shadowed.push({ shadow: call.shadow, records: call.records ?? recordsOf(unpackColumns(call.columns!.packed)), outputs });
+            // The shadow takes records: a call that came as columns (already unpacked to be scored) becomes them here.
+            const part = scored.parts[at]!;
+            shadowed.push({ shadow: call.shadow, records: Array.isArray(part) ? part : recordsOf(part as Columns), outputs });
           }
           reply = {
             call_id: call.call_id,

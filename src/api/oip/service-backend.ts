@@ -223,13 +223,13 @@ function buildFace(registry: ModelRegistry, resolved: Resolved): Face {
  * its remaining elements (BOOL as bytes). Nothing is built per record.
  */
 function columnsOf(inputs: TensorMap): Columns {
-  const rows = inputs.values().next().value!.shape[0] ?? 1;
+  const n = rows(inputs);
   const columns = new Map<string, Column>();
   for (const [name, { datatype, data }] of inputs) {
     const values = datatype === 'BOOL' ? Uint8Array.from(data as boolean[], (b) => (b ? 1 : 0)) : (data as NumericArray | string[]);
-    columns.set(name, { datatype, width: rows === 0 ? 1 : data.length / rows, data: values });
+    columns.set(name, { datatype, width: n === 0 ? 1 : data.length / n, data: values });
   }
-  return { rows, inputs: columns };
+  return { rows: n, inputs: columns };
 }
 
 /**

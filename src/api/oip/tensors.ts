@@ -5,7 +5,7 @@
 import { endianness } from 'node:os';
 import type { ModelMetadata } from './backend.ts';
 import { InvalidArgumentError } from './errors.ts';
-import { DATATYPES, type Datatype, type NumericArray } from '../../shared/tensor-columns.ts';
+import { DATATYPES, TYPED_LAYOUT, type Datatype, type NumericArray } from '../../shared/tensor-columns.ts';
 
 export { DATATYPES, type Datatype, type NumericArray };
 type NumericDatatype = Exclude<Datatype, 'BOOL' | 'BYTES'>;
@@ -26,77 +26,27 @@ type NumericSpec = {
   field: ContentsField;
 };
 
-function intSpec(
-  create: (n: number) => NumericArray,
-  view: (b: ArrayBuffer) => NumericArray,
-  bytes: number,
-  signed: boolean,
-  field: ContentsField,
-): NumericSpec {
+/** A datatype's spec from its layout (tensor-columns.ts): integers get their range, floats none. */
+function numericSpec(datatype: NumericDatatype, field: ContentsField, signed?: boolean): NumericSpec {
+  const { bytes, view } = TYPED_LAYOUT[datatype];
+  const spec: NumericSpec = { create: (n) => view(new ArrayBuffer(n * bytes)), view, bytes, field };
+  if (signed === undefined) return spec;
   const bits = BigInt(bytes * 8);
-  const range = signed ? ([-(1n << (bits - 1n)), (1n << (bits - 1n)) - 1n] as const) : ([0n, (1n << bits) - 1n] as const);
-  return { create, view, bytes, range, field };
+  spec.range = signed ? ([-(1n << (bits - 1n)), (1n << (bits - 1n)) - 1n] as const) : ([0n, (1n << bits) - 1n] as const);
+  return spec;
 }
 
 const NUMERIC: Record<NumericDatatype, NumericSpec> = {
-  UINT8: intSpec(
-    (n) => new Uint8Array(n),
-    (b) => new Uint8Array(b),
-    1,
-    false,
-    'uint_contents',
-  ),
-  UINT16: intSpec(
-    (n) => new Uint16Array(n),
-    (b) => new Uint16Array(b),
-    2,
-    false,
-    'uint_contents',
-  ),
-  UINT32: intSpec(
-    (n) => new Uint32Array(n),
-    (b) => new Uint32Array(b),
-    4,
-    false,
-    'uint_contents',
-  ),
-  UINT64: intSpec(
-    (n) => new BigUint64Array(n),
-    (b) => new BigUint64Array(b),
-    8,
-    false,
-    'uint64_contents',
-  ),
-  INT8: intSpec(
-    (n) => new Int8Array(n),
-    (b) => new Int8Array(b),
-    1,
-    true,
-    'int_contents',
-  ),
-  INT16: intSpec(
-    (n) => new Int16Array(n),
-    (b) => new Int16Array(b),
-    2,
-    true,
-    'int_contents',
-  ),
-  INT32: intSpec(
-    (n) => new Int32Array(n),
-    (b) => new Int32Array(b),
-    4,
-    true,
-    'int_contents',
-  ),
-  INT64: intSpec(
-    (n) => new BigInt64Array(n),
-    (b) => new BigInt64Array(b),
-    8,
-    true,
-    'int64_contents',
-  ),
-  FP32: { create: (n) => new Float32Array(n), view: (b) => new Float32Array(b), bytes: 4, field: 'fp32_contents' },
-  FP64: { create: (n) => new Float64Array(n), view: (b) => new Float64Array(b), bytes: 8, field: 'fp64_contents' },
+  UINT8: numericSpec('UINT8', 'uint_contents', false),
+  UINT16: numericSpec('UINT16', 'uint_contents', false),
+  UINT32: numericSpec('UINT32', 'uint_contents', false),
+  UINT64: numericSpec('UINT64', 'uint64_contents', false),
+  INT8: numericSpec('INT8', 'int_contents', true),
+  INT16: numericSpec('INT16', 'int_contents', true),
+  INT32: numericSpec('INT32', 'int_contents', true),
+  INT64: numericSpec('INT64', 'int64_contents', true),
+  FP32: numericSpec('FP32', 'fp32_contents'),
+  FP64: numericSpec('FP64', 'fp64_contents'),
 };
 
 export const CONTENTS_FIELDS = [
