@@ -58,6 +58,8 @@ type Pending = {
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
   records: number;
+  /** The depth sample current when its job was enqueued, once it is. */
+  enqueuedIn?: number;
   /** Stops listening to the caller's signal. */
   release?: () => void;
 };
@@ -113,7 +115,16 @@ export class OnlineDispatcher {
   #turn = new Map<string, OnlineCall[]>();
   #turnCalls = 0;
   #nextCallId = 0;
-  #waitingJobs = 0;
+  /** Jobs waiting in every queue at the last sample. */
+  #sampledWaitingJobs = 0;
+  /**
+   * Jobs this api enqueued since that sample, and their records not yet answered: counted at
+   * once, as they are. A call that timed out still counts: its job may still wait.
+   */
+  #jobsSinceSample = 0;
+  #recordsSinceSample = 0;
+  /** Numbers the depth samples, so a reply knows whether its records are among those since the last one. */
+  #sampleNumber = 0;
   #recordsInFlight = 0;
   #ratePerSecond: number | undefined;
   /** Jobs and records enqueued since the last sample: the mean of the recent jobs, not of the process's life. */
@@ -151,7 +162,10 @@ export class OnlineDispatcher {
    * queue's waiting jobs in records when other apis have put more there.
    */
   get recordsWaiting(): number {
-    return Math.max(this.#recordsInFlight, this.#waitingJobs * this.meanRecordsPerJob);
+    // This api's jobs enqueued since the sample count as the records they hold. Counted as jobs ×
+    // the last mean instead, a few one-record calls after a burst of 1000-record jobs read as
+    // thousands of records, and callers of an idle service were refused for them.
+    return Math.max(this.#recordsInFlight, this.#sampledWaitingJobs * this.meanRecordsPerJob + this.#recordsSinceSample);
   }
 
   /** Records per second the workers scored while work was waiting; undefined until measured. */
@@ -249,11 +263,17 @@ export class OnlineDispatcher {
 
   /** The refusal of a call that would not be answered in time, or undefined to take it. */
   #admit(timeoutMs: number): OverloadedError | undefined {
-    const waitMs = predictedWaitMs(this.recordsWaiting, this.#ratePerSecond);
-    if (this.#waitingJobs > this.#options.maxWaiting) {
+    const waiting = this.recordsWaiting;
+    const waitMs = predictedWaitMs(waiting, this.#ratePerSecond);
+    if (this.#sampledWaitingJobs + this.#jobsSinceSample > this.#options.maxWaiting) {
       return new OverloadedError(Math.min(MAX_RETRY_AFTER_S, waitMs / 1000));
     }
-    if (waitMs > timeoutMs) {
+    // No more than one queue job's records ahead, with workers scoring: they go in the next
+    // batch or two. A records/s rate measured on one-record calls is per-call cost, far below
+    // what one batch of 1000 takes, and refusing on it turned a batch call away from an idle
+    // service. A frozen worker (rate 0) is still refused at once.
+    const withinOneJob = waiting <= this.#options.maxRecordsPerJob && (this.#ratePerSecond ?? 1) > 0;
+    if (waitMs > timeoutMs && !withinOneJob) {
       return new OverloadedError(
         Math.min(MAX_RETRY_AFTER_S, waitMs / 1000),
         `The records already waiting would take longer than this call's timeout (${timeoutMs} ms); retry later`,
@@ -294,6 +314,10 @@ export class OnlineDispatcher {
 
     const now = Date.now();
     const data = jobs.map((jobCalls) => ({ reply_to: this.#channel, enqueued_at: now, calls: jobCalls }));
+    // Counted as sent, not once Redis has answered: a depth sample can read these jobs before
+    // this turn hears back, and must turn them into records at this turn's size.
+    this.#jobsEnqueued += data.length;
+    for (const call of calls) this.#recordsEnqueued += callRows(call);
     try {
       if (data.length === 1) await enqueue(producer, data[0]!);
       else {
@@ -302,9 +326,13 @@ export class OnlineDispatcher {
           data.map((d) => ({ data: d })),
         );
       }
-      this.#waitingJobs += data.length;
-      this.#jobsEnqueued += data.length;
-      for (const call of calls) this.#recordsEnqueued += callRows(call);
+      this.#jobsSinceSample += data.length;
+      for (const call of calls) {
+        const pending = this.#pending.get(call.call_id);
+        if (!pending) continue; // answered already, or given up (the next sample sees its job if it waits)
+        pending.enqueuedIn = this.#sampleNumber;
+        this.#recordsSinceSample += pending.records;
+      }
     } catch (err) {
       this.#options.logger.warn({ err }, 'enqueue failed');
       // A full Redis refuses the write but answers: 507 with Retry-After, as POST /jobs says it.
@@ -316,6 +344,8 @@ export class OnlineDispatcher {
 
   #onReply(reply: OnlineReply): void {
     this.#settle(reply.call_id, (p) => {
+      // Scored: no longer waiting, whatever the next sample reads.
+      if (p.enqueuedIn === this.#sampleNumber) this.#recordsSinceSample -= p.records;
       if (reply.status === 'outputs') {
         p.resolve({ outputs: reply.outputs, modelName: reply.model_name, modelVersion: reply.model_version, timings: reply.timings });
       } else if (reply.code === 'model_not_found') {
@@ -342,12 +372,17 @@ export class OnlineDispatcher {
   async #sample(): Promise<void> {
     if (!isRedisReady(this.#options.redis)) return;
     try {
+      // Jobs enqueued while this sample is read may or may not be in it: they stay counted.
+      const since = { jobs: this.#jobsSinceSample, records: this.#recordsSinceSample };
+      this.#sampleNumber++;
       // Every version's waiting jobs on every shard: the workers drain all of them, and the rate they are measured at is all of theirs.
       const [scored, ...waiting] = await Promise.all([
         this.#options.redis.get(this.#scoredKey),
         ...this.producers.flatMap((p) => p.shards.map((queue) => queue.getWaitingCount())),
       ]);
-      this.#waitingJobs = (waiting as number[]).reduce((a, b) => a + b, 0);
+      this.#sampledWaitingJobs = (waiting as number[]).reduce((a, b) => a + b, 0);
+      this.#jobsSinceSample -= since.jobs;
+      this.#recordsSinceSample -= since.records;
       // A lifetime mean would let a past burst of large jobs (tens of records each) count every
       // one-record job waiting now as tens of records, and refuse callers at low load for it.
       if (this.#jobsEnqueued > 0) {

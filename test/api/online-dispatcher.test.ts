@@ -12,7 +12,7 @@ import { predictQueue, predictQueueName, type OnlineReply, type PredictJob, type
 import { createConsumer, createProducer, type Consumer } from '../../src/shared/queue-clients.ts';
 import { publishReplies } from '../../src/shared/reply-channel.ts';
 import { recordsScoredKey } from '../../src/shared/keys.ts';
-import { OnlineDispatcher, type CallResult } from '../../src/api/online-dispatcher.ts';
+import { ADMISSION_SAMPLE_INTERVAL_MS, OnlineDispatcher, type CallResult } from '../../src/api/online-dispatcher.ts';
 import { ModelError, ModelNotFoundError, OverloadedError, TimeoutError, UnavailableError } from '../../src/shared/errors.ts';
 import type { FraudRecord } from '../../src/shared/schemas/record.ts';
 
@@ -72,11 +72,12 @@ function dispatcher(options: { maxWaiting?: number; maxRecordsPerJob?: number; s
   return { online, producer, prefix, conn };
 }
 
-/** A real consumer of the predict queue that answers each call with `answer`. */
+/** A real consumer of the predict queue that answers each call with `answer`, a job after `delayMs(job)` when given. */
 function consumer(
   prefix: string,
   answer: (call: PredictJob['calls'][number]) => OnlineReply,
   version = VERSION,
+  delayMs?: (job: PredictJob) => number,
 ): { worker: Consumer<PredictOutcome, 'predict'>; jobs: PredictJob[] } {
   const connection = createRedis(redis.url, 'consumer', 'test-worker');
   const publisher = createRedis(redis.url, 'consumer', 'test-worker-plain');
@@ -85,6 +86,7 @@ function consumer(
     predictQueue(MODEL, version),
     async (job): Promise<PredictOutcome> => {
       jobs.push(job);
+      if (delayMs) await new Promise((r) => setTimeout(r, delayMs(job)));
       await publishReplies(publisher, new Map([[job.reply_to, job.calls.map(answer)]]));
       return 'scored';
     },
@@ -263,10 +265,8 @@ test("sharded: each version is sent to this api's shard of its queue; waiting jo
   assert.ok(err instanceof OverloadedError, String(err));
 });
 
-test('records waiting past what the measured rate scores within the timeout: 429 with that wait as Retry-After', async () => {
-  const { online, producer, prefix, conn } = dispatcher();
-  await ready(conn);
-  // 200 records wait in the queue (nobody consumes them) while the counter says 50 a second are scored.
+/** Two 100-record calls left waiting in the queue (nobody consumes them, their callers timed out). */
+async function twoCallsWaiting(online: OnlineDispatcher, producer: { queue: { getWaitingCount(): Promise<number> } }) {
   for (let i = 0; i < 2; i++) {
     await assert.rejects(
       online.submit(
@@ -279,6 +279,14 @@ test('records waiting past what the measured rate scores within the timeout: 429
     );
   }
   assert.equal(await producer.queue.getWaitingCount(), 2);
+}
+
+test('records waiting past what the measured rate scores within the timeout: 429 with that wait as Retry-After', async () => {
+  // Jobs of at most 100 records: the 200 waiting are more than the next job.
+  const { online, producer, prefix, conn } = dispatcher({ maxRecordsPerJob: 100 });
+  await ready(conn);
+  // 200 records wait in the queue (nobody consumes them) while the counter says 50 a second are scored.
+  await twoCallsWaiting(online, producer);
   const key = recordsScoredKey(prefix);
   const tick = setInterval(() => void redis.client.incrby(key, 5), 100);
   try {
@@ -298,6 +306,28 @@ test('records waiting past what the measured rate scores within the timeout: 429
   } finally {
     clearInterval(tick);
   }
+});
+
+test('no more than one queue job of records waiting: taken even at a slow measured rate (the next batch holds them); refused once nothing is scored', async () => {
+  const { online, producer, prefix, conn } = dispatcher({ maxRecordsPerJob: 1000 });
+  await ready(conn);
+  await twoCallsWaiting(online, producer);
+  const key = recordsScoredKey(prefix);
+  const tick = setInterval(() => void redis.client.incrby(key, 5), 100);
+  try {
+    // 200 records at 50/s would be 4 s, past a 1 s timeout: but they and this call fit one job.
+    await waitFor(() => online.ratePerSecond !== undefined && online.ratePerSecond > 30 && online.ratePerSecond < 80, {
+      what: 'a measured rate near 50/s',
+    });
+    void online.submit(MODEL, VERSION, [record], 1000).catch(() => undefined);
+    assert.equal(online.pendingCalls, 1);
+  } finally {
+    clearInterval(tick);
+  }
+  // The counter stops: a frozen worker. Within the rate window its callers are refused at once.
+  await waitFor(() => online.ratePerSecond === 0, { what: 'a measured rate of zero', timeoutMs: 10_000 });
+  const err = await online.submit(MODEL, VERSION, [record], 1000).catch((e: unknown) => e);
+  assert.ok(err instanceof OverloadedError, String(err));
 });
 
 test('after a burst of large jobs, one-record calls at low load are not refused for it', async () => {
@@ -321,6 +351,37 @@ test('after a burst of large jobs, one-record calls at low load are not refused 
   while (Date.now() < end && refused.length === 0) await online.submit(MODEL, VERSION, [record], 300).catch((e: unknown) => refused.push(e));
   assert.equal(refused.length, 0, String(refused[0]));
   assert.ok(online.meanRecordsPerJob < 2, `mean ${online.meanRecordsPerJob}`);
+});
+
+test("one-record calls right after 1000-record jobs: this api's own new jobs count as the records they hold, not as jobs of the last burst's size", async () => {
+  const { online, prefix, conn } = dispatcher();
+  const scoredKey = recordsScoredKey(prefix);
+  // Large jobs take 200 ms each, so samples see work waiting and a rate is measured; one-record jobs are answered at once.
+  const records = (job: PredictJob) => job.calls.reduce((n, c) => n + c.records!.length, 0);
+  consumer(
+    prefix,
+    (call) => (void redis.client.incrby(scoredKey, call.records!.length), ok(call)),
+    VERSION,
+    (job) => (records(job) > 1 ? 200 : 0),
+  );
+  await ready(conn);
+  const burstEnd = Date.now() + 1500;
+  while (Date.now() < burstEnd) {
+    await online.submit(
+      MODEL,
+      VERSION,
+      Array.from({ length: 1000 }, () => record),
+      5000,
+    );
+  }
+  // A sample after the burst: nothing of it is waiting any more, and the mean is still its 1000.
+  await new Promise((r) => setTimeout(r, 2 * ADMISSION_SAMPLE_INTERVAL_MS));
+  assert.equal(online.meanRecordsPerJob, 1000);
+  assert.ok(online.ratePerSecond !== undefined && online.ratePerSecond < 10_000, `rate ${online.ratePerSecond}`);
+  // Each call is answered before the next: one record waits at a time. One job counted as 1000
+  // records would be twice this timeout at the measured rate.
+  const timeoutMs = (1000 * 1000) / online.ratePerSecond / 2;
+  for (let i = 0; i < 10; i++) await online.submit(MODEL, VERSION, [record], timeoutMs);
 });
 
 test('Redis away: 503 at once', async () => {
