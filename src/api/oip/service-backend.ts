@@ -342,6 +342,19 @@ const TYPED: Record<string, (n: number) => NumericArray> = {
  */
 function outputTensor(output: TensorSignature, perRecord: readonly Record<string, unknown>[], labels: string[] | undefined): Tensor {
   const n = perRecord.length;
+  const scalars = n > 0 && !labels && (output.type === 'float32' || output.type === 'float64' || output.type === 'int32');
+  if (scalars && typeof perRecord[0]![output.name] === 'number') {
+    // One number per record, the common case (a probability, a score): straight into the typed
+    // array, without the nested-array walk below.
+    const data = TYPED[output.type]!(n) as Float32Array | Float64Array | Int32Array;
+    for (let r = 0; r < n; r++) {
+      const value = perRecord[r]![output.name];
+      if (typeof value !== 'number') throw new Error(`output ${output.name} is ragged`);
+      data[r] = value;
+    }
+    const shape = output.shape.length === 2 && output.shape[1] === 1 ? [n, 1] : [n];
+    return { datatype: OIP_DATATYPE[output.type] as Datatype, shape, data };
+  }
   const flat: unknown[] = [];
   let inner: number[] = [];
   for (let r = 0; r < n; r++) {

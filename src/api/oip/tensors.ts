@@ -336,16 +336,19 @@ export function rawOf(tensor: Tensor): Buffer {
 
 export type InputLimits = { /** Largest batch dimension a call may carry. */ maxBatch: number };
 
+/** The length of a shape without its trailing dimensions of 1 (one dimension at least). */
+function trimmedLength(shape: readonly number[]): number {
+  let end = shape.length;
+  while (end > 1 && shape[end - 1] === 1) end--;
+  return end;
+}
+
 /** Shapes agree when fixed dimensions match; a trailing dimension of 1 may be left out ([N] for [-1,1]). */
 function shapeFits(given: readonly number[], declared: readonly number[]): boolean {
-  const trim = (s: readonly number[]) => {
-    let end = s.length;
-    while (end > 1 && s[end - 1] === 1) end--;
-    return s.slice(0, end);
-  };
-  const g = trim(given);
-  const d = trim(declared);
-  return g.length === d.length && d.every((dim, i) => dim === -1 || dim === g[i]);
+  const length = trimmedLength(declared);
+  if (trimmedLength(given) !== length) return false;
+  for (let i = 0; i < length; i++) if (declared[i] !== -1 && declared[i] !== given[i]) return false;
+  return true;
 }
 
 function firstNonFinite(data: TensorData, allowNaN: boolean): number {
@@ -363,18 +366,19 @@ function firstNonFinite(data: TensorData, allowNaN: boolean): number {
  * dimension and within the limit, and finite where the model says so.
  */
 export function checkInputs(inputs: TensorMap, model: ModelMetadata, limits: InputLimits): void {
-  const declared = new Map(model.inputs.map((m) => [m.name, m]));
-  for (const name of inputs.keys()) {
-    if (!declared.has(name)) {
-      throw new InvalidArgumentError(`unknown input "${name}"; model "${model.name}" takes ${[...declared.keys()].join(', ')}`);
-    }
+  // Called on every inference call: nothing here is allocated unless a check fails.
+  if (inputs.size !== model.inputs.length || model.inputs.some((m) => !inputs.has(m.name))) {
+    const declared = model.inputs.map((m) => m.name);
+    const unknown = [...inputs.keys()].find((name) => !declared.includes(name));
+    if (unknown !== undefined) throw new InvalidArgumentError(`unknown input "${unknown}"; model "${model.name}" takes ${declared.join(', ')}`);
   }
-  let batch: { size: number; input: string } | undefined;
+  let batchSize = -1;
+  let batchInput = '';
   for (const meta of model.inputs) {
     const tensor = inputs.get(meta.name);
     if (!tensor) throw new InvalidArgumentError(`missing input "${meta.name}"`);
-    const accepted = [meta.datatype, ...(meta.accepts ?? [])];
-    if (!accepted.includes(tensor.datatype)) {
+    if (tensor.datatype !== meta.datatype && !meta.accepts?.includes(tensor.datatype)) {
+      const accepted = [meta.datatype, ...(meta.accepts ?? [])];
       throw new InvalidArgumentError(`input "${meta.name}" has datatype ${tensor.datatype}; the model takes ${accepted.join(' or ')}`);
     }
     if (!shapeFits(tensor.shape, meta.shape)) {
@@ -386,10 +390,11 @@ export function checkInputs(inputs: TensorMap, model: ModelMetadata, limits: Inp
       if (size > limits.maxBatch) {
         throw new InvalidArgumentError(`input "${meta.name}" holds a batch of ${size}; the limit is ${limits.maxBatch}`);
       }
-      if (batch && batch.size !== size) {
-        throw new InvalidArgumentError(`input "${meta.name}" holds a batch of ${size} but "${batch.input}" one of ${batch.size}`);
+      if (batchSize !== -1 && batchSize !== size) {
+        throw new InvalidArgumentError(`input "${meta.name}" holds a batch of ${size} but "${batchInput}" one of ${batchSize}`);
       }
-      batch = { size, input: meta.name };
+      batchSize = size;
+      batchInput = meta.name;
     }
     if (meta.finite) {
       const allowNaN = meta.finite === 'nan-missing';
