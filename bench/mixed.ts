@@ -16,6 +16,7 @@ import { buildNdjson } from './bulk.ts';
 import { median } from './load.ts';
 import { startOpenLoop, summarize, type LatencySummary } from './open-loop.ts';
 import { killAll, startServer, type ServerProcess } from './processes.ts';
+import { meterCpu } from './process-stats.ts';
 
 export type MixedPlan = {
   /** Records of the large job. */
@@ -38,7 +39,13 @@ const POLL_MS = 20;
 /** The longest event-loop stall of a process over a phase, from its histogram's buckets. */
 export type Stalls = { p99_ms: number; max_ms: number; windows: number };
 
-type Phase = { online?: LatencySummary; bulk_records_per_s?: number; seconds?: number; stalls: Record<string, Stalls> };
+/**
+ * Cores each process used over a phase (CPU seconds / wall seconds): the api, each worker, Redis,
+ * and this process (the open-loop load generator; curl is not counted).
+ */
+type Cores = Record<string, number>;
+
+type Phase = { online?: LatencySummary; bulk_records_per_s?: number; seconds?: number; stalls: Record<string, Stalls>; cores?: Cores };
 
 export type PoolResult = {
   pools: 'both roles' | 'separate pools';
@@ -52,6 +59,11 @@ export type PoolResult = {
   bulk_mixed_records_per_s: number;
   /** Bulk records/s with online load over alone. */
   bulk_ratio?: number;
+  /** Cores the service used (load generator left out), medians: online load alone, the bulk job alone. */
+  online_alone_cores: number;
+  bulk_alone_cores?: number;
+  /** CPU ms per online call, all of the service's processes together, online load alone. */
+  online_cpu_ms_per_call: number;
 };
 
 export type FairnessResult = {
@@ -66,7 +78,19 @@ export type FairnessResult = {
 
 export type MixedResult = { plan: MixedPlan; both: PoolResult; split: PoolResult; fairness: FairnessResult };
 
-type Stack = { api: ServerProcess; workers: ServerProcess[] };
+type Stack = { api: ServerProcess; workers: ServerProcess[]; redisPid: number };
+
+/** A meter of the cores each of the stack's processes uses over a phase. */
+function stackCpu(stack: Stack) {
+  const pids: Record<string, number> = { api: stack.api.pid, redis: stack.redisPid, load: 0 };
+  stack.workers.forEach((w, i) => (pids[`worker${i + 1}`] = w.pid));
+  return meterCpu(pids);
+}
+
+/** Cores of the service's own processes (the load generator left out). */
+function serviceCores(cores: Cores): number {
+  return Object.entries(cores).reduce((sum, [name, c]) => (name === 'load' ? sum : sum + c), 0);
+}
 
 async function scrapeStallBuckets(url: string): Promise<Map<number, number>> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -127,16 +151,18 @@ async function timedJob(apiUrl: string, file: string, key: string, query = ''): 
 
 async function onlineAlone(stack: Stack, plan: MixedPlan, bodies: string[]): Promise<Phase> {
   const stalls = await stallMeter(stack);
+  const cpu = stackCpu(stack);
   const load = startOpenLoop({ url: `${stack.api.url}/predict`, rate: plan.rate, bodies, headers: { authorization: `Bearer ${KEYS.b}` } });
   await new Promise((r) => setTimeout(r, plan.onlineS * 1000));
   const calls = await load.stop();
-  return { online: summarize(calls), stalls: await stalls() };
+  return { online: summarize(calls), stalls: await stalls(), cores: cpu.stop() };
 }
 
 async function bulkAlone(stack: Stack, plan: MixedPlan, file: string): Promise<Phase> {
   const stalls = await stallMeter(stack);
+  const cpu = stackCpu(stack);
   const { seconds } = await timedJob(stack.api.url, file, KEYS.a);
-  return { bulk_records_per_s: Math.round(plan.largeRecords / seconds), seconds, stalls: await stalls() };
+  return { bulk_records_per_s: Math.round(plan.largeRecords / seconds), seconds, stalls: await stalls(), cores: cpu.stop() };
 }
 
 async function mixed(stack: Stack, plan: MixedPlan, file: string, bodies: string[]): Promise<Phase> {
@@ -180,7 +206,11 @@ async function measurePools(
     online_mixed_failed: rounds.reduce((n, r) => n + r.mixed.online!.failed, 0),
     p99_ratio: Math.round((mixedP99 / aloneP99) * 100) / 100,
     bulk_mixed_records_per_s: bulkMixedRate,
+    online_alone_cores: round3(median(rounds.map((r) => serviceCores(r.online_alone.cores!)))),
+    // Calls were due at plan.rate a second: cores × 1000 ÷ rate is ms of CPU per call.
+    online_cpu_ms_per_call: round3((median(rounds.map((r) => serviceCores(r.online_alone.cores!))) * 1000) / plan.rate),
   };
+  if (withBulkAlone) result.bulk_alone_cores = round3(median(rounds.map((r) => serviceCores(r.bulk_alone!.cores!))));
   if (bulkAloneRate !== undefined) {
     result.bulk_alone_records_per_s = bulkAloneRate;
     result.bulk_ratio = Math.round((bulkMixedRate / bulkAloneRate) * 100) / 100;
@@ -238,7 +268,8 @@ async function startMixedStack(redis: TestRedis, name: string, roles: string[], 
     startServer('api', { name: `${name}-api`, env }),
     ...roles.map((role, i) => startServer('worker', { name: `${name}-worker${i + 1}`, env: { ...env, WORKER_QUEUES: role } })),
   ]);
-  return { api: api!, workers };
+  const redisPid = Number(/process_id:(\d+)/.exec(await redis.client.info('server'))![1]);
+  return { api: api!, workers, redisPid };
 }
 
 async function stopStack(stack: Stack): Promise<void> {
@@ -296,6 +327,10 @@ export function printMixed(result: MixedResult): void {
     } else {
       lines.push(`  bulk with online load ${pool.bulk_mixed_records_per_s} records/s`);
     }
+    lines.push(
+      `  cores used by the service: online load alone ${pool.online_alone_cores} (${pool.online_cpu_ms_per_call} ms of CPU per call)` +
+        (pool.bulk_alone_cores !== undefined ? `, the bulk job alone ${pool.bulk_alone_cores}` : ''),
+    );
     pool.rounds.forEach((r, i) => {
       const fmt = (p: { stalls: Record<string, Stalls> }) =>
         Object.entries(p.stalls)
@@ -305,6 +340,9 @@ export function printMixed(result: MixedResult): void {
         `  round ${i + 1}: alone p50 ${r.online_alone.online!.p50_ms} p99 ${r.online_alone.online!.p99_ms} ms | mixed p50 ${r.mixed.online!.p50_ms} p99 ${r.mixed.online!.p99_ms} max ${r.mixed.online!.max_ms} ms (${r.mixed.online!.calls} calls)`,
       );
       lines.push(`    event-loop stalls (ms, per 100 ms window) alone: ${fmt(r.online_alone)}`);
+      lines.push(
+        `    cores, online alone: ${JSON.stringify(r.online_alone.cores)}${r.bulk_alone ? `; bulk alone: ${JSON.stringify(r.bulk_alone.cores)}` : ''}`,
+      );
       if (r.bulk_alone) lines.push(`    bulk alone: ${fmt(r.bulk_alone)}`);
       lines.push(`    mixed: ${fmt(r.mixed)}`);
     });
