@@ -265,8 +265,13 @@ test("sharded: each version is sent to this api's shard of its queue; waiting jo
   assert.ok(err instanceof OverloadedError, String(err));
 });
 
-/** Two 100-record calls left waiting in the queue (nobody consumes them, their callers timed out). */
-async function twoCallsWaiting(online: OnlineDispatcher, producer: { queue: { getWaitingCount(): Promise<number> } }) {
+/**
+ * 200 records waiting in the queue (two 100-record calls nobody consumes: their callers timed
+ * out) while the records-scored counter says 50 a second are scored, until stopScoring().
+ */
+async function waitingAt50PerSecond(maxRecordsPerJob: number) {
+  const { online, producer, prefix, conn } = dispatcher({ maxRecordsPerJob });
+  await ready(conn);
   for (let i = 0; i < 2; i++) {
     await assert.rejects(
       online.submit(
@@ -279,52 +284,38 @@ async function twoCallsWaiting(online: OnlineDispatcher, producer: { queue: { ge
     );
   }
   assert.equal(await producer.queue.getWaitingCount(), 2);
+  const key = recordsScoredKey(prefix);
+  const tick = setInterval(() => void redis.client.incrby(key, 5), 100);
+  const stopScoring = () => clearInterval(tick);
+  closers.push(async () => stopScoring());
+  await waitFor(() => online.ratePerSecond !== undefined && online.ratePerSecond > 30 && online.ratePerSecond < 80, {
+    what: 'a measured rate near 50/s',
+  });
+  return { online, prefix, stopScoring };
 }
 
 test('records waiting past what the measured rate scores within the timeout: 429 with that wait as Retry-After', async () => {
   // Jobs of at most 100 records: the 200 waiting are more than the next job.
-  const { online, producer, prefix, conn } = dispatcher({ maxRecordsPerJob: 100 });
-  await ready(conn);
-  // 200 records wait in the queue (nobody consumes them) while the counter says 50 a second are scored.
-  await twoCallsWaiting(online, producer);
-  const key = recordsScoredKey(prefix);
-  const tick = setInterval(() => void redis.client.incrby(key, 5), 100);
-  try {
-    // 200 records at 50/s: 4 s predicted, past a 1 s timeout and within a 10 s one.
-    await waitFor(() => online.ratePerSecond !== undefined && online.ratePerSecond > 30 && online.ratePerSecond < 80, {
-      what: 'a measured rate near 50/s',
-    });
-    const err = await online.submit(MODEL, VERSION, [record], 1000).catch((e: unknown) => e);
-    assert.ok(err instanceof OverloadedError, String(err));
-    const retryAfter = Number(err.headers['retry-after']);
-    assert.ok(retryAfter >= 3 && retryAfter <= 7, `Retry-After ${retryAfter}`);
-    // A call whose timeout covers the wait is taken; a consumer then answers it.
-    const accepted = online.submit(MODEL, VERSION, [record], 10_000);
-    assert.equal(online.pendingCalls, 1);
-    consumer(prefix, ok);
-    assert.deepEqual(probabilities(await accepted), [0.1]);
-  } finally {
-    clearInterval(tick);
-  }
+  const { online, prefix } = await waitingAt50PerSecond(100);
+  // 200 records at 50/s: 4 s predicted, past a 1 s timeout and within a 10 s one.
+  const err = await online.submit(MODEL, VERSION, [record], 1000).catch((e: unknown) => e);
+  assert.ok(err instanceof OverloadedError, String(err));
+  const retryAfter = Number(err.headers['retry-after']);
+  assert.ok(retryAfter >= 3 && retryAfter <= 7, `Retry-After ${retryAfter}`);
+  // A call whose timeout covers the wait is taken; a consumer then answers it.
+  const accepted = online.submit(MODEL, VERSION, [record], 10_000);
+  assert.equal(online.pendingCalls, 1);
+  consumer(prefix, ok);
+  assert.deepEqual(probabilities(await accepted), [0.1]);
 });
 
 test('no more than one queue job of records waiting: taken even at a slow measured rate (the next batch holds them); refused once nothing is scored', async () => {
-  const { online, producer, prefix, conn } = dispatcher({ maxRecordsPerJob: 1000 });
-  await ready(conn);
-  await twoCallsWaiting(online, producer);
-  const key = recordsScoredKey(prefix);
-  const tick = setInterval(() => void redis.client.incrby(key, 5), 100);
-  try {
-    // 200 records at 50/s would be 4 s, past a 1 s timeout: but they and this call fit one job.
-    await waitFor(() => online.ratePerSecond !== undefined && online.ratePerSecond > 30 && online.ratePerSecond < 80, {
-      what: 'a measured rate near 50/s',
-    });
-    void online.submit(MODEL, VERSION, [record], 1000).catch(() => undefined);
-    assert.equal(online.pendingCalls, 1);
-  } finally {
-    clearInterval(tick);
-  }
+  const { online, stopScoring } = await waitingAt50PerSecond(1000);
+  // 200 records at 50/s would be 4 s, past a 1 s timeout: but they and this call fit one job.
+  void online.submit(MODEL, VERSION, [record], 1000).catch(() => undefined);
+  assert.equal(online.pendingCalls, 1);
   // The counter stops: a frozen worker. Within the rate window its callers are refused at once.
+  stopScoring();
   await waitFor(() => online.ratePerSecond === 0, { what: 'a measured rate of zero', timeoutMs: 10_000 });
   const err = await online.submit(MODEL, VERSION, [record], 1000).catch((e: unknown) => e);
   assert.ok(err instanceof OverloadedError, String(err));
