@@ -4,10 +4,10 @@
 // which also serves the board). Node's compile cache (NODE_COMPILE_CACHE, set by ./dev) decides
 // whether the TypeScript stripper is resident: the row says whether it was set.
 // Runs alone as `node bench/idle-rss.ts`, or as part of `npm run bench`.
-import { readFileSync } from 'node:fs';
 import { startTestRedis, type TestRedis } from '../test/helpers/redis-server.ts';
 import { median, round } from './load.ts';
 import { startServer } from './processes.ts';
+import { statusMb } from './process-stats.ts';
 
 const IDLE_MS = 5000;
 const RUNS = 3;
@@ -21,16 +21,12 @@ export type IdleRssResult = {
   open_runs: number[];
 };
 
-function rssMb(pid: number): number {
-  return round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024, 1);
-}
-
 async function idleRss(redis: TestRedis, prefix: string, extra: Record<string, string>): Promise<number> {
   const env = { REDIS_URL: redis.url, QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn', HOST: '127.0.0.1', ...extra };
   const [api, worker] = await Promise.all([startServer('api', { name: 'idle-api', env }), startServer('worker', { name: 'idle-worker', env })]);
   try {
     await new Promise((r) => setTimeout(r, IDLE_MS));
-    return rssMb(api.pid);
+    return round(statusMb(api.pid, 'VmRSS')!, 1);
   } finally {
     await Promise.all([api.stop(), worker.stop()]);
   }

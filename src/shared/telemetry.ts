@@ -118,7 +118,7 @@ function create(options: TelemetryOptions): Telemetry {
     { instrumentName: 'process.memory.usage', name: 'process.memory.usage_bytes' },
     { instrumentName: 'v8js.gc.duration', name: 'v8js.gc.duration_seconds' },
   ];
-  const stop = tracing ? startSdk(options.serviceName, prometheus, views) : startMetricsOnly(scope, prometheus, views);
+  const stop = tracing ? startSdk(options.serviceName, prometheus, views) : startMetricsOnly(options.serviceName, prometheus, views);
   observeProcess(metrics.getMeter(scope));
   let stopped: Promise<void> | undefined;
   return {
@@ -132,8 +132,8 @@ function create(options: TelemetryOptions): Telemetry {
 }
 
 /** Metrics only: a meter provider read by Prometheus, and the runtime's own metrics. Returns its shutdown. */
-function startMetricsOnly(scope: string, prometheus: PrometheusExporter, views: ViewOptions[]): () => Promise<void> {
-  const provider = new MeterProvider({ resource: resourceFromAttributes({ 'service.name': scope }), readers: [prometheus], views });
+function startMetricsOnly(serviceName: string, prometheus: PrometheusExporter, views: ViewOptions[]): () => Promise<void> {
+  const provider = new MeterProvider({ resource: resourceFromAttributes({ 'service.name': serviceName }), readers: [prometheus], views });
   metrics.setGlobalMeterProvider(provider);
   registerInstrumentations({ instrumentations: [new RuntimeNodeInstrumentation()], meterProvider: provider });
   return () => provider.shutdown();

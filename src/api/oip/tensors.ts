@@ -366,7 +366,7 @@ function firstNonFinite(data: TensorData, allowNaN: boolean): number {
  * dimension and within the limit, and finite where the model says so.
  */
 export function checkInputs(inputs: TensorMap, model: ModelMetadata, limits: InputLimits): void {
-  // Called on every inference call: nothing here is allocated unless a check fails.
+  // Called on every inference call: no map, array or object is built unless a check fails.
   if (inputs.size !== model.inputs.length || model.inputs.some((m) => !inputs.has(m.name))) {
     const declared = model.inputs.map((m) => m.name);
     const unknown = [...inputs.keys()].find((name) => !declared.includes(name));
